@@ -1,0 +1,326 @@
+#include "server/io/engine.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "proto/errno_status.h"
+
+namespace sockagent {
+namespace {
+
+constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+constexpr uint32_t kWriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
+constexpr int kMaxEvents = 256;
+
+int Index(Interest interest) { return static_cast<int>(interest); }
+
+// Milliseconds until `deadline`, rounded up, for epoll_wait (-1: forever).
+int WaitMillis(absl::Time now, absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return -1;
+  if (deadline <= now) return 0;
+  const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(
+      deadline - now, absl::Milliseconds(1)));
+  return ms > 60000 ? 60000 : static_cast<int>(ms);
+}
+
+}  // namespace
+
+IoSocket::~IoSocket() { engine_->Forget(id_); }
+
+bool IoSocket::WithFd(absl::FunctionRef<void(int fd)> fn) {
+  absl::MutexLock lock(&mu_);
+  if (!fd_.valid()) return false;
+  fn(fd_.get());
+  return true;
+}
+
+bool IoSocket::closed() const {
+  absl::MutexLock lock(&mu_);
+  return !fd_.valid();
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create() {
+  ScopedFd epoll_fd(::epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_fd.valid()) return OsError(errno, "epoll_create1");
+  ScopedFd wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake_fd.valid()) return OsError(errno, "eventfd");
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.u64 = 0;  // socket ids start at 1
+  if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &event) != 0) {
+    return OsError(errno, "epoll_ctl");
+  }
+  std::unique_ptr<Engine> engine(
+      new Engine(epoll_fd.release(), wake_fd.release()));
+  engine->thread_ = std::thread([e = engine.get()] { e->Run(); });
+  return engine;
+}
+
+Engine::Engine(int epoll_fd, int wake_fd)
+    : epoll_fd_(epoll_fd), wake_fd_(wake_fd) {}
+
+Engine::~Engine() {
+  Shutdown();
+  stop_thread_ = true;
+  Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::Wake() {
+  const uint64_t one = 1;
+  // A full counter already guarantees a wake-up, so EAGAIN is fine.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+absl::StatusOr<std::shared_ptr<IoSocket>> Engine::Register(ScopedFd fd,
+                                                           int family,
+                                                           int type,
+                                                           int protocol) {
+  const uint64_t id = next_id_++;
+  const int raw_fd = fd.get();
+  std::shared_ptr<IoSocket> socket(
+      new IoSocket(this, id, std::move(fd), family, type, protocol));
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_) {
+      return absl::UnavailableError("the agent is shutting down");
+    }
+    sockets_[id] = socket;
+  }
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  event.data.u64 = id;
+  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, raw_fd, &event) != 0) {
+    // `socket` is destroyed on return, which closes the fd and forgets it.
+    return OsError(errno, "epoll_ctl");
+  }
+  return socket;
+}
+
+void Engine::Submit(const std::shared_ptr<IoSocket>& socket,
+                    Interest interest, std::unique_ptr<IoOp> op,
+                    const WaitOptions& options) {
+  std::optional<absl::Status> result;
+  uint64_t op_id = 0;
+  {
+    absl::MutexLock lock(&socket->mu_);
+    auto& queue = socket->queues_[Index(interest)];
+    if (shutting_down_) {
+      result = absl::UnavailableError("the agent is shutting down");
+    } else if (!socket->fd_.valid()) {
+      result = OsErrorWithCode(absl::StatusCode::kFailedPrecondition, EBADF,
+                               op->name(),
+                               absl::StrCat(op->name(), ": socket is closed"));
+    } else if (queue.empty()) {
+      result = op->Attempt(socket->fd_.get());
+    }
+    if (!result.has_value()) {
+      if (options.nonblocking) {
+        result = OsError(op->would_block_errno(), op->name());
+      } else if (options.deadline <= absl::Now()) {
+        result = absl::DeadlineExceededError(
+            absl::StrCat(op->name(), ": timed out"));
+      } else {
+        op_id = next_id_++;
+        queue.push_back({op_id, std::move(op), options.deadline});
+        ++waiting_;
+        if (options.deadline != absl::InfiniteFuture()) {
+          absl::MutexLock engine_lock(&mu_);
+          auto it = timers_.emplace(TimerKey{options.deadline, op_id}, socket)
+                        .first;
+          if (it == timers_.begin()) Wake();
+        }
+      }
+    }
+  }
+  if (result.has_value()) {
+    op->Complete(*std::move(result));
+    return;
+  }
+  if (options.cancel != nullptr) {
+    std::weak_ptr<IoSocket> weak = socket;
+    options.cancel->SetCallback([this, weak, op_id] {
+      EndWaiting(weak, op_id, absl::CancelledError("cancelled by the caller"));
+    });
+  }
+}
+
+void Engine::EndWaiting(const std::weak_ptr<IoSocket>& weak, uint64_t op_id,
+                        absl::Status status) {
+  std::shared_ptr<IoSocket> socket = weak.lock();
+  if (socket == nullptr) return;
+  std::unique_ptr<IoOp> op;
+  absl::Time deadline;
+  {
+    absl::MutexLock lock(&socket->mu_);
+    for (auto& queue : socket->queues_) {
+      for (auto it = queue.begin(); it != queue.end(); ++it) {
+        if (it->id != op_id) continue;
+        op = std::move(it->op);
+        deadline = it->deadline;
+        queue.erase(it);
+        break;
+      }
+      if (op != nullptr) break;
+    }
+  }
+  if (op == nullptr) return;  // it already ended
+  --waiting_;
+  if (deadline != absl::InfiniteFuture()) {
+    absl::MutexLock lock(&mu_);
+    timers_.erase(TimerKey{deadline, op_id});
+  }
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    status = absl::DeadlineExceededError(
+        absl::StrCat(op->name(), ": timed out"));
+  }
+  op->Complete(std::move(status));
+}
+
+void Engine::FinishAll(std::deque<IoSocket::Pending>& ops,
+                       absl::Status status) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& pending : ops) {
+      if (pending.deadline != absl::InfiniteFuture()) {
+        timers_.erase(TimerKey{pending.deadline, pending.id});
+      }
+    }
+  }
+  waiting_ -= ops.size();
+  for (auto& pending : ops) pending.op->Complete(status);
+  ops.clear();
+}
+
+void Engine::Close(IoSocket& socket) {
+  std::deque<IoSocket::Pending> ops;
+  {
+    absl::MutexLock lock(&socket.mu_);
+    if (!socket.fd_.valid()) return;
+    for (auto& queue : socket.queues_) {
+      for (auto& pending : queue) ops.push_back(std::move(pending));
+      queue.clear();
+    }
+    // close() also removes the descriptor from the epoll set.
+    socket.fd_.reset();
+  }
+  Forget(socket.id_);
+  FinishAll(ops, absl::AbortedError("the socket was closed while waiting"));
+}
+
+void Engine::Forget(uint64_t socket_id) {
+  absl::MutexLock lock(&mu_);
+  sockets_.erase(socket_id);
+}
+
+void Engine::Shutdown() {
+  std::vector<std::shared_ptr<IoSocket>> sockets;
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutting_down_.exchange(true)) return;
+    for (const auto& [id, weak] : sockets_) {
+      if (auto socket = weak.lock()) sockets.push_back(std::move(socket));
+    }
+  }
+  for (const auto& socket : sockets) {
+    std::deque<IoSocket::Pending> ops;
+    {
+      absl::MutexLock lock(&socket->mu_);
+      for (auto& queue : socket->queues_) {
+        for (auto& pending : queue) ops.push_back(std::move(pending));
+        queue.clear();
+      }
+    }
+    FinishAll(ops, absl::UnavailableError("the agent is shutting down"));
+  }
+}
+
+size_t Engine::waiting_ops() const { return waiting_; }
+
+void Engine::OnEvents(uint64_t socket_id, uint32_t events) {
+  std::shared_ptr<IoSocket> socket;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sockets_.find(socket_id);
+    if (it == sockets_.end()) return;
+    socket = it->second.lock();
+  }
+  if (socket == nullptr) return;
+  std::vector<Completion> done;
+  std::vector<TimerKey> timers;
+  {
+    absl::MutexLock lock(&socket->mu_);
+    if (!socket->fd_.valid()) return;
+    for (Interest interest : {Interest::kRead, Interest::kWrite}) {
+      const uint32_t mask =
+          interest == Interest::kRead ? kReadEvents : kWriteEvents;
+      if ((events & mask) == 0) continue;
+      auto& queue = socket->queues_[Index(interest)];
+      while (!queue.empty()) {
+        std::optional<absl::Status> result =
+            queue.front().op->Attempt(socket->fd_.get());
+        if (!result.has_value()) break;
+        if (queue.front().deadline != absl::InfiniteFuture()) {
+          timers.emplace_back(queue.front().deadline, queue.front().id);
+        }
+        done.push_back({std::move(queue.front().op), *std::move(result)});
+        queue.pop_front();
+      }
+    }
+  }
+  if (!timers.empty()) {
+    absl::MutexLock lock(&mu_);
+    for (const TimerKey& key : timers) timers_.erase(key);
+  }
+  waiting_ -= done.size();
+  for (Completion& completion : done) {
+    completion.op->Complete(std::move(completion.status));
+  }
+}
+
+void Engine::ExpireTimers(absl::Time now) {
+  std::vector<std::pair<uint64_t, std::weak_ptr<IoSocket>>> expired;
+  {
+    absl::MutexLock lock(&mu_);
+    while (!timers_.empty() && timers_.begin()->first.first <= now) {
+      expired.emplace_back(timers_.begin()->first.second,
+                           std::move(timers_.begin()->second));
+      timers_.erase(timers_.begin());
+    }
+  }
+  for (auto& [op_id, socket] : expired) {
+    EndWaiting(socket, op_id, absl::DeadlineExceededError("timed out"));
+  }
+}
+
+void Engine::Run() {
+  epoll_event events[kMaxEvents];
+  while (!stop_thread_) {
+    absl::Time next = absl::InfiniteFuture();
+    {
+      absl::MutexLock lock(&mu_);
+      if (!timers_.empty()) next = timers_.begin()->first.first;
+    }
+    const int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents,
+                               WaitMillis(absl::Now(), next));
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == 0) {
+        uint64_t count;
+        [[maybe_unused]] ssize_t r =
+            ::read(wake_fd_.get(), &count, sizeof(count));
+        continue;
+      }
+      OnEvents(events[i].data.u64, events[i].events);
+    }
+    ExpireTimers(absl::Now());
+  }
+}
+
+}  // namespace sockagent

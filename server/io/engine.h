@@ -1,0 +1,180 @@
+#ifndef SOCKAGENT_SERVER_IO_ENGINE_H_
+#define SOCKAGENT_SERVER_IO_ENGINE_H_
+
+// The epoll engine: every socket is non-blocking and registered once
+// (edge-triggered); an operation that would block waits in its socket's queue
+// and holds no thread. One engine thread runs readiness and deadlines; the
+// cost of a waiting operation is one queue entry. Knows nothing of gRPC.
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/io/cancel_token.h"
+#include "server/io/scoped_fd.h"
+
+namespace sockagent {
+
+enum class Interest { kRead = 0, kWrite = 1 };
+
+// One socket operation that may have to wait for readiness.
+class IoOp {
+ public:
+  virtual ~IoOp() = default;
+
+  // Tries the operation. Called with the socket's lock held and its
+  // descriptor open. Returns nullopt when the socket is not ready (keep
+  // waiting), otherwise the final status.
+  virtual std::optional<absl::Status> Attempt(int fd) = 0;
+
+  // Delivers the outcome. Called exactly once, with no engine or socket lock
+  // held, possibly on the engine thread; the op is destroyed afterwards.
+  virtual void Complete(absl::Status status) = 0;
+
+  // The system call's name, for error messages ("recv").
+  virtual const char* name() const = 0;
+
+  // What a non-blocking socket reports instead of waiting.
+  virtual int would_block_errno() const { return EAGAIN; }
+};
+
+// How long an operation may wait.
+struct WaitOptions {
+  // Then the op ends with DEADLINE_EXCEEDED "<name>: timed out".
+  absl::Time deadline = absl::InfiniteFuture();
+  // Fail with would_block_errno() instead of waiting (Python's timeout 0).
+  bool nonblocking = false;
+  // When it fires, the op ends with CANCELLED. Must outlive the wait.
+  CancelToken* cancel = nullptr;
+};
+
+class Engine;
+
+// A descriptor registered with an Engine. Thread-safe. Owned by shared_ptr so
+// an in-flight operation keeps it alive while another caller closes it; the
+// descriptor itself is closed exactly once, by Engine::Close or destruction.
+// Must be destroyed before its Engine.
+class IoSocket {
+ public:
+  IoSocket(const IoSocket&) = delete;
+  IoSocket& operator=(const IoSocket&) = delete;
+  ~IoSocket();
+
+  int family() const { return family_; }
+  int type() const { return type_; }
+  int protocol() const { return protocol_; }
+
+  // Runs `fn(fd)` with the socket's lock held, serialized with every other
+  // operation on it. Returns false, without calling `fn`, if it is closed.
+  bool WithFd(absl::FunctionRef<void(int fd)> fn);
+
+  bool closed() const;
+
+ private:
+  friend class Engine;
+  struct Pending {
+    uint64_t id;
+    std::unique_ptr<IoOp> op;
+    absl::Time deadline;
+  };
+
+  IoSocket(Engine* engine, uint64_t id, ScopedFd fd, int family, int type,
+           int protocol)
+      : engine_(engine),
+        id_(id),
+        family_(family),
+        type_(type),
+        protocol_(protocol),
+        fd_(std::move(fd)) {}
+
+  Engine* const engine_;
+  const uint64_t id_;
+  const int family_;
+  const int type_;
+  const int protocol_;
+  mutable absl::Mutex mu_;
+  ScopedFd fd_ ABSL_GUARDED_BY(mu_);
+  std::deque<Pending> queues_[2] ABSL_GUARDED_BY(mu_);
+};
+
+class Engine {
+ public:
+  friend class IoSocket;
+  // Starts the engine thread. Errors: the errno of epoll_create1/eventfd.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create();
+
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+  // Shuts down and joins the engine thread. Every IoSocket must be gone.
+  ~Engine();
+
+  // Takes ownership of a non-blocking descriptor and watches it.
+  absl::StatusOr<std::shared_ptr<IoSocket>> Register(ScopedFd fd, int family,
+                                                     int type, int protocol);
+
+  // Runs `op` now if its socket is ready and no earlier op of the same
+  // interest waits; otherwise queues it (FIFO per interest) until the socket
+  // is ready. The op ends exactly once: with its own result, DEADLINE_EXCEEDED,
+  // CANCELLED, ABORTED when the socket is closed while it waits,
+  // FAILED_PRECONDITION with EBADF when the socket was already closed, or
+  // UNAVAILABLE once the engine shuts down. May complete before returning.
+  void Submit(const std::shared_ptr<IoSocket>& socket, Interest interest,
+              std::unique_ptr<IoOp> op, const WaitOptions& options);
+
+  // Closes the descriptor; waiting ops end with ABORTED. Idempotent.
+  void Close(IoSocket& socket);
+
+  // Ends every waiting op and every later Submit with UNAVAILABLE. Sockets
+  // stay open until closed. Idempotent.
+  void Shutdown();
+
+  // Ops currently waiting, across all sockets (for tests and metrics).
+  size_t waiting_ops() const;
+
+ private:
+  struct Completion {
+    std::unique_ptr<IoOp> op;
+    absl::Status status;
+  };
+  using TimerKey = std::pair<absl::Time, uint64_t>;
+
+  Engine(int epoll_fd, int wake_fd);
+  void Run();
+  void Wake();
+  void OnEvents(uint64_t socket_id, uint32_t events);
+  void ExpireTimers(absl::Time now);
+  // Removes op `op_id` from `socket` (if it still waits) and ends it.
+  void EndWaiting(const std::weak_ptr<IoSocket>& socket, uint64_t op_id,
+                  absl::Status status);
+  void Forget(uint64_t socket_id);
+  void FinishAll(std::deque<IoSocket::Pending>& ops, absl::Status status);
+
+  ScopedFd epoll_fd_;
+  ScopedFd wake_fd_;
+  mutable absl::Mutex mu_;
+  // Read under a socket's lock by Submit; set before sockets are drained.
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> stop_thread_{false};
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<size_t> waiting_{0};
+  absl::flat_hash_map<uint64_t, std::weak_ptr<IoSocket>> sockets_
+      ABSL_GUARDED_BY(mu_);
+  std::map<TimerKey, std::weak_ptr<IoSocket>> timers_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_SERVER_IO_ENGINE_H_
