@@ -1,0 +1,299 @@
+#include "client/agent.h"
+
+#include <utility>
+
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include "absl/strings/str_cat.h"
+#include "client/internal/connection.h"
+
+namespace sockagent {
+namespace {
+
+using internal::CallKind;
+using Stub = v1::SocketAgent::StubInterface;
+
+// Bound of the best-effort CloseSession in the destructor.
+constexpr absl::Duration kCloseTimeout = absl::Seconds(2);
+// Keepalive period when the agent did not report a ttl.
+constexpr absl::Duration kFallbackKeepAlivePeriod = absl::Seconds(10);
+// The smallest keepalive period, whatever the ttl.
+constexpr absl::Duration kMinKeepAlivePeriod = absl::Milliseconds(100);
+// Messages carry up to max_recv_bytes; leave room beyond gRPC's 4 MiB.
+constexpr int kMaxMessageBytes = 64 << 20;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options.credentials != nullptr ? options.credentials
+                                     : grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.target, credentials, args);
+  if (!channel->WaitForConnected(
+          absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the agent at ", options.target, " within ",
+                     absl::FormatDuration(options.connect_timeout)));
+  }
+  std::unique_ptr<Stub> stub = v1::SocketAgent::NewStub(channel);
+
+  std::string session_id = options.session_id;
+  std::string incarnation;
+  absl::Duration ttl = absl::ZeroDuration();
+  const bool owns_session = session_id.empty() && options.open_session;
+  if (owns_session) {
+    auto bootstrap = std::make_shared<internal::Connection>(
+        channel, v1::SocketAgent::NewStub(channel), "", options.call_timeout);
+    v1::CreateSessionRequest request;
+    if (options.session_ttl > absl::ZeroDuration()) {
+      *request.mutable_ttl() = internal::ToProto(options.session_ttl);
+    }
+    request.set_label(options.session_label);
+    v1::CreateSessionResponse response;
+    absl::Status status =
+        bootstrap->Call(&Stub::CreateSession, request, &response);
+    if (!status.ok()) return status;
+    session_id = response.session_id();
+    incarnation = response.incarnation();
+    ttl = internal::FromProto(response.ttl());
+  }
+  auto connection = std::make_shared<const internal::Connection>(
+      channel, std::move(stub), session_id, options.call_timeout);
+  if (!owns_session && !session_id.empty() && options.keepalive) {
+    v1::KeepAliveRequest request;
+    v1::KeepAliveResponse response;
+    absl::Status status =
+        connection->Call(&Stub::KeepAlive, request, &response);
+    if (!status.ok()) return status;
+    ttl = internal::FromProto(response.ttl());
+  }
+  std::unique_ptr<Agent> agent(new Agent(
+      std::move(connection), std::move(incarnation), ttl, owns_session));
+  if (options.keepalive && !session_id.empty()) agent->StartKeepAlive();
+  return agent;
+}
+
+Agent::Agent(std::shared_ptr<const internal::Connection> connection,
+             std::string incarnation, absl::Duration ttl, bool owns_session)
+    : connection_(std::move(connection)),
+      incarnation_(std::move(incarnation)),
+      owns_session_(owns_session),
+      ttl_(ttl) {}
+
+Agent::~Agent() {
+  StopKeepAlive();
+  bool closed;
+  {
+    absl::MutexLock lock(&mu_);
+    closed = session_closed_;
+  }
+  if (owns_session_ && !closed) {
+    v1::CloseSessionRequest request;
+    v1::CloseSessionResponse response;
+    connection_
+        ->Call(&Stub::CloseSession, request, &response, CallKind::kImmediate,
+               absl::Now() + kCloseTimeout)
+        .IgnoreError();
+  }
+}
+
+const std::string& Agent::session_id() const {
+  return connection_->session_id();
+}
+
+absl::Duration Agent::session_ttl() const {
+  absl::MutexLock lock(&mu_);
+  return ttl_;
+}
+
+void Agent::StartKeepAlive() {
+  keepalive_thread_ = std::thread([this] { KeepAliveLoop(); });
+}
+
+void Agent::StopKeepAlive() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stop_keepalive_.HasBeenNotified()) stop_keepalive_.Notify();
+    if (keepalive_context_ != nullptr) keepalive_context_->TryCancel();
+  }
+  if (keepalive_thread_.joinable() &&
+      keepalive_thread_.get_id() != std::this_thread::get_id()) {
+    keepalive_thread_.join();
+  }
+}
+
+void Agent::KeepAliveLoop() {
+  while (true) {
+    absl::Duration period;
+    {
+      absl::MutexLock lock(&mu_);
+      period =
+          ttl_ > absl::ZeroDuration() ? ttl_ / 3 : kFallbackKeepAlivePeriod;
+    }
+    period = std::max(period, kMinKeepAlivePeriod);
+    if (stop_keepalive_.WaitForNotificationWithTimeout(period)) return;
+    std::unique_ptr<grpc::ClientContext> context =
+        connection_->MakeContext(CallKind::kImmediate, absl::Now() + period);
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_keepalive_.HasBeenNotified()) return;
+      keepalive_context_ = context.get();
+    }
+    v1::KeepAliveRequest request;
+    v1::KeepAliveResponse response;
+    grpc::Status status =
+        connection_->stub().KeepAlive(context.get(), request, &response);
+    absl::MutexLock lock(&mu_);
+    keepalive_context_ = nullptr;
+    if (status.ok() && response.has_ttl()) {
+      ttl_ = internal::FromProto(response.ttl());
+    }
+    // A failed renewal is retried at the next period; a lapsed session
+    // surfaces as NOT_FOUND on the caller's next call.
+  }
+}
+
+absl::StatusOr<uint32_t> Agent::CloseSession() {
+  StopKeepAlive();
+  v1::CloseSessionRequest request;
+  v1::CloseSessionResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::CloseSession, request, &response);
+  {
+    absl::MutexLock lock(&mu_);
+    session_closed_ = true;
+  }
+  if (!status.ok()) return status;
+  return response.sockets_closed();
+}
+
+absl::StatusOr<absl::Duration> Agent::KeepAlive() {
+  v1::KeepAliveRequest request;
+  v1::KeepAliveResponse response;
+  absl::Status status = connection_->Call(&Stub::KeepAlive, request, &response);
+  if (!status.ok()) return status;
+  absl::Duration ttl = internal::FromProto(response.ttl());
+  absl::MutexLock lock(&mu_);
+  ttl_ = ttl;
+  return ttl;
+}
+
+absl::StatusOr<Socket> Agent::CreateSocket(v1::Family family,
+                                           v1::SocketType type, int protocol) {
+  v1::SocketRequest request;
+  request.set_family(family);
+  request.set_type(type);
+  request.set_protocol(protocol);
+  v1::SocketResponse response;
+  absl::Status status = connection_->Call(&Stub::Socket, request, &response);
+  if (!status.ok()) return status;
+  return Socket(connection_, response.handle(), /*owned=*/true);
+}
+
+Socket Agent::AttachSocket(std::string handle) {
+  return Socket(connection_, std::move(handle), /*owned=*/false);
+}
+
+absl::StatusOr<Socket> Agent::CreateConnection(
+    const v1::Address& address, std::optional<absl::Duration> timeout) {
+  std::vector<v1::AddrInfo> candidates;
+  if (address.has_unix()) {
+    v1::AddrInfo info;
+    info.set_family(v1::FAMILY_UNIX);
+    info.set_type(v1::SOCKET_TYPE_STREAM);
+    *info.mutable_address() = address;
+    candidates.push_back(std::move(info));
+  } else if (address.has_inet()) {
+    const v1::InetAddress& inet = address.inet();
+    if (inet.host_kind_case() == v1::InetAddress::kHostInt) {
+      v1::AddrInfo info;
+      info.set_family(v1::FAMILY_INET);
+      info.set_type(v1::SOCKET_TYPE_STREAM);
+      *info.mutable_address() = address;
+      candidates.push_back(std::move(info));
+    } else {
+      std::string port = inet.port_kind_case() == v1::InetAddress::kPortName
+                             ? inet.port_name()
+                             : absl::StrCat(inet.port());
+      absl::StatusOr<std::vector<v1::AddrInfo>> resolved = GetAddrInfo(
+          inet.host(), port, v1::FAMILY_UNSPECIFIED, v1::SOCKET_TYPE_STREAM);
+      if (!resolved.ok()) return resolved.status();
+      candidates = *std::move(resolved);
+    }
+  } else {
+    return absl::InvalidArgumentError("address: no kind set");
+  }
+  absl::Status last =
+      absl::NotFoundError("address: getaddrinfo returned no results");
+  for (const v1::AddrInfo& candidate : candidates) {
+    absl::StatusOr<Socket> socket = CreateSocket(
+        candidate.family(), v1::SOCKET_TYPE_STREAM, candidate.protocol());
+    if (!socket.ok()) {
+      last = socket.status();
+      continue;
+    }
+    if (timeout.has_value()) {
+      if (absl::Status s = socket->SetTimeout(timeout); !s.ok()) return s;
+    }
+    absl::StatusOr<v1::Address> local = socket->Connect(candidate.address());
+    if (local.ok()) return socket;
+    last = local.status();
+  }
+  return last;
+}
+
+absl::StatusOr<std::string> Agent::GetHostname() {
+  v1::GetHostnameRequest request;
+  v1::GetHostnameResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::GetHostname, request, &response);
+  if (!status.ok()) return status;
+  return std::move(*response.mutable_hostname());
+}
+
+absl::StatusOr<v1::GetAgentInfoResponse> Agent::GetAgentInfo() {
+  v1::GetAgentInfoRequest request;
+  v1::GetAgentInfoResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::GetAgentInfo, request, &response);
+  if (!status.ok()) return status;
+  return response;
+}
+
+absl::StatusOr<std::vector<v1::AddrInfo>> Agent::GetAddrInfo(
+    absl::string_view host, absl::string_view port, v1::Family family,
+    v1::SocketType type, int protocol, int flags) {
+  v1::GetAddrInfoRequest request;
+  request.set_host(std::string(host));
+  request.set_port(std::string(port));
+  request.set_family(family);
+  request.set_type(type);
+  request.set_protocol(protocol);
+  request.set_flags(flags);
+  v1::GetAddrInfoResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::GetAddrInfo, request, &response);
+  if (!status.ok()) return status;
+  return std::vector<v1::AddrInfo>(response.results().begin(),
+                                   response.results().end());
+}
+
+absl::StatusOr<std::vector<v1::SocketInfo>> Agent::ListSockets() {
+  v1::ListSocketsRequest request;
+  v1::ListSocketsResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::ListSockets, request, &response);
+  if (!status.ok()) return status;
+  return std::vector<v1::SocketInfo>(response.sockets().begin(),
+                                     response.sockets().end());
+}
+
+}  // namespace sockagent

@@ -1,0 +1,146 @@
+#ifndef SOCKAGENT_CLIENT_AGENT_H_
+#define SOCKAGENT_CLIENT_AGENT_H_
+
+// sockagent::Agent: a connection to one sockagentd and one session on it.
+//
+//   absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect({});
+//   absl::StatusOr<Socket> s = (*agent)->CreateSocket(v1::FAMILY_INET,
+//                                                     v1::SOCKET_TYPE_STREAM);
+//
+// Guarantees: an Agent that created its session closes it on destruction
+// (best effort, bounded by a short deadline), which closes every socket of
+// the session on the agent. With `keepalive`, a background thread renews the
+// lease every ttl/3 until destruction; the destructor stops it promptly.
+// Sockets share the Agent's connection and may outlive the Agent object.
+// Thread-safe: every method may be called concurrently.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/security/credentials.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "client/socket.h"
+#include "sockagent/v1/sockagent.pb.h"
+
+namespace grpc {
+class ClientContext;
+}  // namespace grpc
+
+namespace sockagent {
+
+namespace internal {
+class Connection;
+}  // namespace internal
+
+struct AgentOptions {
+  // gRPC target of the agent.
+  std::string target = "127.0.0.1:7700";
+  // Requested lease; zero means the agent's default.
+  absl::Duration session_ttl = absl::ZeroDuration();
+  // Free text shown in the agent's logs and ListSockets.
+  std::string session_label;
+  // Attach to this existing session instead of creating one. An attached
+  // session is never closed by the Agent.
+  std::string session_id;
+  // Without a session_id: whether to create a session at all. With false
+  // only GetHostname, GetAgentInfo and GetAddrInfo work.
+  bool open_session = true;
+  // Renew the lease in a background thread every ttl/3.
+  bool keepalive = true;
+  // How long Connect() waits for the channel to become ready.
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // Deadline of every call that does not wait for a socket.
+  absl::Duration call_timeout = absl::InfiniteDuration();
+  // Channel credentials; null means insecure (plaintext).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
+class Agent {
+ public:
+  // Connects to `options.target`, waits (up to connect_timeout) for the
+  // channel, then creates or attaches the session. Errors: UNAVAILABLE or
+  // DEADLINE_EXCEEDED if the agent is unreachable; the agent's error for
+  // CreateSession; for an attached session with keepalive, KeepAlive's error
+  // (e.g. NOT_FOUND for an unknown or expired session).
+  static absl::StatusOr<std::unique_ptr<Agent>> Connect(AgentOptions options);
+
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+  ~Agent();
+
+  // Empty if no session was opened.
+  const std::string& session_id() const;
+  // The agent's incarnation when this Agent connected ("" if unknown).
+  const std::string& incarnation() const { return incarnation_; }
+  // The lease granted at creation or last renewal (zero if unknown).
+  absl::Duration session_ttl() const;
+
+  // Closes the session and every socket in it; returns how many sockets the
+  // agent closed. Stops the keepalive thread. Later calls fail on the agent.
+  absl::StatusOr<uint32_t> CloseSession();
+  // Renews the lease; returns the granted ttl.
+  absl::StatusOr<absl::Duration> KeepAlive();
+
+  // socket(2) on the agent; the Socket owns the handle.
+  absl::StatusOr<Socket> CreateSocket(v1::Family family, v1::SocketType type,
+                                      int protocol = 0);
+  // A Socket for an existing handle of this session that does NOT close it
+  // on destruction (Close() still does). No call is made.
+  Socket AttachSocket(std::string handle);
+  // Python's socket.create_connection: resolves `address` on the agent
+  // (GetAddrInfo, stream sockets), tries each result in order with the
+  // socket timeout `timeout` (nullopt: blocking), and returns the first
+  // connected socket, or the last error.
+  absl::StatusOr<Socket> CreateConnection(
+      const v1::Address& address,
+      std::optional<absl::Duration> timeout = std::nullopt);
+
+  absl::StatusOr<std::string> GetHostname();
+  absl::StatusOr<v1::GetAgentInfoResponse> GetAgentInfo();
+  // getaddrinfo(3) on the agent; `port` is a number, a service name or "".
+  absl::StatusOr<std::vector<v1::AddrInfo>> GetAddrInfo(
+      absl::string_view host, absl::string_view port = "",
+      v1::Family family = v1::FAMILY_UNSPECIFIED,
+      v1::SocketType type = v1::SOCKET_TYPE_UNSPECIFIED, int protocol = 0,
+      int flags = 0);
+  absl::StatusOr<std::vector<v1::SocketInfo>> ListSockets();
+
+  // The shared connection (for tools that call the stub directly).
+  std::shared_ptr<const internal::Connection> connection() const {
+    return connection_;
+  }
+
+ private:
+  Agent(std::shared_ptr<const internal::Connection> connection,
+        std::string incarnation, absl::Duration ttl, bool owns_session);
+  void StartKeepAlive();
+  void StopKeepAlive();
+  void KeepAliveLoop();
+
+  const std::shared_ptr<const internal::Connection> connection_;
+  const std::string incarnation_;
+  const bool owns_session_;
+
+  mutable absl::Mutex mu_;
+  absl::Duration ttl_ ABSL_GUARDED_BY(mu_);
+  bool session_closed_ ABSL_GUARDED_BY(mu_) = false;
+  // The keepalive call in flight, so StopKeepAlive can cancel it.
+  grpc::ClientContext* keepalive_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+
+  absl::Notification stop_keepalive_;
+  std::thread keepalive_thread_;
+};
+
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_CLIENT_AGENT_H_

@@ -1,0 +1,56 @@
+#include "client/internal/connection.h"
+
+#include <utility>
+
+#include "proto/status_codec.h"
+
+namespace sockagent {
+namespace internal {
+
+Connection::Connection(std::shared_ptr<grpc::ChannelInterface> channel,
+                       std::unique_ptr<v1::SocketAgent::StubInterface> stub,
+                       std::string session_id, absl::Duration call_timeout)
+    : channel_(std::move(channel)),
+      stub_(std::move(stub)),
+      session_id_(std::move(session_id)),
+      call_timeout_(call_timeout) {}
+
+std::unique_ptr<grpc::ClientContext> Connection::MakeContext(
+    CallKind kind, absl::Time deadline) const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  if (!session_id_.empty()) {
+    context->AddMetadata(kSessionMetadataKey, session_id_);
+  }
+  if (kind == CallKind::kImmediate &&
+      call_timeout_ != absl::InfiniteDuration()) {
+    deadline = std::min(deadline, absl::Now() + call_timeout_);
+  }
+  SetDeadline(context.get(), deadline);
+  return context;
+}
+
+absl::Status Connection::Convert(const grpc::Status& status) {
+  return FromGrpcStatus(status);
+}
+
+void SetDeadline(grpc::ClientContext* context, absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return;
+  context->set_deadline(absl::ToChronoTime(deadline));
+}
+
+google::protobuf::Duration ToProto(absl::Duration duration) {
+  google::protobuf::Duration proto;
+  const int64_t seconds =
+      absl::IDivDuration(duration, absl::Seconds(1), &duration);
+  proto.set_seconds(seconds);
+  proto.set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(duration)));
+  return proto;
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& duration) {
+  return absl::Seconds(duration.seconds()) +
+         absl::Nanoseconds(duration.nanos());
+}
+
+}  // namespace internal
+}  // namespace sockagent
