@@ -40,6 +40,15 @@ class CancelToken {
     return false;
   }
 
+  // Like SetCallback, but when the token was already cancelled returns false
+  // without running `callback`: safe to call with the caller's locks held.
+  bool TrySetCallback(absl::AnyInvocable<void()> callback) {
+    absl::MutexLock lock(&mu_);
+    if (cancelled_) return false;
+    callback_ = std::move(callback);
+    return true;
+  }
+
   bool cancelled() const {
     absl::MutexLock lock(&mu_);
     return cancelled_;

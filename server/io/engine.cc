@@ -107,7 +107,6 @@ void Engine::Submit(const std::shared_ptr<IoSocket>& socket,
                     Interest interest, std::unique_ptr<IoOp> op,
                     const WaitOptions& options) {
   std::optional<absl::Status> result;
-  uint64_t op_id = 0;
   {
     absl::MutexLock lock(&socket->mu_);
     auto& queue = socket->queues_[Index(interest)];
@@ -127,28 +126,35 @@ void Engine::Submit(const std::shared_ptr<IoSocket>& socket,
         result = absl::DeadlineExceededError(
             absl::StrCat(op->name(), ": timed out"));
       } else {
-        op_id = next_id_++;
-        queue.push_back({op_id, std::move(op), options.deadline});
-        ++waiting_;
-        if (options.deadline != absl::InfiniteFuture()) {
-          absl::MutexLock engine_lock(&mu_);
-          auto it = timers_.emplace(TimerKey{options.deadline, op_id}, socket)
-                        .first;
-          if (it == timers_.begin()) Wake();
-        }
+        result = Enqueue(socket, queue, op, options);
       }
     }
   }
-  if (result.has_value()) {
-    op->Complete(*std::move(result));
-    return;
+  if (result.has_value()) op->Complete(*std::move(result));
+}
+
+std::optional<absl::Status> Engine::Enqueue(
+    const std::shared_ptr<IoSocket>& socket, std::deque<IoSocket::Pending>& queue,
+    std::unique_ptr<IoOp>& op, const WaitOptions& options) {
+  const uint64_t op_id = next_id_++;
+  // The cancel callback is set before the op becomes visible to other
+  // threads: once queued, the op may end and its caller be gone at once.
+  if (options.cancel != nullptr &&
+      !options.cancel->TrySetCallback(
+          [this, weak = std::weak_ptr<IoSocket>(socket), op_id] {
+            EndWaiting(weak, op_id,
+                       absl::CancelledError("cancelled by the caller"));
+          })) {
+    return absl::CancelledError("cancelled by the caller");
   }
-  if (options.cancel != nullptr) {
-    std::weak_ptr<IoSocket> weak = socket;
-    options.cancel->SetCallback([this, weak, op_id] {
-      EndWaiting(weak, op_id, absl::CancelledError("cancelled by the caller"));
-    });
+  queue.push_back({op_id, std::move(op), options.deadline});
+  ++waiting_;
+  if (options.deadline != absl::InfiniteFuture()) {
+    absl::MutexLock lock(&mu_);
+    auto it = timers_.emplace(TimerKey{options.deadline, op_id}, socket).first;
+    if (it == timers_.begin()) Wake();
   }
+  return std::nullopt;
 }
 
 void Engine::EndWaiting(const std::weak_ptr<IoSocket>& weak, uint64_t op_id,

@@ -151,6 +151,12 @@ class Engine {
   using TimerKey = std::pair<absl::Time, uint64_t>;
 
   Engine(int epoll_fd, int wake_fd);
+  // Queues `op` (moving it) unless `options.cancel` already fired; then
+  // returns CANCELLED and leaves `op` with the caller. Socket lock held.
+  std::optional<absl::Status> Enqueue(const std::shared_ptr<IoSocket>& socket,
+                                      std::deque<IoSocket::Pending>& queue,
+                                      std::unique_ptr<IoOp>& op,
+                                      const WaitOptions& options);
   void Run();
   void Wake();
   void OnEvents(uint64_t socket_id, uint32_t events);

@@ -1,0 +1,912 @@
+#include "server/core/agent_core.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/errno_status.h"
+#include "server/core/address.h"
+#include "server/core/socket_options.h"
+#include "spdlog/spdlog.h"
+
+namespace sockagent {
+namespace {
+
+constexpr int kSendFlags =
+    MSG_OOB | MSG_DONTROUTE | MSG_DONTWAIT | MSG_EOR | MSG_MORE | MSG_NOSIGNAL;
+constexpr int kRecvFlags =
+    MSG_PEEK | MSG_WAITALL | MSG_OOB | MSG_DONTWAIT | MSG_TRUNC;
+
+absl::Status CheckFlags(int flags, int allowed) {
+  if ((flags & ~allowed) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("flags: unsupported bits 0x",
+                     absl::Hex(static_cast<unsigned>(flags & ~allowed))));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSize(size_t size, size_t limit, const char* field,
+                       const char* limit_name) {
+  if (size > limit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", size, " bytes exceeds the limit of ", limit,
+                     " (limits.", limit_name, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+void ToProto(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
+}
+
+// The canonical address from getsockname / getpeername.
+absl::StatusOr<v1::Address> NameOf(SocketOps& ops, int fd, bool peer) {
+  SockAddr address;
+  address.length = sizeof(address.storage);
+  SysCallInt rc = peer ? ops.GetPeerName(fd, address.mutable_get(),
+                                         &address.length)
+                       : ops.GetSockName(fd, address.mutable_get(),
+                                         &address.length);
+  if (!rc.ok()) return OsError(rc.error, peer ? "getpeername" : "getsockname");
+  return ToWireAddress(address.get(), address.length);
+}
+
+absl::Status ClosedHandle() {
+  return OsErrorWithCode(absl::StatusCode::kFailedPrecondition, EBADF, "",
+                         "handle: the socket is closed");
+}
+
+// Runs `fn(fd)` on an open socket, or reports it closed.
+template <typename T, typename Fn>
+absl::StatusOr<T> OnFd(ManagedSocket& socket, Fn fn) {
+  absl::StatusOr<T> result = ClosedHandle();
+  socket.io()->WithFd([&](int fd) { result = fn(fd); });
+  return result;
+}
+
+class AcceptOp final : public IoOp {
+ public:
+  struct Accepted {
+    ScopedFd fd;
+    v1::Address peer;
+  };
+  AcceptOp(SocketOps& ops, absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done)
+      : ops_(ops), done_(std::move(done)) {}
+
+  std::optional<absl::Status> Attempt(int fd) override {
+    SockAddr peer;
+    peer.length = sizeof(peer.storage);
+    SysCallInt rc = ops_.Accept(fd, peer.mutable_get(), &peer.length);
+    if (rc.would_block()) return std::nullopt;
+    if (!rc.ok()) return OsError(rc.error, "accept");
+    accepted_.fd.reset(rc.value);
+    accepted_.peer = ToWireAddress(peer.get(), peer.length);
+    return absl::OkStatus();
+  }
+  void Complete(absl::Status status) override {
+    if (!status.ok()) return done_(std::move(status));
+    done_(std::move(accepted_));
+  }
+  const char* name() const override { return "accept"; }
+
+ private:
+  SocketOps& ops_;
+  Accepted accepted_;
+  absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done_;
+};
+
+class ConnectOp final : public IoOp {
+ public:
+  ConnectOp(SocketOps& ops, std::shared_ptr<ManagedSocket> socket,
+            SockAddr address, Callback<v1::ConnectResponse> done)
+      : ops_(ops),
+        socket_(std::move(socket)),
+        address_(address),
+        done_(std::move(done)) {}
+
+  std::optional<absl::Status> Attempt(int fd) override {
+    if (!started_) {
+      started_ = true;
+      SysCallInt rc = ops_.Connect(fd, address_.get(), address_.length);
+      if (rc.error == EINPROGRESS) {
+        socket_->set_state(v1::SOCKET_STATE_CONNECTING);
+        return std::nullopt;
+      }
+      if (!rc.ok()) return OsError(rc.error, "connect");
+      return Connected(fd);
+    }
+    int error = 0;
+    socklen_t length = sizeof(error);
+    SysCallInt rc = ops_.GetSockOpt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    if (!rc.ok()) return OsError(rc.error, "getsockopt");
+    if (error != 0) return OsError(error, "connect");
+    absl::StatusOr<v1::Address> peer = NameOf(ops_, fd, /*peer=*/true);
+    if (!peer.ok()) {
+      std::optional<ErrnoInfo> err = GetErrno(peer.status());
+      if (err.has_value() && err->number == ENOTCONN) return std::nullopt;
+      return peer.status();
+    }
+    return Connected(fd);
+  }
+  void Complete(absl::Status status) override {
+    if (!status.ok()) return done_(std::move(status));
+    done_(std::move(response_));
+  }
+  const char* name() const override { return "connect"; }
+  int would_block_errno() const override { return EINPROGRESS; }
+
+ private:
+  absl::Status Connected(int fd) {
+    socket_->set_state(v1::SOCKET_STATE_CONNECTED);
+    absl::StatusOr<v1::Address> local = NameOf(ops_, fd, /*peer=*/false);
+    if (local.ok()) *response_.mutable_local() = *std::move(local);
+    return absl::OkStatus();
+  }
+
+  SocketOps& ops_;
+  std::shared_ptr<ManagedSocket> socket_;
+  SockAddr address_;
+  bool started_ = false;
+  v1::ConnectResponse response_;
+  Callback<v1::ConnectResponse> done_;
+};
+
+// send() or sendto(), once or (send_all) until every byte is out.
+class SendOp final : public IoOp {
+ public:
+  SendOp(SocketOps& ops, std::shared_ptr<ManagedSocket> socket,
+         absl::string_view data, int flags, bool send_all,
+         std::optional<SockAddr> to, Callback<uint64_t> done)
+      : ops_(ops),
+        socket_(std::move(socket)),
+        data_(data),
+        flags_(flags & ~MSG_DONTWAIT),
+        send_all_(send_all),
+        to_(to),
+        done_(std::move(done)) {}
+
+  std::optional<absl::Status> Attempt(int fd) override {
+    for (;;) {
+      const char* begin = data_.data() + sent_;
+      const size_t left = data_.size() - sent_;
+      SysCallSize rc =
+          to_.has_value()
+              ? ops_.SendTo(fd, begin, left, flags_, to_->get(), to_->length)
+              : ops_.Send(fd, begin, left, flags_);
+      if (rc.would_block()) {
+        if (sent_ > 0 && !send_all_) return absl::OkStatus();
+        return std::nullopt;
+      }
+      if (!rc.ok()) {
+        if (sent_ > 0 && !send_all_) return absl::OkStatus();
+        return OsError(rc.error, name());
+      }
+      sent_ += static_cast<size_t>(rc.value);
+      if (!send_all_ || sent_ >= data_.size()) return absl::OkStatus();
+    }
+  }
+  void Complete(absl::Status status) override {
+    socket_->bytes_sent += sent_;
+    if (!status.ok()) return done_(std::move(status));
+    done_(static_cast<uint64_t>(sent_));
+  }
+  const char* name() const override {
+    return to_.has_value() ? "sendto" : "send";
+  }
+
+ private:
+  SocketOps& ops_;
+  std::shared_ptr<ManagedSocket> socket_;
+  absl::string_view data_;
+  const int flags_;
+  const bool send_all_;
+  const std::optional<SockAddr> to_;
+  size_t sent_ = 0;
+  Callback<uint64_t> done_;
+};
+
+// recv() or recvfrom(); MSG_WAITALL is emulated (the socket is non-blocking)
+// by waiting until `max_bytes` arrived or EOF.
+class RecvOp final : public IoOp {
+ public:
+  struct Received {
+    std::string data;
+    v1::Address from;
+  };
+  RecvOp(SocketOps& ops, std::shared_ptr<ManagedSocket> socket,
+         size_t max_bytes, int flags, bool want_source,
+         Callback<Received> done)
+      : ops_(ops),
+        socket_(std::move(socket)),
+        max_bytes_(max_bytes),
+        flags_(flags & ~(MSG_WAITALL | MSG_DONTWAIT)),
+        wait_all_((flags & MSG_WAITALL) != 0 &&
+                  socket_->io()->type() == SOCK_STREAM),
+        peek_((flags & MSG_PEEK) != 0),
+        want_source_(want_source),
+        done_(std::move(done)) {}
+
+  std::optional<absl::Status> Attempt(int fd) override {
+    if (buffer_.size() != max_bytes_) buffer_.resize(max_bytes_);
+    for (;;) {
+      SockAddr from;
+      from.length = sizeof(from.storage);
+      SysCallSize rc =
+          want_source_
+              ? ops_.RecvFrom(fd, buffer_.data() + got_, max_bytes_ - got_,
+                              flags_, from.mutable_get(), &from.length)
+              : ops_.Recv(fd, buffer_.data() + got_, max_bytes_ - got_,
+                          flags_);
+      if (rc.would_block()) {
+        // Waiting holds no buffer: 10,000 idle receives cost no memory.
+        if (got_ == 0) buffer_ = std::string();
+        return std::nullopt;
+      }
+      if (!rc.ok()) {
+        if (got_ > 0) return absl::OkStatus();
+        return OsError(rc.error, name());
+      }
+      if (want_source_) {
+        result_.from = ToWireAddress(from.get(), from.length);
+      }
+      const size_t n = std::min(static_cast<size_t>(rc.value),
+                                max_bytes_ - got_);
+      if (peek_) {
+        // A peek never consumes: wait until all of it is there at once.
+        if (wait_all_ && n > 0 && n < max_bytes_) return std::nullopt;
+        got_ = n;
+        return absl::OkStatus();
+      }
+      got_ += n;
+      if (n == 0 || !wait_all_ || got_ == max_bytes_) return absl::OkStatus();
+    }
+  }
+  void Complete(absl::Status status) override {
+    if (!peek_) socket_->bytes_received += got_;
+    if (!status.ok()) return done_(std::move(status));
+    buffer_.resize(got_);
+    result_.data = std::move(buffer_);
+    done_(std::move(result_));
+  }
+  const char* name() const override {
+    return want_source_ ? "recvfrom" : "recv";
+  }
+
+ private:
+  SocketOps& ops_;
+  std::shared_ptr<ManagedSocket> socket_;
+  const size_t max_bytes_;
+  const int flags_;
+  const bool wait_all_;
+  const bool peek_;
+  const bool want_source_;
+  std::string buffer_;
+  size_t got_ = 0;
+  Received result_;
+  Callback<Received> done_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AgentCore>> AgentCore::Create(Options options) {
+  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create();
+  if (!engine.ok()) return engine.status();
+  return std::unique_ptr<AgentCore>(
+      new AgentCore(options, *std::move(engine)));
+}
+
+AgentCore::AgentCore(Options options, std::unique_ptr<Engine> engine)
+    : options_(options),
+      ops_(options.ops != nullptr ? *options.ops : PosixSocketOps::Get()),
+      ids_(options.incarnation != 0 ? IdIssuer(options.incarnation)
+                                    : IdIssuer()),
+      engine_(std::move(engine)),
+      sessions_(options.sessions, &ids_) {
+  reaper_ = std::thread([this] { ReapLoop(); });
+}
+
+AgentCore::~AgentCore() {
+  Drain();
+  stop_reaper_.Notify();
+  reaper_.join();
+}
+
+void AgentCore::Drain() {
+  if (drained_.exchange(true)) return;
+  engine_->Shutdown();
+  for (const std::shared_ptr<Session>& session : sessions_.TakeAll()) {
+    CloseSockets(*session);
+  }
+}
+
+void AgentCore::ReapLoop() {
+  while (!stop_reaper_.WaitForNotificationWithTimeout(options_.reap_interval)) {
+    for (const std::shared_ptr<Session>& session :
+         sessions_.TakeExpired(absl::Now())) {
+      spdlog::info("session {} ({}) expired; closing {} socket(s)",
+                   session->id(), session->label(), session->size());
+      CloseSockets(*session);
+    }
+  }
+}
+
+void AgentCore::CloseSockets(Session& session) {
+  for (const std::shared_ptr<ManagedSocket>& socket : session.Close()) {
+    engine_->Close(*socket->io());
+  }
+}
+
+absl::StatusOr<std::shared_ptr<Session>> AgentCore::SessionFor(
+    const CallContext& ctx) {
+  if (ctx.session_id.empty()) {
+    return absl::FailedPreconditionError(
+        "session: missing; call CreateSession and send its id as the "
+        "'sockagent-session' request metadata");
+  }
+  return sessions_.Renew(ctx.session_id, absl::Now());
+}
+
+absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::SocketFor(
+    const CallContext& ctx, const std::string& handle) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  if (absl::Status valid = ids_.Check(handle, "handle"); !valid.ok()) {
+    return valid;
+  }
+  std::shared_ptr<ManagedSocket> socket = (*session)->Find(handle);
+  if (socket == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("handle: unknown handle '", handle, "' in this session"));
+  }
+  return socket;
+}
+
+absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::Adopt(
+    Session& session, ScopedFd fd, int family, int type, int protocol) {
+  absl::StatusOr<std::shared_ptr<IoSocket>> io =
+      engine_->Register(std::move(fd), family, type, protocol);
+  if (!io.ok()) return io.status();
+  auto socket = std::make_shared<ManagedSocket>(ids_.Next(), *std::move(io));
+  if (absl::Status added =
+          session.Add(socket, options_.max_sockets_per_session);
+      !added.ok()) {
+    engine_->Close(*socket->io());
+    return added;
+  }
+  return socket;
+}
+
+WaitOptions AgentCore::WaitFor(const CallContext& ctx,
+                               const ManagedSocket& socket) const {
+  WaitOptions wait;
+  wait.deadline = ctx.deadline;
+  wait.cancel = ctx.cancel;
+  if (std::optional<absl::Duration> timeout = socket.timeout()) {
+    if (*timeout == absl::ZeroDuration()) {
+      wait.nonblocking = true;
+    } else {
+      wait.deadline = std::min(wait.deadline, absl::Now() + *timeout);
+    }
+  }
+  return wait;
+}
+
+absl::StatusOr<v1::CreateSessionResponse> AgentCore::CreateSession(
+    const v1::CreateSessionRequest& request) {
+  if (drained_) return absl::UnavailableError("the agent is shutting down");
+  absl::Duration ttl = absl::ZeroDuration();
+  if (request.has_ttl()) {
+    ttl = FromProto(request.ttl());
+    if (ttl <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("ttl: must be positive when set");
+    }
+  }
+  absl::StatusOr<std::shared_ptr<Session>> session =
+      sessions_.Create(ttl, request.label(), absl::Now());
+  if (!session.ok()) return session.status();
+  v1::CreateSessionResponse response;
+  response.set_session_id((*session)->id());
+  ToProto((*session)->ttl(), response.mutable_ttl());
+  response.set_incarnation(ids_.incarnation());
+  return response;
+}
+
+absl::StatusOr<v1::KeepAliveResponse> AgentCore::KeepAlive(
+    const CallContext& ctx) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  v1::KeepAliveResponse response;
+  ToProto((*session)->ttl(), response.mutable_ttl());
+  return response;
+}
+
+absl::StatusOr<v1::CloseSessionResponse> AgentCore::CloseSession(
+    const CallContext& ctx) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  sessions_.Remove((*session)->id());
+  v1::CloseSessionResponse response;
+  response.set_sockets_closed(static_cast<uint32_t>((*session)->size()));
+  CloseSockets(**session);
+  return response;
+}
+
+absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
+    const CallContext& ctx, const v1::SocketRequest& request) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  const int family = static_cast<int>(request.family());
+  const int type = static_cast<int>(request.type());
+  if (family != AF_INET && family != AF_INET6 && family != AF_UNIX) {
+    return OsErrorWithCode(
+        absl::StatusCode::kInvalidArgument, EAFNOSUPPORT, "socket",
+        absl::StrCat("family: address family ", family,
+                     " is not supported (EAFNOSUPPORT); use FAMILY_INET, "
+                     "FAMILY_INET6 or FAMILY_UNIX"));
+  }
+  if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
+    return OsErrorWithCode(
+        absl::StatusCode::kInvalidArgument, ESOCKTNOSUPPORT, "socket",
+        absl::StrCat("type: socket type ", type,
+                     " is not supported (ESOCKTNOSUPPORT); use "
+                     "SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM or "
+                     "SOCKET_TYPE_SEQPACKET"));
+  }
+  if (request.protocol() < 0 || request.protocol() > 255) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "protocol: ", request.protocol(), " is not a protocol number"));
+  }
+  SysCallInt rc = ops_.Socket(family, type, request.protocol());
+  if (!rc.ok()) return OsError(rc.error, "socket");
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      Adopt(**session, ScopedFd(rc.value), family, type, request.protocol());
+  if (!socket.ok()) return socket.status();
+  v1::SocketResponse response;
+  response.set_handle((*socket)->handle());
+  return response;
+}
+
+absl::StatusOr<v1::BindResponse> AgentCore::Bind(
+    const CallContext& ctx, const v1::BindRequest& request) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  const IoSocket& io = *(*socket)->io();
+  absl::StatusOr<SockAddr> address =
+      ResolveAddress(request.address(), io.family(), io.type(), "address");
+  if (!address.ok()) return address.status();
+  absl::StatusOr<v1::BindResponse> response =
+      OnFd<v1::BindResponse>(**socket, [&](int fd)
+                                           -> absl::StatusOr<v1::BindResponse> {
+        SysCallInt rc = ops_.Bind(fd, address->get(), address->length);
+        if (!rc.ok()) return OsError(rc.error, "bind");
+        absl::StatusOr<v1::Address> bound = NameOf(ops_, fd, false);
+        if (!bound.ok()) return bound.status();
+        v1::BindResponse result;
+        *result.mutable_address() = *std::move(bound);
+        return result;
+      });
+  if (response.ok()) (*socket)->set_state(v1::SOCKET_STATE_BOUND);
+  return response;
+}
+
+absl::StatusOr<v1::ListenResponse> AgentCore::Listen(
+    const CallContext& ctx, const v1::ListenRequest& request) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  // Python: listen() uses min(SOMAXCONN, 128); a negative backlog is 0.
+  const int backlog = request.has_backlog()
+                          ? std::max(0, request.backlog())
+                          : std::min(SOMAXCONN, 128);
+  absl::StatusOr<v1::ListenResponse> response = OnFd<v1::ListenResponse>(
+      **socket, [&](int fd) -> absl::StatusOr<v1::ListenResponse> {
+        SysCallInt rc = ops_.Listen(fd, backlog);
+        if (!rc.ok()) return OsError(rc.error, "listen");
+        return v1::ListenResponse();
+      });
+  if (response.ok()) (*socket)->set_state(v1::SOCKET_STATE_LISTENING);
+  return response;
+}
+
+absl::StatusOr<v1::ShutdownResponse> AgentCore::Shutdown(
+    const CallContext& ctx, const v1::ShutdownRequest& request) {
+  int how;
+  switch (request.how()) {
+    case v1::SHUTDOWN_HOW_READ:
+      how = SHUT_RD;
+      break;
+    case v1::SHUTDOWN_HOW_WRITE:
+      how = SHUT_WR;
+      break;
+    case v1::SHUTDOWN_HOW_BOTH:
+      how = SHUT_RDWR;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "how: must be SHUTDOWN_HOW_READ, SHUTDOWN_HOW_WRITE or "
+          "SHUTDOWN_HOW_BOTH, not ",
+          static_cast<int>(request.how())));
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  absl::StatusOr<v1::ShutdownResponse> response = OnFd<v1::ShutdownResponse>(
+      **socket, [&](int fd) -> absl::StatusOr<v1::ShutdownResponse> {
+        SysCallInt rc = ops_.Shutdown(fd, how);
+        if (!rc.ok()) return OsError(rc.error, "shutdown");
+        return v1::ShutdownResponse();
+      });
+  if (response.ok()) (*socket)->set_state(v1::SOCKET_STATE_SHUT_DOWN);
+  return response;
+}
+
+absl::StatusOr<v1::CloseResponse> AgentCore::Close(
+    const CallContext& ctx, const v1::CloseRequest& request) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  if (absl::Status valid = ids_.Check(request.handle(), "handle");
+      !valid.ok()) {
+    return valid;
+  }
+  std::shared_ptr<ManagedSocket> socket = (*session)->Remove(request.handle());
+  if (socket == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "handle: unknown handle '", request.handle(), "' in this session"));
+  }
+  engine_->Close(*socket->io());
+  return v1::CloseResponse();
+}
+
+absl::StatusOr<v1::GetSockNameResponse> AgentCore::GetSockName(
+    const CallContext& ctx, const v1::GetSockNameRequest& request) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  absl::StatusOr<v1::Address> address = OnFd<v1::Address>(
+      **socket, [&](int fd) { return NameOf(ops_, fd, /*peer=*/false); });
+  if (!address.ok()) return address.status();
+  v1::GetSockNameResponse response;
+  *response.mutable_address() = *std::move(address);
+  return response;
+}
+
+absl::StatusOr<v1::GetPeerNameResponse> AgentCore::GetPeerName(
+    const CallContext& ctx, const v1::GetPeerNameRequest& request) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  absl::StatusOr<v1::Address> address = OnFd<v1::Address>(
+      **socket, [&](int fd) { return NameOf(ops_, fd, /*peer=*/true); });
+  if (!address.ok()) return address.status();
+  v1::GetPeerNameResponse response;
+  *response.mutable_address() = *std::move(address);
+  return response;
+}
+
+absl::StatusOr<v1::SetSockOptResponse> AgentCore::SetSockOpt(
+    const CallContext& ctx, const v1::SetSockOptRequest& request) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  return OnFd<v1::SetSockOptResponse>(
+      **socket, [&](int fd) -> absl::StatusOr<v1::SetSockOptResponse> {
+        absl::Status set = SetSocketOption(ops_, fd, request);
+        if (!set.ok()) return set;
+        return v1::SetSockOptResponse();
+      });
+}
+
+absl::StatusOr<v1::GetSockOptResponse> AgentCore::GetSockOpt(
+    const CallContext& ctx, const v1::GetSockOptRequest& request) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  return OnFd<v1::GetSockOptResponse>(
+      **socket, [&](int fd) -> absl::StatusOr<v1::GetSockOptResponse> {
+        absl::StatusOr<v1::OptionValue> value =
+            GetSocketOption(ops_, fd, request);
+        if (!value.ok()) return value.status();
+        v1::GetSockOptResponse response;
+        *response.mutable_value() = *std::move(value);
+        return response;
+      });
+}
+
+absl::StatusOr<v1::SetTimeoutResponse> AgentCore::SetTimeout(
+    const CallContext& ctx, const v1::SetTimeoutRequest& request) {
+  std::optional<absl::Duration> timeout;
+  if (request.has_timeout()) {
+    const auto& proto = request.timeout();
+    if (proto.seconds() < 0 || proto.nanos() < 0 ||
+        proto.nanos() >= 1000000000) {
+      return absl::InvalidArgumentError(
+          "timeout: must be a non-negative duration (unset for blocking)");
+    }
+    timeout = FromProto(proto);
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  (*socket)->set_timeout(timeout);
+  return v1::SetTimeoutResponse();
+}
+
+absl::StatusOr<v1::GetTimeoutResponse> AgentCore::GetTimeout(
+    const CallContext& ctx, const v1::GetTimeoutRequest& request) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  v1::GetTimeoutResponse response;
+  if (std::optional<absl::Duration> timeout = (*socket)->timeout()) {
+    ToProto(*timeout, response.mutable_timeout());
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetHostnameResponse> AgentCore::GetHostname() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) {
+    return OsError(errno, "gethostname");
+  }
+  v1::GetHostnameResponse response;
+  response.set_hostname(name);
+  return response;
+}
+
+absl::StatusOr<v1::GetAddrInfoResponse> AgentCore::GetAddrInfo(
+    const v1::GetAddrInfoRequest& request) {
+  absl::StatusOr<std::vector<v1::AddrInfo>> results =
+      sockagent::GetAddrInfo(request);
+  if (!results.ok()) return results.status();
+  v1::GetAddrInfoResponse response;
+  for (v1::AddrInfo& info : *results) *response.add_results() = std::move(info);
+  return response;
+}
+
+absl::StatusOr<v1::ListSocketsResponse> AgentCore::ListSockets(
+    const CallContext& ctx) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  v1::ListSocketsResponse response;
+  for (const std::shared_ptr<ManagedSocket>& socket : (*session)->List()) {
+    v1::SocketInfo* info = response.add_sockets();
+    info->set_handle(socket->handle());
+    info->set_family(static_cast<v1::Family>(socket->io()->family()));
+    info->set_type(static_cast<v1::SocketType>(socket->io()->type()));
+    info->set_protocol(socket->io()->protocol());
+    info->set_state(socket->state());
+    info->set_bytes_sent(socket->bytes_sent);
+    info->set_bytes_received(socket->bytes_received);
+    if (std::optional<absl::Duration> timeout = socket->timeout()) {
+      ToProto(*timeout, info->mutable_timeout());
+    }
+    socket->io()->WithFd([&](int fd) {
+      if (auto local = NameOf(ops_, fd, false); local.ok()) {
+        *info->mutable_local() = *std::move(local);
+      }
+      if (auto peer = NameOf(ops_, fd, true); peer.ok()) {
+        *info->mutable_peer() = *std::move(peer);
+      }
+    });
+  }
+  std::sort(response.mutable_sockets()->begin(),
+            response.mutable_sockets()->end(),
+            [](const v1::SocketInfo& a, const v1::SocketInfo& b) {
+              return a.handle() < b.handle();
+            });
+  return response;
+}
+
+v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
+  v1::GetAgentInfoResponse response;
+  response.set_agent_version(kAgentVersion);
+  response.set_api_version(kApiVersion);
+  for (const char* feature :
+       {"inet", "inet6", "unix", "unix-abstract", "stream", "dgram",
+        "seqpacket", "sessions", "recv-stream", "send-stream",
+        "recvfrom-stream", "timeouts", "sockopt-raw"}) {
+    response.add_features(feature);
+  }
+  v1::Limits* limits = response.mutable_limits();
+  limits->set_max_sessions(
+      static_cast<uint32_t>(options_.sessions.max_sessions));
+  limits->set_max_sockets_per_session(
+      static_cast<uint32_t>(options_.max_sockets_per_session));
+  limits->set_max_send_bytes(static_cast<uint32_t>(options_.max_send_bytes));
+  limits->set_max_recv_bytes(static_cast<uint32_t>(options_.max_recv_bytes));
+  ToProto(options_.sessions.default_ttl, limits->mutable_default_session_ttl());
+  ToProto(options_.sessions.max_ttl, limits->mutable_max_session_ttl());
+  response.set_incarnation(ids_.incarnation());
+  if (auto hostname = GetHostname(); hostname.ok()) {
+    response.set_hostname(hostname->hostname());
+  }
+  return response;
+}
+
+void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
+                       Callback<v1::AcceptResponse> done) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return done(session.status());
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  std::shared_ptr<IoSocket> io = (*socket)->io();
+  auto op = std::make_unique<AcceptOp>(
+      ops_, [this, session = *session, io, done = std::move(done)](
+                absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
+        if (!accepted.ok()) return done(accepted.status());
+        absl::StatusOr<std::shared_ptr<ManagedSocket>> peer =
+            Adopt(*session, std::move(accepted->fd), io->family(), io->type(),
+                  io->protocol());
+        if (!peer.ok()) return done(peer.status());
+        (*peer)->set_state(v1::SOCKET_STATE_CONNECTED);
+        v1::AcceptResponse response;
+        response.set_handle((*peer)->handle());
+        *response.mutable_peer() = std::move(accepted->peer);
+        done(std::move(response));
+      });
+  engine_->Submit(io, Interest::kRead, std::move(op), WaitFor(ctx, **socket));
+}
+
+void AgentCore::Connect(const CallContext& ctx,
+                        const v1::ConnectRequest& request,
+                        Callback<v1::ConnectResponse> done) {
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  const IoSocket& io = *(*socket)->io();
+  absl::StatusOr<SockAddr> address =
+      ResolveAddress(request.address(), io.family(), io.type(), "address");
+  if (!address.ok()) return done(address.status());
+  engine_->Submit((*socket)->io(), Interest::kWrite,
+                  std::make_unique<ConnectOp>(ops_, *socket, *address,
+                                              std::move(done)),
+                  WaitFor(ctx, **socket));
+}
+
+void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
+                     Callback<v1::SendResponse> done) {
+  if (absl::Status s = CheckFlags(request.flags(), kSendFlags); !s.ok()) {
+    return done(s);
+  }
+  if (absl::Status s = CheckSize(request.data().size(), options_.max_send_bytes,
+                                 "data", "max_send_bytes");
+      !s.ok()) {
+    return done(s);
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  WaitOptions wait = WaitFor(ctx, **socket);
+  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  engine_->Submit(
+      (*socket)->io(), Interest::kWrite,
+      std::make_unique<SendOp>(
+          ops_, *socket, request.data(), request.flags(), request.send_all(),
+          std::nullopt,
+          [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
+            if (!sent.ok()) return done(sent.status());
+            v1::SendResponse response;
+            response.set_bytes_sent(*sent);
+            done(std::move(response));
+          }),
+      wait);
+}
+
+void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
+                     Callback<v1::RecvResponse> done) {
+  if (absl::Status s = CheckFlags(request.flags(), kRecvFlags); !s.ok()) {
+    return done(s);
+  }
+  if (request.max_bytes() == 0) {
+    return done(absl::InvalidArgumentError("max_bytes: must be at least 1"));
+  }
+  if (absl::Status s = CheckSize(request.max_bytes(), options_.max_recv_bytes,
+                                 "max_bytes", "max_recv_bytes");
+      !s.ok()) {
+    return done(s);
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  WaitOptions wait = WaitFor(ctx, **socket);
+  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  engine_->Submit(
+      (*socket)->io(), Interest::kRead,
+      std::make_unique<RecvOp>(
+          ops_, *socket, request.max_bytes(), request.flags(),
+          /*want_source=*/false,
+          [done = std::move(done)](
+              absl::StatusOr<RecvOp::Received> received) mutable {
+            if (!received.ok()) return done(received.status());
+            v1::RecvResponse response;
+            response.set_data(std::move(received->data));
+            done(std::move(response));
+          }),
+      wait);
+}
+
+void AgentCore::SendTo(const CallContext& ctx,
+                       const v1::SendToRequest& request,
+                       Callback<v1::SendToResponse> done) {
+  if (absl::Status s = CheckFlags(request.flags(), kSendFlags); !s.ok()) {
+    return done(s);
+  }
+  if (absl::Status s = CheckSize(request.data().size(), options_.max_send_bytes,
+                                 "data", "max_send_bytes");
+      !s.ok()) {
+    return done(s);
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  const IoSocket& io = *(*socket)->io();
+  absl::StatusOr<SockAddr> address =
+      ResolveAddress(request.address(), io.family(), io.type(), "address");
+  if (!address.ok()) return done(address.status());
+  WaitOptions wait = WaitFor(ctx, **socket);
+  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  engine_->Submit(
+      (*socket)->io(), Interest::kWrite,
+      std::make_unique<SendOp>(
+          ops_, *socket, request.data(), request.flags(), /*send_all=*/false,
+          *address,
+          [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
+            if (!sent.ok()) return done(sent.status());
+            v1::SendToResponse response;
+            response.set_bytes_sent(*sent);
+            done(std::move(response));
+          }),
+      wait);
+}
+
+void AgentCore::RecvFrom(const CallContext& ctx,
+                         const v1::RecvFromRequest& request,
+                         Callback<v1::RecvFromResponse> done) {
+  if (absl::Status s = CheckFlags(request.flags(), kRecvFlags); !s.ok()) {
+    return done(s);
+  }
+  if (request.max_bytes() == 0) {
+    return done(absl::InvalidArgumentError("max_bytes: must be at least 1"));
+  }
+  if (absl::Status s = CheckSize(request.max_bytes(), options_.max_recv_bytes,
+                                 "max_bytes", "max_recv_bytes");
+      !s.ok()) {
+    return done(s);
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  WaitOptions wait = WaitFor(ctx, **socket);
+  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  engine_->Submit(
+      (*socket)->io(), Interest::kRead,
+      std::make_unique<RecvOp>(
+          ops_, *socket, request.max_bytes(), request.flags(),
+          /*want_source=*/true,
+          [done = std::move(done)](
+              absl::StatusOr<RecvOp::Received> received) mutable {
+            if (!received.ok()) return done(received.status());
+            v1::RecvFromResponse response;
+            response.set_data(std::move(received->data));
+            *response.mutable_address() = std::move(received->from);
+            done(std::move(response));
+          }),
+      wait);
+}
+
+}  // namespace sockagent

@@ -1,0 +1,154 @@
+#ifndef SOCKAGENT_SERVER_CORE_AGENT_CORE_H_
+#define SOCKAGENT_SERVER_CORE_AGENT_CORE_H_
+
+// Every socket operation of the agent, on real kernel sockets, without gRPC:
+// requests and responses are the wire messages, errors are absl::Status
+// (errno attached via OsError). The gRPC adapter (server/service) is a thin
+// layer over this class. Thread-safe.
+//
+// Operations that may wait (Accept, Connect, Send, Recv, SendTo, RecvFrom)
+// take a callback that runs exactly once: with the result, DEADLINE_EXCEEDED
+// (socket timeout or call deadline), CANCELLED (the CallContext's token),
+// ABORTED (the socket was closed meanwhile) or UNAVAILABLE (shutdown). The
+// callback may run before the call returns, on the caller's thread, or later
+// on the engine thread, and must not block.
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/core/ids.h"
+#include "server/core/session_table.h"
+#include "server/io/cancel_token.h"
+#include "server/io/engine.h"
+#include "server/io/socket_ops.h"
+#include "sockagent/v1/sockagent.pb.h"
+
+namespace sockagent {
+
+inline constexpr char kAgentVersion[] = "0.1.0";
+inline constexpr char kApiVersion[] = "sockagent.v1";
+
+// Who calls, and how long the call may wait.
+struct CallContext {
+  std::string session_id;
+  absl::Time deadline = absl::InfiniteFuture();
+  CancelToken* cancel = nullptr;  // outlives the call
+};
+
+template <typename T>
+using Callback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
+
+class AgentCore {
+ public:
+  struct Options {
+    SessionTable::Options sessions;
+    size_t max_sockets_per_session = 16384;
+    size_t max_send_bytes = 4 << 20;
+    size_t max_recv_bytes = 4 << 20;
+    // How often expired sessions are reaped; a lapsed lease closes its
+    // sockets within this period.
+    absl::Duration reap_interval = absl::Milliseconds(200);
+    // The system-call seam; nullptr means the real kernel.
+    SocketOps* ops = nullptr;
+    // Fixed incarnation for tests; 0 means random.
+    uint64_t incarnation = 0;
+  };
+
+  // Starts the engine and the session reaper.
+  static absl::StatusOr<std::unique_ptr<AgentCore>> Create(Options options);
+  // Closes every session and socket, then stops the engine.
+  ~AgentCore();
+
+  // Ends every waiting operation with UNAVAILABLE and refuses new ones, then
+  // closes every session and socket. Idempotent.
+  void Drain();
+
+  // Sessions.
+  absl::StatusOr<v1::CreateSessionResponse> CreateSession(
+      const v1::CreateSessionRequest& request);
+  absl::StatusOr<v1::KeepAliveResponse> KeepAlive(const CallContext& ctx);
+  absl::StatusOr<v1::CloseSessionResponse> CloseSession(
+      const CallContext& ctx);
+
+  // Operations that finish at once.
+  absl::StatusOr<v1::SocketResponse> Socket(const CallContext& ctx,
+                                            const v1::SocketRequest& request);
+  absl::StatusOr<v1::BindResponse> Bind(const CallContext& ctx,
+                                        const v1::BindRequest& request);
+  absl::StatusOr<v1::ListenResponse> Listen(const CallContext& ctx,
+                                            const v1::ListenRequest& request);
+  absl::StatusOr<v1::ShutdownResponse> Shutdown(
+      const CallContext& ctx, const v1::ShutdownRequest& request);
+  absl::StatusOr<v1::CloseResponse> Close(const CallContext& ctx,
+                                          const v1::CloseRequest& request);
+  absl::StatusOr<v1::GetSockNameResponse> GetSockName(
+      const CallContext& ctx, const v1::GetSockNameRequest& request);
+  absl::StatusOr<v1::GetPeerNameResponse> GetPeerName(
+      const CallContext& ctx, const v1::GetPeerNameRequest& request);
+  absl::StatusOr<v1::SetSockOptResponse> SetSockOpt(
+      const CallContext& ctx, const v1::SetSockOptRequest& request);
+  absl::StatusOr<v1::GetSockOptResponse> GetSockOpt(
+      const CallContext& ctx, const v1::GetSockOptRequest& request);
+  absl::StatusOr<v1::SetTimeoutResponse> SetTimeout(
+      const CallContext& ctx, const v1::SetTimeoutRequest& request);
+  absl::StatusOr<v1::GetTimeoutResponse> GetTimeout(
+      const CallContext& ctx, const v1::GetTimeoutRequest& request);
+  absl::StatusOr<v1::GetHostnameResponse> GetHostname();
+  absl::StatusOr<v1::GetAddrInfoResponse> GetAddrInfo(
+      const v1::GetAddrInfoRequest& request);
+  absl::StatusOr<v1::ListSocketsResponse> ListSockets(const CallContext& ctx);
+  v1::GetAgentInfoResponse GetAgentInfo();
+
+  // Operations that may wait. `request` must outlive the callback.
+  void Accept(const CallContext& ctx, const v1::AcceptRequest& request,
+              Callback<v1::AcceptResponse> done);
+  void Connect(const CallContext& ctx, const v1::ConnectRequest& request,
+               Callback<v1::ConnectResponse> done);
+  void Send(const CallContext& ctx, const v1::SendRequest& request,
+            Callback<v1::SendResponse> done);
+  void Recv(const CallContext& ctx, const v1::RecvRequest& request,
+            Callback<v1::RecvResponse> done);
+  void SendTo(const CallContext& ctx, const v1::SendToRequest& request,
+              Callback<v1::SendToResponse> done);
+  void RecvFrom(const CallContext& ctx, const v1::RecvFromRequest& request,
+                Callback<v1::RecvFromResponse> done);
+
+  // Introspection for tests and metrics.
+  size_t session_count() const { return sessions_.size(); }
+  size_t waiting_ops() const { return engine_->waiting_ops(); }
+  const std::string& incarnation() const { return ids_.incarnation(); }
+  const Options& options() const { return options_; }
+
+ private:
+  AgentCore(Options options, std::unique_ptr<Engine> engine);
+
+  absl::StatusOr<std::shared_ptr<Session>> SessionFor(const CallContext& ctx);
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> SocketFor(
+      const CallContext& ctx, const std::string& handle);
+  // Registers a new descriptor with the engine and adds it to `session`.
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> Adopt(Session& session,
+                                                       ScopedFd fd, int family,
+                                                       int type, int protocol);
+  WaitOptions WaitFor(const CallContext& ctx,
+                      const ManagedSocket& socket) const;
+  void CloseSockets(Session& session);
+  void ReapLoop();
+
+  const Options options_;
+  SocketOps& ops_;
+  IdIssuer ids_;
+  std::unique_ptr<Engine> engine_;
+  SessionTable sessions_;
+  absl::Notification stop_reaper_;
+  std::thread reaper_;
+  std::atomic<bool> drained_{false};
+};
+
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_SERVER_CORE_AGENT_CORE_H_

@@ -1,0 +1,178 @@
+// sockagentd: performs socket operations for remote callers over gRPC.
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "server/service/agent_server.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+constexpr char kDescription[] = R"(sockagentd - use this host's sockets from another host.
+
+Serves the sockagent.v1.SocketAgent gRPC API: callers (sockctl, the C++
+client library, any gRPC client) create sockets, bind, listen, accept,
+connect, send and receive on this host's real kernel sockets. Every socket
+belongs to a session that its client keeps alive; when the lease lapses the
+agent closes everything the session held. The gRPC health service and server
+reflection are on.
+
+Without TLS the agent listens only on loopback (127.0.0.0/8, ::1).
+
+Signals: SIGTERM/SIGINT drain (health NOT_SERVING, waiting calls end with
+UNAVAILABLE, every socket closed) and exit 0.
+
+Example:
+  sockagentd --listen 127.0.0.1:7700 --session-ttl 10s
+)";
+
+// Accepts Go/absl-style durations: "500ms", "5s", "10m", "1h30m".
+CLI::Validator DurationValidator() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        absl::Duration d;
+        if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
+          return "not a positive duration like 500ms, 5s, 10m: " + text;
+        }
+        return "";
+      },
+      "DURATION");
+}
+
+absl::Duration ParseDurationOrDie(const std::string& text) {
+  absl::Duration d;
+  absl::ParseDuration(text, &d);  // validated by DurationValidator
+  return d;
+}
+
+// Lets the agent hold many sockets: raise the soft descriptor limit to the
+// hard one.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+      limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app(kDescription, "sockagentd");
+  app.get_formatter()->column_width(36);
+  sockagent::ServerOptions options;
+  std::string session_ttl = "5s";
+  std::string max_session_ttl = "24h";
+  std::string drain_timeout = "5s";
+  std::string log_level = "info";
+  std::string port_file;
+  size_t max_sessions = options.core.sessions.max_sessions;
+  size_t max_sockets = options.core.max_sockets_per_session;
+  size_t max_message = options.core.max_send_bytes;
+  app.add_option("--listen", options.listen_address,
+                 "host:port to serve on; port 0 picks a free port")
+      ->capture_default_str();
+  app.add_option("--session-ttl", session_ttl,
+                 "lease of a session whose client asks for none")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--max-session-ttl", max_session_ttl,
+                 "longest lease a client may ask for")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--max-sessions", max_sessions, "sessions at once")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-sockets-per-session", max_sockets,
+                 "sockets one session may hold")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--max-message-bytes", max_message,
+                 "largest payload of one Send/Recv call")
+      ->check(CLI::Range(1024, 64 << 20))
+      ->capture_default_str();
+  app.add_option("--drain-timeout", drain_timeout,
+                 "on SIGTERM, how long calls may take to finish")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--port-file", port_file,
+                 "write the bound port here once serving (for scripts)");
+  CLI11_PARSE(app, argc, argv);
+
+  auto logger = spdlog::stderr_color_mt("sockagentd");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  if (!sockagent::IsLoopbackListenAddress(options.listen_address)) {
+    spdlog::error(
+        "refusing to listen on {}: without TLS the agent serves only "
+        "loopback addresses (127.0.0.0/8, ::1), because whoever reaches it "
+        "gets this host's place on the network",
+        options.listen_address);
+    return 2;
+  }
+  options.core.sessions.default_ttl = ParseDurationOrDie(session_ttl);
+  options.core.sessions.max_ttl = ParseDurationOrDie(max_session_ttl);
+  options.core.sessions.max_sessions = max_sessions;
+  options.core.max_sockets_per_session = max_sockets;
+  options.core.max_send_bytes = max_message;
+  options.core.max_recv_bytes = max_message;
+  options.drain_timeout = ParseDurationOrDie(drain_timeout);
+
+  // Signals go to one sigwait loop, never to a handler: gRPC's shutdown is
+  // not async-signal-safe. Block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  RaiseFileLimit();
+
+  absl::StatusOr<std::unique_ptr<sockagent::AgentServer>> server =
+      sockagent::AgentServer::Start(options);
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().ToString());
+    return 1;
+  }
+  const std::string incarnation = (*server)->core().incarnation();
+  spdlog::info("sockagentd {} serving on {} (port {}), incarnation {}",
+               sockagent::kAgentVersion, options.listen_address,
+               (*server)->port(), incarnation);
+  if (!port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->port() << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
+  }
+
+  for (;;) {
+    int signal = 0;
+    if (sigwait(&signals, &signal) != 0) continue;
+    if (signal == SIGHUP) {
+      spdlog::info("SIGHUP: nothing to reload in this version");
+      continue;
+    }
+    spdlog::info("{}: draining (deadline {})",
+                 signal == SIGTERM ? "SIGTERM" : "SIGINT",
+                 absl::FormatDuration(options.drain_timeout));
+    break;
+  }
+  (*server)->Drain();
+  server->reset();
+  spdlog::info("exit 0");
+  return 0;
+}

@@ -1,0 +1,116 @@
+#include "server/service/agent_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "spdlog/spdlog.h"
+
+namespace sockagent {
+namespace {
+
+// The host part of "host:port", "[v6]:port" or "ipv4:host:port".
+std::string HostOf(absl::string_view address) {
+  if (!absl::ConsumePrefix(&address, "ipv4:")) {
+    absl::ConsumePrefix(&address, "ipv6:");
+  }
+  if (absl::StartsWith(address, "[")) {
+    const size_t close = address.find(']');
+    if (close == absl::string_view::npos) return std::string(address);
+    return std::string(address.substr(1, close - 1));
+  }
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return std::string(address);
+  return std::string(address.substr(0, colon));
+}
+
+}  // namespace
+
+bool IsLoopbackListenAddress(const std::string& address) {
+  const std::string host = HostOf(address);
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  return false;
+}
+
+absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
+    ServerOptions options) {
+  std::unique_ptr<AgentServer> agent(new AgentServer());
+  agent->options_ = options;
+  absl::StatusOr<std::unique_ptr<AgentCore>> core =
+      AgentCore::Create(options.core);
+  if (!core.ok()) return core.status();
+  agent->core_ = *std::move(core);
+  agent->service_ = std::make_unique<SocketAgentService>(agent->core_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // gRPC shares a busy port silently unless told otherwise.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
+  // A request carries at most max_send_bytes of payload plus framing.
+  const int max_message =
+      static_cast<int>(options.core.max_send_bytes) + 64 * 1024;
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(
+      static_cast<int>(options.core.max_recv_bytes) + 64 * 1024);
+  builder.AddListeningPort(options.listen_address,
+                           grpc::InsecureServerCredentials(), &agent->port_);
+  builder.RegisterService(agent->service_.get());
+  agent->server_ = builder.BuildAndStart();
+  if (agent->server_ == nullptr || agent->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen_address,
+        ": the address is in use or not local to this host"));
+  }
+  grpc::HealthCheckServiceInterface* health =
+      agent->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus("sockagent.v1.SocketAgent", true);
+  return agent;
+}
+
+AgentServer::~AgentServer() { Drain(); }
+
+void AgentServer::Drain() {
+  {
+    absl::MutexLock lock(&drain_mu_);
+    if (drained_ || server_ == nullptr) return;
+    drained_ = true;
+  }
+  spdlog::info("draining: health NOT_SERVING, ending waiting calls");
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(false);
+  health->SetServingStatus("sockagent.v1.SocketAgent", false);
+  core_->Drain();
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoSeconds(options_.drain_timeout));
+  server_->Wait();
+  spdlog::info("server stopped");
+}
+
+void AgentServer::Wait() { server_->Wait(); }
+
+}  // namespace sockagent

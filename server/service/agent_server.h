@@ -1,0 +1,66 @@
+#ifndef SOCKAGENT_SERVER_SERVICE_AGENT_SERVER_H_
+#define SOCKAGENT_SERVER_SERVICE_AGENT_SERVER_H_
+
+// The running agent: AgentCore + the gRPC server (SocketAgent, health,
+// reflection). Owns the shutdown order, written once here:
+//   health NOT_SERVING -> core drains (waiting calls end UNAVAILABLE, sockets
+//   close) -> server shuts down within the drain deadline -> engine stops.
+// Start() and Drain() may be called from different threads.
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/core/agent_core.h"
+#include "server/service/socket_agent_service.h"
+
+namespace sockagent {
+
+struct ServerOptions {
+  // host:port; port 0 picks a free port (see AgentServer::port()).
+  std::string listen_address = "127.0.0.1:7700";
+  AgentCore::Options core;
+  // How long Drain() lets calls finish before cancelling them.
+  absl::Duration drain_timeout = absl::Seconds(5);
+};
+
+class AgentServer {
+ public:
+  // Builds and starts the server. Errors: UNAVAILABLE when the address
+  // cannot be bound (already in use, not local), the core's errors.
+  static absl::StatusOr<std::unique_ptr<AgentServer>> Start(
+      ServerOptions options);
+  ~AgentServer();
+
+  // The bound port.
+  int port() const { return port_; }
+  AgentCore& core() { return *core_; }
+
+  // Health NOT_SERVING, end waiting calls, close every socket, stop the
+  // server. Idempotent; blocks until the server stopped.
+  void Drain();
+
+  // Blocks until the server stops (after Drain()).
+  void Wait();
+
+ private:
+  AgentServer() = default;
+
+  ServerOptions options_;
+  std::unique_ptr<AgentCore> core_;
+  std::unique_ptr<SocketAgentService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Mutex drain_mu_;
+  bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;
+};
+
+// True for 127.0.0.0/8, ::1 and "localhost" (with any port).
+bool IsLoopbackListenAddress(const std::string& address);
+
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_SERVER_SERVICE_AGENT_SERVER_H_

@@ -1,0 +1,355 @@
+#include "server/service/socket_agent_service.h"
+
+#include <chrono>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "proto/status_codec.h"
+
+namespace sockagent {
+namespace {
+
+constexpr uint32_t kDefaultChunkBytes = 64 * 1024;
+
+CallContext ContextOf(const grpc::CallbackServerContext& ctx,
+                      CancelToken* cancel) {
+  CallContext call;
+  const auto& metadata = ctx.client_metadata();
+  if (auto it = metadata.find(kSessionMetadataKey); it != metadata.end()) {
+    call.session_id.assign(it->second.data(), it->second.size());
+  }
+  // gRPC reports "no deadline" as a far-future time point.
+  const auto deadline = ctx.deadline();
+  if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
+    call.deadline = absl::FromChrono(deadline);
+  }
+  call.cancel = cancel;
+  return call;
+}
+
+// Finishes a call whose result is known at once.
+template <typename Response>
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
+                                    Response* response,
+                                    absl::StatusOr<Response> result) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (result.ok()) *response = *std::move(result);
+  reactor->Finish(ToGrpcStatus(result.status()));
+  return reactor;
+}
+
+// A unary call that may wait: cancellation reaches the core through the
+// token, and the core's callback finishes the reactor exactly once.
+template <typename Response>
+class WaitingReactor final : public grpc::ServerUnaryReactor {
+ public:
+  WaitingReactor(grpc::CallbackServerContext* ctx, Response* response)
+      : call_(ContextOf(*ctx, &cancel_)), response_(response) {}
+
+  const CallContext& call() const { return call_; }
+
+  Callback<Response> Done() {
+    return [this](absl::StatusOr<Response> result) {
+      if (result.ok()) *response_ = *std::move(result);
+      Finish(ToGrpcStatus(result.status()));
+    };
+  }
+
+  void OnCancel() override { cancel_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  CancelToken cancel_;
+  const CallContext call_;
+  Response* const response_;
+};
+
+// Pushes what a socket receives until EOF, the byte limit, close, error or
+// cancellation. One write in flight; the socket is read only after the
+// previous message was sent, so a slow reader stalls the socket and the
+// remote sender sees the TCP window close.
+class RecvStreamReactor final
+    : public grpc::ServerWriteReactor<v1::RecvStreamResponse> {
+ public:
+  RecvStreamReactor(AgentCore* core, grpc::CallbackServerContext* ctx,
+                    const v1::RecvStreamRequest& request)
+      : core_(core),
+        call_(ContextOf(*ctx, &cancel_)),
+        limit_(request.limit_bytes()) {
+    const uint32_t chunk = request.chunk_bytes() == 0 ? kDefaultChunkBytes
+                                                      : request.chunk_bytes();
+    if (chunk > core_->options().max_recv_bytes) {
+      Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+          "chunk_bytes: ", chunk, " exceeds the limit of ",
+          core_->options().max_recv_bytes, " (limits.max_recv_bytes)"))));
+      return;
+    }
+    recv_.set_handle(request.handle());
+    recv_.set_max_bytes(chunk);
+    ReadNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                          "the stream was closed by the client"));
+      return;
+    }
+    if (limit_ != 0 && received_ >= limit_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ReadNext();
+  }
+  void OnCancel() override { cancel_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  void ReadNext() {
+    if (limit_ != 0) {
+      const uint64_t left = limit_ - received_;
+      if (left < recv_.max_bytes()) {
+        recv_.set_max_bytes(static_cast<uint32_t>(left));
+      }
+    }
+    core_->Recv(call_, recv_, [this](absl::StatusOr<v1::RecvResponse> got) {
+      if (!got.ok()) {
+        Finish(ToGrpcStatus(got.status()));
+        return;
+      }
+      if (got->data().empty()) {  // orderly EOF
+        Finish(grpc::Status::OK);
+        return;
+      }
+      received_ += got->data().size();
+      response_.set_data(std::move(*got->mutable_data()));
+      StartWrite(&response_);
+    });
+  }
+
+  AgentCore* const core_;
+  CancelToken cancel_;
+  const CallContext call_;
+  const uint64_t limit_;
+  uint64_t received_ = 0;
+  v1::RecvRequest recv_;
+  v1::RecvStreamResponse response_;
+};
+
+// One message per datagram, until the limit, close, error or cancellation.
+class RecvFromStreamReactor final
+    : public grpc::ServerWriteReactor<v1::RecvFromStreamResponse> {
+ public:
+  RecvFromStreamReactor(AgentCore* core, grpc::CallbackServerContext* ctx,
+                        const v1::RecvFromStreamRequest& request)
+      : core_(core),
+        call_(ContextOf(*ctx, &cancel_)),
+        limit_(request.limit_datagrams()) {
+    recv_.set_handle(request.handle());
+    recv_.set_max_bytes(request.max_bytes() == 0 ? kDefaultChunkBytes
+                                                 : request.max_bytes());
+    ReadNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                          "the stream was closed by the client"));
+      return;
+    }
+    if (limit_ != 0 && delivered_ >= limit_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ReadNext();
+  }
+  void OnCancel() override { cancel_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  void ReadNext() {
+    core_->RecvFrom(
+        call_, recv_, [this](absl::StatusOr<v1::RecvFromResponse> got) {
+          if (!got.ok()) {
+            Finish(ToGrpcStatus(got.status()));
+            return;
+          }
+          ++delivered_;
+          response_.set_data(std::move(*got->mutable_data()));
+          *response_.mutable_address() = std::move(*got->mutable_address());
+          StartWrite(&response_);
+        });
+  }
+
+  AgentCore* const core_;
+  CancelToken cancel_;
+  const CallContext call_;
+  const uint64_t limit_;
+  uint64_t delivered_ = 0;
+  v1::RecvFromRequest recv_;
+  v1::RecvFromStreamResponse response_;
+};
+
+// Sends every message's data completely, in order; one send in flight, so
+// the client's stream is read only as fast as the socket drains.
+class SendStreamReactor final
+    : public grpc::ServerReadReactor<v1::SendStreamRequest> {
+ public:
+  SendStreamReactor(AgentCore* core, grpc::CallbackServerContext* ctx,
+                    v1::SendStreamResponse* response)
+      : core_(core), call_(ContextOf(*ctx, &cancel_)), response_(response) {
+    send_.set_send_all(true);
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed: everything was sent
+      response_->set_bytes_sent(sent_);
+      Finish(grpc::Status::OK);
+      return;
+    }
+    if (send_.handle().empty()) {
+      if (request_.handle().empty()) {
+        Finish(ToGrpcStatus(absl::InvalidArgumentError(
+            "handle: required in the first message")));
+        return;
+      }
+      send_.set_handle(request_.handle());
+    } else if (!request_.handle().empty() &&
+               request_.handle() != send_.handle()) {
+      Finish(ToGrpcStatus(absl::InvalidArgumentError(
+          "handle: every message must name the first message's handle")));
+      return;
+    }
+    send_.mutable_data()->swap(*request_.mutable_data());
+    core_->Send(call_, send_, [this](absl::StatusOr<v1::SendResponse> result) {
+      if (!result.ok()) {
+        Finish(ToGrpcStatus(result.status()));
+        return;
+      }
+      sent_ += result->bytes_sent();
+      StartRead(&request_);
+    });
+  }
+  void OnCancel() override { cancel_.Cancel(); }
+  void OnDone() override { delete this; }
+
+ private:
+  AgentCore* const core_;
+  CancelToken cancel_;
+  const CallContext call_;
+  v1::SendStreamResponse* const response_;
+  uint64_t sent_ = 0;
+  v1::SendStreamRequest request_;
+  v1::SendRequest send_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* SocketAgentService::CreateSession(
+    grpc::CallbackServerContext* ctx, const v1::CreateSessionRequest* request,
+    v1::CreateSessionResponse* response) {
+  return FinishNow(ctx, response, core_->CreateSession(*request));
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::KeepAlive(
+    grpc::CallbackServerContext* ctx, const v1::KeepAliveRequest* /*request*/,
+    v1::KeepAliveResponse* response) {
+  return FinishNow(ctx, response, core_->KeepAlive(ContextOf(*ctx, nullptr)));
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::CloseSession(
+    grpc::CallbackServerContext* ctx,
+    const v1::CloseSessionRequest* /*request*/,
+    v1::CloseSessionResponse* response) {
+  return FinishNow(ctx, response,
+                   core_->CloseSession(ContextOf(*ctx, nullptr)));
+}
+
+// The calls that finish at once share one shape.
+#define SOCKAGENT_IMMEDIATE(Method)                                         \
+  grpc::ServerUnaryReactor* SocketAgentService::Method(                     \
+      grpc::CallbackServerContext* ctx, const v1::Method##Request* request, \
+      v1::Method##Response* response) {                                     \
+    return FinishNow(ctx, response,                                         \
+                     core_->Method(ContextOf(*ctx, nullptr), *request));    \
+  }
+
+SOCKAGENT_IMMEDIATE(Socket)
+SOCKAGENT_IMMEDIATE(Bind)
+SOCKAGENT_IMMEDIATE(Listen)
+SOCKAGENT_IMMEDIATE(Shutdown)
+SOCKAGENT_IMMEDIATE(Close)
+SOCKAGENT_IMMEDIATE(GetSockName)
+SOCKAGENT_IMMEDIATE(GetPeerName)
+SOCKAGENT_IMMEDIATE(SetSockOpt)
+SOCKAGENT_IMMEDIATE(GetSockOpt)
+SOCKAGENT_IMMEDIATE(SetTimeout)
+SOCKAGENT_IMMEDIATE(GetTimeout)
+#undef SOCKAGENT_IMMEDIATE
+
+// The calls that may wait share another.
+#define SOCKAGENT_WAITING(Method)                                           \
+  grpc::ServerUnaryReactor* SocketAgentService::Method(                     \
+      grpc::CallbackServerContext* ctx, const v1::Method##Request* request, \
+      v1::Method##Response* response) {                                     \
+    auto* reactor = new WaitingReactor<v1::Method##Response>(ctx, response); \
+    core_->Method(reactor->call(), *request, reactor->Done());              \
+    return reactor;                                                         \
+  }
+
+SOCKAGENT_WAITING(Accept)
+SOCKAGENT_WAITING(Connect)
+SOCKAGENT_WAITING(Send)
+SOCKAGENT_WAITING(Recv)
+SOCKAGENT_WAITING(SendTo)
+SOCKAGENT_WAITING(RecvFrom)
+#undef SOCKAGENT_WAITING
+
+grpc::ServerReadReactor<v1::SendStreamRequest>* SocketAgentService::SendStream(
+    grpc::CallbackServerContext* ctx, v1::SendStreamResponse* response) {
+  return new SendStreamReactor(core_, ctx, response);
+}
+
+grpc::ServerWriteReactor<v1::RecvStreamResponse>*
+SocketAgentService::RecvStream(grpc::CallbackServerContext* ctx,
+                               const v1::RecvStreamRequest* request) {
+  return new RecvStreamReactor(core_, ctx, *request);
+}
+
+grpc::ServerWriteReactor<v1::RecvFromStreamResponse>*
+SocketAgentService::RecvFromStream(grpc::CallbackServerContext* ctx,
+                                   const v1::RecvFromStreamRequest* request) {
+  return new RecvFromStreamReactor(core_, ctx, *request);
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::GetHostname(
+    grpc::CallbackServerContext* ctx, const v1::GetHostnameRequest* /*request*/,
+    v1::GetHostnameResponse* response) {
+  return FinishNow(ctx, response, core_->GetHostname());
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::GetAddrInfo(
+    grpc::CallbackServerContext* ctx, const v1::GetAddrInfoRequest* request,
+    v1::GetAddrInfoResponse* response) {
+  return FinishNow(ctx, response, core_->GetAddrInfo(*request));
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::ListSockets(
+    grpc::CallbackServerContext* ctx, const v1::ListSocketsRequest* /*request*/,
+    v1::ListSocketsResponse* response) {
+  return FinishNow(ctx, response, core_->ListSockets(ContextOf(*ctx, nullptr)));
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::GetAgentInfo(
+    grpc::CallbackServerContext* ctx,
+    const v1::GetAgentInfoRequest* /*request*/,
+    v1::GetAgentInfoResponse* response) {
+  return FinishNow(ctx, response,
+                   absl::StatusOr<v1::GetAgentInfoResponse>(
+                       core_->GetAgentInfo()));
+}
+
+}  // namespace sockagent

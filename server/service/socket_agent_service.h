@@ -1,0 +1,112 @@
+#ifndef SOCKAGENT_SERVER_SERVICE_SOCKET_AGENT_SERVICE_H_
+#define SOCKAGENT_SERVER_SERVICE_SOCKET_AGENT_SERVICE_H_
+
+// The gRPC callback adapter over AgentCore. Every method is a callback
+// reactor; a call that waits holds no thread (the core finishes it from the
+// engine). Every reactor is finished exactly once, also when cancelled.
+// Statuses cross through status_codec.h only. Thread-safe.
+
+#include <grpcpp/grpcpp.h>
+
+#include "server/core/agent_core.h"
+#include "sockagent/v1/sockagent.grpc.pb.h"
+
+namespace sockagent {
+
+// Request metadata carrying the session id.
+inline constexpr char kSessionMetadataKey[] = "sockagent-session";
+
+class SocketAgentService final : public v1::SocketAgent::CallbackService {
+ public:
+  // `core` must outlive the service.
+  explicit SocketAgentService(AgentCore* core) : core_(core) {}
+
+  grpc::ServerUnaryReactor* CreateSession(
+      grpc::CallbackServerContext* ctx, const v1::CreateSessionRequest* request,
+      v1::CreateSessionResponse* response) override;
+  grpc::ServerUnaryReactor* KeepAlive(grpc::CallbackServerContext* ctx,
+                                      const v1::KeepAliveRequest* request,
+                                      v1::KeepAliveResponse* response) override;
+  grpc::ServerUnaryReactor* CloseSession(
+      grpc::CallbackServerContext* ctx, const v1::CloseSessionRequest* request,
+      v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* Socket(grpc::CallbackServerContext* ctx,
+                                   const v1::SocketRequest* request,
+                                   v1::SocketResponse* response) override;
+  grpc::ServerUnaryReactor* Bind(grpc::CallbackServerContext* ctx,
+                                 const v1::BindRequest* request,
+                                 v1::BindResponse* response) override;
+  grpc::ServerUnaryReactor* Listen(grpc::CallbackServerContext* ctx,
+                                   const v1::ListenRequest* request,
+                                   v1::ListenResponse* response) override;
+  grpc::ServerUnaryReactor* Accept(grpc::CallbackServerContext* ctx,
+                                   const v1::AcceptRequest* request,
+                                   v1::AcceptResponse* response) override;
+  grpc::ServerUnaryReactor* Connect(grpc::CallbackServerContext* ctx,
+                                    const v1::ConnectRequest* request,
+                                    v1::ConnectResponse* response) override;
+  grpc::ServerUnaryReactor* Send(grpc::CallbackServerContext* ctx,
+                                 const v1::SendRequest* request,
+                                 v1::SendResponse* response) override;
+  grpc::ServerReadReactor<v1::SendStreamRequest>* SendStream(
+      grpc::CallbackServerContext* ctx,
+      v1::SendStreamResponse* response) override;
+  grpc::ServerUnaryReactor* Recv(grpc::CallbackServerContext* ctx,
+                                 const v1::RecvRequest* request,
+                                 v1::RecvResponse* response) override;
+  grpc::ServerWriteReactor<v1::RecvStreamResponse>* RecvStream(
+      grpc::CallbackServerContext* ctx,
+      const v1::RecvStreamRequest* request) override;
+  grpc::ServerUnaryReactor* SendTo(grpc::CallbackServerContext* ctx,
+                                   const v1::SendToRequest* request,
+                                   v1::SendToResponse* response) override;
+  grpc::ServerUnaryReactor* RecvFrom(grpc::CallbackServerContext* ctx,
+                                     const v1::RecvFromRequest* request,
+                                     v1::RecvFromResponse* response) override;
+  grpc::ServerWriteReactor<v1::RecvFromStreamResponse>* RecvFromStream(
+      grpc::CallbackServerContext* ctx,
+      const v1::RecvFromStreamRequest* request) override;
+  grpc::ServerUnaryReactor* Shutdown(grpc::CallbackServerContext* ctx,
+                                     const v1::ShutdownRequest* request,
+                                     v1::ShutdownResponse* response) override;
+  grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
+                                  const v1::CloseRequest* request,
+                                  v1::CloseResponse* response) override;
+  grpc::ServerUnaryReactor* GetSockName(
+      grpc::CallbackServerContext* ctx, const v1::GetSockNameRequest* request,
+      v1::GetSockNameResponse* response) override;
+  grpc::ServerUnaryReactor* GetPeerName(
+      grpc::CallbackServerContext* ctx, const v1::GetPeerNameRequest* request,
+      v1::GetPeerNameResponse* response) override;
+  grpc::ServerUnaryReactor* SetSockOpt(
+      grpc::CallbackServerContext* ctx, const v1::SetSockOptRequest* request,
+      v1::SetSockOptResponse* response) override;
+  grpc::ServerUnaryReactor* GetSockOpt(
+      grpc::CallbackServerContext* ctx, const v1::GetSockOptRequest* request,
+      v1::GetSockOptResponse* response) override;
+  grpc::ServerUnaryReactor* SetTimeout(
+      grpc::CallbackServerContext* ctx, const v1::SetTimeoutRequest* request,
+      v1::SetTimeoutResponse* response) override;
+  grpc::ServerUnaryReactor* GetTimeout(
+      grpc::CallbackServerContext* ctx, const v1::GetTimeoutRequest* request,
+      v1::GetTimeoutResponse* response) override;
+  grpc::ServerUnaryReactor* GetHostname(
+      grpc::CallbackServerContext* ctx, const v1::GetHostnameRequest* request,
+      v1::GetHostnameResponse* response) override;
+  grpc::ServerUnaryReactor* GetAddrInfo(
+      grpc::CallbackServerContext* ctx, const v1::GetAddrInfoRequest* request,
+      v1::GetAddrInfoResponse* response) override;
+  grpc::ServerUnaryReactor* ListSockets(
+      grpc::CallbackServerContext* ctx, const v1::ListSocketsRequest* request,
+      v1::ListSocketsResponse* response) override;
+  grpc::ServerUnaryReactor* GetAgentInfo(
+      grpc::CallbackServerContext* ctx, const v1::GetAgentInfoRequest* request,
+      v1::GetAgentInfoResponse* response) override;
+
+ private:
+  AgentCore* const core_;
+};
+
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_SERVER_SERVICE_SOCKET_AGENT_SERVICE_H_
