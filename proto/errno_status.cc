@@ -5,6 +5,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "sockagent/v1/error_detail.pb.h"
 
 namespace sockagent {
@@ -86,28 +87,34 @@ int ErrnoFromName(absl::string_view name) {
   return 0;
 }
 
-absl::Status OsErrorWithCode(absl::StatusCode code, int err,
-                             absl::string_view syscall,
-                             absl::string_view message) {
+absl::Status NamedOsError(absl::StatusCode code, int number,
+                          absl::string_view name, absl::string_view syscall,
+                          absl::string_view message) {
   absl::Status status(code, message);
   v1::ErrorDetail detail;
-  detail.set_errno_number(err);
-  detail.set_errno_name(ErrnoName(err));
+  detail.set_errno_number(number);
+  detail.set_errno_name(std::string(name));
   detail.set_syscall(std::string(syscall));
   status.SetPayload(kErrorDetailTypeUrl,
                     absl::Cord(detail.SerializeAsString()));
   return status;
 }
 
+absl::Status OsErrorWithCode(absl::StatusCode code, int err,
+                             absl::string_view syscall,
+                             absl::string_view message) {
+  return NamedOsError(code, err, ErrnoName(err), syscall, message);
+}
+
 absl::Status OsError(int err, absl::string_view syscall) {
-  return OsErrorWithCode(
-      ErrnoToCode(err), err, syscall,
-      absl::StrCat(syscall, ": ", std::strerror(err), " (", ErrnoName(err),
-                   ")"));
+  return OsErrorWithCode(ErrnoToCode(err), err, syscall,
+                         absl::StrCat(syscall, ": ", std::strerror(err), " (",
+                                      ErrnoName(err), ")"));
 }
 
 std::optional<ErrnoInfo> GetErrno(const absl::Status& status) {
-  std::optional<absl::Cord> payload = status.GetPayload(kErrorDetailTypeUrl);
+  // absl::optional is not std::optional in Debian's Abseil build.
+  absl::optional<absl::Cord> payload = status.GetPayload(kErrorDetailTypeUrl);
   if (!payload.has_value()) return std::nullopt;
   v1::ErrorDetail detail;
   if (!detail.ParseFromString(std::string(*payload))) return std::nullopt;

@@ -46,6 +46,14 @@ absl::Status OsErrorWithCode(absl::StatusCode code, int err,
                              absl::string_view syscall,
                              absl::string_view message);
 
+// A status with an explicit code and message whose detail carries a number
+// and name from outside the errno space, e.g. an EAI_* value of getaddrinfo()
+// (errno_number -2, errno_name "EAI_NONAME", syscall "getaddrinfo").
+// OsErrorWithCode() is this function with `name` = ErrnoName(err).
+absl::Status NamedOsError(absl::StatusCode code, int number,
+                          absl::string_view name, absl::string_view syscall,
+                          absl::string_view message);
+
 // The errno detail of `status`, if it has one.
 std::optional<ErrnoInfo> GetErrno(const absl::Status& status);
 
