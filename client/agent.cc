@@ -85,17 +85,17 @@ Agent::Agent(std::shared_ptr<const internal::Connection> connection,
              std::string incarnation, absl::Duration ttl, bool owns_session)
     : connection_(std::move(connection)),
       incarnation_(std::move(incarnation)),
-      owns_session_(owns_session),
-      ttl_(ttl) {}
+      ttl_(ttl),
+      owns_session_(owns_session) {}
 
 Agent::~Agent() {
   StopKeepAlive();
-  bool closed;
+  bool close;
   {
     absl::MutexLock lock(&mu_);
-    closed = session_closed_;
+    close = owns_session_ && !session_closed_;
   }
-  if (owns_session_ && !closed) {
+  if (close) {
     v1::CloseSessionRequest request;
     v1::CloseSessionResponse response;
     connection_
@@ -173,6 +173,13 @@ absl::StatusOr<uint32_t> Agent::CloseSession() {
   }
   if (!status.ok()) return status;
   return response.sockets_closed();
+}
+
+std::string Agent::DetachSession() {
+  StopKeepAlive();
+  absl::MutexLock lock(&mu_);
+  owns_session_ = false;
+  return connection_->session_id();
 }
 
 absl::StatusOr<absl::Duration> Agent::KeepAlive() {

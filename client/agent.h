@@ -88,6 +88,10 @@ class Agent {
   // Closes the session and every socket in it; returns how many sockets the
   // agent closed. Stops the keepalive thread. Later calls fail on the agent.
   absl::StatusOr<uint32_t> CloseSession();
+  // Stops the keepalive thread and gives up ownership of the session: the
+  // destructor will not close it, so it lives on (until its lease lapses)
+  // for later processes to attach to. Returns the session id.
+  std::string DetachSession();
   // Renews the lease; returns the granted ttl.
   absl::StatusOr<absl::Duration> KeepAlive();
 
@@ -129,10 +133,11 @@ class Agent {
 
   const std::shared_ptr<const internal::Connection> connection_;
   const std::string incarnation_;
-  const bool owns_session_;
 
   mutable absl::Mutex mu_;
   absl::Duration ttl_ ABSL_GUARDED_BY(mu_);
+  // Whether the destructor closes the session.
+  bool owns_session_ ABSL_GUARDED_BY(mu_);
   bool session_closed_ ABSL_GUARDED_BY(mu_) = false;
   // The keepalive call in flight, so StopKeepAlive can cancel it.
   grpc::ClientContext* keepalive_context_ ABSL_GUARDED_BY(mu_) = nullptr;

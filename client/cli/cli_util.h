@@ -1,0 +1,127 @@
+#ifndef SOCKAGENT_CLIENT_CLI_CLI_UTIL_H_
+#define SOCKAGENT_CLIENT_CLI_CLI_UTIL_H_
+
+// Argument parsing, output formatting and exit codes of sockctl, kept apart
+// from main() so they can be unit-tested. Pure functions; thread-safe.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "sockagent/v1/sockagent.pb.h"
+
+namespace sockagent {
+namespace cli {
+
+// sockctl's exit codes.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFalse = 1;   // `health`: not SERVING
+inline constexpr int kExitUsage = 2;   // bad command line or argument value
+inline constexpr int kExitRpc = 3;     // RPC failed without an errno
+inline constexpr int kExitSocket = 4;  // a socket call failed with an errno
+
+// kExitSocket for a status carrying an errno detail, kExitRpc for any other
+// error, kExitOk for OK.
+int ExitCodeFor(const absl::Status& status);
+
+// One line for stderr, without the "sockctl: " prefix. With an errno:
+// "connect: Connection refused (ECONNREFUSED)"; otherwise
+// "<context>: <message> (<CODE>)".
+std::string DescribeError(absl::string_view context,
+                          const absl::Status& status);
+
+// The --json error object:
+// {"error":{"code":"UNAVAILABLE","message":"...","errno":111,
+//           "errno_name":"ECONNREFUSED","syscall":"connect"}}
+// (the errno fields only when the status carries one).
+std::string ErrorJson(const absl::Status& status);
+
+// "none" -> nullopt (blocking); "0" -> zero (non-blocking); "2.5s", "100ms",
+// "1m" or a plain number of seconds ("2.5") -> that duration.
+// INVALID_ARGUMENT for anything else or a negative value.
+absl::StatusOr<std::optional<absl::Duration>> ParseTimeout(
+    absl::string_view text);
+
+// A positive duration ("10m", "30s", "1.5") for --ttl and --timeout.
+absl::StatusOr<absl::Duration> ParseDurationArg(absl::string_view text);
+
+// "inet" | "inet6" | "unix" (also "ipv4", "ipv6", "4", "6", "local").
+absl::StatusOr<v1::Family> ParseFamily(absl::string_view text);
+// "stream" | "dgram" | "seqpacket" (also "tcp", "udp").
+absl::StatusOr<v1::SocketType> ParseSocketType(absl::string_view text);
+// "rd" | "wr" | "rdwr" (also "read", "write", "both").
+absl::StatusOr<v1::ShutdownHow> ParseShutdownHow(absl::string_view text);
+
+std::string FamilyName(v1::Family family);           // "inet"
+std::string SocketTypeName(v1::SocketType type);     // "stream"
+std::string SocketStateName(v1::SocketState state);  // "listening"
+
+// The value type of a typed socket option.
+enum class OptionKind { kBool, kInt, kLinger, kMembership };
+
+struct OptionSpec {
+  v1::SocketOption option;
+  OptionKind kind;
+  bool settable;
+  bool gettable;
+};
+
+// A socket option by name, case-insensitive, with or without "OPT_":
+// "SO_REUSEADDR", "tcp_nodelay", "IP_TTL", "OPT_SO_LINGER", ...
+absl::StatusOr<OptionSpec> ParseOptionName(absl::string_view name);
+// The names ParseOptionName accepts, for --help.
+std::vector<std::string> OptionNames();
+
+// A value for an option of `kind`:
+//   bool        1/0, on/off, true/false, yes/no
+//   int         a decimal integer
+//   linger      "on:5", "off", "off:0" (enabled:seconds)
+//   membership  "GROUP" or "GROUP@INTERFACE" ("239.1.2.3@127.0.0.1")
+absl::StatusOr<v1::OptionValue> ParseOptionValue(OptionKind kind,
+                                                 absl::string_view text);
+// The inverse of ParseOptionValue ("on", "42", "on:5", ...); raw bytes are
+// hex ("0x0100").
+std::string FormatOptionValue(const v1::OptionValue& value);
+
+// "10m", "2.5s", "none" for unset: a Duration as sockctl prints it.
+std::string DurationText(absl::Duration duration);
+
+// A JSON string literal, with quotes; bytes that are not valid UTF-8 are
+// replaced by U+FFFD.
+std::string JsonString(absl::string_view text);
+// Whether `data` is valid UTF-8.
+bool IsValidUtf8(absl::string_view data);
+
+// A JSON object built field by field, in insertion order.
+class JsonObject {
+ public:
+  JsonObject& AddString(absl::string_view key, absl::string_view value);
+  JsonObject& AddInt(absl::string_view key, int64_t value);
+  JsonObject& AddBool(absl::string_view key, bool value);
+  // `json` must already be valid JSON.
+  JsonObject& AddRaw(absl::string_view key, absl::string_view json);
+  // Received bytes: "data_base64" always, "text" when valid UTF-8.
+  JsonObject& AddData(absl::string_view data);
+  std::string Build() const;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> fields_;
+};
+
+// A message as JSON with proto field names and default values printed.
+std::string ProtoJson(const google::protobuf::Message& message);
+
+// A right-padded text table.
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace cli
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_CLIENT_CLI_CLI_UTIL_H_

@@ -1,0 +1,1254 @@
+// sockctl: the sockagent command line. One subcommand per RPC of
+// sockagent.v1.SocketAgent, plus `nc`, a remote netcat. See kMainHelp.
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "client/address.h"
+#include "client/agent.h"
+#include "client/cli/cli_util.h"
+#include "client/socket.h"
+#include "proto/status_codec.h"
+#ifdef SOCKAGENT_HAVE_HEALTH_PROTO
+#include "grpc/health/v1/health.grpc.pb.h"
+#endif
+
+namespace sockagent {
+namespace cli {
+namespace {
+
+constexpr char kMainHelp[] =
+    R"help(sockctl drives the sockets of a remote host through its sockagentd agent.
+Every subcommand is one call of the sockagent.v1 API, performed by the agent
+with its own kernel sockets. Sockets live in a session: open one once, export
+its id, and every later sockctl invocation (which renews the lease) can use
+the handles printed by earlier ones. `sockctl session close` closes them all.
+
+Example:
+  export SOCKAGENT_SESSION=$(sockctl session open --ttl 10m)
+  L=$(sockctl socket); sockctl bind $L 127.0.0.1:0; sockctl listen $L
+  C=$(sockctl socket); sockctl connect $C $(sockctl getsockname $L)
+  A=$(sockctl accept $L | cut -d' ' -f1)
+  sockctl send $C hello; sockctl recv $A        # prints hello
+  sockctl session close
+
+Output is human-readable by default; --json prints one JSON object on stdout
+(on failure {"error":{"code","message","errno","errno_name","syscall"}}).
+
+Exit codes:
+  0  success
+  1  `health`: the agent is not SERVING
+  2  usage error (bad command line or argument value)
+  3  the call failed without an errno (agent unreachable, unknown handle or
+     session NOT_FOUND, deadline, permission, ...)
+  4  the socket call failed with an errno; stderr says e.g.
+     "sockctl: connect: Connection refused (ECONNREFUSED)")help";
+
+// Options shared by every subcommand.
+struct Globals {
+  std::string agent = "127.0.0.1:7700";
+  std::string session;
+  std::string timeout;
+  bool json = false;
+  bool verbose = false;
+
+  // Derived from `timeout` before a subcommand runs.
+  absl::Duration call_timeout = absl::InfiniteDuration();
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+Globals g;
+
+// Prints `status` as sockctl's error (stderr, or the JSON error object on
+// stdout) and returns its exit code.
+int Fail(absl::string_view context, const absl::Status& status) {
+  if (g.json) {
+    std::cout << ErrorJson(status) << std::endl;
+  } else {
+    std::cerr << "sockctl: " << DescribeError(context, status) << std::endl;
+  }
+  return ExitCodeFor(status);
+}
+
+// A bad argument value: exit code 2.
+int Usage(const absl::Status& status) {
+  if (g.json) {
+    std::cout << ErrorJson(status) << std::endl;
+  } else {
+    std::cerr << "sockctl: " << status.message() << std::endl;
+  }
+  return kExitUsage;
+}
+
+void PrintJson(const JsonObject& object) {
+  std::cout << object.Build() << std::endl;
+}
+
+// Connects to the agent. With `need_session` the session must come from
+// --session / SOCKAGENT_SESSION; the session is attached, never created or
+// closed, and renewed by the call itself.
+absl::StatusOr<std::unique_ptr<Agent>> ConnectAgent(bool need_session) {
+  if (need_session && g.session.empty()) {
+    return absl::FailedPreconditionError(
+        "no session: pass --session or set SOCKAGENT_SESSION "
+        "(export SOCKAGENT_SESSION=$(sockctl session open))");
+  }
+  AgentOptions options;
+  options.target = g.agent;
+  options.session_id = g.session;
+  options.open_session = false;
+  options.keepalive = false;
+  options.call_timeout = g.call_timeout;
+  options.connect_timeout = g.call_timeout == absl::InfiniteDuration()
+                                ? absl::Seconds(10)
+                                : g.call_timeout;
+  return Agent::Connect(options);
+}
+
+bool WriteStdout(absl::string_view data) {
+  if (data.empty()) return true;
+  if (std::fwrite(data.data(), 1, data.size(), stdout) != data.size()) {
+    return false;
+  }
+  return std::fflush(stdout) == 0;
+}
+
+absl::StatusOr<std::string> ReadAll(int fd) {
+  std::string out;
+  char buffer[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::ErrnoToStatus(errno, "read");
+    if (n == 0) return out;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  if (path == "-") return ReadAll(STDIN_FILENO);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  absl::StatusOr<std::string> data = ReadAll(fd);
+  ::close(fd);
+  return data;
+}
+
+// A socket command: attaches the session, then runs `body` on the handle.
+int WithSocket(const std::string& handle,
+               const std::function<int(Agent&, Socket&)>& body) {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(true);
+  if (!agent.ok()) return Fail("agent", agent.status());
+  Socket socket = (*agent)->AttachSocket(handle);
+  return body(**agent, socket);
+}
+
+// Prints an address: plain text, or {"address":..., "port":...}.
+int PrintAddress(const v1::Address& address) {
+  if (g.json) {
+    JsonObject object;
+    object.AddString("address", FormatAddress(address));
+    if (address.has_inet()) object.AddInt("port", address.inet().port());
+    object.AddRaw("address_proto", ProtoJson(address));
+    PrintJson(object);
+  } else {
+    std::cout << FormatAddress(address) << std::endl;
+  }
+  return kExitOk;
+}
+
+// Adds the required positional HANDLE.
+void AddHandle(CLI::App* sub, std::string* handle) {
+  sub->add_option("handle", *handle, "socket handle (from `sockctl socket`)")
+      ->required();
+}
+
+// ---------------------------------------------------------------- sessions
+
+int SessionOpen(const std::string& ttl_text, const std::string& label) {
+  AgentOptions options;
+  options.target = g.agent;
+  options.keepalive = false;
+  options.session_label = label;
+  options.call_timeout = g.call_timeout;
+  if (!ttl_text.empty()) {
+    absl::StatusOr<absl::Duration> ttl = ParseDurationArg(ttl_text);
+    if (!ttl.ok()) return Usage(ttl.status());
+    options.session_ttl = *ttl;
+  }
+  absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect(options);
+  if (!agent.ok()) return Fail("session open", agent.status());
+  std::string id = (*agent)->DetachSession();
+  if (g.json) {
+    PrintJson(JsonObject()
+                  .AddString("session_id", id)
+                  .AddString("ttl", DurationText((*agent)->session_ttl()))
+                  .AddString("incarnation", (*agent)->incarnation()));
+  } else {
+    std::cout << id << std::endl;
+  }
+  return kExitOk;
+}
+
+int SessionClose() {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(true);
+  if (!agent.ok()) return Fail("session close", agent.status());
+  absl::StatusOr<uint32_t> closed = (*agent)->CloseSession();
+  if (!closed.ok()) return Fail("session close", closed.status());
+  if (g.json) {
+    PrintJson(JsonObject().AddInt("sockets_closed", *closed));
+  } else if (g.verbose) {
+    std::cerr << "closed " << *closed << " socket(s)" << std::endl;
+  }
+  return kExitOk;
+}
+
+int SessionKeepAlive() {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(true);
+  if (!agent.ok()) return Fail("session keepalive", agent.status());
+  absl::StatusOr<absl::Duration> ttl = (*agent)->KeepAlive();
+  if (!ttl.ok()) return Fail("session keepalive", ttl.status());
+  if (g.json) {
+    PrintJson(JsonObject().AddString("ttl", DurationText(*ttl)));
+  } else {
+    std::cout << DurationText(*ttl) << std::endl;
+  }
+  return kExitOk;
+}
+
+// ----------------------------------------------------------------- sockets
+
+int CreateSocket(const std::string& family_text, const std::string& type_text,
+                 int protocol) {
+  absl::StatusOr<v1::Family> family = ParseFamily(family_text);
+  if (!family.ok()) return Usage(family.status());
+  absl::StatusOr<v1::SocketType> type = ParseSocketType(type_text);
+  if (!type.ok()) return Usage(type.status());
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(true);
+  if (!agent.ok()) return Fail("socket", agent.status());
+  absl::StatusOr<Socket> socket =
+      (*agent)->CreateSocket(*family, *type, protocol);
+  if (!socket.ok()) return Fail("socket", socket.status());
+  std::string handle = socket->Release();
+  if (g.json) {
+    PrintJson(JsonObject().AddString("handle", handle));
+  } else {
+    std::cout << handle << std::endl;
+  }
+  return kExitOk;
+}
+
+int Bind(const std::string& handle, const std::string& address_text) {
+  absl::StatusOr<v1::Address> address = ParseAddress(address_text);
+  if (!address.ok()) return Usage(address.status());
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<v1::Address> bound = socket.Bind(*address);
+    if (!bound.ok()) return Fail("bind", bound.status());
+    return PrintAddress(*bound);
+  });
+}
+
+int Listen(const std::string& handle, int backlog) {
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::Status status = socket.Listen(backlog);
+    if (!status.ok()) return Fail("listen", status);
+    if (g.json) PrintJson(JsonObject());
+    return kExitOk;
+  });
+}
+
+int Accept(const std::string& handle) {
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<AcceptResult> accepted = socket.Accept(g.deadline);
+    if (!accepted.ok()) return Fail("accept", accepted.status());
+    std::string new_handle = accepted->socket.Release();
+    if (g.json) {
+      PrintJson(JsonObject()
+                    .AddString("handle", new_handle)
+                    .AddString("peer", FormatAddress(accepted->peer))
+                    .AddRaw("peer_proto", ProtoJson(accepted->peer)));
+    } else {
+      std::cout << new_handle << " " << FormatAddress(accepted->peer)
+                << std::endl;
+    }
+    return kExitOk;
+  });
+}
+
+int Connect(const std::string& handle, const std::string& address_text) {
+  absl::StatusOr<v1::Address> address = ParseAddress(address_text);
+  if (!address.ok()) return Usage(address.status());
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<v1::Address> local = socket.Connect(*address, g.deadline);
+    if (!local.ok()) return Fail("connect", local.status());
+    return PrintAddress(*local);
+  });
+}
+
+// The bytes to send: DATA, --file F, or stdin ("-" or nothing).
+absl::StatusOr<std::string> SendData(const CLI::Option* data_option,
+                                     const std::string& data,
+                                     const std::string& file) {
+  if (!file.empty()) return ReadFile(file);
+  if (data_option->count() > 0 && data != "-") return data;
+  return ReadAll(STDIN_FILENO);
+}
+
+int Send(const std::string& handle, const CLI::Option* data_option,
+         const std::string& data_arg, const std::string& file, bool all) {
+  if (data_option->count() > 0 && !file.empty()) {
+    return Usage(absl::InvalidArgumentError("give DATA or --file, not both"));
+  }
+  absl::StatusOr<std::string> data = SendData(data_option, data_arg, file);
+  if (!data.ok()) return Usage(data.status());
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    size_t sent = data->size();
+    if (all) {
+      absl::Status status = socket.SendAll(*data, 0, g.deadline);
+      if (!status.ok()) return Fail("send", status);
+    } else {
+      absl::StatusOr<size_t> n = socket.Send(*data, 0, g.deadline);
+      if (!n.ok()) return Fail("send", n.status());
+      sent = *n;
+    }
+    if (g.json) {
+      PrintJson(JsonObject().AddInt("bytes_sent", static_cast<int64_t>(sent)));
+    } else if (g.verbose || sent != data->size()) {
+      std::cerr << "sent " << sent << " of " << data->size() << " bytes"
+                << std::endl;
+    }
+    return kExitOk;
+  });
+}
+
+int Recv(const std::string& handle, uint32_t max, bool peek, bool waitall) {
+  if (max == 0) {
+    return Usage(absl::InvalidArgumentError("--max must be at least 1"));
+  }
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    int flags = (peek ? MSG_PEEK : 0) | (waitall ? MSG_WAITALL : 0);
+    absl::StatusOr<std::string> data = socket.Recv(max, flags, g.deadline);
+    if (!data.ok()) return Fail("recv", data.status());
+    if (g.json) {
+      PrintJson(JsonObject()
+                    .AddInt("bytes", static_cast<int64_t>(data->size()))
+                    .AddBool("eof", data->empty())
+                    .AddData(*data));
+    } else {
+      WriteStdout(*data);
+    }
+    return kExitOk;
+  });
+}
+
+int RecvStream(const std::string& handle, uint64_t limit, uint32_t chunk) {
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    std::string collected;
+    uint64_t total = 0;
+    bool stdout_ok = true;
+    absl::Status status = socket.RecvStream(
+        [&](absl::string_view data) {
+          total += data.size();
+          if (g.json) {
+            collected.append(data.data(), data.size());
+            return true;
+          }
+          stdout_ok = WriteStdout(data);
+          return stdout_ok;
+        },
+        limit, chunk, g.deadline);
+    if (!status.ok()) return Fail("recvstream", status);
+    if (g.json) {
+      PrintJson(JsonObject()
+                    .AddInt("bytes", static_cast<int64_t>(total))
+                    .AddData(collected));
+    }
+    return stdout_ok ? kExitOk : kExitRpc;
+  });
+}
+
+int SendTo(const std::string& handle, const std::string& address_text,
+           const std::string& data_arg) {
+  absl::StatusOr<v1::Address> address = ParseAddress(address_text);
+  if (!address.ok()) return Usage(address.status());
+  absl::StatusOr<std::string> data =
+      data_arg == "-" ? ReadAll(STDIN_FILENO)
+                      : absl::StatusOr<std::string>(data_arg);
+  if (!data.ok()) return Usage(data.status());
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<size_t> sent = socket.SendTo(*data, *address, 0, g.deadline);
+    if (!sent.ok()) return Fail("sendto", sent.status());
+    if (g.json) {
+      PrintJson(JsonObject().AddInt("bytes_sent", static_cast<int64_t>(*sent)));
+    } else if (g.verbose) {
+      std::cerr << "sent " << *sent << " bytes" << std::endl;
+    }
+    return kExitOk;
+  });
+}
+
+int RecvFrom(const std::string& handle, uint32_t max) {
+  if (max == 0) {
+    return Usage(absl::InvalidArgumentError("--max must be at least 1"));
+  }
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<Datagram> datagram = socket.RecvFrom(max, 0, g.deadline);
+    if (!datagram.ok()) return Fail("recvfrom", datagram.status());
+    if (g.json) {
+      PrintJson(
+          JsonObject()
+              .AddString("address", FormatAddress(datagram->address))
+              .AddRaw("address_proto", ProtoJson(datagram->address))
+              .AddInt("bytes", static_cast<int64_t>(datagram->data.size()))
+              .AddData(datagram->data));
+    } else {
+      std::cerr << "from " << FormatAddress(datagram->address) << std::endl;
+      WriteStdout(datagram->data);
+    }
+    return kExitOk;
+  });
+}
+
+int Shutdown(const std::string& handle, const std::string& how_text) {
+  absl::StatusOr<v1::ShutdownHow> how = ParseShutdownHow(how_text);
+  if (!how.ok()) return Usage(how.status());
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::Status status = socket.Shutdown(*how);
+    if (!status.ok()) return Fail("shutdown", status);
+    if (g.json) PrintJson(JsonObject());
+    return kExitOk;
+  });
+}
+
+int Close(const std::string& handle) {
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::Status status = socket.Close();
+    if (!status.ok()) return Fail("close", status);
+    if (g.json) PrintJson(JsonObject());
+    return kExitOk;
+  });
+}
+
+int SockName(const std::string& handle, bool peer) {
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<v1::Address> address =
+        peer ? socket.GetPeerName() : socket.GetSockName();
+    if (!address.ok()) {
+      return Fail(peer ? "getpeername" : "getsockname", address.status());
+    }
+    return PrintAddress(*address);
+  });
+}
+
+int SetSockOpt(const std::string& handle, const std::string& name,
+               const std::string& value_text) {
+  absl::StatusOr<OptionSpec> spec = ParseOptionName(name);
+  if (!spec.ok()) return Usage(spec.status());
+  if (!spec->settable) {
+    return Usage(absl::InvalidArgumentError(
+        absl::StrCat("option ", name, " is read-only")));
+  }
+  absl::StatusOr<v1::OptionValue> value =
+      ParseOptionValue(spec->kind, value_text);
+  if (!value.ok()) return Usage(value.status());
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::Status status = socket.SetSockOpt(spec->option, *value);
+    if (!status.ok()) return Fail("setsockopt", status);
+    if (g.json) PrintJson(JsonObject());
+    return kExitOk;
+  });
+}
+
+int GetSockOpt(const std::string& handle, const std::string& name) {
+  absl::StatusOr<OptionSpec> spec = ParseOptionName(name);
+  if (!spec.ok()) return Usage(spec.status());
+  if (!spec->gettable) {
+    return Usage(absl::InvalidArgumentError(
+        absl::StrCat("option ", name, " is write-only")));
+  }
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<v1::OptionValue> value = socket.GetSockOpt(spec->option);
+    if (!value.ok()) return Fail("getsockopt", value.status());
+    if (g.json) {
+      PrintJson(JsonObject()
+                    .AddString("value", FormatOptionValue(*value))
+                    .AddRaw("value_proto", ProtoJson(*value)));
+    } else {
+      std::cout << FormatOptionValue(*value) << std::endl;
+    }
+    return kExitOk;
+  });
+}
+
+int SetTimeout(const std::string& handle, const std::string& text) {
+  absl::StatusOr<std::optional<absl::Duration>> timeout = ParseTimeout(text);
+  if (!timeout.ok()) return Usage(timeout.status());
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::Status status = socket.SetTimeout(*timeout);
+    if (!status.ok()) return Fail("settimeout", status);
+    if (g.json) PrintJson(JsonObject());
+    return kExitOk;
+  });
+}
+
+int GetTimeout(const std::string& handle) {
+  return WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::StatusOr<std::optional<absl::Duration>> timeout = socket.GetTimeout();
+    if (!timeout.ok()) return Fail("gettimeout", timeout.status());
+    std::string text = timeout->has_value() ? DurationText(**timeout) : "none";
+    if (g.json) {
+      PrintJson(JsonObject().AddString("timeout", text));
+    } else {
+      std::cout << text << std::endl;
+    }
+    return kExitOk;
+  });
+}
+
+// -------------------------------------------------------------------- host
+
+int GetHostname() {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(false);
+  if (!agent.ok()) return Fail("gethostname", agent.status());
+  absl::StatusOr<std::string> name = (*agent)->GetHostname();
+  if (!name.ok()) return Fail("gethostname", name.status());
+  if (g.json) {
+    PrintJson(JsonObject().AddString("hostname", *name));
+  } else {
+    std::cout << *name << std::endl;
+  }
+  return kExitOk;
+}
+
+int GetAddrInfo(const std::string& host, const std::string& port,
+                const std::string& family_text, const std::string& type_text,
+                bool passive) {
+  v1::Family family = v1::FAMILY_UNSPECIFIED;
+  v1::SocketType type = v1::SOCKET_TYPE_UNSPECIFIED;
+  if (!family_text.empty()) {
+    absl::StatusOr<v1::Family> f = ParseFamily(family_text);
+    if (!f.ok()) return Usage(f.status());
+    family = *f;
+  }
+  if (!type_text.empty()) {
+    absl::StatusOr<v1::SocketType> t = ParseSocketType(type_text);
+    if (!t.ok()) return Usage(t.status());
+    type = *t;
+  }
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(false);
+  if (!agent.ok()) return Fail("getaddrinfo", agent.status());
+  absl::StatusOr<std::vector<v1::AddrInfo>> results = (*agent)->GetAddrInfo(
+      host, port, family, type, 0, passive ? AI_PASSIVE : 0);
+  if (!results.ok()) return Fail("getaddrinfo", results.status());
+  if (g.json) {
+    v1::GetAddrInfoResponse response;
+    for (const v1::AddrInfo& info : *results) *response.add_results() = info;
+    std::cout << ProtoJson(response) << std::endl;
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"FAMILY", "TYPE", "PROTO", "ADDRESS", "CANONNAME"}};
+  for (const v1::AddrInfo& info : *results) {
+    rows.push_back({FamilyName(info.family()), SocketTypeName(info.type()),
+                    absl::StrCat(info.protocol()),
+                    FormatAddress(info.address()), info.canonical_name()});
+  }
+  std::cout << FormatTable(rows);
+  return kExitOk;
+}
+
+int ListSockets() {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(true);
+  if (!agent.ok()) return Fail("ls", agent.status());
+  absl::StatusOr<std::vector<v1::SocketInfo>> sockets = (*agent)->ListSockets();
+  if (!sockets.ok()) return Fail("ls", sockets.status());
+  if (g.json) {
+    v1::ListSocketsResponse response;
+    for (const v1::SocketInfo& info : *sockets) *response.add_sockets() = info;
+    std::cout << ProtoJson(response) << std::endl;
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"HANDLE", "FAMILY", "TYPE", "STATE", "LOCAL", "PEER", "SENT", "RECEIVED",
+       "TIMEOUT"}};
+  for (const v1::SocketInfo& info : *sockets) {
+    rows.push_back(
+        {info.handle(), FamilyName(info.family()), SocketTypeName(info.type()),
+         SocketStateName(info.state()),
+         info.has_local() ? FormatAddress(info.local()) : "-",
+         info.has_peer() ? FormatAddress(info.peer()) : "-",
+         absl::StrCat(info.bytes_sent()), absl::StrCat(info.bytes_received()),
+         info.has_timeout()
+             ? DurationText(absl::Seconds(info.timeout().seconds()) +
+                            absl::Nanoseconds(info.timeout().nanos()))
+             : "none"});
+  }
+  std::cout << FormatTable(rows);
+  return kExitOk;
+}
+
+absl::Duration ProtoDuration(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+int Info() {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(false);
+  if (!agent.ok()) return Fail("info", agent.status());
+  absl::StatusOr<v1::GetAgentInfoResponse> info = (*agent)->GetAgentInfo();
+  if (!info.ok()) return Fail("info", info.status());
+  if (g.json) {
+    std::cout << ProtoJson(*info) << std::endl;
+    return kExitOk;
+  }
+  const v1::Limits& limits = info->limits();
+  std::cout << "agent_version: " << info->agent_version() << "\n"
+            << "api_version:   " << info->api_version() << "\n"
+            << "hostname:      " << info->hostname() << "\n"
+            << "incarnation:   " << info->incarnation() << "\n"
+            << "features:      " << absl::StrJoin(info->features(), ", ")
+            << "\n"
+            << "limits:        max_sessions=" << limits.max_sessions()
+            << " max_sockets_per_session=" << limits.max_sockets_per_session()
+            << " max_send_bytes=" << limits.max_send_bytes()
+            << " max_recv_bytes=" << limits.max_recv_bytes()
+            << " default_session_ttl="
+            << DurationText(ProtoDuration(limits.default_session_ttl()))
+            << " max_session_ttl="
+            << DurationText(ProtoDuration(limits.max_session_ttl()))
+            << std::endl;
+  return kExitOk;
+}
+
+int Health(const std::string& service) {
+  std::string state;
+#ifdef SOCKAGENT_HAVE_HEALTH_PROTO
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(g.agent, grpc::InsecureChannelCredentials());
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  absl::Duration timeout = g.call_timeout == absl::InfiniteDuration()
+                               ? absl::Seconds(5)
+                               : g.call_timeout;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  context.set_wait_for_ready(true);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  absl::Status status =
+      FromGrpcStatus(stub->Check(&context, request, &response));
+  if (status.ok()) {
+    state = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+        response.status());
+  } else if (status.code() != absl::StatusCode::kUnimplemented) {
+    state = absl::StrCat("UNKNOWN (", DescribeError("health", status), ")");
+  }
+#endif
+  if (state.empty()) {
+    // No health service: an answered GetAgentInfo counts as SERVING.
+    absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(false);
+    absl::Status status = agent.status();
+    if (agent.ok()) status = (*agent)->GetAgentInfo().status();
+    state = status.ok() ? "SERVING"
+                        : absl::StrCat("UNKNOWN (",
+                                       DescribeError("health", status), ")");
+  }
+  if (g.json) {
+    PrintJson(JsonObject().AddString("status", state));
+  } else {
+    std::cout << state << std::endl;
+  }
+  return state == "SERVING" ? kExitOk : kExitFalse;
+}
+
+// ---------------------------------------------------------------------- nc
+
+struct NcOptions {
+  bool listen = false;
+  bool udp = false;
+  bool ipv6 = false;
+  std::vector<std::string> args;  // [HOST] PORT
+  std::string quit_after;         // -q
+  std::string ttl = "30s";
+};
+
+void Verbose(absl::string_view line) {
+  if (g.verbose) std::cerr << "sockctl nc: " << line << std::endl;
+}
+
+// Waits until stdin is readable or `stop` is notified. Returns true when
+// stdin is readable (or at EOF / error, which the read then reports).
+bool WaitForStdin(const absl::Notification& stop) {
+  while (!stop.HasBeenNotified()) {
+    pollfd fd{STDIN_FILENO, POLLIN, 0};
+    int ready = ::poll(&fd, 1, 100);
+    if (ready > 0) return true;
+    if (ready < 0 && errno != EINTR) return true;
+  }
+  return false;
+}
+
+// Reads stdin chunks into `send` until stdin EOF (returns OK), `send`
+// failing (returns its error), or `stop` (returns CANCELLED).
+absl::Status PumpStdin(
+    const absl::Notification& stop,
+    const std::function<absl::Status(absl::string_view)>& send) {
+  char buffer[65536];
+  while (WaitForStdin(stop)) {
+    ssize_t n = ::read(STDIN_FILENO, buffer, sizeof(buffer));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) return absl::ErrnoToStatus(errno, "read stdin");
+    if (n == 0) return absl::OkStatus();
+    absl::Status status = send(absl::string_view(buffer, n));
+    if (!status.ok()) return status;
+  }
+  return absl::CancelledError("remote side ended");
+}
+
+// TCP: stdin -> socket (half-close at EOF), socket -> stdout until EOF.
+int NcStream(Socket& socket, std::optional<absl::Duration> quit_after) {
+  std::unique_ptr<RecvStreamReader> reader = socket.OpenRecvStream();
+  absl::Notification remote_done;
+  absl::Status recv_status;
+  std::thread receiver([&] {
+    std::string chunk;
+    while (reader->Next(&chunk)) {
+      if (!WriteStdout(chunk)) {
+        reader->Cancel();
+        break;
+      }
+    }
+    recv_status = reader->Finish();
+    remote_done.Notify();
+  });
+  absl::Status send_status = PumpStdin(
+      remote_done, [&](absl::string_view d) { return socket.SendAll(d); });
+  int rc = kExitOk;
+  if (send_status.ok()) {
+    Verbose("stdin EOF: shutting down the write side");
+    absl::Status status = socket.Shutdown(v1::SHUTDOWN_HOW_WRITE);
+    if (!status.ok()) rc = Fail("shutdown", status);
+    if (quit_after.has_value() &&
+        !remote_done.WaitForNotificationWithTimeout(*quit_after)) {
+      reader->Cancel();
+    }
+  } else if (!absl::IsCancelled(send_status)) {
+    if (!remote_done.HasBeenNotified()) rc = Fail("send", send_status);
+    reader->Cancel();
+  }
+  receiver.join();
+  if (rc == kExitOk && !recv_status.ok() && !absl::IsCancelled(recv_status)) {
+    rc = Fail("recv", recv_status);
+  }
+  return rc;
+}
+
+// UDP: stdin chunks -> datagrams, datagrams -> stdout. Ends at stdin EOF
+// (after `quit_after`). With `peer` set, sends with SendTo and prints only
+// datagrams from it.
+int NcDatagram(Socket& socket, const std::optional<v1::Address>& peer,
+               std::optional<absl::Duration> quit_after) {
+  std::unique_ptr<RecvFromStreamReader> reader = socket.OpenRecvFromStream();
+  absl::Notification receiver_done;
+  absl::Status recv_status;
+  const std::string peer_text = peer.has_value() ? FormatAddress(*peer) : "";
+  std::thread receiver([&] {
+    Datagram datagram;
+    while (reader->Next(&datagram)) {
+      if (peer.has_value() && FormatAddress(datagram.address) != peer_text) {
+        continue;
+      }
+      if (!WriteStdout(datagram.data)) {
+        reader->Cancel();
+        break;
+      }
+    }
+    recv_status = reader->Finish();
+    receiver_done.Notify();
+  });
+  absl::Status send_status =
+      PumpStdin(receiver_done, [&](absl::string_view d) -> absl::Status {
+        if (peer.has_value()) return socket.SendTo(d, *peer).status();
+        return socket.Send(d).status();
+      });
+  int rc = kExitOk;
+  if (!send_status.ok() && !absl::IsCancelled(send_status)) {
+    rc = Fail("send", send_status);
+  }
+  if (send_status.ok() && quit_after.has_value()) {
+    receiver_done.WaitForNotificationWithTimeout(*quit_after);
+  }
+  reader->Cancel();
+  receiver.join();
+  if (rc == kExitOk && !recv_status.ok() && !absl::IsCancelled(recv_status)) {
+    rc = Fail("recv", recv_status);
+  }
+  return rc;
+}
+
+int Nc(const NcOptions& nc) {
+  std::string host;
+  std::string port;
+  if (nc.args.size() == 2) {
+    host = nc.args[0];
+    port = nc.args[1];
+  } else if (nc.args.size() == 1 && nc.listen) {
+    port = nc.args[0];
+  } else {
+    return Usage(absl::InvalidArgumentError(
+        "nc: expected HOST PORT (or just PORT with -l)"));
+  }
+  const bool bracketed = host.size() >= 2 && host.front() == '[';
+  absl::StatusOr<v1::Address> address =
+      ParseAddress(absl::StrCat(bracketed || host.find(':') == std::string::npos
+                                    ? host
+                                    : absl::StrCat("[", host, "]"),
+                                ":", port));
+  if (!address.ok()) return Usage(address.status());
+  std::optional<absl::Duration> quit_after;
+  if (!nc.quit_after.empty()) {
+    absl::StatusOr<absl::Duration> q = ParseDurationArg(nc.quit_after);
+    if (!q.ok()) return Usage(q.status());
+    quit_after = *q;
+  } else if (nc.udp) {
+    quit_after = absl::ZeroDuration();
+  }
+  absl::StatusOr<absl::Duration> ttl = ParseDurationArg(nc.ttl);
+  if (!ttl.ok()) return Usage(ttl.status());
+
+  AgentOptions options;
+  options.target = g.agent;
+  options.session_ttl = *ttl;
+  options.session_label = "sockctl nc";
+  options.call_timeout = g.call_timeout;
+  absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect(options);
+  if (!agent.ok()) return Fail("nc", agent.status());
+  const v1::Family family = nc.ipv6 ? v1::FAMILY_INET6 : v1::FAMILY_INET;
+  const v1::SocketType type =
+      nc.udp ? v1::SOCKET_TYPE_DGRAM : v1::SOCKET_TYPE_STREAM;
+  absl::StatusOr<Socket> socket = (*agent)->CreateSocket(family, type);
+  if (!socket.ok()) return Fail("socket", socket.status());
+
+  if (!nc.listen) {
+    absl::StatusOr<v1::Address> local = socket->Connect(*address, g.deadline);
+    if (!local.ok()) return Fail("connect", local.status());
+    Verbose(absl::StrCat("connected to ", FormatAddress(*address), " from ",
+                         FormatAddress(*local)));
+    return nc.udp ? NcDatagram(*socket, std::nullopt, quit_after)
+                  : NcStream(*socket, quit_after);
+  }
+
+  if (absl::Status s = socket->SetSockOpt(v1::OPT_SO_REUSEADDR, true);
+      !s.ok()) {
+    return Fail("setsockopt", s);
+  }
+  absl::StatusOr<v1::Address> bound = socket->Bind(*address);
+  if (!bound.ok()) return Fail("bind", bound.status());
+  if (nc.udp) {
+    Verbose(absl::StrCat("listening on udp ", FormatAddress(*bound)));
+    absl::StatusOr<Datagram> first = socket->RecvFrom(65536, 0, g.deadline);
+    if (!first.ok()) return Fail("recvfrom", first.status());
+    Verbose(
+        absl::StrCat("first datagram from ", FormatAddress(first->address)));
+    WriteStdout(first->data);
+    return NcDatagram(*socket, first->address, quit_after);
+  }
+  if (absl::Status s = socket->Listen(1); !s.ok()) return Fail("listen", s);
+  Verbose(absl::StrCat("listening on ", FormatAddress(*bound)));
+  absl::StatusOr<AcceptResult> accepted = socket->Accept(g.deadline);
+  if (!accepted.ok()) return Fail("accept", accepted.status());
+  Verbose(absl::StrCat("connection from ", FormatAddress(accepted->peer)));
+  socket->Close().IgnoreError();
+  return NcStream(accepted->socket, quit_after);
+}
+
+// ------------------------------------------------------------------- main
+
+// `text` with prose lines wrapped at 78 columns; lines starting with a space
+// (examples) are kept as they are.
+std::string Wrap(absl::string_view text) {
+  std::string out;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (line.empty() || line.front() == ' ') {
+      absl::StrAppend(&out, line, "\n");
+      continue;
+    }
+    size_t column = 0;
+    for (absl::string_view word :
+         absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      if (column > 0 && column + 1 + word.size() > 78) {
+        out += "\n";
+        column = 0;
+      } else if (column > 0) {
+        out += " ";
+        ++column;
+      }
+      absl::StrAppend(&out, word);
+      column += word.size();
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+// A subcommand whose one-line summary is the first sentence of `help`; the
+// whole text (description and example) ends its --help.
+CLI::App* AddCommand(CLI::App* parent, const std::string& name,
+                     const std::string& help) {
+  size_t end = help.size();
+  for (const char* stop : {". ", ".\n", "; ", "\n"}) {
+    end = std::min(end, help.find(stop));
+  }
+  CLI::App* sub = parent->add_subcommand(name, help.substr(0, end));
+  sub->footer("\n" + Wrap(help));
+  return sub;
+}
+
+int Main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);
+  CLI::App app(kMainHelp, "sockctl");
+  app.get_formatter()->column_width(34);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--agent", g.agent, "agent address (host:port)")
+      ->envname("SOCKAGENT_AGENT")
+      ->capture_default_str();
+  app.add_option("--session", g.session,
+                 "session id from `sockctl session open`")
+      ->envname("SOCKAGENT_SESSION");
+  app.add_option("--timeout", g.timeout,
+                 "deadline of each call, e.g. 5s (default: none)");
+  app.add_flag("--json", g.json, "print one JSON object on stdout");
+  app.add_flag("-v,--verbose", g.verbose, "diagnostics on stderr");
+
+  std::function<int()> action;
+  // Registers `sub` to run `body` once parsing succeeded.
+  auto on_run = [&action](CLI::App* sub, std::function<int()> body) {
+    sub->callback([&action, body] { action = body; });
+  };
+
+  // session
+  CLI::App* session = AddCommand(
+      &app, "session",
+      "Open, renew or close a session.\n\nEvery socket belongs to a session; "
+      "when its lease lapses or it is closed, the agent closes all of its "
+      "sockets.\n\nExample:\n  export SOCKAGENT_SESSION=$(sockctl session "
+      "open --ttl 10m --label mytest)\n  sockctl session keepalive\n  sockctl "
+      "session close");
+  session->require_subcommand(1);
+  std::string ttl, label;
+  CLI::App* open = AddCommand(
+      session, "open",
+      "Create a session and print its id. The session outlives this "
+      "command until its lease (--ttl, renewed by every later call) lapses "
+      "or `sockctl session close`.\n\nExample:\n  export "
+      "SOCKAGENT_SESSION=$(sockctl session open --ttl 10m)");
+  open->add_option("--ttl", ttl, "lease, e.g. 10m (default: the agent's)");
+  open->add_option("--label", label, "free text shown by the agent");
+  on_run(open, [&] { return SessionOpen(ttl, label); });
+  CLI::App* close_session = AddCommand(
+      session, "close",
+      "Close the session and every socket in it.\n\nExample:\n  sockctl "
+      "session close --session $SOCKAGENT_SESSION");
+  on_run(close_session, [] { return SessionClose(); });
+  CLI::App* keepalive = AddCommand(
+      session, "keepalive",
+      "Renew the session's lease and print its length.\n\nExample:\n  "
+      "sockctl session keepalive   # prints e.g. 10m");
+  on_run(keepalive, [] { return SessionKeepAlive(); });
+
+  // socket
+  std::string family = "inet", type = "stream";
+  int protocol = 0;
+  CLI::App* socket_cmd = AddCommand(
+      &app, "socket",
+      "Create a socket on the agent and print its handle.\n\nExample:\n  "
+      "H=$(sockctl socket --family inet6 --type dgram)");
+  socket_cmd->add_option("--family", family, "inet | inet6 | unix")
+      ->capture_default_str();
+  socket_cmd->add_option("--type", type, "stream | dgram | seqpacket")
+      ->capture_default_str();
+  socket_cmd->add_option("--protocol", protocol,
+                         "protocol number (0: default)");
+  on_run(socket_cmd, [&] { return CreateSocket(family, type, protocol); });
+
+  std::string handle, address, data, file, how, name, value;
+
+  constexpr char kAddressForms[] =
+      "address: host:port, [v6]:port, host:service, unix:/path, "
+      "abstract:name";
+
+  CLI::App* bind = AddCommand(
+      &app, "bind",
+      "Bind a socket and print the bound address (port 0 becomes the "
+      "kernel's choice).\n\nExample:\n  sockctl bind $H 127.0.0.1:0   # "
+      "prints e.g. 127.0.0.1:41234");
+  AddHandle(bind, &handle);
+  bind->add_option("address", address, kAddressForms)->required();
+  on_run(bind, [&] { return Bind(handle, address); });
+
+  int backlog = 128;
+  CLI::App* listen = AddCommand(
+      &app, "listen",
+      "Mark a stream socket as listening.\n\nExample:\n  sockctl listen $H "
+      "--backlog 16");
+  AddHandle(listen, &handle);
+  listen->add_option("--backlog", backlog, "queue length")
+      ->capture_default_str();
+  on_run(listen, [&] { return Listen(handle, backlog); });
+
+  CLI::App* accept = AddCommand(
+      &app, "accept",
+      "Wait for a connection and print \"NEW_HANDLE PEER\".\n\nExample:\n  "
+      "read A PEER < <(sockctl accept $L)");
+  AddHandle(accept, &handle);
+  on_run(accept, [&] { return Accept(handle); });
+
+  CLI::App* connect = AddCommand(
+      &app, "connect",
+      "Connect a socket (as seen from the agent) and print the local "
+      "address.\n\nExample:\n  sockctl connect $H 127.0.0.1:8080");
+  AddHandle(connect, &handle);
+  connect->add_option("address", address, kAddressForms)->required();
+  on_run(connect, [&] { return Connect(handle, address); });
+
+  bool all = false;
+  CLI::App* send = AddCommand(
+      &app, "send",
+      "Send DATA, the contents of --file, or stdin (DATA \"-\" or none). "
+      "Without --all this is one send(2), which may send less; the count "
+      "is reported on stderr when short.\n\nExample:\n  sockctl send $H "
+      "'GET / HTTP/1.0\\r\\n\\r\\n' ; printf 'x' | sockctl send $H - --all");
+  AddHandle(send, &handle);
+  CLI::Option* data_option =
+      send->add_option("data", data, "bytes to send; - for stdin");
+  send->add_option("--file", file, "send this file's contents");
+  send->add_flag("--all", all, "like sendall: send every byte");
+  on_run(send, [&] { return Send(handle, data_option, data, file, all); });
+
+  uint32_t max = 65536;
+  bool peek = false, waitall = false;
+  CLI::App* recv = AddCommand(
+      &app, "recv",
+      "Receive once and write the raw bytes to stdout. At EOF nothing is "
+      "written and the exit code is 0 (--json says \"eof\":true).\n\n"
+      "Example:\n  sockctl recv $H --max 4096 > chunk.bin");
+  AddHandle(recv, &handle);
+  recv->add_option("--max", max, "most bytes to receive")
+      ->capture_default_str();
+  recv->add_flag("--peek", peek, "MSG_PEEK: leave the data queued");
+  recv->add_flag("--waitall", waitall, "MSG_WAITALL: wait for --max bytes");
+  on_run(recv, [&] { return Recv(handle, max, peek, waitall); });
+
+  uint64_t limit = 0;
+  uint32_t chunk = 0;
+  CLI::App* recvstream = AddCommand(
+      &app, "recvstream",
+      "Stream everything received to stdout until EOF or --limit bytes.\n\n"
+      "Example:\n  sockctl recvstream $H > download.bin");
+  AddHandle(recvstream, &handle);
+  recvstream->add_option("--limit", limit, "stop after N bytes (0: EOF)");
+  recvstream->add_option("--chunk", chunk, "largest message (0: agent's)");
+  on_run(recvstream, [&] { return RecvStream(handle, limit, chunk); });
+
+  CLI::App* sendto = AddCommand(
+      &app, "sendto",
+      "Send one datagram to an address.\n\nExample:\n  sockctl sendto $U "
+      "127.0.0.1:5353 ping");
+  AddHandle(sendto, &handle);
+  sendto->add_option("address", address, kAddressForms)->required();
+  sendto->add_option("data", data, "datagram payload; - for stdin")->required();
+  on_run(sendto, [&] { return SendTo(handle, address, data); });
+
+  CLI::App* recvfrom = AddCommand(
+      &app, "recvfrom",
+      "Receive one datagram: the payload goes to stdout, \"from ADDRESS\" "
+      "to stderr (--json gives both in one object).\n\nExample:\n  sockctl "
+      "--json recvfrom $U --max 1500");
+  AddHandle(recvfrom, &handle);
+  recvfrom->add_option("--max", max, "largest datagram")->capture_default_str();
+  on_run(recvfrom, [&] { return RecvFrom(handle, max); });
+
+  CLI::App* shutdown = AddCommand(
+      &app, "shutdown",
+      "Shut down one or both directions (wr sends EOF to the peer).\n\n"
+      "Example:\n  sockctl shutdown $H wr");
+  AddHandle(shutdown, &handle);
+  shutdown->add_option("how", how, "rd | wr | rdwr")->required();
+  on_run(shutdown, [&] { return Shutdown(handle, how); });
+
+  CLI::App* close = AddCommand(
+      &app, "close", "Close a socket.\n\nExample:\n  sockctl close $H");
+  AddHandle(close, &handle);
+  on_run(close, [&] { return Close(handle); });
+
+  CLI::App* getsockname = AddCommand(
+      &app, "getsockname",
+      "Print a socket's local address.\n\nExample:\n  sockctl getsockname $H");
+  AddHandle(getsockname, &handle);
+  on_run(getsockname, [&] { return SockName(handle, false); });
+
+  CLI::App* getpeername = AddCommand(
+      &app, "getpeername",
+      "Print a connected socket's peer address.\n\nExample:\n  sockctl "
+      "getpeername $H");
+  AddHandle(getpeername, &handle);
+  on_run(getpeername, [&] { return SockName(handle, true); });
+
+  const std::string option_names = absl::StrJoin(OptionNames(), " ");
+  CLI::App* setsockopt = AddCommand(
+      &app, "setsockopt",
+      absl::StrCat("Set a socket option. Values: on/off (bool), an integer, "
+                   "on:SECONDS or off (SO_LINGER), GROUP[@IFACE] "
+                   "(memberships). Names: ",
+                   option_names,
+                   "\n\nExample:\n  sockctl setsockopt $H SO_REUSEADDR on; "
+                   "sockctl setsockopt $H SO_LINGER on:5"));
+  AddHandle(setsockopt, &handle);
+  setsockopt->add_option("name", name, "option name")->required();
+  setsockopt->add_option("value", value, "option value")->required();
+  on_run(setsockopt, [&] { return SetSockOpt(handle, name, value); });
+
+  CLI::App* getsockopt = AddCommand(
+      &app, "getsockopt",
+      absl::StrCat("Print a socket option's value. Names: ", option_names,
+                   "\n\nExample:\n  sockctl getsockopt $H SO_RCVBUF"));
+  AddHandle(getsockopt, &handle);
+  getsockopt->add_option("name", name, "option name")->required();
+  on_run(getsockopt, [&] { return GetSockOpt(handle, name); });
+
+  CLI::App* settimeout = AddCommand(
+      &app, "settimeout",
+      "Python's settimeout: none = blocking, 0 = non-blocking (EAGAIN), a "
+      "duration = waits fail with DEADLINE_EXCEEDED after it.\n\nExample:\n"
+      "  sockctl settimeout $H 2.5s");
+  AddHandle(settimeout, &handle);
+  std::string timeout_value;
+  settimeout->add_option("timeout", timeout_value, "none | 0 | 2.5s")
+      ->required();
+  on_run(settimeout, [&] { return SetTimeout(handle, timeout_value); });
+
+  CLI::App* gettimeout = AddCommand(
+      &app, "gettimeout",
+      "Print a socket's timeout (none = blocking).\n\nExample:\n  sockctl "
+      "gettimeout $H");
+  AddHandle(gettimeout, &handle);
+  on_run(gettimeout, [&] { return GetTimeout(handle); });
+
+  CLI::App* gethostname = AddCommand(
+      &app, "gethostname",
+      "Print the agent host's name (needs no session).\n\nExample:\n  "
+      "sockctl --agent node1:7700 gethostname");
+  on_run(gethostname, [] { return GetHostname(); });
+
+  std::string host, port, ai_family, ai_type;
+  bool passive = false;
+  CLI::App* getaddrinfo = AddCommand(
+      &app, "getaddrinfo",
+      "Resolve a name on the agent host (needs no session).\n\nExample:\n  "
+      "sockctl getaddrinfo localhost http --type stream");
+  getaddrinfo->add_option("host", host, "host name or literal")->required();
+  getaddrinfo->add_option("port", port, "port number or service name");
+  getaddrinfo->add_option("--family", ai_family, "inet | inet6 | unix");
+  getaddrinfo->add_option("--type", ai_type, "stream | dgram | seqpacket");
+  getaddrinfo->add_flag("--passive", passive, "AI_PASSIVE");
+  on_run(getaddrinfo,
+         [&] { return GetAddrInfo(host, port, ai_family, ai_type, passive); });
+
+  CLI::App* ls = AddCommand(
+      &app, "ls",
+      "List the session's sockets: handle, family, type, state, addresses, "
+      "byte counts, timeout.\n\nExample:\n  sockctl ls");
+  on_run(ls, [] { return ListSockets(); });
+
+  CLI::App* info = AddCommand(
+      &app, "info",
+      "Print the agent's version, features, limits and incarnation (needs no "
+      "session).\n\nExample:\n  sockctl --json info");
+  on_run(info, [] { return Info(); });
+
+  std::string health_service;
+  CLI::App* health = AddCommand(
+      &app, "health",
+      "Ask the agent's grpc.health.v1 service; print the status and exit 0 "
+      "when SERVING, 1 otherwise (also when unreachable).\n\nExample:\n  "
+      "until sockctl health --timeout 1s; do sleep 0.2; done");
+  health->add_option("--service", health_service, "service name (\"\": all)");
+  on_run(health, [&] { return Health(health_service); });
+
+  NcOptions nc;
+  CLI::App* nc_cmd = AddCommand(
+      &app, "nc",
+      "A netcat whose socket lives on the agent. Connects to HOST PORT as "
+      "seen from the agent (or with -l listens there and accepts one "
+      "connection), then copies stdin to the connection and the connection "
+      "to stdout at the same time. At stdin EOF it shuts down the write side "
+      "(like ncat) and exits when the remote side reaches EOF. With -u it "
+      "sends each stdin chunk as a datagram and prints datagrams received "
+      "(with -l: from the first sender only), ending at stdin EOF (plus -q). "
+      "It uses its own short-lived session (--ttl, kept alive while "
+      "running).\n\nExamples:\n  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | "
+      "sockctl --agent node1:7700 nc example.internal 80\n  sockctl nc -l -v "
+      "127.0.0.1 9000 > received.bin");
+  nc_cmd->add_flag("-l,--listen", nc.listen, "listen instead of connecting");
+  nc_cmd->add_flag("-u,--udp", nc.udp, "UDP instead of TCP");
+  nc_cmd->add_flag("-6,--ipv6", nc.ipv6, "IPv6 socket");
+  nc_cmd->add_option("-q,--quit-after", nc.quit_after,
+                     "after stdin EOF wait at most this long (TCP: for the "
+                     "remote EOF; UDP: for more datagrams)");
+  nc_cmd->add_option("--ttl", nc.ttl, "session lease")->capture_default_str();
+  nc_cmd->add_option("args", nc.args, "[HOST] PORT (HOST may be \"\")")
+      ->required()
+      ->expected(1, 2);
+  on_run(nc_cmd, [&] { return Nc(nc); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (!g.timeout.empty()) {
+    absl::StatusOr<absl::Duration> timeout = ParseDurationArg(g.timeout);
+    if (!timeout.ok()) return Usage(timeout.status());
+    if (*timeout <= absl::ZeroDuration()) {
+      return Usage(absl::InvalidArgumentError("--timeout must be positive"));
+    }
+    g.call_timeout = *timeout;
+    g.deadline = absl::Now() + *timeout;
+  }
+  if (!action) return kExitUsage;
+  return action();
+}
+
+}  // namespace
+}  // namespace cli
+}  // namespace sockagent
+
+int main(int argc, char** argv) { return sockagent::cli::Main(argc, argv); }
