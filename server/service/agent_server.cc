@@ -70,10 +70,12 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
-  // A request carries at most max_send_bytes of payload plus framing.
-  const int max_message =
-      static_cast<int>(options.core.max_send_bytes) + 64 * 1024;
-  builder.SetMaxReceiveMessageSize(max_message);
+  // The transport admits requests well above the payload limit so that an
+  // oversized payload reaches the core and gets INVALID_ARGUMENT naming the
+  // field; only a message beyond 4x the limit is refused by gRPC itself
+  // (RESOURCE_EXHAUSTED).
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(options.core.max_send_bytes) * 4 + 64 * 1024);
   builder.SetMaxSendMessageSize(
       static_cast<int>(options.core.max_recv_bytes) + 64 * 1024);
   builder.AddListeningPort(options.listen_address,
