@@ -731,6 +731,10 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   ToProto(options_.sessions.default_ttl, limits->mutable_default_session_ttl());
   ToProto(options_.sessions.max_ttl, limits->mutable_max_session_ttl());
   response.set_incarnation(ids_.incarnation());
+  v1::AgentStats* stats = response.mutable_stats();
+  stats->set_sessions(static_cast<uint32_t>(sessions_.size()));
+  stats->set_open_sockets(sessions_.socket_count());
+  stats->set_waiting_operations(engine_->waiting_ops());
   if (auto hostname = GetHostname(); hostname.ok()) {
     response.set_hostname(hostname->hostname());
   }

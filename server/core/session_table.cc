@@ -140,6 +140,13 @@ std::vector<std::shared_ptr<Session>> SessionTable::TakeAll() {
   return all;
 }
 
+size_t SessionTable::socket_count() const {
+  absl::MutexLock lock(&mu_);
+  size_t count = 0;
+  for (const auto& [id, session] : sessions_) count += session->size();
+  return count;
+}
+
 size_t SessionTable::size() const {
   absl::MutexLock lock(&mu_);
   return sessions_.size();

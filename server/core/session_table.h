@@ -143,6 +143,8 @@ class SessionTable {
   std::vector<std::shared_ptr<Session>> TakeAll();
 
   size_t size() const;
+  // Sockets held by all sessions.
+  size_t socket_count() const;
   const Options& options() const { return options_; }
 
  private:
