@@ -3,10 +3,11 @@
 #include <signal.h>
 #include <sys/resource.h>
 
-#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
 #include <string>
+
+#include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -16,7 +17,8 @@
 
 namespace {
 
-constexpr char kDescription[] = R"(sockagentd - use this host's sockets from another host.
+constexpr char kDescription[] =
+    R"(sockagentd - use this host's sockets from another host.
 
 Serves the sockagent.v1.SocketAgent gRPC API: callers (sockctl, the C++
 client library, any gRPC client) create sockets, bind, listen, accept,

@@ -35,9 +35,8 @@ struct SockAddr {
 // out of range, an unknown service, a missing or mismatched address kind, a
 // too-long Unix path; NOT_FOUND (with an EAI_* detail) for a host name that
 // does not resolve.
-absl::StatusOr<SockAddr> ResolveAddress(const v1::Address& address,
-                                        int family, int type,
-                                        absl::string_view field);
+absl::StatusOr<SockAddr> ResolveAddress(const v1::Address& address, int family,
+                                        int type, absl::string_view field);
 
 // The canonical wire form of a kernel address: IP literal (with %scope for
 // scoped IPv6) and numeric port, or the Unix path / abstract name. An unnamed

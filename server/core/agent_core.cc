@@ -56,10 +56,9 @@ void ToProto(absl::Duration d, google::protobuf::Duration* out) {
 absl::StatusOr<v1::Address> NameOf(SocketOps& ops, int fd, bool peer) {
   SockAddr address;
   address.length = sizeof(address.storage);
-  SysCallInt rc = peer ? ops.GetPeerName(fd, address.mutable_get(),
-                                         &address.length)
-                       : ops.GetSockName(fd, address.mutable_get(),
-                                         &address.length);
+  SysCallInt rc =
+      peer ? ops.GetPeerName(fd, address.mutable_get(), &address.length)
+           : ops.GetSockName(fd, address.mutable_get(), &address.length);
   if (!rc.ok()) return OsError(rc.error, peer ? "getpeername" : "getsockname");
   return ToWireAddress(address.get(), address.length);
 }
@@ -83,7 +82,8 @@ class AcceptOp final : public IoOp {
     ScopedFd fd;
     v1::Address peer;
   };
-  AcceptOp(SocketOps& ops, absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done)
+  AcceptOp(SocketOps& ops,
+           absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done)
       : ops_(ops), done_(std::move(done)) {}
 
   std::optional<absl::Status> Attempt(int fd) override {
@@ -182,10 +182,9 @@ class SendOp final : public IoOp {
     for (;;) {
       const char* begin = data_.data() + sent_;
       const size_t left = data_.size() - sent_;
-      SysCallSize rc =
-          to_.has_value()
-              ? ops_.SendTo(fd, begin, left, flags_, to_->get(), to_->length)
-              : ops_.Send(fd, begin, left, flags_);
+      SysCallSize rc = to_.has_value() ? ops_.SendTo(fd, begin, left, flags_,
+                                                     to_->get(), to_->length)
+                                       : ops_.Send(fd, begin, left, flags_);
       if (rc.would_block()) {
         if (sent_ > 0 && !send_all_) return absl::OkStatus();
         return std::nullopt;
@@ -227,8 +226,7 @@ class RecvOp final : public IoOp {
     v1::Address from;
   };
   RecvOp(SocketOps& ops, std::shared_ptr<ManagedSocket> socket,
-         size_t max_bytes, int flags, bool want_source,
-         Callback<Received> done)
+         size_t max_bytes, int flags, bool want_source, Callback<Received> done)
       : ops_(ops),
         socket_(std::move(socket)),
         max_bytes_(max_bytes),
@@ -248,8 +246,7 @@ class RecvOp final : public IoOp {
           want_source_
               ? ops_.RecvFrom(fd, buffer_.data() + got_, max_bytes_ - got_,
                               flags_, from.mutable_get(), &from.length)
-              : ops_.Recv(fd, buffer_.data() + got_, max_bytes_ - got_,
-                          flags_);
+              : ops_.Recv(fd, buffer_.data() + got_, max_bytes_ - got_, flags_);
       if (rc.would_block()) {
         // Waiting holds no buffer: 10,000 idle receives cost no memory.
         if (got_ == 0) buffer_ = std::string();
@@ -262,8 +259,8 @@ class RecvOp final : public IoOp {
       if (want_source_) {
         result_.from = ToWireAddress(from.get(), from.length);
       }
-      const size_t n = std::min(static_cast<size_t>(rc.value),
-                                max_bytes_ - got_);
+      const size_t n =
+          std::min(static_cast<size_t>(rc.value), max_bytes_ - got_);
       if (peek_) {
         // A peek never consumes: wait until all of it is there at once.
         if (wait_all_ && n > 0 && n < max_bytes_) return std::nullopt;
@@ -304,8 +301,7 @@ class RecvOp final : public IoOp {
 absl::StatusOr<std::unique_ptr<AgentCore>> AgentCore::Create(Options options) {
   absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create();
   if (!engine.ok()) return engine.status();
-  return std::unique_ptr<AgentCore>(
-      new AgentCore(options, *std::move(engine)));
+  return std::unique_ptr<AgentCore>(new AgentCore(options, *std::move(engine)));
 }
 
 AgentCore::AgentCore(Options options, std::unique_ptr<Engine> engine)
@@ -488,9 +484,8 @@ absl::StatusOr<v1::BindResponse> AgentCore::Bind(
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return address.status();
-  absl::StatusOr<v1::BindResponse> response =
-      OnFd<v1::BindResponse>(**socket, [&](int fd)
-                                           -> absl::StatusOr<v1::BindResponse> {
+  absl::StatusOr<v1::BindResponse> response = OnFd<v1::BindResponse>(
+      **socket, [&](int fd) -> absl::StatusOr<v1::BindResponse> {
         SysCallInt rc = ops_.Bind(fd, address->get(), address->length);
         if (!rc.ok()) return OsError(rc.error, "bind");
         absl::StatusOr<v1::Address> bound = NameOf(ops_, fd, false);
@@ -509,9 +504,8 @@ absl::StatusOr<v1::ListenResponse> AgentCore::Listen(
       SocketFor(ctx, request.handle());
   if (!socket.ok()) return socket.status();
   // Python: listen() uses min(SOMAXCONN, 128); a negative backlog is 0.
-  const int backlog = request.has_backlog()
-                          ? std::max(0, request.backlog())
-                          : std::min(SOMAXCONN, 128);
+  const int backlog = request.has_backlog() ? std::max(0, request.backlog())
+                                            : std::min(SOMAXCONN, 128);
   absl::StatusOr<v1::ListenResponse> response = OnFd<v1::ListenResponse>(
       **socket, [&](int fd) -> absl::StatusOr<v1::ListenResponse> {
         SysCallInt rc = ops_.Listen(fd, backlog);
@@ -536,10 +530,10 @@ absl::StatusOr<v1::ShutdownResponse> AgentCore::Shutdown(
       how = SHUT_RDWR;
       break;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "how: must be SHUTDOWN_HOW_READ, SHUTDOWN_HOW_WRITE or "
-          "SHUTDOWN_HOW_BOTH, not ",
-          static_cast<int>(request.how())));
+      return absl::InvalidArgumentError(
+          absl::StrCat("how: must be SHUTDOWN_HOW_READ, SHUTDOWN_HOW_WRITE or "
+                       "SHUTDOWN_HOW_BOTH, not ",
+                       static_cast<int>(request.how())));
   }
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, request.handle());
@@ -776,10 +770,10 @@ void AgentCore::Connect(const CallContext& ctx,
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return done(address.status());
-  engine_->Submit((*socket)->io(), Interest::kWrite,
-                  std::make_unique<ConnectOp>(ops_, *socket, *address,
-                                              std::move(done)),
-                  WaitFor(ctx, **socket));
+  engine_->Submit(
+      (*socket)->io(), Interest::kWrite,
+      std::make_unique<ConnectOp>(ops_, *socket, *address, std::move(done)),
+      WaitFor(ctx, **socket));
 }
 
 void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
@@ -829,23 +823,21 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  engine_->Submit(
-      (*socket)->io(), Interest::kRead,
-      std::make_unique<RecvOp>(
-          ops_, *socket, request.max_bytes(), request.flags(),
-          /*want_source=*/false,
-          [done = std::move(done)](
-              absl::StatusOr<RecvOp::Received> received) mutable {
-            if (!received.ok()) return done(received.status());
-            v1::RecvResponse response;
-            response.set_data(std::move(received->data));
-            done(std::move(response));
-          }),
-      wait);
+  engine_->Submit((*socket)->io(), Interest::kRead,
+                  std::make_unique<RecvOp>(
+                      ops_, *socket, request.max_bytes(), request.flags(),
+                      /*want_source=*/false,
+                      [done = std::move(done)](
+                          absl::StatusOr<RecvOp::Received> received) mutable {
+                        if (!received.ok()) return done(received.status());
+                        v1::RecvResponse response;
+                        response.set_data(std::move(received->data));
+                        done(std::move(response));
+                      }),
+                  wait);
 }
 
-void AgentCore::SendTo(const CallContext& ctx,
-                       const v1::SendToRequest& request,
+void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
                        Callback<v1::SendToResponse> done) {
   if (absl::Status s = CheckFlags(request.flags(), kSendFlags); !s.ok()) {
     return done(s);
@@ -897,20 +889,19 @@ void AgentCore::RecvFrom(const CallContext& ctx,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  engine_->Submit(
-      (*socket)->io(), Interest::kRead,
-      std::make_unique<RecvOp>(
-          ops_, *socket, request.max_bytes(), request.flags(),
-          /*want_source=*/true,
-          [done = std::move(done)](
-              absl::StatusOr<RecvOp::Received> received) mutable {
-            if (!received.ok()) return done(received.status());
-            v1::RecvFromResponse response;
-            response.set_data(std::move(received->data));
-            *response.mutable_address() = std::move(received->from);
-            done(std::move(response));
-          }),
-      wait);
+  engine_->Submit((*socket)->io(), Interest::kRead,
+                  std::make_unique<RecvOp>(
+                      ops_, *socket, request.max_bytes(), request.flags(),
+                      /*want_source=*/true,
+                      [done = std::move(done)](
+                          absl::StatusOr<RecvOp::Received> received) mutable {
+                        if (!received.ok()) return done(received.status());
+                        v1::RecvFromResponse response;
+                        response.set_data(std::move(received->data));
+                        *response.mutable_address() = std::move(received->from);
+                        done(std::move(response));
+                      }),
+                  wait);
 }
 
 }  // namespace sockagent

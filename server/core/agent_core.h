@@ -72,8 +72,7 @@ class AgentCore {
   absl::StatusOr<v1::CreateSessionResponse> CreateSession(
       const v1::CreateSessionRequest& request);
   absl::StatusOr<v1::KeepAliveResponse> KeepAlive(const CallContext& ctx);
-  absl::StatusOr<v1::CloseSessionResponse> CloseSession(
-      const CallContext& ctx);
+  absl::StatusOr<v1::CloseSessionResponse> CloseSession(const CallContext& ctx);
 
   // Operations that finish at once.
   absl::StatusOr<v1::SocketResponse> Socket(const CallContext& ctx,

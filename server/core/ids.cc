@@ -35,10 +35,11 @@ std::string IdIssuer::Next() {
 
 absl::Status IdIssuer::Check(absl::string_view id,
                              absl::string_view field) const {
-  if (id.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (id.empty())
+    return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
   std::vector<absl::string_view> parts = absl::StrSplit(id, '.');
-  if (parts.size() != 3 || !IsHex(parts[0], 8, 8) ||
-      !IsHex(parts[1], 1, 16) || !IsHex(parts[2], 16, 16)) {
+  if (parts.size() != 3 || !IsHex(parts[0], 8, 8) || !IsHex(parts[1], 1, 16) ||
+      !IsHex(parts[2], 16, 16)) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ": malformed id '", absl::CHexEscape(id.substr(0, 64)),
         "' (expected <8 hex>.<hex>.<16 hex>)"));

@@ -67,8 +67,7 @@ class ManagedSocket {
 // new socket, so nothing can be added to a session that is being torn down.
 class Session {
  public:
-  Session(std::string id, std::string label, absl::Duration ttl,
-          absl::Time now)
+  Session(std::string id, std::string label, absl::Duration ttl, absl::Time now)
       : id_(std::move(id)),
         label_(std::move(label)),
         ttl_(ttl),
@@ -117,8 +116,7 @@ class SessionTable {
     size_t max_sessions = 1024;
   };
 
-  SessionTable(Options options, IdIssuer* ids)
-      : options_(options), ids_(ids) {}
+  SessionTable(Options options, IdIssuer* ids) : options_(options), ids_(ids) {}
 
   // A new session. `ttl` zero means the default; longer than max_ttl is
   // clamped; negative is INVALID_ARGUMENT. RESOURCE_EXHAUSTED past

@@ -57,9 +57,8 @@ const OptionSpec* Lookup(v1::SocketOption option) {
 constexpr size_t kMaxRawLength = 1024;
 
 absl::Status KindMismatch(v1::SocketOption option, const char* wanted) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("value: ", v1::SocketOption_Name(option), " takes ",
-                   wanted));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "value: ", v1::SocketOption_Name(option), " takes ", wanted));
 }
 
 absl::Status SetRaw(SocketOps& ops, int fd, int level, int name,
@@ -80,8 +79,8 @@ absl::Status SetSocketOption(SocketOps& ops, int fd,
           "value: a raw_option takes value.raw bytes");
     }
     if (value.raw().size() > kMaxRawLength) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "value.raw: longer than ", kMaxRawLength, " bytes"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("value.raw: longer than ", kMaxRawLength, " bytes"));
     }
     return SetRaw(ops, fd, request.raw_option().level(),
                   request.raw_option().name(), value.raw().data(),
@@ -94,8 +93,7 @@ absl::Status SetSocketOption(SocketOps& ops, int fd,
   }
   if (!spec->settable) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "option: ", v1::SocketOption_Name(request.option()),
-        " cannot be set"));
+        "option: ", v1::SocketOption_Name(request.option()), " cannot be set"));
   }
   switch (spec->kind) {
     case Kind::kBool:
@@ -110,9 +108,9 @@ absl::Status SetSocketOption(SocketOps& ops, int fd,
         }
         number = static_cast<int>(value.int_value());
       } else {
-        return KindMismatch(request.option(),
-                            spec->kind == Kind::kBool ? "bool_value"
-                                                      : "int_value");
+        return KindMismatch(request.option(), spec->kind == Kind::kBool
+                                                  ? "bool_value"
+                                                  : "int_value");
       }
       return SetRaw(ops, fd, spec->level, spec->name, &number, sizeof(number));
     }
@@ -144,9 +142,9 @@ absl::Status SetSocketOption(SocketOps& ops, int fd,
       if (!value.membership().interface().empty() &&
           ::inet_pton(AF_INET, value.membership().interface().c_str(),
                       &mreq.imr_interface) != 1) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "value.membership.interface: not an IPv4 address: '",
-            value.membership().interface().substr(0, 64), "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("value.membership.interface: not an IPv4 address: '",
+                         value.membership().interface().substr(0, 64), "'"));
       }
       return SetRaw(ops, fd, spec->level, spec->name, &mreq, sizeof(mreq));
     }
@@ -165,9 +163,9 @@ absl::StatusOr<v1::OptionValue> GetSocketOption(
     }
     std::string buffer(length, '\0');
     socklen_t got = static_cast<socklen_t>(length);
-    SysCallInt rc = ops.GetSockOpt(fd, request.raw_option().level(),
-                                   request.raw_option().name(), buffer.data(),
-                                   &got);
+    SysCallInt rc =
+        ops.GetSockOpt(fd, request.raw_option().level(),
+                       request.raw_option().name(), buffer.data(), &got);
     if (!rc.ok()) return OsError(rc.error, "getsockopt");
     buffer.resize(got);
     result.set_raw(std::move(buffer));
@@ -179,9 +177,9 @@ absl::StatusOr<v1::OptionValue> GetSocketOption(
         "option: unknown socket option ", static_cast<int>(request.option())));
   }
   if (!spec->gettable) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "option: ", v1::SocketOption_Name(request.option()),
-        " cannot be read"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("option: ", v1::SocketOption_Name(request.option()),
+                     " cannot be read"));
   }
   if (spec->kind == Kind::kLinger) {
     linger data{};

@@ -24,8 +24,8 @@ int Index(Interest interest) { return static_cast<int>(interest); }
 int WaitMillis(absl::Time now, absl::Time deadline) {
   if (deadline == absl::InfiniteFuture()) return -1;
   if (deadline <= now) return 0;
-  const int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(
-      deadline - now, absl::Milliseconds(1)));
+  const int64_t ms = absl::ToInt64Milliseconds(
+      absl::Ceil(deadline - now, absl::Milliseconds(1)));
   return ms > 60000 ? 60000 : static_cast<int>(ms);
 }
 
@@ -79,8 +79,7 @@ void Engine::Wake() {
 }
 
 absl::StatusOr<std::shared_ptr<IoSocket>> Engine::Register(ScopedFd fd,
-                                                           int family,
-                                                           int type,
+                                                           int family, int type,
                                                            int protocol) {
   const uint64_t id = next_id_++;
   const int raw_fd = fd.get();
@@ -103,9 +102,8 @@ absl::StatusOr<std::shared_ptr<IoSocket>> Engine::Register(ScopedFd fd,
   return socket;
 }
 
-void Engine::Submit(const std::shared_ptr<IoSocket>& socket,
-                    Interest interest, std::unique_ptr<IoOp> op,
-                    const WaitOptions& options) {
+void Engine::Submit(const std::shared_ptr<IoSocket>& socket, Interest interest,
+                    std::unique_ptr<IoOp> op, const WaitOptions& options) {
   std::optional<absl::Status> result;
   {
     absl::MutexLock lock(&socket->mu_);
@@ -134,8 +132,9 @@ void Engine::Submit(const std::shared_ptr<IoSocket>& socket,
 }
 
 std::optional<absl::Status> Engine::Enqueue(
-    const std::shared_ptr<IoSocket>& socket, std::deque<IoSocket::Pending>& queue,
-    std::unique_ptr<IoOp>& op, const WaitOptions& options) {
+    const std::shared_ptr<IoSocket>& socket,
+    std::deque<IoSocket::Pending>& queue, std::unique_ptr<IoOp>& op,
+    const WaitOptions& options) {
   const uint64_t op_id = next_id_++;
   // The cancel callback is set before the op becomes visible to other
   // threads: once queued, the op may end and its caller be gone at once.
@@ -183,8 +182,8 @@ void Engine::EndWaiting(const std::weak_ptr<IoSocket>& weak, uint64_t op_id,
     timers_.erase(TimerKey{deadline, op_id});
   }
   if (status.code() == absl::StatusCode::kDeadlineExceeded) {
-    status = absl::DeadlineExceededError(
-        absl::StrCat(op->name(), ": timed out"));
+    status =
+        absl::DeadlineExceededError(absl::StrCat(op->name(), ": timed out"));
   }
   op->Complete(std::move(status));
 }

@@ -37,10 +37,10 @@ class SocketOps {
   virtual SysCallInt Accept(int fd, sockaddr* address, socklen_t* len) = 0;
   virtual SysCallInt Connect(int fd, const sockaddr* address,
                              socklen_t len) = 0;
-  virtual SysCallSize Send(int fd, const void* data, size_t len,
-                           int flags) = 0;
+  virtual SysCallSize Send(int fd, const void* data, size_t len, int flags) = 0;
   virtual SysCallSize SendTo(int fd, const void* data, size_t len, int flags,
-                             const sockaddr* address, socklen_t address_len) = 0;
+                             const sockaddr* address,
+                             socklen_t address_len) = 0;
   virtual SysCallSize Recv(int fd, void* data, size_t len, int flags) = 0;
   virtual SysCallSize RecvFrom(int fd, void* data, size_t len, int flags,
                                sockaddr* address, socklen_t* address_len) = 0;
@@ -49,10 +49,8 @@ class SocketOps {
                                 socklen_t len) = 0;
   virtual SysCallInt GetSockOpt(int fd, int level, int name, void* value,
                                 socklen_t* len) = 0;
-  virtual SysCallInt GetSockName(int fd, sockaddr* address,
-                                 socklen_t* len) = 0;
-  virtual SysCallInt GetPeerName(int fd, sockaddr* address,
-                                 socklen_t* len) = 0;
+  virtual SysCallInt GetSockName(int fd, sockaddr* address, socklen_t* len) = 0;
+  virtual SysCallInt GetPeerName(int fd, sockaddr* address, socklen_t* len) = 0;
 };
 
 // The real kernel. Retries EINTR.

@@ -3,10 +3,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <chrono>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-
-#include <chrono>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -67,8 +67,8 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             10 * 1000);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
   // The transport admits requests well above the payload limit so that an
   // oversized payload reaches the core and gets INVALID_ARGUMENT naming the
@@ -76,16 +76,16 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   // (RESOURCE_EXHAUSTED).
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(options.core.max_send_bytes) * 4 + 64 * 1024);
-  builder.SetMaxSendMessageSize(
-      static_cast<int>(options.core.max_recv_bytes) + 64 * 1024);
+  builder.SetMaxSendMessageSize(static_cast<int>(options.core.max_recv_bytes) +
+                                64 * 1024);
   builder.AddListeningPort(options.listen_address,
                            grpc::InsecureServerCredentials(), &agent->port_);
   builder.RegisterService(agent->service_.get());
   agent->server_ = builder.BuildAndStart();
   if (agent->server_ == nullptr || agent->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on ", options.listen_address,
-        ": the address is in use or not local to this host"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen_address,
+                     ": the address is in use or not local to this host"));
   }
   grpc::HealthCheckServiceInterface* health =
       agent->server_->GetHealthCheckService();

@@ -7,10 +7,10 @@
 //   close) -> server shuts down within the drain deadline -> engine stops.
 // Start() and Drain() may be called from different threads.
 
-#include <grpcpp/grpcpp.h>
-
 #include <memory>
 #include <string>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

@@ -22,7 +22,8 @@ CallContext ContextOf(const grpc::CallbackServerContext& ctx,
   }
   // gRPC reports "no deadline" as a far-future time point.
   const auto deadline = ctx.deadline();
-  if (deadline < std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
+  if (deadline <
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
     call.deadline = absl::FromChrono(deadline);
   }
   call.cancel = cancel;
@@ -78,8 +79,8 @@ class RecvStreamReactor final
       : core_(core),
         call_(ContextOf(*ctx, &cancel_)),
         limit_(request.limit_bytes()) {
-    const uint32_t chunk = request.chunk_bytes() == 0 ? kDefaultChunkBytes
-                                                      : request.chunk_bytes();
+    const uint32_t chunk =
+        request.chunk_bytes() == 0 ? kDefaultChunkBytes : request.chunk_bytes();
     if (chunk > core_->options().max_recv_bytes) {
       Finish(ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
           "chunk_bytes: ", chunk, " exceeds the limit of ",
@@ -291,13 +292,13 @@ SOCKAGENT_IMMEDIATE(GetTimeout)
 #undef SOCKAGENT_IMMEDIATE
 
 // The calls that may wait share another.
-#define SOCKAGENT_WAITING(Method)                                           \
-  grpc::ServerUnaryReactor* SocketAgentService::Method(                     \
-      grpc::CallbackServerContext* ctx, const v1::Method##Request* request, \
-      v1::Method##Response* response) {                                     \
+#define SOCKAGENT_WAITING(Method)                                            \
+  grpc::ServerUnaryReactor* SocketAgentService::Method(                      \
+      grpc::CallbackServerContext* ctx, const v1::Method##Request* request,  \
+      v1::Method##Response* response) {                                      \
     auto* reactor = new WaitingReactor<v1::Method##Response>(ctx, response); \
-    core_->Method(reactor->call(), *request, reactor->Done());              \
-    return reactor;                                                         \
+    core_->Method(reactor->call(), *request, reactor->Done());               \
+    return reactor;                                                          \
   }
 
 SOCKAGENT_WAITING(Accept)
@@ -347,9 +348,9 @@ grpc::ServerUnaryReactor* SocketAgentService::GetAgentInfo(
     grpc::CallbackServerContext* ctx,
     const v1::GetAgentInfoRequest* /*request*/,
     v1::GetAgentInfoResponse* response) {
-  return FinishNow(ctx, response,
-                   absl::StatusOr<v1::GetAgentInfoResponse>(
-                       core_->GetAgentInfo()));
+  return FinishNow(
+      ctx, response,
+      absl::StatusOr<v1::GetAgentInfoResponse>(core_->GetAgentInfo()));
 }
 
 }  // namespace sockagent

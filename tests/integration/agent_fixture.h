@@ -12,10 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <grpcpp/grpcpp.h>
-
 #include <memory>
 #include <string>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -57,9 +57,9 @@ class AgentTest : public ::testing::Test {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
     args.SetMaxSendMessageSize(64 << 20);
-    channel_ = grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", server_->port()),
-        grpc::InsecureChannelCredentials(), args);
+    channel_ =
+        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                  grpc::InsecureChannelCredentials(), args);
     stub_ = v1::SocketAgent::NewStub(channel_);
     session_ = NewSession();
   }
@@ -77,15 +77,13 @@ class AgentTest : public ::testing::Test {
   // A context carrying `session` (default: the fixture's session).
   std::unique_ptr<grpc::ClientContext> Ctx(std::string session = "") {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    ctx->AddMetadata(kSessionMetadataKey,
-                     session.empty() ? session_ : session);
+    ctx->AddMetadata(kSessionMetadataKey, session.empty() ? session_ : session);
     ctx->set_deadline(std::chrono::system_clock::now() +
                       std::chrono::seconds(60));
     return ctx;
   }
 
-  absl::StatusOr<std::string> NewSocket(v1::Family family,
-                                        v1::SocketType type,
+  absl::StatusOr<std::string> NewSocket(v1::Family family, v1::SocketType type,
                                         std::string session = "") {
     v1::SocketRequest request;
     request.set_family(family);
@@ -132,8 +130,7 @@ class AgentTest : public ::testing::Test {
   }
 
   absl::StatusOr<uint64_t> Send(const std::string& handle,
-                                const std::string& data,
-                                bool send_all = true) {
+                                const std::string& data, bool send_all = true) {
     v1::SendRequest request;
     request.set_handle(handle);
     request.set_data(data);
@@ -200,9 +197,7 @@ inline std::string ErrnoNameOf(const absl::Status& status) {
 class LocalSocket {
  public:
   explicit LocalSocket(int fd) : fd_(fd) {}
-  LocalSocket(LocalSocket&& other) noexcept : fd_(other.fd_) {
-    other.fd_ = -1;
-  }
+  LocalSocket(LocalSocket&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
   ~LocalSocket() {
     if (fd_ >= 0) ::close(fd_);
   }

@@ -4,6 +4,7 @@
 // Runs sockagentd as a real child process on 127.0.0.1:0 and stops it by
 // pid. The port comes back through --port-file.
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -31,7 +32,7 @@ class AgentProcess {
     dir_ = dir_template;
     const std::string port_file = dir_ + "/port";
     std::vector<std::string> args = {binary, "--listen", "127.0.0.1:0",
-                                      "--port-file", port_file};
+                                     "--port-file", port_file};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());

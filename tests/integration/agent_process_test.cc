@@ -1,19 +1,20 @@
 // sockagentd as a real process: scale (10,000 waiting calls hold no
 // threads) and drain on SIGTERM. Loopback only.
 
+#include "agent_process.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <grpcpp/grpcpp.h>
-
 #include <atomic>
 #include <memory>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
+
 #include "absl/synchronization/notification.h"
-#include "agent_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sockagent/v1/sockagent.grpc.pb.h"
@@ -24,9 +25,9 @@ namespace {
 class AgentProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(agent_.Start(SOCKAGENTD_PATH,
-                             {"--max-sockets-per-session", "20000",
-                              "--session-ttl", "60s"}))
+    ASSERT_TRUE(agent_.Start(
+        SOCKAGENTD_PATH,
+        {"--max-sockets-per-session", "20000", "--session-ttl", "60s"}))
         << agent_.Log();
     channel_ = grpc::CreateChannel(agent_.target(),
                                    grpc::InsecureChannelCredentials());

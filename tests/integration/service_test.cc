@@ -73,8 +73,10 @@ TEST_F(AgentTest, TcpWithALocalPeerInBothDirections) {
 }
 
 TEST_F(AgentTest, UdpSendToAndRecvFromReportTheSource) {
-  absl::StatusOr<std::string> a = NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
-  absl::StatusOr<std::string> b = NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  absl::StatusOr<std::string> a =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  absl::StatusOr<std::string> b =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
   ASSERT_TRUE(a.ok() && b.ok());
   absl::StatusOr<v1::Address> a_addr = Bind(*a, Inet("127.0.0.1", 0));
   absl::StatusOr<v1::Address> b_addr = Bind(*b, Inet("127.0.0.1", 0));
@@ -147,8 +149,8 @@ TEST_F(AgentTest, UnixStreamOnAFilesystemPath) {
 }
 
 TEST_F(AgentTest, UnixDatagramOnAnAbstractName) {
-  const std::string name = absl::StrCat("sockagent-test-", ::getpid(), "-",
-                                        server_->port());
+  const std::string name =
+      absl::StrCat("sockagent-test-", ::getpid(), "-", server_->port());
   v1::Address address;
   address.mutable_unix()->set_abstract(name);
   absl::StatusOr<std::string> receiver =
@@ -456,7 +458,8 @@ TEST_F(AgentTest, CloseSessionClosesEverySocket) {
   const int baseline = CountOpenFds();
   const std::string session = NewSession();
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM, session).ok());
+    ASSERT_TRUE(
+        NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM, session).ok());
   }
   v1::CloseSessionRequest request;
   v1::CloseSessionResponse response;
