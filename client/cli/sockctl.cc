@@ -641,7 +641,10 @@ int Info() {
             << " default_session_ttl="
             << DurationText(ProtoDuration(limits.default_session_ttl()))
             << " max_session_ttl="
-            << DurationText(ProtoDuration(limits.max_session_ttl()))
+            << DurationText(ProtoDuration(limits.max_session_ttl())) << "\n"
+            << "stats:         sessions=" << info->stats().sessions()
+            << " open_sockets=" << info->stats().open_sockets()
+            << " waiting_operations=" << info->stats().waiting_operations()
             << std::endl;
   return kExitOk;
 }

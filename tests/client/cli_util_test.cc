@@ -1,0 +1,160 @@
+#include "client/cli/cli_util.h"
+
+#include <cerrno>
+#include <string>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+#include "proto/errno_status.h"
+
+namespace sockagent::cli {
+namespace {
+
+TEST(ExitCodeTest, OkErrnoAndPlainErrors) {
+  EXPECT_EQ(ExitCodeFor(absl::OkStatus()), kExitOk);
+  EXPECT_EQ(ExitCodeFor(OsError(ECONNREFUSED, "connect")), kExitSocket);
+  EXPECT_EQ(ExitCodeFor(absl::NotFoundError("unknown handle")), kExitRpc);
+  EXPECT_EQ(ExitCodeFor(absl::UnavailableError("unreachable")), kExitRpc);
+}
+
+TEST(DescribeErrorTest, ErrnoErrorReadsLikeOsError) {
+  EXPECT_EQ(DescribeError("connect", OsError(ECONNREFUSED, "connect")),
+            "connect: Connection refused (ECONNREFUSED)");
+}
+
+TEST(DescribeErrorTest, PlainErrorNamesContextAndCode) {
+  EXPECT_EQ(DescribeError("recv", absl::NotFoundError("no such handle")),
+            "recv: no such handle (NOT_FOUND)");
+}
+
+TEST(ErrorJsonTest, CarriesErrnoFields) {
+  EXPECT_EQ(ErrorJson(OsError(ECONNREFUSED, "connect")),
+            "{\"error\":{\"code\":\"UNAVAILABLE\",\"message\":\"connect: "
+            "Connection refused (ECONNREFUSED)\",\"errno\":111,\"errno_name\":"
+            "\"ECONNREFUSED\",\"syscall\":\"connect\"}}");
+}
+
+TEST(ErrorJsonTest, OmitsErrnoFieldsWithoutDetail) {
+  EXPECT_EQ(ErrorJson(absl::NotFoundError("x")),
+            "{\"error\":{\"code\":\"NOT_FOUND\",\"message\":\"x\"}}");
+}
+
+TEST(ParseTimeoutTest, Forms) {
+  EXPECT_EQ(*ParseTimeout("none"), std::nullopt);
+  EXPECT_EQ(*ParseTimeout("0"), absl::ZeroDuration());
+  EXPECT_EQ(*ParseTimeout("2.5s"), absl::Milliseconds(2500));
+  EXPECT_EQ(*ParseTimeout("2.5"), absl::Milliseconds(2500));
+  EXPECT_EQ(*ParseTimeout("100ms"), absl::Milliseconds(100));
+  EXPECT_FALSE(ParseTimeout("-1s").ok());
+  EXPECT_FALSE(ParseTimeout("soon").ok());
+  EXPECT_FALSE(ParseTimeout("inf").ok());
+  EXPECT_FALSE(ParseTimeout("").ok());
+}
+
+TEST(ParseDurationArgTest, Forms) {
+  EXPECT_EQ(*ParseDurationArg("10m"), absl::Minutes(10));
+  EXPECT_EQ(*ParseDurationArg("30"), absl::Seconds(30));
+  EXPECT_FALSE(ParseDurationArg("ten minutes").ok());
+  EXPECT_FALSE(ParseDurationArg("nan").ok());
+}
+
+TEST(ParseEnumsTest, FamilyTypeShutdown) {
+  EXPECT_EQ(*ParseFamily("inet"), v1::FAMILY_INET);
+  EXPECT_EQ(*ParseFamily("INET6"), v1::FAMILY_INET6);
+  EXPECT_EQ(*ParseFamily("unix"), v1::FAMILY_UNIX);
+  EXPECT_FALSE(ParseFamily("ipx").ok());
+  EXPECT_EQ(*ParseSocketType("stream"), v1::SOCKET_TYPE_STREAM);
+  EXPECT_EQ(*ParseSocketType("dgram"), v1::SOCKET_TYPE_DGRAM);
+  EXPECT_EQ(*ParseSocketType("seqpacket"), v1::SOCKET_TYPE_SEQPACKET);
+  EXPECT_FALSE(ParseSocketType("raw").ok());
+  EXPECT_EQ(*ParseShutdownHow("rd"), v1::SHUTDOWN_HOW_READ);
+  EXPECT_EQ(*ParseShutdownHow("wr"), v1::SHUTDOWN_HOW_WRITE);
+  EXPECT_EQ(*ParseShutdownHow("rdwr"), v1::SHUTDOWN_HOW_BOTH);
+  EXPECT_FALSE(ParseShutdownHow("sideways").ok());
+}
+
+TEST(ParseOptionNameTest, CaseAndPrefixInsensitive) {
+  EXPECT_EQ(ParseOptionName("SO_REUSEADDR")->option, v1::OPT_SO_REUSEADDR);
+  EXPECT_EQ(ParseOptionName("tcp_nodelay")->option, v1::OPT_TCP_NODELAY);
+  EXPECT_EQ(ParseOptionName("OPT_IP_TTL")->kind, OptionKind::kInt);
+  EXPECT_EQ(ParseOptionName("SO_LINGER")->kind, OptionKind::kLinger);
+  EXPECT_FALSE(ParseOptionName("SO_ERROR")->settable);
+  EXPECT_FALSE(ParseOptionName("IP_ADD_MEMBERSHIP")->gettable);
+  EXPECT_EQ(ParseOptionName("SO_NOPE").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParseOptionValueTest, Bool) {
+  EXPECT_TRUE(ParseOptionValue(OptionKind::kBool, "on")->bool_value());
+  EXPECT_TRUE(ParseOptionValue(OptionKind::kBool, "1")->bool_value());
+  EXPECT_FALSE(ParseOptionValue(OptionKind::kBool, "off")->bool_value());
+  EXPECT_FALSE(ParseOptionValue(OptionKind::kBool, "maybe").ok());
+}
+
+TEST(ParseOptionValueTest, Int) {
+  EXPECT_EQ(ParseOptionValue(OptionKind::kInt, "64")->int_value(), 64);
+  EXPECT_FALSE(ParseOptionValue(OptionKind::kInt, "6x").ok());
+}
+
+TEST(ParseOptionValueTest, Linger) {
+  absl::StatusOr<v1::OptionValue> on =
+      ParseOptionValue(OptionKind::kLinger, "on:5");
+  ASSERT_TRUE(on.ok());
+  EXPECT_TRUE(on->linger().enabled());
+  EXPECT_EQ(on->linger().seconds(), 5);
+  EXPECT_FALSE(
+      ParseOptionValue(OptionKind::kLinger, "off")->linger().enabled());
+  EXPECT_FALSE(ParseOptionValue(OptionKind::kLinger, "on:-1").ok());
+  EXPECT_FALSE(ParseOptionValue(OptionKind::kLinger, "on:5:6").ok());
+  EXPECT_FALSE(ParseOptionValue(OptionKind::kLinger, "5").ok());
+}
+
+TEST(ParseOptionValueTest, Membership) {
+  absl::StatusOr<v1::OptionValue> m =
+      ParseOptionValue(OptionKind::kMembership, "239.1.2.3@127.0.0.1");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->membership().group(), "239.1.2.3");
+  EXPECT_EQ(m->membership().interface(), "127.0.0.1");
+  EXPECT_FALSE(ParseOptionValue(OptionKind::kMembership, "").ok());
+}
+
+TEST(FormatOptionValueTest, RoundTrips) {
+  for (auto [kind, text] : std::vector<std::pair<OptionKind, std::string>>{
+           {OptionKind::kBool, "on"},
+           {OptionKind::kInt, "-3"},
+           {OptionKind::kLinger, "on:5"},
+           {OptionKind::kMembership, "239.1.2.3@127.0.0.1"}}) {
+    EXPECT_EQ(FormatOptionValue(*ParseOptionValue(kind, text)), text);
+  }
+  v1::OptionValue raw;
+  raw.set_raw(std::string("\x01\x00", 2));
+  EXPECT_EQ(FormatOptionValue(raw), "0x0100");
+}
+
+TEST(JsonTest, EscapesControlQuotesAndInvalidUtf8) {
+  EXPECT_EQ(JsonString("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+  EXPECT_EQ(JsonString("h\xc3\xa9"), "\"h\xc3\xa9\"");
+  EXPECT_EQ(JsonString("\xff"), "\"\\ufffd\"");
+}
+
+TEST(JsonTest, Utf8Validity) {
+  EXPECT_TRUE(IsValidUtf8("plain"));
+  EXPECT_TRUE(IsValidUtf8("\xe2\x82\xac"));
+  EXPECT_FALSE(IsValidUtf8("\xe2\x82"));
+  EXPECT_FALSE(IsValidUtf8("\xc0\x80"));      // overlong
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
+}
+
+TEST(JsonTest, ObjectWithData) {
+  EXPECT_EQ(
+      JsonObject().AddInt("n", 2).AddBool("eof", false).AddData("hi").Build(),
+      "{\"n\":2,\"eof\":false,\"data_base64\":\"aGk=\",\"text\":\"hi\"}");
+  EXPECT_EQ(JsonObject().AddData("\xff").Build(), "{\"data_base64\":\"/w==\"}");
+}
+
+TEST(FormatTableTest, PadsColumns) {
+  EXPECT_EQ(FormatTable({{"A", "BB"}, {"CCC", "D"}}), "A    BB\nCCC  D\n");
+}
+
+}  // namespace
+}  // namespace sockagent::cli
