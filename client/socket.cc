@@ -1,6 +1,7 @@
 #include "client/socket.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include <grpcpp/client_context.h>
