@@ -965,14 +965,20 @@ int Main(int argc, char** argv) {
       "open --ttl 10m --label mytest)\n  sockctl session keepalive\n  sockctl "
       "session close");
   session->require_subcommand(1);
-  std::string ttl, label;
+  // A script's session spans many separate sockctl processes, so it gets a
+  // lease that outlasts the pauses between them, not the agent's short
+  // default meant for clients with a keepalive thread.
+  std::string ttl = "10m", label;
   CLI::App* open = AddCommand(
       session, "open",
       "Create a session and print its id. The session outlives this "
       "command until its lease (--ttl, renewed by every later call) lapses "
       "or `sockctl session close`.\n\nExample:\n  export "
       "SOCKAGENT_SESSION=$(sockctl session open --ttl 10m)");
-  open->add_option("--ttl", ttl, "lease, e.g. 10m (default: the agent's)");
+  open->add_option("--ttl", ttl,
+                   "lease, renewed by every call (capped by the agent's "
+                   "--max-session-ttl)")
+      ->capture_default_str();
   open->add_option("--label", label, "free text shown by the agent");
   on_run(open, [&] { return SessionOpen(ttl, label); });
   CLI::App* close_session = AddCommand(

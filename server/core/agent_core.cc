@@ -117,29 +117,22 @@ class ConnectOp final : public IoOp {
         address_(address),
         done_(std::move(done)) {}
 
+  // The outcome of a non-blocking connect is read by calling connect()
+  // again (0/EISCONN: connected, EALREADY: still going, else the error)
+  // rather than through SO_ERROR: only this path resets the socket so that
+  // a later Connect behaves as after a blocking connect (a retry after
+  // ECONNREFUSED gets ECONNREFUSED again, not ECONNABORTED).
   std::optional<absl::Status> Attempt(int fd) override {
-    if (!started_) {
-      started_ = true;
-      SysCallInt rc = ops_.Connect(fd, address_.get(), address_.length);
-      if (rc.error == EINPROGRESS) {
-        socket_->set_state(v1::SOCKET_STATE_CONNECTING);
-        return std::nullopt;
-      }
-      if (!rc.ok()) return OsError(rc.error, "connect");
-      return Connected(fd);
+    const bool retry = started_;
+    started_ = true;
+    SysCallInt rc = ops_.Connect(fd, address_.get(), address_.length);
+    if (rc.ok() || (retry && rc.error == EISCONN)) return Connected(fd);
+    if (rc.error == EINPROGRESS || (retry && rc.error == EALREADY)) {
+      socket_->set_state(v1::SOCKET_STATE_CONNECTING);
+      return std::nullopt;
     }
-    int error = 0;
-    socklen_t length = sizeof(error);
-    SysCallInt rc = ops_.GetSockOpt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
-    if (!rc.ok()) return OsError(rc.error, "getsockopt");
-    if (error != 0) return OsError(error, "connect");
-    absl::StatusOr<v1::Address> peer = NameOf(ops_, fd, /*peer=*/true);
-    if (!peer.ok()) {
-      std::optional<ErrnoInfo> err = GetErrno(peer.status());
-      if (err.has_value() && err->number == ENOTCONN) return std::nullopt;
-      return peer.status();
-    }
-    return Connected(fd);
+    if (retry) socket_->set_state(v1::SOCKET_STATE_OPEN);
+    return OsError(rc.error, "connect");
   }
   void Complete(absl::Status status) override {
     if (!status.ok()) return done_(std::move(status));

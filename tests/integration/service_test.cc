@@ -216,6 +216,30 @@ TEST_F(AgentTest, ConnectRefusedCarriesEconnrefused) {
   EXPECT_EQ(info->syscall, "connect");
 }
 
+TEST_F(AgentTest, ConnectAgainAfterARefusalIsRefusedAgainLikePython) {
+  uint16_t port = 0;
+  { LocalSocket probe = LocalSocket::ListenTcp(&port); }
+  absl::StatusOr<std::string> handle =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  EXPECT_EQ(ErrnoNameOf(Connect(*handle, Inet("127.0.0.1", port))),
+            "ECONNREFUSED");
+  EXPECT_EQ(ErrnoNameOf(Connect(*handle, Inet("127.0.0.1", port))),
+            "ECONNREFUSED");
+  // And once something listens there, the same socket connects.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    ASSERT_EQ(::listen(fd, 1), 0);
+    EXPECT_TRUE(Connect(*handle, Inet("127.0.0.1", port)).ok());
+  }  // else the port was taken meanwhile: the errno checks above stand.
+  ::close(fd);
+}
+
 TEST_F(AgentTest, ResetByPeerCarriesEconnresetNotEconnrefused) {
   uint16_t port = 0;
   LocalSocket listener = LocalSocket::ListenTcp(&port);
