@@ -266,6 +266,14 @@ class RecvOp final : public IoOp {
   }
   void Complete(absl::Status status) override {
     if (!peek_) socket_->bytes_received += got_;
+    // A MSG_WAITALL receive whose wait ends early (timeout, cancel, close,
+    // drain) returns what it already took from the socket, as recv(2) does:
+    // those bytes are gone from the kernel and must not be lost.
+    if (!status.ok() && got_ > 0 && !peek_ &&
+        (absl::IsDeadlineExceeded(status) || absl::IsCancelled(status) ||
+         absl::IsAborted(status) || absl::IsUnavailable(status))) {
+      status = absl::OkStatus();
+    }
     if (!status.ok()) return done_(std::move(status));
     buffer_.resize(got_);
     result_.data = std::move(buffer_);

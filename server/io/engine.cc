@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -31,7 +32,19 @@ int WaitMillis(absl::Time now, absl::Time deadline) {
 
 }  // namespace
 
-IoSocket::~IoSocket() { engine_->Forget(id_); }
+IoSocket::~IoSocket() {
+  std::deque<Pending> ops;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& queue : queues_) {
+      for (auto& pending : queue) ops.push_back(std::move(pending));
+      queue.clear();
+    }
+  }
+  engine_->Forget(id_);
+  // Every op ends exactly once, also when nobody closed the socket.
+  engine_->FinishAll(ops, absl::AbortedError("the socket was released"));
+}
 
 bool IoSocket::WithFd(absl::FunctionRef<void(int fd)> fn) {
   absl::MutexLock lock(&mu_);
@@ -114,6 +127,9 @@ void Engine::Submit(const std::shared_ptr<IoSocket>& socket, Interest interest,
       result = OsErrorWithCode(absl::StatusCode::kFailedPrecondition, EBADF,
                                op->name(),
                                absl::StrCat(op->name(), ": socket is closed"));
+    } else if (options.cancel != nullptr && options.cancel->cancelled()) {
+      // Never consume data for a caller that is already gone.
+      result = absl::CancelledError("cancelled by the caller");
     } else if (queue.empty()) {
       result = op->Attempt(socket->fd_.get());
     }
@@ -160,32 +176,36 @@ void Engine::EndWaiting(const std::weak_ptr<IoSocket>& weak, uint64_t op_id,
                         absl::Status status) {
   std::shared_ptr<IoSocket> socket = weak.lock();
   if (socket == nullptr) return;
-  std::unique_ptr<IoOp> op;
-  absl::Time deadline;
+  Batch batch;
   {
     absl::MutexLock lock(&socket->mu_);
-    for (auto& queue : socket->queues_) {
-      for (auto it = queue.begin(); it != queue.end(); ++it) {
-        if (it->id != op_id) continue;
-        op = std::move(it->op);
-        deadline = it->deadline;
-        queue.erase(it);
-        break;
+    for (Interest interest : {Interest::kRead, Interest::kWrite}) {
+      auto& queue = socket->queues_[Index(interest)];
+      auto it = std::find_if(queue.begin(), queue.end(),
+                             [op_id](const IoSocket::Pending& pending) {
+                               return pending.id == op_id;
+                             });
+      if (it == queue.end()) continue;
+      const bool was_front = it == queue.begin();
+      if (it->deadline != absl::InfiniteFuture()) {
+        batch.timers.emplace_back(it->deadline, it->id);
       }
-      if (op != nullptr) break;
+      if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+        status = absl::DeadlineExceededError(
+            absl::StrCat(it->op->name(), ": timed out"));
+      }
+      batch.done.push_back({std::move(it->op), std::move(status)});
+      queue.erase(it);
+      // The op that left may have declined data that is already there; with
+      // edge-triggered epoll no new event comes for it, so the ops behind
+      // it get their try now.
+      if (was_front && socket->fd_.valid()) {
+        RunQueueLocked(*socket, interest, batch);
+      }
+      break;
     }
   }
-  if (op == nullptr) return;  // it already ended
-  --waiting_;
-  if (deadline != absl::InfiniteFuture()) {
-    absl::MutexLock lock(&mu_);
-    timers_.erase(TimerKey{deadline, op_id});
-  }
-  if (status.code() == absl::StatusCode::kDeadlineExceeded) {
-    status =
-        absl::DeadlineExceededError(absl::StrCat(op->name(), ": timed out"));
-  }
-  op->Complete(std::move(status));
+  Deliver(batch);
 }
 
 void Engine::FinishAll(std::deque<IoSocket::Pending>& ops,
@@ -257,34 +277,40 @@ void Engine::OnEvents(uint64_t socket_id, uint32_t events) {
     socket = it->second.lock();
   }
   if (socket == nullptr) return;
-  std::vector<Completion> done;
-  std::vector<TimerKey> timers;
+  Batch batch;
   {
     absl::MutexLock lock(&socket->mu_);
     if (!socket->fd_.valid()) return;
     for (Interest interest : {Interest::kRead, Interest::kWrite}) {
       const uint32_t mask =
           interest == Interest::kRead ? kReadEvents : kWriteEvents;
-      if ((events & mask) == 0) continue;
-      auto& queue = socket->queues_[Index(interest)];
-      while (!queue.empty()) {
-        std::optional<absl::Status> result =
-            queue.front().op->Attempt(socket->fd_.get());
-        if (!result.has_value()) break;
-        if (queue.front().deadline != absl::InfiniteFuture()) {
-          timers.emplace_back(queue.front().deadline, queue.front().id);
-        }
-        done.push_back({std::move(queue.front().op), *std::move(result)});
-        queue.pop_front();
-      }
+      if ((events & mask) != 0) RunQueueLocked(*socket, interest, batch);
     }
   }
-  if (!timers.empty()) {
-    absl::MutexLock lock(&mu_);
-    for (const TimerKey& key : timers) timers_.erase(key);
+  Deliver(batch);
+}
+
+void Engine::RunQueueLocked(IoSocket& socket, Interest interest, Batch& batch) {
+  auto& queue = socket.queues_[Index(interest)];
+  while (!queue.empty()) {
+    std::optional<absl::Status> result =
+        queue.front().op->Attempt(socket.fd_.get());
+    if (!result.has_value()) break;
+    if (queue.front().deadline != absl::InfiniteFuture()) {
+      batch.timers.emplace_back(queue.front().deadline, queue.front().id);
+    }
+    batch.done.push_back({std::move(queue.front().op), *std::move(result)});
+    queue.pop_front();
   }
-  waiting_ -= done.size();
-  for (Completion& completion : done) {
+}
+
+void Engine::Deliver(Batch& batch) {
+  if (!batch.timers.empty()) {
+    absl::MutexLock lock(&mu_);
+    for (const TimerKey& key : batch.timers) timers_.erase(key);
+  }
+  waiting_ -= batch.done.size();
+  for (Completion& completion : batch.done) {
     completion.op->Complete(std::move(completion.status));
   }
 }

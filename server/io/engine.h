@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -149,6 +150,11 @@ class Engine {
     absl::Status status;
   };
   using TimerKey = std::pair<absl::Time, uint64_t>;
+  // Ops that ended under a socket's lock, to be delivered after it.
+  struct Batch {
+    std::vector<Completion> done;
+    std::vector<TimerKey> timers;
+  };
 
   Engine(int epoll_fd, int wake_fd);
   // Queues `op` (moving it) unless `options.cancel` already fired; then
@@ -161,6 +167,11 @@ class Engine {
   void Wake();
   void OnEvents(uint64_t socket_id, uint32_t events);
   void ExpireTimers(absl::Time now);
+  // Attempts the queue's ops in order until one must keep waiting.
+  void RunQueueLocked(IoSocket& socket, Interest interest, Batch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(socket.mu_);
+  // Drops the batch's timers and completes its ops. No lock held.
+  void Deliver(Batch& batch);
   // Removes op `op_id` from `socket` (if it still waits) and ends it.
   void EndWaiting(const std::weak_ptr<IoSocket>& socket, uint64_t op_id,
                   absl::Status status);

@@ -843,14 +843,12 @@ TEST_F(AgentCoreTest, PeekDoesNotConsume) {
   EXPECT_EQ(info->bytes_received(), 3u) << "a peek was counted";
 }
 
-// BUG: server/io/engine.cc, Engine::EndWaiting (lines 159-189), reached
-// through AgentCore: a Recv with MSG_PEEK | MSG_WAITALL declines a readable
-// socket until all its bytes are there. When its deadline removes it from
-// the head of the queue, the Recv queued behind it is never attempted
-// (edge-triggered: no new event comes), so it waits forever although data
-// sits in the socket. See the engine_test of the same name for the fix.
-TEST_F(AgentCoreTest,
-       DISABLED_RecvBehindAnExpiredPeekWaitAllGetsTheDataAlreadyThere) {
+// Regression (fixed): server/io/engine.cc, Engine::EndWaiting, reached through
+// AgentCore: a Recv with MSG_PEEK | MSG_WAITALL declines a readable socket
+// until all its bytes are there. When its deadline removes it from the head of
+// the queue, the Recv queued behind it is never attempted (edge-triggered: no
+// new event comes), so it waits forever although data sits in the socket.
+TEST_F(AgentCoreTest, RecvBehindAnExpiredPeekWaitAllGetsTheDataAlreadyThere) {
   TcpPair pair = MustTcpPair(ctx_);
   ASSERT_TRUE(Send(ctx_, pair.client, "hello").ok());
   // Make sure the bytes arrived before anyone waits.
@@ -867,15 +865,13 @@ TEST_F(AgentCoreTest,
   EXPECT_EQ(received->data(), "hello");
 }
 
-// BUG: server/core/agent_core.cc, RecvOp (MSG_WAITALL emulation, lines
-// 233-273): bytes a MSG_WAITALL Recv already took from the kernel are thrown
-// away when the wait then ends with DEADLINE_EXCEEDED (or CANCELLED,
-// ABORTED, UNAVAILABLE): Complete() reports only the status, and
-// bytes_received still counts them. Python on a socket with a timeout
-// returns the partial data instead. Fix: in RecvOp::Complete, when
-// `got_ > 0` and the status is one of those wait-ending codes, deliver the
-// `got_` bytes as a successful (short) result.
-TEST_F(AgentCoreTest, DISABLED_WaitAllThatTimesOutDoesNotLoseTheBytesItRead) {
+// Regression (fixed): server/core/agent_core.cc, RecvOp (MSG_WAITALL emulation:
+// bytes a MSG_WAITALL Recv already took from the kernel are thrown away when
+// the wait then ends with DEADLINE_EXCEEDED (or CANCELLED, ABORTED,
+// UNAVAILABLE): Complete() reports only the status, and bytes_received still
+// counts them. Python on a socket with a timeout returns the partial data
+// instead.
+TEST_F(AgentCoreTest, WaitAllThatTimesOutDoesNotLoseTheBytesItRead) {
   TcpPair pair = MustTcpPair(ctx_);
   ASSERT_TRUE(Send(ctx_, pair.client, "hello").ok());
   ASSERT_TRUE(Recv(ctx_, pair.server, 5, MSG_PEEK | MSG_WAITALL).ok());

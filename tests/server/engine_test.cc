@@ -475,14 +475,11 @@ TEST_F(EngineTest, TokenCancelledBeforeSubmitEndsWithCancelledWithoutWaiting) {
   EXPECT_EQ(engine_->waiting_ops(), 0u);
 }
 
-// BUG: server/io/engine.cc, Engine::Submit (line 117): an op whose token was
-// already cancelled still runs when its socket is ready (`queue.empty()` ->
+// Regression (fixed): server/io/engine.cc, Engine::Submit: an op whose token
+// was already cancelled still runs when its socket is ready (`queue.empty()` ->
 // Attempt), so a Recv whose RPC was cancelled before it reached the engine
-// consumes bytes that nobody will ever see. Fix: check
-// `options.cancel != nullptr && options.cancel->cancelled()` before
-// Attempt and end the op with CANCELLED without touching the socket.
-TEST_F(EngineTest,
-       DISABLED_TokenCancelledBeforeSubmitLeavesReadyDataInTheSocket) {
+// consumes bytes that nobody will ever see.
+TEST_F(EngineTest, TokenCancelledBeforeSubmitLeavesReadyDataInTheSocket) {
   Endpoint endpoint = NewEndpoint();
   WriteAll(endpoint.peer.get(), "keep me");
   CancelToken token;
@@ -624,16 +621,13 @@ TEST_F(EngineTest, WaitingOpsCountsOnlyOpsThatWait) {
   EXPECT_EQ(engine_->waiting_ops(), 0u);
 }
 
-// BUG: server/io/engine.cc, Engine::EndWaiting (lines 159-189): when a
-// deadline or a cancel removes the op at the head of a queue, the ops queued
-// behind it are not attempted. If the removed op had declined a readable
-// socket (AgentCore's Recv with MSG_PEEK | MSG_WAITALL waiting for more bytes
-// does exactly that), the edge-triggered readiness was already consumed and
-// the next op waits forever although its data sits in the socket. Fix: after
-// removing a head op, attempt that queue again as OnEvents does (e.g. factor
-// the `while (!queue.empty())` loop of OnEvents into a helper and run it from
-// EndWaiting for the removed op's interest).
-TEST_F(EngineTest, DISABLED_ExpiredHeadOpThatDeclinedDataHandsItToTheNextOp) {
+// Regression (fixed): server/io/engine.cc, Engine::EndWaiting: when a deadline
+// or a cancel removes the op at the head of a queue, the ops queued behind it
+// are not attempted. If the removed op had declined a readable socket
+// (AgentCore's Recv with MSG_PEEK | MSG_WAITALL waiting for more bytes does
+// exactly that), the edge-triggered readiness was already consumed and the next
+// op waits forever although its data sits in the socket.
+TEST_F(EngineTest, ExpiredHeadOpThatDeclinedDataHandsItToTheNextOp) {
   Endpoint endpoint = NewEndpoint();
   WriteAll(endpoint.peer.get(), "hello");
   auto head = std::make_shared<Outcome>();
@@ -666,14 +660,13 @@ TEST_F(EngineTest, ShutdownThenDestructionCompletesEachWaitingOpOnce) {
   EXPECT_EQ(pending->completions.load(), 1);
 }
 
-// BUG: server/io/engine.cc, IoSocket::~IoSocket (line 34): dropping the last
-// reference to a socket closes its descriptor (ScopedFd) but destroys the ops
-// still queued on it without calling Complete(), breaking Submit's "ends
-// exactly once" promise (a gRPC reactor behind such an op is never finished,
-// so Server::Shutdown hangs). AgentCore is safe only because its ops keep
-// their socket alive. Fix: in ~IoSocket, move both queues out and end them
-// with ABORTED through Engine::FinishAll (which also drops their timers).
-TEST_F(EngineTest, DISABLED_DroppingTheLastReferenceEndsWaitingOpsOnce) {
+// Regression (fixed): server/io/engine.cc, IoSocket::~IoSocket: dropping the
+// last reference to a socket closes its descriptor (ScopedFd) but destroys the
+// ops still queued on it without calling Complete(), breaking Submit's "ends
+// exactly once" promise (a gRPC reactor behind such an op is never finished, so
+// Server::Shutdown hangs). AgentCore is safe only because its ops keep their
+// socket alive.
+TEST_F(EngineTest, DroppingTheLastReferenceEndsWaitingOpsOnce) {
   auto pending = std::make_shared<Outcome>();
   {
     Endpoint endpoint = NewEndpoint();
