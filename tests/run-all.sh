@@ -15,6 +15,8 @@ echo "== build"
 bash deploy/build.sh
 echo "== tests"
 (cd build && ctest --output-on-failure --timeout 600 -j2)
+echo "== benchmark smoke (bench/run.sh --smoke: seconds, asserts nothing)"
+bash bench/run.sh --smoke
 
 if [[ "${SOCKAGENT_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== build (ASan + UBSan)"
