@@ -308,6 +308,9 @@ absl::StatusOr<std::unique_ptr<AgentCore>> AgentCore::Create(Options options) {
 AgentCore::AgentCore(Options options, std::unique_ptr<Engine> engine)
     : options_(options),
       ops_(options.ops != nullptr ? *options.ops : PosixSocketOps::Get()),
+      own_policy_(options.policy == nullptr ? std::make_unique<PolicyEngine>()
+                                            : nullptr),
+      policy_(options.policy != nullptr ? *options.policy : *own_policy_),
       ids_(options.incarnation != 0 ? IdIssuer(options.incarnation)
                                     : IdIssuer()),
       engine_(std::move(engine)),
@@ -325,7 +328,7 @@ void AgentCore::Drain() {
   if (drained_.exchange(true)) return;
   engine_->Shutdown();
   for (const std::shared_ptr<Session>& session : sessions_.TakeAll()) {
-    CloseSockets(*session);
+    CloseSockets(*session, "agent_drain");
   }
 }
 
@@ -335,15 +338,107 @@ void AgentCore::ReapLoop() {
          sessions_.TakeExpired(absl::Now())) {
       spdlog::info("session {} ({}) expired; closing {} socket(s)",
                    session->id(), session->label(), session->size());
-      CloseSockets(*session);
+      CloseSockets(*session, "session_expired");
     }
   }
 }
 
-void AgentCore::CloseSockets(Session& session) {
+void AgentCore::CloseSockets(Session& session, const char* reason) {
+  const std::string owner = OwnerOf(session.id());
+  size_t closed = 0;
   for (const std::shared_ptr<ManagedSocket>& socket : session.Close()) {
+    AuditClose(owner, session.id(), *socket, reason);
     engine_->Close(*socket->io());
+    ++closed;
   }
+  ReleaseSockets(owner, closed);
+  absl::MutexLock lock(&usage_mu_);
+  if (session_owner_.erase(session.id()) > 0) {
+    auto it = usage_.find(owner);
+    if (it != usage_.end() && it->second.sessions > 0) --it->second.sessions;
+  }
+}
+
+std::string AgentCore::OwnerOf(const std::string& session_id) {
+  absl::MutexLock lock(&usage_mu_);
+  auto it = session_owner_.find(session_id);
+  return it == session_owner_.end() ? "anonymous" : it->second;
+}
+
+absl::Status AgentCore::ReserveSocket(const std::string& identity,
+                                      size_t quota) {
+  absl::MutexLock lock(&usage_mu_);
+  Usage& usage = usage_[identity];
+  if (quota != 0 && usage.sockets >= quota) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("quota max_sockets: identity '", identity, "' holds ",
+                     usage.sockets, " sockets, the policy allows ", quota));
+  }
+  ++usage.sockets;
+  return absl::OkStatus();
+}
+
+void AgentCore::ReleaseSockets(const std::string& identity, size_t count) {
+  if (count == 0) return;
+  absl::MutexLock lock(&usage_mu_);
+  auto it = usage_.find(identity);
+  if (it == usage_.end()) return;
+  it->second.sockets -= std::min(count, it->second.sockets);
+}
+
+absl::Status AgentCore::Decide(const CallContext& ctx, const char* method,
+                               const PolicyDecision& decision,
+                               const ManagedSocket* socket,
+                               const std::string& remote, bool audit_allowed) {
+  if (options_.audit != nullptr &&
+      (audit_allowed || !decision.allowed || decision.would_deny)) {
+    AuditEvent event;
+    event.event = "decision";
+    event.identity = ctx.identity;
+    event.peer = ctx.peer;
+    event.session = ctx.session_id;
+    event.method = method;
+    if (socket != nullptr) {
+      event.handle = socket->handle();
+      event.family = socket->io()->family();
+      event.type = socket->io()->type();
+    }
+    event.remote = remote;
+    event.decision = !decision.allowed     ? "deny"
+                     : decision.would_deny ? "would_deny"
+                                           : "allow";
+    event.rule = decision.rule;
+    event.status =
+        decision.allowed ? "OK" : absl::StatusCodeToString(decision.code);
+    options_.audit->Record(event);
+  }
+  if (decision.would_deny) {
+    spdlog::warn("report-only: would deny {} by {}: {} (rule {})", method,
+                 ctx.identity, decision.reason, decision.rule);
+  }
+  return decision.ToStatus();
+}
+
+void AgentCore::AuditClose(const std::string& identity,
+                           const std::string& session,
+                           const ManagedSocket& socket, const char* reason) {
+  if (options_.audit == nullptr) return;
+  AuditEvent event;
+  event.event = "close";
+  event.identity = identity;
+  event.session = session;
+  event.handle = socket.handle();
+  event.family = socket.io()->family();
+  event.type = socket.io()->type();
+  event.bytes_in = socket.bytes_received.load();
+  event.bytes_out = socket.bytes_sent.load();
+  event.close_reason = reason;
+  options_.audit->Record(event);
+}
+
+absl::Status AgentCore::Authorize(const CallContext& ctx, const char* method) {
+  return Decide(ctx, method, policy_.CheckRpc(ctx.identity, method), nullptr,
+                "", /*audit_allowed=*/false);
 }
 
 absl::StatusOr<std::shared_ptr<Session>> AgentCore::SessionFor(
@@ -353,7 +448,14 @@ absl::StatusOr<std::shared_ptr<Session>> AgentCore::SessionFor(
         "session: missing; call CreateSession and send its id as the "
         "'sockagent-session' request metadata");
   }
-  return sessions_.Renew(ctx.session_id, absl::Now());
+  absl::StatusOr<std::shared_ptr<Session>> session =
+      sessions_.Renew(ctx.session_id, absl::Now());
+  if (session.ok() && OwnerOf(ctx.session_id) != ctx.identity) {
+    // Another identity's session looks exactly like an unknown one.
+    return absl::NotFoundError(absl::StrCat(
+        "session: unknown session '", ctx.session_id, "' for this caller"));
+  }
+  return session;
 }
 
 absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::SocketFor(
@@ -372,14 +474,27 @@ absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::SocketFor(
 }
 
 absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::Adopt(
-    Session& session, ScopedFd fd, int family, int type, int protocol) {
+    Session& session, const std::string& owner, ScopedFd fd, int family,
+    int type, int protocol) {
+  const v1::PolicyQuotas quotas = policy_.Quotas(owner);
+  size_t per_session = options_.max_sockets_per_session;
+  if (quotas.max_sockets_per_session() != 0) {
+    per_session =
+        std::min<size_t>(per_session, quotas.max_sockets_per_session());
+  }
+  if (absl::Status reserved = ReserveSocket(owner, quotas.max_sockets());
+      !reserved.ok()) {
+    return reserved;
+  }
   absl::StatusOr<std::shared_ptr<IoSocket>> io =
       engine_->Register(std::move(fd), family, type, protocol);
-  if (!io.ok()) return io.status();
+  if (!io.ok()) {
+    ReleaseSockets(owner, 1);
+    return io.status();
+  }
   auto socket = std::make_shared<ManagedSocket>(ids_.Next(), *std::move(io));
-  if (absl::Status added =
-          session.Add(socket, options_.max_sockets_per_session);
-      !added.ok()) {
+  if (absl::Status added = session.Add(socket, per_session); !added.ok()) {
+    ReleaseSockets(owner, 1);
     engine_->Close(*socket->io());
     return added;
   }
@@ -403,6 +518,11 @@ WaitOptions AgentCore::WaitFor(const CallContext& ctx,
 
 absl::StatusOr<v1::CreateSessionResponse> AgentCore::CreateSession(
     const v1::CreateSessionRequest& request) {
+  return CreateSession(CallContext(), request);
+}
+
+absl::StatusOr<v1::CreateSessionResponse> AgentCore::CreateSession(
+    const CallContext& ctx, const v1::CreateSessionRequest& request) {
   if (drained_) return absl::UnavailableError("the agent is shutting down");
   absl::Duration ttl = absl::ZeroDuration();
   if (request.has_ttl()) {
@@ -411,8 +531,27 @@ absl::StatusOr<v1::CreateSessionResponse> AgentCore::CreateSession(
       return absl::InvalidArgumentError("ttl: must be positive when set");
     }
   }
+  const uint32_t max_sessions = policy_.Quotas(ctx.identity).max_sessions();
+  {
+    absl::MutexLock lock(&usage_mu_);
+    Usage& usage = usage_[ctx.identity];
+    if (max_sessions != 0 && usage.sessions >= max_sessions) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "quota max_sessions: identity '", ctx.identity, "' holds ",
+          usage.sessions, " sessions, the policy allows ", max_sessions));
+    }
+    ++usage.sessions;  // reserved; released below if creation fails
+  }
   absl::StatusOr<std::shared_ptr<Session>> session =
       sessions_.Create(ttl, request.label(), absl::Now());
+  {
+    absl::MutexLock lock(&usage_mu_);
+    if (session.ok()) {
+      session_owner_[(*session)->id()] = ctx.identity;
+    } else {
+      --usage_[ctx.identity].sessions;
+    }
+  }
   if (!session.ok()) return session.status();
   v1::CreateSessionResponse response;
   response.set_session_id((*session)->id());
@@ -437,7 +576,7 @@ absl::StatusOr<v1::CloseSessionResponse> AgentCore::CloseSession(
   sessions_.Remove((*session)->id());
   v1::CloseSessionResponse response;
   response.set_sockets_closed(static_cast<uint32_t>((*session)->size()));
-  CloseSockets(**session);
+  CloseSockets(**session, "session_closed");
   return response;
 }
 
@@ -466,10 +605,17 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
     return absl::InvalidArgumentError(absl::StrCat(
         "protocol: ", request.protocol(), " is not a protocol number"));
   }
+  if (absl::Status allowed =
+          Decide(ctx, "Socket", policy_.CheckSocket(ctx.identity, family, type),
+                 nullptr, "");
+      !allowed.ok()) {
+    return allowed;
+  }
   SysCallInt rc = ops_.Socket(family, type, request.protocol());
   if (!rc.ok()) return OsError(rc.error, "socket");
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      Adopt(**session, ScopedFd(rc.value), family, type, request.protocol());
+      Adopt(**session, ctx.identity, ScopedFd(rc.value), family, type,
+            request.protocol());
   if (!socket.ok()) return socket.status();
   v1::SocketResponse response;
   response.set_handle((*socket)->handle());
@@ -485,6 +631,14 @@ absl::StatusOr<v1::BindResponse> AgentCore::Bind(
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return address.status();
+  if (absl::Status allowed = Decide(
+          ctx, "Bind",
+          policy_.CheckBind(ctx.identity, address->get(), address->length),
+          socket->get(),
+          Endpoint::FromSockAddr(address->get(), address->length).ToString());
+      !allowed.ok()) {
+    return allowed;
+  }
   absl::StatusOr<v1::BindResponse> response = OnFd<v1::BindResponse>(
       **socket, [&](int fd) -> absl::StatusOr<v1::BindResponse> {
         SysCallInt rc = ops_.Bind(fd, address->get(), address->length);
@@ -507,6 +661,12 @@ absl::StatusOr<v1::ListenResponse> AgentCore::Listen(
   // Python: listen() uses min(SOMAXCONN, 128); a negative backlog is 0.
   const int backlog = request.has_backlog() ? std::max(0, request.backlog())
                                             : std::min(SOMAXCONN, 128);
+  if (absl::Status allowed =
+          Decide(ctx, "Listen", policy_.CheckListen(ctx.identity, backlog),
+                 socket->get(), "");
+      !allowed.ok()) {
+    return allowed;
+  }
   absl::StatusOr<v1::ListenResponse> response = OnFd<v1::ListenResponse>(
       **socket, [&](int fd) -> absl::StatusOr<v1::ListenResponse> {
         SysCallInt rc = ops_.Listen(fd, backlog);
@@ -562,6 +722,8 @@ absl::StatusOr<v1::CloseResponse> AgentCore::Close(
     return absl::NotFoundError(absl::StrCat(
         "handle: unknown handle '", request.handle(), "' in this session"));
   }
+  AuditClose(ctx.identity, ctx.session_id, *socket, "close");
+  ReleaseSockets(ctx.identity, 1);
   engine_->Close(*socket->io());
   return v1::CloseResponse();
 }
@@ -597,6 +759,12 @@ absl::StatusOr<v1::SetSockOptResponse> AgentCore::SetSockOpt(
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, request.handle());
   if (!socket.ok()) return socket.status();
+  if (absl::Status allowed =
+          Decide(ctx, "SetSockOpt", policy_.CheckSockOpt(ctx.identity, request),
+                 socket->get(), "");
+      !allowed.ok()) {
+    return allowed;
+  }
   return OnFd<v1::SetSockOptResponse>(
       **socket, [&](int fd) -> absl::StatusOr<v1::SetSockOptResponse> {
         absl::Status set = SetSocketOption(ops_, fd, request);
@@ -745,12 +913,13 @@ void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
   if (!socket.ok()) return done(socket.status());
   std::shared_ptr<IoSocket> io = (*socket)->io();
   auto op = std::make_unique<AcceptOp>(
-      ops_, [this, session = *session, io, done = std::move(done)](
+      ops_, [this, session = *session, io, owner = ctx.identity,
+             done = std::move(done)](
                 absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
         if (!accepted.ok()) return done(accepted.status());
         absl::StatusOr<std::shared_ptr<ManagedSocket>> peer =
-            Adopt(*session, std::move(accepted->fd), io->family(), io->type(),
-                  io->protocol());
+            Adopt(*session, owner, std::move(accepted->fd), io->family(),
+                  io->type(), io->protocol());
         if (!peer.ok()) return done(peer.status());
         (*peer)->set_state(v1::SOCKET_STATE_CONNECTED);
         v1::AcceptResponse response;
@@ -771,6 +940,16 @@ void AgentCore::Connect(const CallContext& ctx,
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return done(address.status());
+  // The resolved address is checked and connected to: no second lookup.
+  if (absl::Status allowed = Decide(
+          ctx, "Connect",
+          policy_.CheckDestination(ctx.identity, "connect", address->get(),
+                                   address->length),
+          socket->get(),
+          Endpoint::FromSockAddr(address->get(), address->length).ToString());
+      !allowed.ok()) {
+    return done(allowed);
+  }
   engine_->Submit(
       (*socket)->io(), Interest::kWrite,
       std::make_unique<ConnectOp>(ops_, *socket, *address, std::move(done)),
@@ -855,6 +1034,18 @@ void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return done(address.status());
+  // Checked per datagram, before anything reaches the wire. Allowed
+  // datagrams are not audited one by one (denials are).
+  if (absl::Status allowed = Decide(
+          ctx, "SendTo",
+          policy_.CheckDestination(ctx.identity, "sendto", address->get(),
+                                   address->length),
+          socket->get(),
+          Endpoint::FromSockAddr(address->get(), address->length).ToString(),
+          /*audit_allowed=*/false);
+      !allowed.ok()) {
+    return done(allowed);
+  }
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
   engine_->Submit(

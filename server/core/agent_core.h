@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -26,6 +27,8 @@
 #include "server/io/cancel_token.h"
 #include "server/io/engine.h"
 #include "server/io/socket_ops.h"
+#include "server/policy/audit_log.h"
+#include "server/policy/policy_engine.h"
 #include "sockagent/v1/sockagent.pb.h"
 
 namespace sockagent {
@@ -36,6 +39,11 @@ inline constexpr char kApiVersion[] = "sockagent.v1";
 // Who calls, and how long the call may wait.
 struct CallContext {
   std::string session_id;
+  // The authenticated caller (certificate SAN/CN or token name); "anonymous"
+  // without authentication. Policy rules and quotas are per identity.
+  std::string identity = "anonymous";
+  // The caller's transport address, for the audit log.
+  std::string peer = {};
   absl::Time deadline = absl::InfiniteFuture();
   CancelToken* cancel = nullptr;  // outlives the call
 };
@@ -57,6 +65,11 @@ class AgentCore {
     SocketOps* ops = nullptr;
     // Fixed incarnation for tests; 0 means random.
     uint64_t incarnation = 0;
+    // Authorization; nullptr means a private permissive engine (the
+    // hard-deny list still applies). Not owned; must outlive the core.
+    PolicyEngine* policy = nullptr;
+    // Decisions and socket closes are recorded here when set. Not owned.
+    AuditLog* audit = nullptr;
   };
 
   // Starts the engine and the session reaper.
@@ -71,6 +84,10 @@ class AgentCore {
   // Sessions.
   absl::StatusOr<v1::CreateSessionResponse> CreateSession(
       const v1::CreateSessionRequest& request);
+  // The session belongs to ctx.identity: other identities get NOT_FOUND.
+  // RESOURCE_EXHAUSTED naming the quota past the identity's max_sessions.
+  absl::StatusOr<v1::CreateSessionResponse> CreateSession(
+      const CallContext& ctx, const v1::CreateSessionRequest& request);
   absl::StatusOr<v1::KeepAliveResponse> KeepAlive(const CallContext& ctx);
   absl::StatusOr<v1::CloseSessionResponse> CloseSession(const CallContext& ctx);
 
@@ -122,6 +139,12 @@ class AgentCore {
   size_t waiting_ops() const { return engine_->waiting_ops(); }
   const std::string& incarnation() const { return ids_.incarnation(); }
   const Options& options() const { return options_; }
+  PolicyEngine& policy() { return policy_; }
+
+  // May ctx.identity call `method` ("Socket", "Connect", ...) at all?
+  // PERMISSION_DENIED naming the rule, or RESOURCE_EXHAUSTED naming the
+  // max_ops_per_second quota. Denials are audited.
+  absl::Status Authorize(const CallContext& ctx, const char* method);
 
  private:
   AgentCore(Options options, std::unique_ptr<Engine> engine);
@@ -131,15 +154,38 @@ class AgentCore {
       const CallContext& ctx, const std::string& handle);
   // Registers a new descriptor with the engine and adds it to `session`.
   absl::StatusOr<std::shared_ptr<ManagedSocket>> Adopt(Session& session,
+                                                       const std::string& owner,
                                                        ScopedFd fd, int family,
                                                        int type, int protocol);
   WaitOptions WaitFor(const CallContext& ctx,
                       const ManagedSocket& socket) const;
-  void CloseSockets(Session& session);
+  void CloseSockets(Session& session, const char* reason);
+  // Audits a decision about `socket` (may be null) and turns it into the
+  // call's status.
+  absl::Status Decide(const CallContext& ctx, const char* method,
+                      const PolicyDecision& decision,
+                      const ManagedSocket* socket, const std::string& remote,
+                      bool audit_allowed = true);
+  void AuditClose(const std::string& identity, const std::string& session,
+                  const ManagedSocket& socket, const char* reason);
+  // Per-identity usage for the policy's quotas.
+  struct Usage {
+    size_t sessions = 0;
+    size_t sockets = 0;
+  };
+  std::string OwnerOf(const std::string& session_id);
+  absl::Status ReserveSocket(const std::string& identity, size_t quota);
+  void ReleaseSockets(const std::string& identity, size_t count);
   void ReapLoop();
 
   const Options options_;
   SocketOps& ops_;
+  std::unique_ptr<PolicyEngine> own_policy_;
+  PolicyEngine& policy_;
+  absl::Mutex usage_mu_;
+  absl::flat_hash_map<std::string, std::string> session_owner_
+      ABSL_GUARDED_BY(usage_mu_);
+  absl::flat_hash_map<std::string, Usage> usage_ ABSL_GUARDED_BY(usage_mu_);
   IdIssuer ids_;
   std::unique_ptr<Engine> engine_;
   SessionTable sessions_;

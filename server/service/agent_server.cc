@@ -2,11 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <chrono>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -33,6 +37,53 @@ std::string HostOf(absl::string_view address) {
   return std::string(address.substr(0, colon));
 }
 
+bool Readable(const std::string& path) {
+  return ::access(path.c_str(), R_OK) == 0;
+}
+
+// TLS credentials over a file-watcher provider, or plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> CredentialsFor(
+    const ServerOptions::Tls& tls) {
+  if (tls.cert_file.empty()) {
+    if (tls.require_client_cert || !tls.client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "tls: a client CA or required client certificate needs a server "
+          "certificate and key (--tls-cert, --tls-key)");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  for (const std::string* file :
+       {&tls.cert_file, &tls.key_file, &tls.client_ca_file}) {
+    if (file == &tls.client_ca_file && file->empty()) continue;
+    if (file->empty() || !Readable(*file)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tls: cannot read '", *file,
+                       "' (server certificate, key and client CA must be "
+                       "readable files)"));
+    }
+  }
+  if (tls.require_client_cert && tls.client_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls: --require-client-cert needs --tls-client-ca");
+  }
+  auto provider =
+      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+          tls.key_file, tls.cert_file, tls.client_ca_file,
+          static_cast<unsigned int>(tls.refresh_interval_seconds));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (!tls.client_ca_file.empty()) {
+    options.watch_root_certs();
+    options.set_cert_request_type(
+        tls.require_client_cert
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
 }  // namespace
 
 bool IsLoopbackListenAddress(const std::string& address) {
@@ -53,11 +104,23 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
     ServerOptions options) {
   std::unique_ptr<AgentServer> agent(new AgentServer());
   agent->options_ = options;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      CredentialsFor(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  Authenticator::Options auth;
+  auth.token_file = options.token_file;
+  auth.require_authentication =
+      options.tls.require_client_cert || !options.token_file.empty();
+  absl::StatusOr<std::unique_ptr<Authenticator>> authenticator =
+      Authenticator::Create(auth);
+  if (!authenticator.ok()) return authenticator.status();
+  agent->authenticator_ = *std::move(authenticator);
   absl::StatusOr<std::unique_ptr<AgentCore>> core =
       AgentCore::Create(options.core);
   if (!core.ok()) return core.status();
   agent->core_ = *std::move(core);
-  agent->service_ = std::make_unique<SocketAgentService>(agent->core_.get());
+  agent->service_ = std::make_unique<SocketAgentService>(
+      agent->core_.get(), agent->authenticator_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -70,6 +133,15 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
+  // A client pinging more often than allowed is cut off after 2 strikes.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options.max_concurrent_streams);
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(options.max_connection_idle)));
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
+                             options.max_metadata_bytes);
   // The transport admits requests well above the payload limit so that an
   // oversized payload reaches the core and gets INVALID_ARGUMENT naming the
   // field; only a message beyond 4x the limit is refused by gRPC itself
@@ -78,8 +150,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
       static_cast<int>(options.core.max_send_bytes) * 4 + 64 * 1024);
   builder.SetMaxSendMessageSize(static_cast<int>(options.core.max_recv_bytes) +
                                 64 * 1024);
-  builder.AddListeningPort(options.listen_address,
-                           grpc::InsecureServerCredentials(), &agent->port_);
+  builder.AddListeningPort(options.listen_address, *credentials, &agent->port_);
   builder.RegisterService(agent->service_.get());
   agent->server_ = builder.BuildAndStart();
   if (agent->server_ == nullptr || agent->port_ == 0) {
@@ -87,6 +158,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
         absl::StrCat("cannot listen on ", options.listen_address,
                      ": the address is in use or not local to this host"));
   }
+  std::vector<uint16_t> protected_ports = options.protected_ports;
+  protected_ports.push_back(static_cast<uint16_t>(agent->port_));
+  agent->core_->policy().SetProtectedPorts(std::move(protected_ports));
   grpc::HealthCheckServiceInterface* health =
       agent->server_->GetHealthCheckService();
   health->SetServingStatus(true);

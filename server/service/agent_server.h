@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -23,6 +24,28 @@ struct ServerOptions {
   // host:port; port 0 picks a free port (see AgentServer::port()).
   std::string listen_address = "127.0.0.1:7700";
   AgentCore::Options core;
+  // TLS on the gRPC port when cert_file is set. The files are re-read every
+  // refresh interval (gRPC's file-watcher provider): rotated certificates
+  // take effect without a restart.
+  struct Tls {
+    std::string cert_file;
+    std::string key_file;
+    // Verifies client certificates against this CA bundle when set.
+    std::string client_ca_file;
+    // Refuse the handshake without a client certificate (mTLS).
+    bool require_client_cert = false;
+    int refresh_interval_seconds = 10;
+  } tls;
+  // Bearer tokens ("TOKEN IDENTITY" lines); see Authenticator.
+  std::string token_file;
+  // Destinations on this host with these ports are hard-denied, besides the
+  // gRPC port itself (e.g. a metrics port).
+  std::vector<uint16_t> protected_ports;
+  // gRPC limits.
+  // Per connection; high enough for 10,000 waiting calls on one channel.
+  int max_concurrent_streams = 16384;
+  absl::Duration max_connection_idle = absl::Minutes(10);
+  int max_metadata_bytes = 16 * 1024;
   // How long Drain() lets calls finish before cancelling them.
   absl::Duration drain_timeout = absl::Seconds(5);
 };
@@ -38,6 +61,7 @@ class AgentServer {
   // The bound port.
   int port() const { return port_; }
   AgentCore& core() { return *core_; }
+  Authenticator& authenticator() { return *authenticator_; }
 
   // Health NOT_SERVING, end waiting calls, close every socket, stop the
   // server. Idempotent; blocks until the server stopped.
@@ -50,6 +74,7 @@ class AgentServer {
   AgentServer() = default;
 
   ServerOptions options_;
+  std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<AgentCore> core_;
   std::unique_ptr<SocketAgentService> service_;
   std::unique_ptr<grpc::Server> server_;

@@ -13,9 +13,23 @@ namespace {
 
 constexpr uint32_t kDefaultChunkBytes = 64 * 1024;
 
+// Who calls (authenticated once, here), for which session, until when; and
+// whether the policy lets that identity call `method` at all. On refusal
+// `*refused` gets UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED.
 CallContext ContextOf(const grpc::CallbackServerContext& ctx,
-                      CancelToken* cancel) {
+                      CancelToken* cancel, const SocketAgentService& service,
+                      const char* method, absl::Status* refused) {
   CallContext call;
+  call.peer = ctx.peer();
+  if (service.authenticator() != nullptr) {
+    absl::StatusOr<std::string> identity =
+        service.authenticator()->Identify(ctx);
+    if (!identity.ok()) {
+      *refused = identity.status();
+      return call;
+    }
+    call.identity = *std::move(identity);
+  }
   const auto& metadata = ctx.client_metadata();
   if (auto it = metadata.find(kSessionMetadataKey); it != metadata.end()) {
     call.session_id.assign(it->second.data(), it->second.size());
@@ -27,6 +41,7 @@ CallContext ContextOf(const grpc::CallbackServerContext& ctx,
     call.deadline = absl::FromChrono(deadline);
   }
   call.cancel = cancel;
+  *refused = service.core()->Authorize(call, method);
   return call;
 }
 
@@ -41,15 +56,34 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
+// Authenticates and authorizes, then finishes at once with `run(call)`.
+template <typename Response, typename Run>
+grpc::ServerUnaryReactor* Immediate(const SocketAgentService& service,
+                                    const char* method,
+                                    grpc::CallbackServerContext* ctx,
+                                    Response* response, Run run) {
+  absl::Status refused;
+  const CallContext call = ContextOf(*ctx, nullptr, service, method, &refused);
+  if (!refused.ok()) {
+    return FinishNow(ctx, response, absl::StatusOr<Response>(refused));
+  }
+  return FinishNow(ctx, response, absl::StatusOr<Response>(run(call)));
+}
+
 // A unary call that may wait: cancellation reaches the core through the
 // token, and the core's callback finishes the reactor exactly once.
 template <typename Response>
 class WaitingReactor final : public grpc::ServerUnaryReactor {
  public:
-  WaitingReactor(grpc::CallbackServerContext* ctx, Response* response)
-      : call_(ContextOf(*ctx, &cancel_)), response_(response) {}
+  WaitingReactor(const SocketAgentService& service, const char* method,
+                 grpc::CallbackServerContext* ctx, Response* response)
+      : call_(ContextOf(*ctx, &cancel_, service, method, &refused_)),
+        response_(response) {}
 
   const CallContext& call() const { return call_; }
+  // Not OK when the caller may not make this call; then Done() must be
+  // called with it.
+  const absl::Status& refused() const { return refused_; }
 
   Callback<Response> Done() {
     return [this](absl::StatusOr<Response> result) {
@@ -63,6 +97,7 @@ class WaitingReactor final : public grpc::ServerUnaryReactor {
 
  private:
   CancelToken cancel_;
+  absl::Status refused_;
   const CallContext call_;
   Response* const response_;
 };
@@ -74,11 +109,16 @@ class WaitingReactor final : public grpc::ServerUnaryReactor {
 class RecvStreamReactor final
     : public grpc::ServerWriteReactor<v1::RecvStreamResponse> {
  public:
-  RecvStreamReactor(AgentCore* core, grpc::CallbackServerContext* ctx,
+  RecvStreamReactor(const SocketAgentService& service,
+                    grpc::CallbackServerContext* ctx,
                     const v1::RecvStreamRequest& request)
-      : core_(core),
-        call_(ContextOf(*ctx, &cancel_)),
+      : core_(service.core()),
+        call_(ContextOf(*ctx, &cancel_, service, "RecvStream", &refused_)),
         limit_(request.limit_bytes()) {
+    if (!refused_.ok()) {
+      Finish(ToGrpcStatus(refused_));
+      return;
+    }
     const uint32_t chunk =
         request.chunk_bytes() == 0 ? kDefaultChunkBytes : request.chunk_bytes();
     if (chunk > core_->options().max_recv_bytes) {
@@ -132,6 +172,7 @@ class RecvStreamReactor final
 
   AgentCore* const core_;
   CancelToken cancel_;
+  absl::Status refused_;
   const CallContext call_;
   const uint64_t limit_;
   uint64_t received_ = 0;
@@ -143,11 +184,16 @@ class RecvStreamReactor final
 class RecvFromStreamReactor final
     : public grpc::ServerWriteReactor<v1::RecvFromStreamResponse> {
  public:
-  RecvFromStreamReactor(AgentCore* core, grpc::CallbackServerContext* ctx,
+  RecvFromStreamReactor(const SocketAgentService& service,
+                        grpc::CallbackServerContext* ctx,
                         const v1::RecvFromStreamRequest& request)
-      : core_(core),
-        call_(ContextOf(*ctx, &cancel_)),
+      : core_(service.core()),
+        call_(ContextOf(*ctx, &cancel_, service, "RecvFromStream", &refused_)),
         limit_(request.limit_datagrams()) {
+    if (!refused_.ok()) {
+      Finish(ToGrpcStatus(refused_));
+      return;
+    }
     recv_.set_handle(request.handle());
     recv_.set_max_bytes(request.max_bytes() == 0 ? kDefaultChunkBytes
                                                  : request.max_bytes());
@@ -186,6 +232,7 @@ class RecvFromStreamReactor final
 
   AgentCore* const core_;
   CancelToken cancel_;
+  absl::Status refused_;
   const CallContext call_;
   const uint64_t limit_;
   uint64_t delivered_ = 0;
@@ -198,9 +245,16 @@ class RecvFromStreamReactor final
 class SendStreamReactor final
     : public grpc::ServerReadReactor<v1::SendStreamRequest> {
  public:
-  SendStreamReactor(AgentCore* core, grpc::CallbackServerContext* ctx,
+  SendStreamReactor(const SocketAgentService& service,
+                    grpc::CallbackServerContext* ctx,
                     v1::SendStreamResponse* response)
-      : core_(core), call_(ContextOf(*ctx, &cancel_)), response_(response) {
+      : core_(service.core()),
+        call_(ContextOf(*ctx, &cancel_, service, "SendStream", &refused_)),
+        response_(response) {
+    if (!refused_.ok()) {
+      Finish(ToGrpcStatus(refused_));
+      return;
+    }
     send_.set_send_all(true);
     StartRead(&request_);
   }
@@ -240,6 +294,7 @@ class SendStreamReactor final
  private:
   AgentCore* const core_;
   CancelToken cancel_;
+  absl::Status refused_;
   const CallContext call_;
   v1::SendStreamResponse* const response_;
   uint64_t sent_ = 0;
@@ -252,21 +307,27 @@ class SendStreamReactor final
 grpc::ServerUnaryReactor* SocketAgentService::CreateSession(
     grpc::CallbackServerContext* ctx, const v1::CreateSessionRequest* request,
     v1::CreateSessionResponse* response) {
-  return FinishNow(ctx, response, core_->CreateSession(*request));
+  return Immediate(*this, "CreateSession", ctx, response,
+                   [&](const CallContext& call) {
+                     return core_->CreateSession(call, *request);
+                   });
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::KeepAlive(
     grpc::CallbackServerContext* ctx, const v1::KeepAliveRequest* /*request*/,
     v1::KeepAliveResponse* response) {
-  return FinishNow(ctx, response, core_->KeepAlive(ContextOf(*ctx, nullptr)));
+  return Immediate(
+      *this, "KeepAlive", ctx, response,
+      [&](const CallContext& call) { return core_->KeepAlive(call); });
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::CloseSession(
     grpc::CallbackServerContext* ctx,
     const v1::CloseSessionRequest* /*request*/,
     v1::CloseSessionResponse* response) {
-  return FinishNow(ctx, response,
-                   core_->CloseSession(ContextOf(*ctx, nullptr)));
+  return Immediate(
+      *this, "CloseSession", ctx, response,
+      [&](const CallContext& call) { return core_->CloseSession(call); });
 }
 
 // The calls that finish at once share one shape.
@@ -274,8 +335,10 @@ grpc::ServerUnaryReactor* SocketAgentService::CloseSession(
   grpc::ServerUnaryReactor* SocketAgentService::Method(                     \
       grpc::CallbackServerContext* ctx, const v1::Method##Request* request, \
       v1::Method##Response* response) {                                     \
-    return FinishNow(ctx, response,                                         \
-                     core_->Method(ContextOf(*ctx, nullptr), *request));    \
+    return Immediate(*this, #Method, ctx, response,                         \
+                     [&](const CallContext& call) {                         \
+                       return core_->Method(call, *request);                \
+                     });                                                    \
   }
 
 SOCKAGENT_IMMEDIATE(Socket)
@@ -296,8 +359,13 @@ SOCKAGENT_IMMEDIATE(GetTimeout)
   grpc::ServerUnaryReactor* SocketAgentService::Method(                      \
       grpc::CallbackServerContext* ctx, const v1::Method##Request* request,  \
       v1::Method##Response* response) {                                      \
-    auto* reactor = new WaitingReactor<v1::Method##Response>(ctx, response); \
-    core_->Method(reactor->call(), *request, reactor->Done());               \
+    auto* reactor = new WaitingReactor<v1::Method##Response>(*this, #Method, \
+                                                             ctx, response); \
+    if (!reactor->refused().ok()) {                                          \
+      reactor->Done()(reactor->refused());                                   \
+    } else {                                                                 \
+      core_->Method(reactor->call(), *request, reactor->Done());             \
+    }                                                                        \
     return reactor;                                                          \
   }
 
@@ -311,46 +379,52 @@ SOCKAGENT_WAITING(RecvFrom)
 
 grpc::ServerReadReactor<v1::SendStreamRequest>* SocketAgentService::SendStream(
     grpc::CallbackServerContext* ctx, v1::SendStreamResponse* response) {
-  return new SendStreamReactor(core_, ctx, response);
+  return new SendStreamReactor(*this, ctx, response);
 }
 
 grpc::ServerWriteReactor<v1::RecvStreamResponse>*
 SocketAgentService::RecvStream(grpc::CallbackServerContext* ctx,
                                const v1::RecvStreamRequest* request) {
-  return new RecvStreamReactor(core_, ctx, *request);
+  return new RecvStreamReactor(*this, ctx, *request);
 }
 
 grpc::ServerWriteReactor<v1::RecvFromStreamResponse>*
 SocketAgentService::RecvFromStream(grpc::CallbackServerContext* ctx,
                                    const v1::RecvFromStreamRequest* request) {
-  return new RecvFromStreamReactor(core_, ctx, *request);
+  return new RecvFromStreamReactor(*this, ctx, *request);
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::GetHostname(
     grpc::CallbackServerContext* ctx, const v1::GetHostnameRequest* /*request*/,
     v1::GetHostnameResponse* response) {
-  return FinishNow(ctx, response, core_->GetHostname());
+  return Immediate(*this, "GetHostname", ctx, response,
+                   [&](const CallContext&) { return core_->GetHostname(); });
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::GetAddrInfo(
     grpc::CallbackServerContext* ctx, const v1::GetAddrInfoRequest* request,
     v1::GetAddrInfoResponse* response) {
-  return FinishNow(ctx, response, core_->GetAddrInfo(*request));
+  return Immediate(
+      *this, "GetAddrInfo", ctx, response,
+      [&](const CallContext&) { return core_->GetAddrInfo(*request); });
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::ListSockets(
     grpc::CallbackServerContext* ctx, const v1::ListSocketsRequest* /*request*/,
     v1::ListSocketsResponse* response) {
-  return FinishNow(ctx, response, core_->ListSockets(ContextOf(*ctx, nullptr)));
+  return Immediate(
+      *this, "ListSockets", ctx, response,
+      [&](const CallContext& call) { return core_->ListSockets(call); });
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::GetAgentInfo(
     grpc::CallbackServerContext* ctx,
     const v1::GetAgentInfoRequest* /*request*/,
     v1::GetAgentInfoResponse* response) {
-  return FinishNow(
-      ctx, response,
-      absl::StatusOr<v1::GetAgentInfoResponse>(core_->GetAgentInfo()));
+  return Immediate(
+      *this, "GetAgentInfo", ctx, response, [&](const CallContext&) {
+        return absl::StatusOr<v1::GetAgentInfoResponse>(core_->GetAgentInfo());
+      });
 }
 
 }  // namespace sockagent

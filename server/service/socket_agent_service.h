@@ -8,6 +8,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "server/auth/authenticator.h"
 #include "server/core/agent_core.h"
 #include "sockagent/v1/sockagent.grpc.pb.h"
 
@@ -18,8 +19,14 @@ inline constexpr char kSessionMetadataKey[] = "sockagent-session";
 
 class SocketAgentService final : public v1::SocketAgent::CallbackService {
  public:
-  // `core` must outlive the service.
-  explicit SocketAgentService(AgentCore* core) : core_(core) {}
+  // `core` and `authenticator` must outlive the service. Without an
+  // authenticator every caller is "anonymous".
+  explicit SocketAgentService(AgentCore* core,
+                              const Authenticator* authenticator = nullptr)
+      : core_(core), authenticator_(authenticator) {}
+
+  AgentCore* core() const { return core_; }
+  const Authenticator* authenticator() const { return authenticator_; }
 
   grpc::ServerUnaryReactor* CreateSession(
       grpc::CallbackServerContext* ctx, const v1::CreateSessionRequest* request,
@@ -105,6 +112,7 @@ class SocketAgentService final : public v1::SocketAgent::CallbackService {
 
  private:
   AgentCore* const core_;
+  const Authenticator* const authenticator_;
 };
 
 }  // namespace sockagent

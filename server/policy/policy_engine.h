@@ -1,0 +1,162 @@
+#ifndef SOCKAGENT_SERVER_POLICY_POLICY_ENGINE_H_
+#define SOCKAGENT_SERVER_POLICY_POLICY_ENGINE_H_
+
+// Who may do what: the authorization policy (sockagent.v1.Policy) compiled
+// for fast checks, plus the built-in hard-deny list. No gRPC. Thread-safe:
+// checks read an immutable snapshot; Load() swaps it atomically, so a reload
+// never exposes a half-built policy and an invalid policy leaves the last
+// valid one in force.
+//
+// Without a loaded policy the engine is permissive (the embedded loopback
+// default): every check passes except the hard-deny list. A loaded policy is
+// deny-by-default.
+//
+// Destination checks canonicalize first (IPv4-mapped and IPv4-compatible
+// IPv6 become IPv4), then apply, in order: the hard-deny list (169.254.0.0/16,
+// fe80::/10, fd00:ec2::254, NAT64 / 6to4 / Teredo forms embedding a
+// hard-denied IPv4, the agent's own ports on this host's addresses; never
+// overridable, enforced also in report-only mode) -> the rule's deny list ->
+// its allow list -> default deny.
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "sockagent/v1/policy.pb.h"
+#include "sockagent/v1/sockagent.pb.h"
+
+namespace sockagent {
+
+// The outcome of one check.
+struct PolicyDecision {
+  // False only when the call must be refused.
+  bool allowed = true;
+  // True when the policy denies but report-only mode lets it through.
+  bool would_deny = false;
+  // The rule that decided: "hard-deny:cloud-metadata",
+  // "harness.connect_deny[0]", "default-deny", "permissive-default", ...
+  std::string rule;
+  // Why, for the caller and the audit log.
+  std::string reason;
+  // PERMISSION_DENIED or RESOURCE_EXHAUSTED when refused.
+  absl::StatusCode code = absl::StatusCode::kOk;
+
+  // OK when allowed; otherwise `code` with a message naming the rule.
+  absl::Status ToStatus() const;
+};
+
+// An IP prefix. Parsed from "10.0.0.0/8", "::1/128" or a bare address.
+struct Cidr {
+  int family = 0;  // AF_INET or AF_INET6
+  uint8_t bytes[16] = {};
+  int prefix = 0;
+
+  static absl::StatusOr<Cidr> Parse(absl::string_view text);
+  // `address` is 4 (AF_INET) or 16 (AF_INET6) bytes in network order.
+  bool Contains(int address_family, const uint8_t* address) const;
+};
+
+// A canonical IP endpoint: IPv4-mapped/compatible IPv6 folded to IPv4.
+struct Endpoint {
+  int family = 0;  // AF_INET, AF_INET6, or 0 for anything else (AF_UNIX)
+  uint8_t bytes[16] = {};
+  uint16_t port = 0;
+
+  static Endpoint FromSockAddr(const sockaddr* address, socklen_t length);
+  std::string ToString() const;
+};
+
+class PolicyEngine {
+ public:
+  // Permissive until Load().
+  PolicyEngine();
+
+  // Parses a policy file: JSON when the file starts with '{', text format
+  // otherwise. Errors: NOT_FOUND / INVALID_ARGUMENT naming the file and the
+  // parse error.
+  static absl::StatusOr<v1::Policy> ParseFile(const std::string& path);
+
+  // Validates and installs `policy`. INVALID_ARGUMENT naming the rule and
+  // field; on error the previous policy stays in force.
+  absl::Status Load(const v1::Policy& policy);
+  // ParseFile + Load.
+  absl::Status LoadFile(const std::string& path);
+
+  // The agent's own ports (gRPC, metrics): destinations on this host with
+  // these ports are hard-denied. Snapshots this host's addresses.
+  void SetProtectedPorts(std::vector<uint16_t> ports);
+
+  // True once a policy was loaded.
+  bool configured() const;
+  bool report_only() const;
+
+  PolicyDecision CheckRpc(absl::string_view identity, absl::string_view method);
+  PolicyDecision CheckSocket(absl::string_view identity, int family,
+                             int type) const;
+  // Connect and each SendTo datagram. `operation` names it in the reason.
+  PolicyDecision CheckDestination(absl::string_view identity,
+                                  absl::string_view operation,
+                                  const sockaddr* address,
+                                  socklen_t length) const;
+  PolicyDecision CheckBind(absl::string_view identity, const sockaddr* address,
+                           socklen_t length) const;
+  PolicyDecision CheckListen(absl::string_view identity, int backlog) const;
+  PolicyDecision CheckSockOpt(absl::string_view identity,
+                              const v1::SetSockOptRequest& request) const;
+  // The identity's quotas (0 = unlimited); all zero when not configured or
+  // the identity has no rule.
+  v1::PolicyQuotas Quotas(absl::string_view identity) const;
+  bool IsAdmin(absl::string_view identity) const;
+
+  // The hard-deny list alone; empty rule when `endpoint` passes.
+  PolicyDecision HardDeny(const Endpoint& endpoint) const;
+
+ private:
+  struct CompiledRange {
+    Cidr cidr;
+    uint16_t port_min = 0;
+    uint16_t port_max = 65535;
+  };
+  struct CompiledRule {
+    v1::PolicyRule rule;
+    std::vector<CompiledRange> connect_allow;
+    std::vector<CompiledRange> connect_deny;
+    std::vector<CompiledRange> bind_allow;
+  };
+  struct Compiled {
+    bool report_only = false;
+    std::vector<CompiledRule> rules;
+  };
+  struct OpBucket {
+    absl::Time window_start;
+    uint32_t count = 0;
+  };
+
+  std::shared_ptr<const Compiled> Snapshot() const;
+  static const CompiledRule* RuleFor(const Compiled& compiled,
+                                     absl::string_view identity);
+  // Applies report-only to a policy denial.
+  static PolicyDecision Deny(const Compiled& compiled, std::string rule,
+                             std::string reason);
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Compiled> compiled_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint16_t> protected_ports_ ABSL_GUARDED_BY(mu_);
+  std::vector<Endpoint> local_addresses_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex ops_mu_;
+  absl::flat_hash_map<std::string, OpBucket> ops_ ABSL_GUARDED_BY(ops_mu_);
+};
+
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_SERVER_POLICY_POLICY_ENGINE_H_
