@@ -7,7 +7,8 @@ packages=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libgtest-dev libgmock-dev libspdlog-dev libcli11-dev
-  clang-format netbase iproute2 python3
+  prometheus-cpp-dev
+  clang clang-format netbase iproute2 python3
 )
 
 missing=()
