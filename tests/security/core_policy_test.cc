@@ -1,0 +1,366 @@
+// AgentCore with a policy: a denial is PERMISSION_DENIED naming the rule and
+// no system call is made (FakeSocketOps counts them, and any connect/sendto
+// that slipped through would fail inside the fake without reaching the
+// kernel); quotas are RESOURCE_EXHAUSTED naming the quota; a session belongs
+// to its identity; decisions and closes are audited without payload.
+// Traffic goes only to loopback canaries this test creates.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "server/core/agent_core.h"
+#include "server/policy/audit_log.h"
+#include "server/policy/policy_engine.h"
+#include "tests/server/fake_socket_ops.h"
+
+namespace sockagent {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+template <typename T>
+absl::StatusOr<T> Wait(absl::AnyInvocable<void(Callback<T>)> start) {
+  auto done = std::make_shared<absl::Notification>();
+  auto result = std::make_shared<absl::StatusOr<T>>(
+      absl::UnknownError("test: no result"));
+  start([done, result](absl::StatusOr<T> got) {
+    *result = std::move(got);
+    done->Notify();
+  });
+  if (!done->WaitForNotificationWithTimeout(absl::Seconds(10))) {
+    return absl::DeadlineExceededError("test: callback never ran");
+  }
+  return *result;
+}
+
+v1::Address Inet(const std::string& host, uint32_t port) {
+  v1::Address address;
+  address.mutable_inet()->set_host(host);
+  address.mutable_inet()->set_port(port);
+  return address;
+}
+
+// A UDP socket on 127.0.0.1 that counts what arrives.
+class UdpCanary {
+ public:
+  UdpCanary() {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    socklen_t length = sizeof(address);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    int big = 8 << 20;
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  }
+  ~UdpCanary() { ::close(fd_); }
+  uint16_t port() const { return port_; }
+  // Datagrams received so far (drains the socket).
+  int Drain() {
+    char buffer[2048];
+    while (::recv(fd_, buffer, sizeof(buffer), 0) >= 0) ++received_;
+    return received_;
+  }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  int received_ = 0;
+};
+
+class CorePolicyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char path[] = "/tmp/sockagent_core_audit_XXXXXX";
+    int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+    audit_path_ = path;
+    absl::StatusOr<std::unique_ptr<AuditLog>> audit =
+        AuditLog::Open(audit_path_, 100000);
+    ASSERT_TRUE(audit.ok());
+    audit_ = *std::move(audit);
+    AgentCore::Options options;
+    options.ops = &fake_;
+    options.policy = &policy_;
+    options.audit = audit_.get();
+    absl::StatusOr<std::unique_ptr<AgentCore>> core =
+        AgentCore::Create(options);
+    ASSERT_TRUE(core.ok()) << core.status();
+    core_ = *std::move(core);
+  }
+  void TearDown() override {
+    core_.reset();
+    ::unlink(audit_path_.c_str());
+  }
+
+  void LoadPolicy(const std::string& text) {
+    v1::Policy policy;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &policy));
+    ASSERT_TRUE(policy_.Load(policy).ok());
+  }
+
+  CallContext Session(const std::string& identity) {
+    CallContext ctx;
+    ctx.identity = identity;
+    absl::StatusOr<v1::CreateSessionResponse> session =
+        core_->CreateSession(ctx, v1::CreateSessionRequest());
+    EXPECT_TRUE(session.ok()) << session.status();
+    if (session.ok()) ctx.session_id = session->session_id();
+    return ctx;
+  }
+
+  absl::StatusOr<std::string> Socket(const CallContext& ctx, v1::Family family,
+                                     v1::SocketType type) {
+    v1::SocketRequest request;
+    request.set_family(family);
+    request.set_type(type);
+    absl::StatusOr<v1::SocketResponse> response = core_->Socket(ctx, request);
+    if (!response.ok()) return response.status();
+    return response->handle();
+  }
+
+  absl::Status Connect(const CallContext& ctx, const std::string& handle,
+                       const v1::Address& address) {
+    v1::ConnectRequest request;
+    request.set_handle(handle);
+    *request.mutable_address() = address;
+    return Wait<v1::ConnectResponse>([&](Callback<v1::ConnectResponse> done) {
+             core_->Connect(ctx, request, std::move(done));
+           })
+        .status();
+  }
+
+  absl::Status SendTo(const CallContext& ctx, const std::string& handle,
+                      const v1::Address& address, const std::string& data) {
+    v1::SendToRequest request;
+    request.set_handle(handle);
+    *request.mutable_address() = address;
+    request.set_data(data);
+    return Wait<v1::SendToResponse>([&](Callback<v1::SendToResponse> done) {
+             core_->SendTo(ctx, request, std::move(done));
+           })
+        .status();
+  }
+
+  std::string AuditText() {
+    std::ifstream in(audit_path_);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
+  FakeSocketOps fake_;
+  PolicyEngine policy_;
+  std::string audit_path_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<AgentCore> core_;
+};
+
+constexpr char kOpenPolicy[] = R"pb(
+  rules {
+    name: "harness"
+    identities: "harness"
+    allow_rpcs: "*"
+    families: [ FAMILY_INET, FAMILY_INET6 ]
+    types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+    connect_allow { cidr: "0.0.0.0/0" }
+    connect_allow { cidr: "::/0" }
+    bind_allow { cidr: "127.0.0.0/8" }
+    quotas { max_sockets: 3 max_sessions: 2 }
+  }
+)pb";
+
+TEST_F(CorePolicyTest, MetadataAddressesAreDeniedBeforeAnySyscall) {
+  LoadPolicy(kOpenPolicy);
+  // Anything that slipped past the policy would fail inside the fake and
+  // never reach the kernel; the call counters must stay at zero anyway.
+  fake_.FailNext(FakeSocketOps::Call::kConnect, ENETUNREACH, 100);
+  fake_.FailNext(FakeSocketOps::Call::kSendTo, ENETUNREACH, 100);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> tcp4 =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  absl::StatusOr<std::string> udp6 =
+      Socket(ctx, v1::FAMILY_INET6, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(tcp4.ok() && udp6.ok());
+  absl::Status connect = Connect(ctx, *tcp4, Inet("169.254.169.254", 80));
+  EXPECT_EQ(connect.code(), absl::StatusCode::kPermissionDenied) << connect;
+  EXPECT_THAT(connect.message(), HasSubstr("hard-deny"));
+  for (const char* host : {"::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
+                           "2002:a9fe:a9fe::", "fe80::1", "fd00:ec2::254"}) {
+    absl::Status sent = SendTo(ctx, *udp6, Inet(host, 53), "payload-secret");
+    EXPECT_EQ(sent.code(), absl::StatusCode::kPermissionDenied) << host;
+  }
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kConnect), 0);
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kSendTo), 0);
+  const std::string audit = AuditText();
+  EXPECT_THAT(audit, HasSubstr("\"decision\":\"deny\""));
+  EXPECT_THAT(audit, HasSubstr("\"rule\":\"hard-deny:link-local-ipv4\""));
+  EXPECT_THAT(audit, HasSubstr("\"identity\":\"harness\""));
+  EXPECT_THAT(audit, Not(HasSubstr("payload-secret")));
+}
+
+TEST_F(CorePolicyTest, HardDenyAppliesWithoutAnyConfiguredPolicy) {
+  fake_.FailNext(FakeSocketOps::Call::kConnect, ENETUNREACH, 100);
+  CallContext ctx = Session("anonymous");
+  absl::StatusOr<std::string> tcp =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(tcp.ok()) << tcp.status();
+  EXPECT_EQ(Connect(ctx, *tcp, Inet("169.254.169.254", 80)).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kConnect), 0);
+}
+
+TEST_F(CorePolicyTest,
+       AlternatingAllowedAndDeniedDatagramsNeverReachTheCanary) {
+  UdpCanary allowed;
+  UdpCanary canary;
+  LoadPolicy(absl::StrCat(
+      R"pb(
+        rules { name: "harness" identities: "harness" allow_rpcs: "*"
+                families: FAMILY_INET
+                types: SOCKET_TYPE_DGRAM
+                connect_allow { cidr: "127.0.0.0/8" }
+                connect_deny { cidr: "127.0.0.1" port_min:)pb",
+      canary.port(), R"pb(}
+                          }
+  )pb"));
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> udp =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(udp.ok());
+  constexpr int kDatagrams = 10000;
+  int denied = 0;
+  int sent = 0;
+  for (int i = 0; i < kDatagrams; ++i) {
+    const bool to_canary = i % 2 == 1;
+    absl::Status status = SendTo(
+        ctx, *udp,
+        Inet("127.0.0.1", to_canary ? canary.port() : allowed.port()), "x");
+    if (to_canary) {
+      if (status.code() == absl::StatusCode::kPermissionDenied) ++denied;
+    } else if (status.ok()) {
+      ++sent;
+    }
+    if (i % 500 == 0) allowed.Drain();
+  }
+  EXPECT_EQ(denied, kDatagrams / 2);
+  EXPECT_EQ(sent, kDatagrams / 2);
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kSendTo), kDatagrams / 2);
+  EXPECT_EQ(canary.Drain(), 0);
+  EXPECT_GT(allowed.Drain(), 0);
+}
+
+TEST_F(CorePolicyTest, DeniedConnectNamesTheRuleAndReportOnlyLetsItThrough) {
+  UdpCanary canary;
+  const std::string policy = absl::StrCat(R"pb(
+    rules {
+      name: "harness"
+      identities: "harness"
+      allow_rpcs: "*"
+      families: FAMILY_INET
+      types: SOCKET_TYPE_DGRAM
+      connect_allow { cidr: "10.0.0.0/8" }
+    }
+  )pb");
+  LoadPolicy(policy);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> udp =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(udp.ok());
+  absl::Status denied = Connect(ctx, *udp, Inet("127.0.0.1", canary.port()));
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(denied.message(), HasSubstr("harness.default-deny"));
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kConnect), 0);
+  LoadPolicy(absl::StrCat("report_only: true\n", policy));
+  EXPECT_TRUE(Connect(ctx, *udp, Inet("127.0.0.1", canary.port())).ok());
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kConnect), 1);
+  EXPECT_THAT(AuditText(), HasSubstr("\"decision\":\"would_deny\""));
+}
+
+TEST_F(CorePolicyTest, UnknownIdentityGetsPermissionDeniedOnEveryRpc) {
+  LoadPolicy(kOpenPolicy);
+  CallContext ctx;
+  ctx.identity = "mallory";
+  for (const char* method : {"CreateSession", "Socket", "Connect", "Recv",
+                             "RecvStream", "GetAgentInfo"}) {
+    EXPECT_EQ(core_->Authorize(ctx, method).code(),
+              absl::StatusCode::kPermissionDenied)
+        << method;
+  }
+  ctx.identity = "harness";
+  EXPECT_TRUE(core_->Authorize(ctx, "Socket").ok());
+}
+
+TEST_F(CorePolicyTest,
+       SocketQuotaPerIdentityIsResourceExhaustedOthersUnaffected) {
+  LoadPolicy(absl::StrCat(kOpenPolicy, R"pb(
+    rules {
+      name: "other"
+      identities: "other"
+      allow_rpcs: "*"
+      families: FAMILY_INET
+      types: SOCKET_TYPE_STREAM
+    }
+  )pb"));
+  CallContext a = Session("harness");
+  CallContext b = Session("harness");
+  ASSERT_TRUE(Socket(a, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM).ok());
+  ASSERT_TRUE(Socket(b, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM).ok());
+  absl::StatusOr<std::string> third =
+      Socket(a, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(third.ok());
+  absl::StatusOr<std::string> fourth =
+      Socket(b, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  EXPECT_EQ(fourth.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(fourth.status().message(), HasSubstr("max_sockets"));
+  // Another identity is unaffected.
+  CallContext other = Session("other");
+  EXPECT_TRUE(Socket(other, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM).ok());
+  // Closing one frees one.
+  v1::CloseRequest close;
+  close.set_handle(*third);
+  ASSERT_TRUE(core_->Close(a, close).ok());
+  EXPECT_TRUE(Socket(b, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM).ok());
+  // Sessions: max 2 for harness.
+  CallContext third_session;
+  third_session.identity = "harness";
+  absl::StatusOr<v1::CreateSessionResponse> refused =
+      core_->CreateSession(third_session, v1::CreateSessionRequest());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), HasSubstr("max_sessions"));
+  // Closing a session frees its sockets and its session slot.
+  ASSERT_TRUE(core_->CloseSession(a).ok());
+  EXPECT_TRUE(
+      core_->CreateSession(third_session, v1::CreateSessionRequest()).ok());
+  const std::string audit = AuditText();
+  EXPECT_THAT(audit, HasSubstr("\"close_reason\":\"close\""));
+  EXPECT_THAT(audit, HasSubstr("\"close_reason\":\"session_closed\""));
+}
+
+TEST_F(CorePolicyTest, AnotherIdentitysSessionIsNotFound) {
+  CallContext mine = Session("alice");
+  CallContext stolen = mine;
+  stolen.identity = "bob";
+  EXPECT_EQ(core_->KeepAlive(stolen).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(core_->KeepAlive(mine).ok());
+}
+
+}  // namespace
+}  // namespace sockagent

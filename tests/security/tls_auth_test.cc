@@ -1,0 +1,298 @@
+// The agent over real gRPC channels on loopback with TLS, mutual TLS and
+// bearer tokens. A throwaway CA and certificates are made with openssl at
+// test time (nothing secret is committed).
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "server/service/agent_server.h"
+#include "sockagent/v1/sockagent.grpc.pb.h"
+
+namespace sockagent {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kHarness[] = "spiffe://sockagent.test/harness";
+constexpr char kStranger[] = "spiffe://sockagent.test/stranger";
+constexpr char kToken[] = "tok-0123456789abcdef0123";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Makes ca, server (DNS localhost), harness and stranger clients (SPIFFE
+// URI SANs), and a client from another CA, in a fresh directory.
+class Pki {
+ public:
+  Pki() {
+    char dir[] = "/tmp/sockagent_pki_XXXXXX";
+    dir_ = ::mkdtemp(dir);
+    const std::string script = absl::StrCat("set -e; cd ", dir_, R"(
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+ca() { key "$1.key"; openssl req -x509 -new -key "$1.key" -subj "/CN=$1" -days 1 -out "$1.pem" 2>/dev/null; }
+leaf() { # name ca san
+  key "$1.key"
+  openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr" 2>/dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$3" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -CAcreateserial -days 1 -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+ca ca; ca otherca
+leaf server ca DNS:localhost
+leaf harness ca URI:spiffe://sockagent.test/harness
+leaf stranger ca URI:spiffe://sockagent.test/stranger
+leaf foreign otherca URI:spiffe://sockagent.test/harness
+)");
+    ok_ = std::system(script.c_str()) == 0;
+  }
+  ~Pki() { std::system(absl::StrCat("rm -rf ", dir_).c_str()); }
+  bool ok() const { return ok_; }
+  std::string Path(const std::string& name) const {
+    return absl::StrCat(dir_, "/", name);
+  }
+  std::string Pem(const std::string& name) const {
+    return ReadFile(Path(name));
+  }
+
+ private:
+  std::string dir_;
+  bool ok_ = false;
+};
+
+class TlsAuthTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { pki_ = new Pki(); }
+  static void TearDownTestSuite() {
+    delete pki_;
+    pki_ = nullptr;
+  }
+
+  void SetUp() override { ASSERT_TRUE(pki_->ok()) << "openssl failed"; }
+
+  void StartAgent(bool tls, bool mtls, bool tokens, const std::string& policy) {
+    ServerOptions options;
+    options.listen_address = "127.0.0.1:0";
+    if (tls) {
+      options.tls.cert_file = pki_->Path("server.pem");
+      options.tls.key_file = pki_->Path("server.key");
+    }
+    if (mtls) {
+      options.tls.client_ca_file = pki_->Path("ca.pem");
+      options.tls.require_client_cert = true;
+    }
+    if (tokens) {
+      options.token_file = pki_->Path("tokens");
+      std::ofstream(options.token_file) << "# test tokens\n"
+                                        << kToken << " token-harness\n";
+    }
+    if (!policy.empty()) {
+      v1::Policy parsed;
+      ASSERT_TRUE(
+          google::protobuf::TextFormat::ParseFromString(policy, &parsed));
+      ASSERT_TRUE(policy_.Load(parsed).ok());
+      options.core.policy = &policy_;
+    }
+    absl::StatusOr<std::unique_ptr<AgentServer>> server =
+        AgentServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+  }
+
+  std::unique_ptr<v1::SocketAgent::Stub> Stub(
+      std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    return v1::SocketAgent::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), credentials, args));
+  }
+
+  std::shared_ptr<grpc::ChannelCredentials> Tls(const std::string& client) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pki_->Pem("ca.pem");
+    if (!client.empty()) {
+      ssl.pem_cert_chain = pki_->Pem(client + ".pem");
+      ssl.pem_private_key = pki_->Pem(client + ".key");
+    }
+    return grpc::SslCredentials(ssl);
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context(
+      const std::string& token = "", const std::string& session = "") {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(10));
+    if (!token.empty()) {
+      context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    }
+    if (!session.empty()) context->AddMetadata("sockagent-session", session);
+    return context;
+  }
+
+  grpc::Status CreateSession(v1::SocketAgent::Stub& stub,
+                             const std::string& token = "",
+                             std::string* session = nullptr) {
+    v1::CreateSessionResponse response;
+    grpc::Status status = stub.CreateSession(
+        Context(token).get(), v1::CreateSessionRequest(), &response);
+    if (session != nullptr) *session = response.session_id();
+    return status;
+  }
+
+  static Pki* pki_;
+  PolicyEngine policy_;
+  std::unique_ptr<AgentServer> server_;
+};
+
+Pki* TlsAuthTest::pki_ = nullptr;
+
+constexpr char kHarnessOnly[] = R"pb(
+  rules {
+    name: "harness"
+    identities: [ "spiffe://sockagent.test/harness", "token-harness" ]
+    allow_rpcs: "*"
+    families: FAMILY_INET
+    types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+    connect_allow { cidr: "127.0.0.1" }
+    connect_deny { cidr: "127.0.0.1" port_min: 1 port_max: 1023 }
+  }
+)pb";
+
+TEST_F(TlsAuthTest, MutualTlsRefusesClientsWithoutAValidCertificate) {
+  StartAgent(/*tls=*/true, /*mtls=*/true, /*tokens=*/false, "");
+  struct Case {
+    const char* what;
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {"no client certificate", Tls("")},
+           {"certificate from another CA", Tls("foreign")},
+           {"plaintext to the TLS port", grpc::InsecureChannelCredentials()},
+       }) {
+    std::unique_ptr<v1::SocketAgent::Stub> stub = Stub(c.credentials);
+    grpc::Status status = CreateSession(*stub);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << c.what << ": " << status.error_message();
+  }
+  EXPECT_EQ(server_->core().session_count(), 0u) << "nothing was created";
+  std::unique_ptr<v1::SocketAgent::Stub> good = Stub(Tls("harness"));
+  EXPECT_TRUE(CreateSession(*good).ok());
+  EXPECT_EQ(server_->core().session_count(), 1u);
+}
+
+TEST_F(TlsAuthTest, CertificateIdentityIsWhatThePolicySees) {
+  StartAgent(true, true, false, kHarnessOnly);
+  std::unique_ptr<v1::SocketAgent::Stub> harness = Stub(Tls("harness"));
+  std::string session;
+  ASSERT_TRUE(CreateSession(*harness, "", &session).ok());
+
+  // A valid certificate whose identity no rule names: PERMISSION_DENIED on
+  // every RPC, streams included.
+  std::unique_ptr<v1::SocketAgent::Stub> stranger = Stub(Tls("stranger"));
+  grpc::Status denied = CreateSession(*stranger);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(denied.error_message(), HasSubstr(kStranger));
+  v1::GetAgentInfoResponse info;
+  EXPECT_EQ(
+      stranger->GetAgentInfo(Context().get(), v1::GetAgentInfoRequest(), &info)
+          .error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
+  v1::RecvStreamRequest stream_request;
+  stream_request.set_handle("x");
+  std::unique_ptr<grpc::ClientContext> stream_context = Context();
+  auto reader = stranger->RecvStream(stream_context.get(), stream_request);
+  v1::RecvStreamResponse chunk;
+  EXPECT_FALSE(reader->Read(&chunk));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // The stranger cannot use the harness's session either.
+  v1::KeepAliveResponse kept;
+  EXPECT_EQ(
+      stranger
+          ->KeepAlive(Context("", session).get(), v1::KeepAliveRequest(), &kept)
+          .error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(
+      harness
+          ->KeepAlive(Context("", session).get(), v1::KeepAliveRequest(), &kept)
+          .ok());
+  (void)kHarness;
+}
+
+TEST_F(TlsAuthTest, BearerTokensAreCheckedAndNeverEchoed) {
+  StartAgent(/*tls=*/false, false, /*tokens=*/true, kHarnessOnly);
+  std::unique_ptr<v1::SocketAgent::Stub> stub =
+      Stub(grpc::InsecureChannelCredentials());
+  EXPECT_TRUE(CreateSession(*stub, kToken).ok());
+  grpc::Status missing = CreateSession(*stub);
+  EXPECT_EQ(missing.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  const std::string wrong = "tok-wrong-wrong-wrong-wrong";
+  grpc::Status bad = CreateSession(*stub, wrong);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(bad.error_message(), ::testing::Not(HasSubstr(wrong)));
+  EXPECT_EQ(server_->core().session_count(), 1u);
+}
+
+TEST_F(TlsAuthTest,
+       DeniedSendToReachesTheClientAsPermissionDeniedAndSendsNothing) {
+  StartAgent(false, false, true, kHarnessOnly);
+  // A canary on 127.0.0.2, which the harness rule does not allow.
+  int canary = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(0x7f000002);
+  ASSERT_EQ(
+      ::bind(canary, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+      0);
+  socklen_t length = sizeof(address);
+  ::getsockname(canary, reinterpret_cast<sockaddr*>(&address), &length);
+
+  std::unique_ptr<v1::SocketAgent::Stub> stub =
+      Stub(grpc::InsecureChannelCredentials());
+  std::string session;
+  ASSERT_TRUE(CreateSession(*stub, kToken, &session).ok());
+  v1::SocketRequest socket_request;
+  socket_request.set_family(v1::FAMILY_INET);
+  socket_request.set_type(v1::SOCKET_TYPE_DGRAM);
+  v1::SocketResponse socket;
+  ASSERT_TRUE(
+      stub->Socket(Context(kToken, session).get(), socket_request, &socket)
+          .ok());
+  v1::SendToRequest send;
+  send.set_handle(socket.handle());
+  send.mutable_address()->mutable_inet()->set_host("127.0.0.2");
+  send.mutable_address()->mutable_inet()->set_port(ntohs(address.sin_port));
+  send.set_data("must not arrive");
+  v1::SendToResponse sent;
+  grpc::Status status =
+      stub->SendTo(Context(kToken, session).get(), send, &sent);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(status.error_message(), HasSubstr("harness.default-deny"));
+  // A Socket of a family the rule does not grant.
+  socket_request.set_family(v1::FAMILY_INET6);
+  EXPECT_EQ(
+      stub->Socket(Context(kToken, session).get(), socket_request, &socket)
+          .error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
+  char buffer[64];
+  EXPECT_LT(::recv(canary, buffer, sizeof(buffer), 0), 0) << "nothing arrived";
+  ::close(canary);
+}
+
+}  // namespace
+}  // namespace sockagent
