@@ -11,6 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/policy/audit_log.h"
+#include "server/policy/policy_engine.h"
+#include "server/policy/policy_reloader.h"
 #include "server/service/agent_server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -27,7 +30,12 @@ belongs to a session that its client keeps alive; when the lease lapses the
 agent closes everything the session held. The gRPC health service and server
 reflection are on.
 
-Without TLS the agent listens only on loopback (127.0.0.0/8, ::1).
+Without TLS the agent listens only on loopback (127.0.0.0/8, ::1) unless
+--insecure-allow-non-loopback-without-tls is given. With --tls-cert/--tls-key
+it serves TLS (files re-read every 10 s), with --tls-client-ca and
+--require-client-cert mutual TLS; --token-file adds bearer tokens. --policy
+installs a deny-by-default policy per identity (reloaded on SIGHUP and when
+the file changes); --audit-log records every decision and socket close.
 
 Signals: SIGTERM/SIGINT drain (health NOT_SERVING, waiting calls end with
 UNAVAILABLE, every socket closed) and exit 0.
@@ -111,6 +119,36 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--port-file", port_file,
                  "write the bound port here once serving (for scripts)");
+  std::string policy_file;
+  std::string audit_log;
+  std::string policy_reload_interval = "2s";
+  bool insecure_non_loopback = false;
+  app.add_option("--tls-cert", options.tls.cert_file,
+                 "server certificate chain (PEM); enables TLS");
+  app.add_option("--tls-key", options.tls.key_file, "server private key (PEM)");
+  app.add_option("--tls-client-ca", options.tls.client_ca_file,
+                 "verify client certificates against this CA bundle (PEM)");
+  app.add_flag("--require-client-cert", options.tls.require_client_cert,
+               "mutual TLS: refuse clients without a valid certificate");
+  app.add_option("--token-file", options.token_file,
+                 "bearer tokens, lines 'TOKEN IDENTITY'; tokens are never "
+                 "logged");
+  app.add_option("--policy", policy_file,
+                 "authorization policy (sockagent.v1.Policy, text or JSON); "
+                 "deny-by-default");
+  app.add_option("--policy-reload-interval", policy_reload_interval,
+                 "how often the policy file is checked for changes")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--audit-log", audit_log,
+                 "JSON audit lines to FILE ('-' = stderr; off when empty)");
+  app.add_option("--max-concurrent-streams", options.max_concurrent_streams,
+                 "HTTP/2 streams per connection")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_flag("--insecure-allow-non-loopback-without-tls",
+               insecure_non_loopback,
+               "DANGEROUS: serve plaintext on a non-loopback address");
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_color_mt("sockagentd");
@@ -118,13 +156,23 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
 
-  if (!sockagent::IsLoopbackListenAddress(options.listen_address)) {
-    spdlog::error(
-        "refusing to listen on {}: without TLS the agent serves only "
-        "loopback addresses (127.0.0.0/8, ::1), because whoever reaches it "
-        "gets this host's place on the network",
+  if (!sockagent::IsLoopbackListenAddress(options.listen_address) &&
+      options.tls.cert_file.empty()) {
+    if (!insecure_non_loopback) {
+      spdlog::error(
+          "refusing to listen on {}: without TLS the agent serves only "
+          "loopback addresses (127.0.0.0/8, ::1), because whoever reaches it "
+          "gets this host's place on the network; give --tls-cert and "
+          "--tls-key (and --tls-client-ca --require-client-cert), or "
+          "--insecure-allow-non-loopback-without-tls",
+          options.listen_address);
+      return 2;
+    }
+    spdlog::warn(
+        "INSECURE: serving plaintext gRPC on non-loopback {} "
+        "(--insecure-allow-non-loopback-without-tls): anyone who reaches it "
+        "can use this host's network",
         options.listen_address);
-    return 2;
   }
   options.core.sessions.default_ttl = ParseDurationOrDie(session_ttl);
   options.core.sessions.max_ttl = ParseDurationOrDie(max_session_ttl);
@@ -133,6 +181,27 @@ int main(int argc, char** argv) {
   options.core.max_send_bytes = max_message;
   options.core.max_recv_bytes = max_message;
   options.drain_timeout = ParseDurationOrDie(drain_timeout);
+
+  sockagent::PolicyEngine policy;
+  options.core.policy = &policy;
+  std::unique_ptr<sockagent::PolicyReloader> policy_reloader;
+  if (!policy_file.empty()) {
+    policy_reloader = std::make_unique<sockagent::PolicyReloader>(
+        &policy, policy_file, ParseDurationOrDie(policy_reload_interval));
+    if (!policy_reloader->Reload().ok()) return 2;
+  }
+  std::unique_ptr<sockagent::AuditLog> audit;
+  if (!audit_log.empty()) {
+    absl::StatusOr<std::unique_ptr<sockagent::AuditLog>> opened =
+        sockagent::AuditLog::Open(audit_log);
+    if (!opened.ok()) {
+      spdlog::error("{}", opened.status().ToString());
+      return 2;
+    }
+    audit = *std::move(opened);
+    options.core.audit = audit.get();
+  }
+
 
   // Signals go to one sigwait loop, never to a handler: gRPC's shutdown is
   // not async-signal-safe. Block them before any thread starts.
@@ -165,6 +234,12 @@ int main(int argc, char** argv) {
     int signal = 0;
     if (sigwait(&signals, &signal) != 0) continue;
     if (signal == SIGHUP) {
+      if (policy_reloader != nullptr) policy_reloader->Reload().IgnoreError();
+      if (absl::Status tokens = (*server)->authenticator().Reload();
+          !tokens.ok()) {
+        spdlog::error("SIGHUP: keeping the previous tokens: {}",
+                      std::string(tokens.message()));
+      }
       spdlog::info("SIGHUP: nothing to reload in this version");
       continue;
     }
@@ -173,6 +248,7 @@ int main(int argc, char** argv) {
                  absl::FormatDuration(options.drain_timeout));
     break;
   }
+  policy_reloader.reset();
   (*server)->Drain();
   server->reset();
   spdlog::info("exit 0");

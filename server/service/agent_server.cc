@@ -152,6 +152,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
                                 64 * 1024);
   builder.AddListeningPort(options.listen_address, *credentials, &agent->port_);
   builder.RegisterService(agent->service_.get());
+  if (options.interceptors) {
+    builder.experimental().SetInterceptorCreators(options.interceptors());
+  }
   agent->server_ = builder.BuildAndStart();
   if (agent->server_ == nullptr || agent->port_ == 0) {
     return absl::UnavailableError(

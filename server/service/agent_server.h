@@ -7,8 +7,10 @@
 //   close) -> server shuts down within the drain deadline -> engine stops.
 // Start() and Drain() may be called from different threads.
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -48,6 +50,10 @@ struct ServerOptions {
   int max_metadata_bytes = 16 * 1024;
   // How long Drain() lets calls finish before cancelling them.
   absl::Duration drain_timeout = absl::Seconds(5);
+  // Server interceptors (e.g. metrics), created once when the server starts.
+  std::function<std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>()>
+      interceptors;
 };
 
 class AgentServer {

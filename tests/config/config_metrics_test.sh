@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Operating sockagentd: config file, --check-config, JSON logs, SIGHUP,
+# Prometheus metrics, a busy metrics port.
+#   config_metrics_test.sh SOCKAGENTD SOCKCTL
+# Real processes on 127.0.0.1 port 0 only; every wait is bounded; every
+# process it starts is killed by pid on exit.
+set -euo pipefail
+
+SOCKAGENTD=${1:?usage: $0 SOCKAGENTD SOCKCTL}
+SOCKCTL=${2:?usage: $0 SOCKAGENTD SOCKCTL}
+PYTHON=${PYTHON:-/usr/bin/python3}
+STEP_TIMEOUT=20
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$TMP"/*.log "$TMP"/*.err; do
+    [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+  done
+  exit 1
+}
+pass() { echo "ok: $*"; }
+sc() { timeout "$STEP_TIMEOUT" "$SOCKCTL" "$@"; }
+# wait_for FILE PATTERN: up to 10 s for a line matching PATTERN.
+wait_for() {
+  local i
+  for i in $(seq 100); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "timed out waiting for '$2' in $1"
+}
+# scrape PORT: the /metrics page (python3, no curl needed).
+scrape() {
+  "$PYTHON" -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())' "$1"
+}
+
+# --- --check-config --------------------------------------------------------------
+cat >"$TMP/good.textproto" <<'CFG'
+# sockagentd config (protobuf text format)
+listen: "127.0.0.1:0"
+session_ttl: "7s"
+max_sessions: 33
+log_format: "json"
+log_level: "debug"
+metrics_listen: "127.0.0.1:0"
+CFG
+echo '{"sessionTtl": "9s", "maxSessions": 44, "logLevel": "warn"}' >"$TMP/good.json"
+echo 'sesion_ttl: "5s"' >"$TMP/typo.textproto"
+echo 'session_ttl: "soon"' >"$TMP/bad_duration.textproto"
+echo '{"max_sessions": 0}' >"$TMP/bad_range.json"
+
+"$SOCKAGENTD" --check-config "$TMP/good.textproto" >"$TMP/check.out" \
+  || fail "good.textproto rejected: $(cat "$TMP/check.out")"
+"$SOCKAGENTD" --check-config "$TMP/good.json" >"$TMP/check.out" \
+  || fail "good.json rejected: $(cat "$TMP/check.out")"
+expect_invalid() {  # expect_invalid FILE WORD-IN-MESSAGE
+  local rc=0
+  "$SOCKAGENTD" --check-config "$1" >"$TMP/check.out" 2>&1 || rc=$?
+  [ "$rc" -ne 0 ] || fail "$1 accepted"
+  grep -q -- "$2" "$TMP/check.out" || fail "$1: message lacks '$2': $(cat "$TMP/check.out")"
+}
+expect_invalid "$TMP/typo.textproto" sesion_ttl
+expect_invalid "$TMP/bad_duration.textproto" session-ttl
+expect_invalid "$TMP/bad_range.json" max-sessions
+pass "--check-config accepts text and JSON, names the bad field"
+
+# --- a config file, a flag overriding it, JSON logs, metrics ---------------------
+"$SOCKAGENTD" --config "$TMP/good.textproto" --max-sessions 55 \
+  --port-file "$TMP/port" 2>"$TMP/agent.log" &
+AGENT=$!
+PIDS+=("$AGENT")
+wait_for "$TMP/port" '[0-9]'
+wait_for "$TMP/agent.log" 'metrics on'
+export SOCKAGENT_AGENT="127.0.0.1:$(cat "$TMP/port")"
+sc --json info >"$TMP/info.json"
+"$PYTHON" - "$TMP/info.json" <<'PY' || fail "limits: $(cat "$TMP/info.json")"
+import json, sys
+info = json.load(open(sys.argv[1]))
+limits = info["limits"]
+assert limits["max_sessions"] == 55, limits            # the flag wins
+assert str(limits["default_session_ttl"]) in ("7s", "7", "7.000s"), limits
+PY
+pass "config file applied, flag overrides it"
+
+"$PYTHON" - "$TMP/agent.log" <<'PY' || fail "log is not JSON lines"
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+assert lines
+for l in lines:
+    o = json.loads(l)
+    assert {"time", "level", "msg"} <= set(o), o
+PY
+pass "JSON log lines"
+
+METRICS_PORT=$(grep -o 'metrics on [^ ]* (port [0-9]*' "$TMP/agent.log" | grep -o '[0-9]*$')
+SOCKAGENT_SESSION=$(sc session open --ttl 60s)
+export SOCKAGENT_SESSION
+U1=$(sc socket --type dgram)
+U2=$(sc socket --type dgram)
+U2ADDR=$(sc bind "$U2" 127.0.0.1:0)
+sc sendto "$U1" "$U2ADDR" "0123456789" >/dev/null
+sc recvfrom "$U2" >/dev/null 2>&1
+C=$(sc socket)
+sc connect "$C" 127.0.0.1:1 2>/dev/null && fail "connect to port 1 succeeded"
+scrape "$METRICS_PORT" >"$TMP/metrics.txt" || fail "scrape failed"
+for series in \
+  'sockagent_rpcs_total{code="OK",method="SendTo",service="sockagent.v1.SocketAgent"} 1' \
+  'sockagent_rpcs_total{code="UNAVAILABLE",method="Connect",service="sockagent.v1.SocketAgent"} 1' \
+  'sockagent_socket_errors_total{errno="ECONNREFUSED",method="Connect"} 1' \
+  'sockagent_bytes_total{direction="out"} 10' \
+  'sockagent_bytes_total{direction="in"} 10' \
+  'sockagent_datagrams_total{direction="in"} 1' \
+  'sockagent_sessions 1' \
+  'sockagent_open_sockets 3' \
+  'sockagent_active_streams 0' \
+  'sockagent_build_info{'; do
+  grep -qF "$series" "$TMP/metrics.txt" || fail "metrics lack '$series'"
+done
+grep -q '^sockagent_rpc_duration_seconds_bucket{le="0.001",method="Socket"' "$TMP/metrics.txt" \
+  || grep -q '^sockagent_rpc_duration_seconds_bucket{.*method="Socket"' "$TMP/metrics.txt" \
+  || fail "no latency histogram for Socket"
+pass "metrics: RPCs by method and code, errno, bytes, datagrams, sessions, sockets"
+
+# --- a busy metrics port is a clean startup error ---------------------------------
+rc=0
+timeout "$STEP_TIMEOUT" "$SOCKAGENTD" --listen 127.0.0.1:0 \
+  --metrics-listen "127.0.0.1:$METRICS_PORT" 2>"$TMP/busy.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "busy metrics port: exit $rc, expected 1"
+grep -q "cannot serve metrics on 127.0.0.1:$METRICS_PORT" "$TMP/busy.err" \
+  || fail "busy metrics port: $(cat "$TMP/busy.err")"
+pass "busy metrics port: exit 1 with the reason"
+
+# --- SIGHUP re-reads the log level ------------------------------------------------
+sed -i 's/log_level: "debug"/log_level: "warn"/' "$TMP/good.textproto"
+kill -HUP "$AGENT"
+wait_for "$TMP/agent.log" 'reloaded'
+lines_before=$(wc -l <"$TMP/agent.log")
+sc session close
+kill -TERM "$AGENT"
+for i in $(seq 100); do kill -0 "$AGENT" 2>/dev/null || break; sleep 0.1; done
+rc=0
+wait "$AGENT" || rc=$?
+[ "$rc" -eq 0 ] || fail "SIGTERM: exit $rc"
+# At warn, the drain's info lines are no longer logged.
+[ "$(wc -l <"$TMP/agent.log")" -eq "$lines_before" ] \
+  || fail "info lines logged after SIGHUP set warn: $(tail -3 "$TMP/agent.log")"
+pass "SIGHUP reloads the log level; SIGTERM exits 0"
+echo "config_metrics_test: all checks passed"
