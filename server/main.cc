@@ -202,7 +202,6 @@ int main(int argc, char** argv) {
     options.core.audit = audit.get();
   }
 
-
   // Signals go to one sigwait loop, never to a handler: gRPC's shutdown is
   // not async-signal-safe. Block them before any thread starts.
   sigset_t signals;
@@ -240,7 +239,7 @@ int main(int argc, char** argv) {
         spdlog::error("SIGHUP: keeping the previous tokens: {}",
                       std::string(tokens.message()));
       }
-      spdlog::info("SIGHUP: nothing to reload in this version");
+      spdlog::info("SIGHUP: reloaded the policy and the tokens");
       continue;
     }
     spdlog::info("{}: draining (deadline {})",
