@@ -1,6 +1,7 @@
 #include "client/agent.h"
 
 #include <utility>
+#include <vector>
 
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
@@ -9,6 +10,7 @@
 #include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
+#include "client/credentials.h"
 #include "client/internal/connection.h"
 
 namespace sockagent {
@@ -35,8 +37,20 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(options.target, credentials, args);
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  std::shared_ptr<grpc::Channel> channel;
+  if (options.token.empty()) {
+    channel = grpc::CreateCustomChannel(options.target, credentials, args);
+  } else {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(BearerTokenInterceptor(options.token));
+    channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+        options.target, credentials, args, std::move(interceptors));
+  }
   if (!channel->WaitForConnected(
           absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
     return absl::UnavailableError(

@@ -61,8 +61,14 @@ struct AgentOptions {
   absl::Duration connect_timeout = absl::Seconds(10);
   // Deadline of every call that does not wait for a socket.
   absl::Duration call_timeout = absl::InfiniteDuration();
-  // Channel credentials; null means insecure (plaintext).
+  // Channel credentials; null means insecure (plaintext). See
+  // TlsCredentialsFromFiles() in client/credentials.h.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Sent as "authorization: Bearer <token>" on every call when not empty.
+  std::string token;
+  // TLS only: the name the agent's certificate must carry, when it differs
+  // from the target's host (e.g. target 127.0.0.1:7700, name "localhost").
+  std::string tls_server_name;
 };
 
 class Agent {

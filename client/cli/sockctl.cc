@@ -34,6 +34,7 @@
 #include "client/address.h"
 #include "client/agent.h"
 #include "client/cli/cli_util.h"
+#include "client/credentials.h"
 #include "client/socket.h"
 #include "proto/status_codec.h"
 #ifdef SOCKAGENT_HAVE_HEALTH_PROTO
@@ -78,6 +79,13 @@ struct Globals {
   std::string timeout;
   bool json = false;
   bool verbose = false;
+  // Channel security (flags or SOCKAGENT_TLS_CA, SOCKAGENT_TLS_CERT,
+  // SOCKAGENT_TLS_KEY, SOCKAGENT_TOKEN).
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+  std::string token;
 
   // Derived from `timeout` before a subcommand runs.
   absl::Duration call_timeout = absl::InfiniteDuration();
@@ -85,6 +93,20 @@ struct Globals {
 };
 
 Globals g;
+
+// TLS when a CA or a client certificate is given; the token in any case.
+absl::Status Secure(AgentOptions* options) {
+  options->token = g.token;
+  options->tls_server_name = g.tls_server_name;
+  if (g.tls_ca.empty() && g.tls_cert.empty() && g.tls_key.empty()) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      TlsCredentialsFromFiles(g.tls_ca, g.tls_cert, g.tls_key);
+  if (!credentials.ok()) return credentials.status();
+  options->credentials = *std::move(credentials);
+  return absl::OkStatus();
+}
 
 // Prints `status` as sockctl's error (stderr, or the JSON error object on
 // stdout) and returns its exit code.
@@ -122,6 +144,7 @@ absl::StatusOr<std::unique_ptr<Agent>> ConnectAgent(bool need_session) {
   }
   AgentOptions options;
   options.target = g.agent;
+  if (absl::Status secured = Secure(&options); !secured.ok()) return secured;
   options.session_id = g.session;
   options.open_session = false;
   options.keepalive = false;
@@ -195,6 +218,9 @@ void AddHandle(CLI::App* sub, std::string* handle) {
 int SessionOpen(const std::string& ttl_text, const std::string& label) {
   AgentOptions options;
   options.target = g.agent;
+  if (absl::Status secured = Secure(&options); !secured.ok()) {
+    return Usage(secured);
+  }
   options.keepalive = false;
   options.session_label = label;
   options.call_timeout = g.call_timeout;
@@ -652,8 +678,26 @@ int Info() {
 int Health(const std::string& service) {
   std::string state;
 #ifdef SOCKAGENT_HAVE_HEALTH_PROTO
+  AgentOptions security;
+  if (absl::Status secured = Secure(&security); !secured.ok()) {
+    return Usage(secured);
+  }
+  grpc::ChannelArguments args;
+  if (!security.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(security.tls_server_name);
+  }
+  std::vector<
+      std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+      interceptors;
+  if (!security.token.empty()) {
+    interceptors.push_back(BearerTokenInterceptor(security.token));
+  }
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(g.agent, grpc::InsecureChannelCredentials());
+      grpc::experimental::CreateCustomChannelWithInterceptors(
+          g.agent,
+          security.credentials != nullptr ? security.credentials
+                                          : grpc::InsecureChannelCredentials(),
+          args, std::move(interceptors));
   auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
   absl::Duration timeout = g.call_timeout == absl::InfiniteDuration()
@@ -847,6 +891,9 @@ int Nc(const NcOptions& nc) {
 
   AgentOptions options;
   options.target = g.agent;
+  if (absl::Status secured = Secure(&options); !secured.ok()) {
+    return Usage(secured);
+  }
   options.session_ttl = *ttl;
   options.session_label = "sockctl nc";
   options.call_timeout = g.call_timeout;
@@ -948,6 +995,20 @@ int Main(int argc, char** argv) {
   app.add_option("--timeout", g.timeout,
                  "deadline of each call, e.g. 5s (default: none)");
   app.add_flag("--json", g.json, "print one JSON object on stdout");
+  app.add_option("--tls-ca", g.tls_ca,
+                 "verify the agent's TLS certificate against this CA (PEM)")
+      ->envname("SOCKAGENT_TLS_CA");
+  app.add_option("--tls-cert", g.tls_cert,
+                 "client certificate for mutual TLS (PEM)")
+      ->envname("SOCKAGENT_TLS_CERT");
+  app.add_option("--tls-key", g.tls_key, "client private key (PEM)")
+      ->envname("SOCKAGENT_TLS_KEY");
+  app.add_option("--tls-server-name", g.tls_server_name,
+                 "name the agent's certificate must carry, when not the "
+                 "--agent host");
+  app.add_option("--token", g.token,
+                 "bearer token (prefer SOCKAGENT_TOKEN: flags show in ps)")
+      ->envname("SOCKAGENT_TOKEN");
   app.add_flag("-v,--verbose", g.verbose, "diagnostics on stderr");
 
   std::function<int()> action;
