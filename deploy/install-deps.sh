@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libgtest-dev libgmock-dev libspdlog-dev libcli11-dev
   prometheus-cpp-dev
-  clang-format netbase iproute2 python3
+  clang clang-format netbase iproute2 python3
 )
 
 missing=()

@@ -11,11 +11,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "server/config/config_file.h"
+#include "server/config/logging.h"
+#include "server/metrics/agent_metrics.h"
 #include "server/policy/audit_log.h"
 #include "server/policy/policy_engine.h"
 #include "server/policy/policy_reloader.h"
 #include "server/service/agent_server.h"
-#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -40,9 +42,26 @@ the file changes); --audit-log records every decision and socket close.
 Signals: SIGTERM/SIGINT drain (health NOT_SERVING, waiting calls end with
 UNAVAILABLE, every socket closed) and exit 0.
 
+SIGHUP re-reads the log level from --config (unless --log-level is given).
+
+Every flag can also come from a config file (--config FILE): a
+sockagent.v1.AgentConfig in protobuf text format or JSON, one field per flag
+(max_session_ttl: "10s"); flags on the command line win.
+
 Example:
   sockagentd --listen 127.0.0.1:7700 --session-ttl 10s
+  sockagentd --config /etc/sockagent/sockagentd.textproto
+  sockagentd --check-config /etc/sockagent/sockagentd.textproto
 )";
+
+// True when `flag` (e.g. "--log-level") is on the command line itself.
+bool OnCommandLine(int argc, char** argv, const std::string& flag) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == flag || arg.rfind(flag + "=", 0) == 0) return true;
+  }
+  return false;
+}
 
 // Accepts Go/absl-style durations: "500ms", "5s", "10m", "1h30m".
 CLI::Validator DurationValidator() {
@@ -84,6 +103,9 @@ int main(int argc, char** argv) {
   std::string max_session_ttl = "24h";
   std::string drain_timeout = "5s";
   std::string log_level = "info";
+  std::string log_format = "text";
+  std::string metrics_listen;
+  std::string check_config;
   std::string port_file;
   size_t max_sessions = options.core.sessions.max_sessions;
   size_t max_sockets = options.core.max_sockets_per_session;
@@ -119,6 +141,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--port-file", port_file,
                  "write the bound port here once serving (for scripts)");
+  app.add_option("--log-format", log_format,
+                 "text|json (json: one object per line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve Prometheus /metrics on host:port (off when empty)");
   std::string policy_file;
   std::string audit_log;
   std::string policy_reload_interval = "2s";
@@ -149,12 +177,25 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure-allow-non-loopback-without-tls",
                insecure_non_loopback,
                "DANGEROUS: serve plaintext on a non-loopback address");
+  app.config_formatter(std::make_shared<sockagent::ProtoConfigFormatter>());
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  CLI::Option* config_option = app.set_config(
+      "--config", "", "read flags from FILE (AgentConfig, text or JSON)");
+  app.add_option_function<std::string>(
+         "--check-config",
+         [&](const std::string& file) {
+           check_config = file;
+           config_option->add_result(file);
+         },
+         "validate FILE as --config would, then exit (0 = valid)")
+      ->trigger_on_parse();
   CLI11_PARSE(app, argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("sockagentd");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (absl::Status logging = sockagent::SetUpLogging(log_format, log_level);
+      !logging.ok()) {
+    std::fprintf(stderr, "sockagentd: %s\n", logging.ToString().c_str());
+    return 2;
+  }
 
   if (!sockagent::IsLoopbackListenAddress(options.listen_address) &&
       options.tls.cert_file.empty()) {
@@ -174,6 +215,13 @@ int main(int argc, char** argv) {
         "can use this host's network",
         options.listen_address);
   }
+  if (!check_config.empty()) {
+    std::printf("%s: valid\n", check_config.c_str());
+    return 0;
+  }
+  const std::string config_file =
+      config_option->count() > 0 ? config_option->as<std::string>() : "";
+  const bool log_level_flag = OnCommandLine(argc, argv, "--log-level");
   options.core.sessions.default_ttl = ParseDurationOrDie(session_ttl);
   options.core.sessions.max_ttl = ParseDurationOrDie(max_session_ttl);
   options.core.sessions.max_sessions = max_sessions;
@@ -213,11 +261,34 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   RaiseFileLimit();
 
+  std::unique_ptr<sockagent::AgentMetrics> metrics;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<sockagent::AgentMetrics>> started =
+        sockagent::AgentMetrics::Start(metrics_listen);
+    if (!started.ok()) {
+      spdlog::error("{}", started.status().ToString());
+      return 1;
+    }
+    metrics = *std::move(started);
+    options.protected_ports.push_back(static_cast<uint16_t>(metrics->port()));
+    options.interceptors = [m = metrics.get()] {
+      std::vector<std::unique_ptr<
+          grpc::experimental::ServerInterceptorFactoryInterface>>
+          factories;
+      factories.push_back(m->InterceptorFactory());
+      return factories;
+    };
+  }
+
   absl::StatusOr<std::unique_ptr<sockagent::AgentServer>> server =
       sockagent::AgentServer::Start(options);
   if (!server.ok()) {
     spdlog::error("{}", server.status().ToString());
     return 1;
+  }
+  if (metrics != nullptr) {
+    metrics->AttachCore(&(*server)->core());
+    spdlog::info("metrics on {} (port {})", metrics_listen, metrics->port());
   }
   const std::string incarnation = (*server)->core().incarnation();
   spdlog::info("sockagentd {} serving on {} (port {}), incarnation {}",
@@ -240,6 +311,24 @@ int main(int argc, char** argv) {
                       std::string(tokens.message()));
       }
       spdlog::info("SIGHUP: reloaded the policy and the tokens");
+      if (config_file.empty() || log_level_flag) continue;
+      absl::StatusOr<sockagent::v1::AgentConfig> config =
+          sockagent::LoadAgentConfig(config_file);
+      if (!config.ok()) {
+        spdlog::error("SIGHUP: keeping the running config: {}",
+                      config.status().ToString());
+        continue;
+      }
+      const std::string level =
+          config->has_log_level() ? config->log_level() : "info";
+      if (!sockagent::IsLogLevel(level)) {
+        spdlog::error("SIGHUP: keeping the running config: log_level '{}'",
+                      level);
+        continue;
+      }
+      // Logged before the change, so it shows even when the level rises.
+      spdlog::info("SIGHUP: reloaded {}: log level {}", config_file, level);
+      (void)sockagent::SetLogLevel(level);
       continue;
     }
     spdlog::info("{}: draining (deadline {})",
@@ -249,6 +338,7 @@ int main(int argc, char** argv) {
   }
   policy_reloader.reset();
   (*server)->Drain();
+  if (metrics != nullptr) metrics->AttachCore(nullptr);
   server->reset();
   spdlog::info("exit 0");
   return 0;
