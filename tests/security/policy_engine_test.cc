@@ -363,6 +363,17 @@ TEST(PolicyEngineFileTest, ParsesTextFormatAndJson) {
   EXPECT_EQ(engine.LoadFile(text_path).code(), absl::StatusCode::kNotFound);
 }
 
+TEST(PolicyEngineFileTest, ShippedExamplesLoad) {
+  for (const char* name : {"policy.textproto", "policy.json"}) {
+    PolicyEngine engine;
+    const std::string path =
+        std::string(SOCKAGENT_SOURCE_DIR) + "/deploy/examples/" + name;
+    absl::Status loaded = engine.LoadFile(path);
+    EXPECT_TRUE(loaded.ok()) << path << ": " << loaded;
+    EXPECT_TRUE(engine.configured()) << path;
+  }
+}
+
 TEST(AuditLogTest, OneJsonLinePerEventAndASuppressedCountUnderAFlood) {
   char path[] = "/tmp/sockagent_audit_XXXXXX";
   int fd = ::mkstemp(path);

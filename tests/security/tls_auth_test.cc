@@ -6,11 +6,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/credentials.h>
@@ -292,6 +296,43 @@ TEST_F(TlsAuthTest,
   char buffer[64];
   EXPECT_LT(::recv(canary, buffer, sizeof(buffer), 0), 0) << "nothing arrived";
   ::close(canary);
+}
+
+TEST_F(TlsAuthTest, IdleConnectionFloodDoesNotStopAnAuthorizedClient) {
+  StartAgent(true, true, false, "");
+  constexpr int kIdle = 500;
+  std::vector<int> idle;
+  sockaddr_in agent{};
+  agent.sin_family = AF_INET;
+  agent.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  agent.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  for (int i = 0; i < kIdle; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&agent), sizeof(agent)),
+              0);
+    idle.push_back(fd);  // never sends a byte: no TLS handshake
+  }
+  std::unique_ptr<v1::SocketAgent::Stub> good = Stub(Tls("harness"));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(CreateSession(*good).ok());
+  std::cout << "authorized call amid " << kIdle << " idle connections took "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - start)
+                   .count()
+            << " ms" << std::endl;
+  // The agent closes every pre-handshake connection at the handshake
+  // timeout (10 s): each read ends with EOF or a reset, bounded at 20 s.
+  int closed = 0;
+  for (int fd : idle) {
+    timeval timeout{20, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    char byte;
+    const ssize_t got = ::recv(fd, &byte, 1, 0);
+    if (got == 0 || (got < 0 && errno == ECONNRESET)) ++closed;
+    ::close(fd);
+  }
+  EXPECT_EQ(closed, kIdle);
 }
 
 }  // namespace
