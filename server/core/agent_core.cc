@@ -210,6 +210,15 @@ class SendOp final : public IoOp {
   Callback<uint64_t> done_;
 };
 
+// The largest receive that goes through the per-thread scratch buffer.
+constexpr size_t kScratchBytes = 256 * 1024;
+
+// A per-thread buffer of kScratchBytes for one recv() at a time.
+char* ScratchBuffer() {
+  thread_local std::unique_ptr<char[]> buffer(new char[kScratchBytes]);
+  return buffer.get();
+}
+
 // recv() or recvfrom(); MSG_WAITALL is emulated (the socket is non-blocking)
 // by waiting until `max_bytes` arrived or EOF.
 class RecvOp final : public IoOp {
@@ -231,15 +240,20 @@ class RecvOp final : public IoOp {
         done_(std::move(done)) {}
 
   std::optional<absl::Status> Attempt(int fd) override {
-    if (buffer_.size() != max_bytes_) buffer_.resize(max_bytes_);
+    // Receives of up to kScratchBytes land in a per-thread scratch buffer
+    // and are copied out at their real length, so a Recv(65536) that gets
+    // 64 bytes, or waits, never allocates and zero-fills 64 KiB (that cost
+    // ~64 KiB of heap per waiting Recv). Larger ones read in place.
+    const bool scratch = max_bytes_ <= kScratchBytes;
+    if (!scratch && buffer_.size() != max_bytes_) buffer_.resize(max_bytes_);
     for (;;) {
+      char* const target = scratch ? ScratchBuffer() : buffer_.data() + got_;
       SockAddr from;
       from.length = sizeof(from.storage);
       SysCallSize rc =
-          want_source_
-              ? ops_.RecvFrom(fd, buffer_.data() + got_, max_bytes_ - got_,
-                              flags_, from.mutable_get(), &from.length)
-              : ops_.Recv(fd, buffer_.data() + got_, max_bytes_ - got_, flags_);
+          want_source_ ? ops_.RecvFrom(fd, target, max_bytes_ - got_, flags_,
+                                       from.mutable_get(), &from.length)
+                       : ops_.Recv(fd, target, max_bytes_ - got_, flags_);
       if (rc.would_block()) {
         // Waiting holds no buffer: 10,000 idle receives cost no memory.
         if (got_ == 0) buffer_ = std::string();
@@ -257,9 +271,11 @@ class RecvOp final : public IoOp {
       if (peek_) {
         // A peek never consumes: wait until all of it is there at once.
         if (wait_all_ && n > 0 && n < max_bytes_) return std::nullopt;
+        if (scratch) buffer_.assign(target, n);
         got_ = n;
         return absl::OkStatus();
       }
+      if (scratch) buffer_.append(target, n);
       got_ += n;
       if (n == 0 || !wait_all_ || got_ == max_bytes_) return absl::OkStatus();
     }
@@ -316,9 +332,11 @@ AgentCore::AgentCore(Options options, std::unique_ptr<Engine> engine)
       engine_(std::move(engine)),
       sessions_(options.sessions, &ids_) {
   reaper_ = std::thread([this] { ReapLoop(); });
+  policy_.SetLoadHook([this] { RevokeForbidden(); });
 }
 
 AgentCore::~AgentCore() {
+  policy_.SetLoadHook(nullptr);
   Drain();
   stop_reaper_.Notify();
   reaper_.join();
@@ -434,6 +452,44 @@ void AgentCore::AuditClose(const std::string& identity,
   event.bytes_out = socket.bytes_sent.load();
   event.close_reason = reason;
   options_.audit->Record(event);
+}
+
+size_t AgentCore::RevokeForbidden() {
+  if (!policy_.configured() || policy_.report_only()) return 0;
+  size_t revoked = 0;
+  for (const std::shared_ptr<Session>& session : sessions_.List()) {
+    const std::string owner = OwnerOf(session->id());
+    for (const std::shared_ptr<ManagedSocket>& socket : session->List()) {
+      const IoSocket& io = *socket->io();
+      bool forbidden =
+          !policy_.CheckSocket(owner, io.family(), io.type()).allowed;
+      if (!forbidden && socket->state() == v1::SOCKET_STATE_CONNECTED) {
+        SockAddr peer;
+        peer.length = sizeof(peer.storage);
+        absl::StatusOr<bool> got =
+            OnFd<bool>(*socket, [&](int fd) -> absl::StatusOr<bool> {
+              return ops_.GetPeerName(fd, peer.mutable_get(), &peer.length)
+                  .ok();
+            });
+        forbidden =
+            got.ok() && *got &&
+            !policy_.CheckDestination(owner, "connect", peer.get(), peer.length)
+                 .allowed;
+      }
+      if (!forbidden || session->Remove(socket->handle()) == nullptr) {
+        continue;
+      }
+      AuditClose(owner, session->id(), *socket, "policy_revoked");
+      ReleaseSockets(owner, 1);
+      engine_->Close(*socket->io());
+      ++revoked;
+    }
+  }
+  if (revoked > 0) {
+    spdlog::info("policy change: closed {} socket(s) it no longer allows",
+                 revoked);
+  }
+  return revoked;
 }
 
 absl::Status AgentCore::Authorize(const CallContext& ctx, const char* method) {

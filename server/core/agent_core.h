@@ -146,6 +146,12 @@ class AgentCore {
   // max_ops_per_second quota. Denials are audited.
   absl::Status Authorize(const CallContext& ctx, const char* method);
 
+  // Closes (audit reason "policy_revoked") every socket the current policy
+  // no longer allows its owner: a family/type no longer granted, or a
+  // connected peer no longer allowed. Runs on every policy load. Returns how
+  // many were closed.
+  size_t RevokeForbidden();
+
  private:
   AgentCore(Options options, std::unique_ptr<Engine> engine);
 

@@ -140,6 +140,13 @@ std::vector<std::shared_ptr<Session>> SessionTable::TakeAll() {
   return all;
 }
 
+std::vector<std::shared_ptr<Session>> SessionTable::List() const {
+  std::vector<std::shared_ptr<Session>> all;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, session] : sessions_) all.push_back(session);
+  return all;
+}
+
 size_t SessionTable::socket_count() const {
   absl::MutexLock lock(&mu_);
   size_t count = 0;

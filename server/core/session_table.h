@@ -140,6 +140,9 @@ class SessionTable {
   // Removes and returns every session.
   std::vector<std::shared_ptr<Session>> TakeAll();
 
+  // Every live session (a snapshot; the table keeps them).
+  std::vector<std::shared_ptr<Session>> List() const;
+
   size_t size() const;
   // Sockets held by all sessions.
   size_t socket_count() const;

@@ -260,9 +260,18 @@ absl::Status PolicyEngine::Load(const v1::Policy& policy) {
     }
     compiled->rules.push_back(std::move(out));
   }
-  absl::MutexLock lock(&mu_);
-  compiled_ = std::move(compiled);
+  {
+    absl::MutexLock lock(&mu_);
+    compiled_ = std::move(compiled);
+  }
+  absl::MutexLock lock(&hook_mu_);
+  if (hook_) hook_();
   return absl::OkStatus();
+}
+
+void PolicyEngine::SetLoadHook(std::function<void()> hook) {
+  absl::MutexLock lock(&hook_mu_);
+  hook_ = std::move(hook);
 }
 
 absl::Status PolicyEngine::LoadFile(const std::string& path) {

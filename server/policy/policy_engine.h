@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +93,10 @@ class PolicyEngine {
   // ParseFile + Load.
   absl::Status LoadFile(const std::string& path);
 
+  // Runs after every successful Load(), on the loading thread; nullptr
+  // clears it. Clearing waits for a running hook to return.
+  void SetLoadHook(std::function<void()> hook);
+
   // The agent's own ports (gRPC, metrics): destinations on this host with
   // these ports are hard-denied. Snapshots this host's addresses.
   void SetProtectedPorts(std::vector<uint16_t> ports);
@@ -153,6 +158,8 @@ class PolicyEngine {
   std::shared_ptr<const Compiled> compiled_ ABSL_GUARDED_BY(mu_);
   std::vector<uint16_t> protected_ports_ ABSL_GUARDED_BY(mu_);
   std::vector<Endpoint> local_addresses_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex hook_mu_;
+  std::function<void()> hook_ ABSL_GUARDED_BY(hook_mu_);
   absl::Mutex ops_mu_;
   absl::flat_hash_map<std::string, OpBucket> ops_ ABSL_GUARDED_BY(ops_mu_);
 };

@@ -353,6 +353,52 @@ TEST_F(CorePolicyTest,
   EXPECT_THAT(audit, HasSubstr("\"close_reason\":\"session_closed\""));
 }
 
+TEST_F(CorePolicyTest, SocketsANewPolicyForbidsAreClosedAsPolicyRevoked) {
+  UdpCanary peer;
+  const std::string allow_all = R"pb(
+    rules {
+      name: "harness"
+      identities: "harness"
+      allow_rpcs: "*"
+      families: [ FAMILY_INET, FAMILY_INET6 ]
+      types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+      connect_allow { cidr: "127.0.0.0/8" }
+    }
+  )pb";
+  LoadPolicy(allow_all);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> connected =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  absl::StatusOr<std::string> unconnected =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  absl::StatusOr<std::string> tcp6 =
+      Socket(ctx, v1::FAMILY_INET6, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(connected.ok() && unconnected.ok() && tcp6.ok());
+  ASSERT_TRUE(Connect(ctx, *connected, Inet("127.0.0.1", peer.port())).ok());
+  // The new policy denies that peer and no longer grants IPv6.
+  LoadPolicy(absl::StrCat(
+      R"pb(
+        rules { name: "harness" identities: "harness" allow_rpcs: "*"
+                families: FAMILY_INET
+                types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+                connect_allow { cidr: "127.0.0.0/8" }
+                connect_deny { cidr: "127.0.0.1" port_min:)pb",
+      peer.port(), R"pb(}
+                        }
+  )pb"));
+  absl::StatusOr<v1::ListSocketsResponse> left = core_->ListSockets(ctx);
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->sockets_size(), 1);
+  EXPECT_EQ(left->sockets(0).handle(), *unconnected);
+  const std::string audit = AuditText();
+  size_t revoked = 0;
+  for (size_t at = audit.find("policy_revoked"); at != std::string::npos;
+       at = audit.find("policy_revoked", at + 1)) {
+    ++revoked;
+  }
+  EXPECT_EQ(revoked, 2u);
+}
+
 TEST_F(CorePolicyTest, AnotherIdentitysSessionIsNotFound) {
   CallContext mine = Session("alice");
   CallContext stolen = mine;
