@@ -19,6 +19,15 @@ echo "== tests"
 echo "== benchmark smoke (bench/run.sh --smoke: seconds, asserts nothing)"
 bash bench/run.sh --smoke
 
+# Deployment checks; exit 77 means skipped (no tool, or SOCKAGENT_SKIP_*=1).
+run_check() {
+  local rc=0
+  "$@" || rc=$?
+  [[ $rc == 0 || $rc == 77 ]] || exit "$rc"
+}
+echo "== Helm chart check (lint, render, schema, security; SOCKAGENT_SKIP_HELM=1 skips)"
+run_check bash tests/helm/check.sh build/server/sockagentd
+
 if [[ "${SOCKAGENT_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== build (ASan + UBSan)"
   BUILD_DIR=build-asan bash deploy/build.sh -DSOCKAGENT_SANITIZE=ON

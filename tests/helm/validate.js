@@ -1,0 +1,136 @@
+// Validates `helm template` output against Kubernetes schemas
+// (kubernetes-models, cert-manager and prometheus-operator models) and
+// asserts the chart's security settings.
+//   node validate.js RENDERED.yaml PROFILE
+// PROFILE: default | deployment | hostnetwork | certmanager | metrics | plaintext
+// Exits 1 with every problem listed.
+"use strict";
+const fs = require("fs");
+const yaml = require("js-yaml");
+
+const [file, profile] = process.argv.slice(2);
+const docs = yaml.loadAll(fs.readFileSync(file, "utf8")).filter((d) => d);
+const problems = [];
+const fail = (msg) => problems.push(msg);
+
+function modelFor(apiVersion, kind) {
+  const [group, version] = apiVersion.includes("/")
+    ? apiVersion.split("/")
+    : ["", apiVersion];
+  const candidates = [];
+  if (group === "cert-manager.io") {
+    candidates.push(`@kubernetes-models/cert-manager/${group}/${version}/${kind}`);
+  } else if (group === "monitoring.coreos.com") {
+    candidates.push(`@kubernetes-models/prometheus-operator/${group}/${version}/${kind}`);
+  } else {
+    candidates.push(`kubernetes-models/${group ? group + "/" : ""}${version}/${kind}`);
+  }
+  for (const c of candidates) {
+    try {
+      return require(c)[kind];
+    } catch (e) {
+      // try the next one
+    }
+  }
+  return null;
+}
+
+// 1. Every object against its schema.
+const byKind = {};
+for (const doc of docs) {
+  const Model = modelFor(doc.apiVersion, doc.kind);
+  const name = `${doc.kind}/${doc.metadata && doc.metadata.name}`;
+  (byKind[doc.kind] = byKind[doc.kind] || []).push(doc);
+  if (!Model) {
+    fail(`${name}: no schema for ${doc.apiVersion} ${doc.kind}`);
+    continue;
+  }
+  try {
+    new Model(doc).validate();
+  } catch (e) {
+    fail(`${name}: schema: ${e.message}`);
+  }
+}
+
+// 2. Security and operational settings.
+const kind = profile === "deployment" ? "Deployment" : "DaemonSet";
+const workloads = byKind[kind] || [];
+if (workloads.length !== 1) fail(`expected one ${kind}, got ${workloads.length}`);
+const other = kind === "Deployment" ? "DaemonSet" : "Deployment";
+if (byKind[other]) fail(`unexpected ${other}`);
+
+function checkPod(name, pod, isAgent) {
+  const sc = pod.securityContext || {};
+  if (sc.runAsNonRoot !== true) fail(`${name}: pod runAsNonRoot must be true`);
+  if (!sc.seccompProfile || sc.seccompProfile.type !== "RuntimeDefault")
+    fail(`${name}: pod seccompProfile must be RuntimeDefault`);
+  if (pod.automountServiceAccountToken !== false)
+    fail(`${name}: automountServiceAccountToken must be false`);
+  const wantHost = isAgent && profile === "hostnetwork";
+  if (Boolean(pod.hostNetwork) !== wantHost)
+    fail(`${name}: hostNetwork is ${pod.hostNetwork}, expected ${wantHost}`);
+  if (pod.hostPID || pod.hostIPC) fail(`${name}: hostPID/hostIPC set`);
+  for (const c of pod.containers || []) {
+    const csc = c.securityContext || {};
+    const cname = `${name}/${c.name}`;
+    if (csc.allowPrivilegeEscalation !== false) fail(`${cname}: allowPrivilegeEscalation must be false`);
+    if (csc.readOnlyRootFilesystem !== true) fail(`${cname}: readOnlyRootFilesystem must be true`);
+    if (csc.privileged) fail(`${cname}: privileged`);
+    if (csc.runAsNonRoot !== true) fail(`${cname}: runAsNonRoot must be true`);
+    const caps = csc.capabilities || {};
+    if (!(caps.drop || []).includes("ALL")) fail(`${cname}: capabilities must drop ALL`);
+    if ((caps.add || []).length) fail(`${cname}: adds capabilities ${caps.add}`);
+    if (!csc.seccompProfile || csc.seccompProfile.type !== "RuntimeDefault")
+      fail(`${cname}: seccompProfile must be RuntimeDefault`);
+    if (!c.resources || !c.resources.requests || !c.resources.limits)
+      fail(`${cname}: resources requests and limits`);
+  }
+}
+
+for (const w of workloads) {
+  const pod = w.spec.template.spec;
+  checkPod(`${w.kind}/${w.metadata.name}`, pod, true);
+  const strategy = w.kind === "Deployment" ? w.spec.strategy : w.spec.updateStrategy;
+  if (!strategy || strategy.type !== "RollingUpdate" || strategy.rollingUpdate.maxUnavailable !== 1)
+    fail(`${w.kind}: rolling update with maxUnavailable 1`);
+  const c = pod.containers[0];
+  const plaintext = profile === "plaintext";
+  for (const probe of ["livenessProbe", "readinessProbe"]) {
+    const p = c[probe];
+    if (!p) fail(`${probe} missing`);
+    else if (plaintext && !p.grpc) fail(`${probe}: native gRPC probe expected without TLS`);
+    else if (!plaintext && !(p.exec && p.exec.command.includes("health")))
+      fail(`${probe}: sockctl health over TLS expected`);
+  }
+  // The grace period must exceed the drain deadline in the ConfigMap.
+  const cm = (byKind.ConfigMap || [])[0];
+  const m = cm && /drain_timeout: "(\d+)s"/.exec(cm.data["sockagentd.textproto"]);
+  if (!m) fail("ConfigMap: drain_timeout in seconds not found");
+  else if (!(pod.terminationGracePeriodSeconds > Number(m[1])))
+    fail(`terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} <= drain ${m[1]}s`);
+  if (profile === "certmanager") {
+    const sysctls = (pod.securityContext.sysctls || []).map((s) => s.name);
+    if (!sysctls.includes("net.ipv4.ip_unprivileged_port_start"))
+      fail("privileged ports: net.ipv4.ip_unprivileged_port_start sysctl expected");
+  }
+}
+const tests = (byKind.Pod || []).filter(
+  (p) => (p.metadata.annotations || {})["helm.sh/hook"] === "test");
+if (tests.length !== 1) fail(`expected one helm test Pod, got ${tests.length}`);
+for (const t of tests) checkPod(`Pod/${t.metadata.name}`, t.spec, false);
+
+const svc = (byKind.Service || [])[0];
+if (!svc || svc.spec.clusterIP !== "None") fail("headless Service (clusterIP None) expected");
+if (!byKind.NetworkPolicy) fail("NetworkPolicy expected");
+if ((profile === "deployment") !== Boolean(byKind.PodDisruptionBudget))
+  fail("PodDisruptionBudget exactly in the deployment profile");
+if ((profile === "metrics") !== Boolean(byKind.ServiceMonitor))
+  fail("ServiceMonitor exactly in the metrics profile");
+if ((profile === "certmanager") !== Boolean(byKind.Certificate))
+  fail("Certificate exactly in the certmanager profile");
+
+if (problems.length) {
+  console.error(`${profile}: ${problems.length} problem(s):\n  ` + problems.join("\n  "));
+  process.exit(1);
+}
+console.log(`ok: ${profile}: ${docs.length} objects valid, security settings hold`);
