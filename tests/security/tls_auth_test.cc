@@ -6,14 +6,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -296,6 +299,250 @@ TEST_F(TlsAuthTest,
   char buffer[64];
   EXPECT_LT(::recv(canary, buffer, sizeof(buffer), 0), 0) << "nothing arrived";
   ::close(canary);
+}
+
+// Every RPC x identity class (admin, harness, read-only, unknown): denied
+// exactly when the table says so. "Allowed" means anything but
+// PERMISSION_DENIED (empty requests fail validation later, which is fine).
+TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
+  ServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.token_file = pki_->Path("matrix-tokens");
+  std::ofstream(options.token_file) << "tok-admin-000000000000 admin\n"
+                                    << "tok-harness-0000000000 harness\n"
+                                    << "tok-readonly-000000000 readonly\n"
+                                    << "tok-unknown-0000000000 unknown\n";
+  v1::Policy policy;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        rules { name: "admin" identities: "admin" admin: true allow_rpcs: "*" }
+        rules {
+          name: "harness"
+          identities: "harness"
+          allow_rpcs: [
+            "CreateSession", "KeepAlive",   "CloseSession",   "Socket",
+            "Bind",          "Listen",      "Accept",         "Connect",
+            "Send",          "SendStream",  "Recv",           "RecvStream",
+            "SendTo",        "RecvFrom",    "RecvFromStream", "Shutdown",
+            "Close",         "GetSockName", "GetPeerName",    "SetSockOpt",
+            "GetSockOpt",    "SetTimeout",  "GetTimeout",     "GetHostname",
+            "GetAddrInfo",   "ListSockets", "GetAgentInfo"
+          ]
+        }
+        rules {
+          name: "readonly"
+          identities: "readonly"
+          allow_rpcs: [ "GetAgentInfo", "GetHostname", "ListSockets" ]
+        }
+      )pb",
+      &policy));
+  ASSERT_TRUE(policy_.Load(policy).ok());
+  options.core.policy = &policy_;
+  absl::StatusOr<std::unique_ptr<AgentServer>> server =
+      AgentServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  std::unique_ptr<v1::SocketAgent::Stub> stub =
+      Stub(grpc::InsecureChannelCredentials());
+
+  using Call =
+      std::function<grpc::Status(v1::SocketAgent::Stub&, grpc::ClientContext*)>;
+  const std::vector<std::pair<std::string, Call>> rpcs = {
+      {"CreateSession",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::CreateSessionRequest request;
+         v1::CreateSessionResponse response;
+         return stub.CreateSession(context, request, &response);
+       }},
+      {"KeepAlive",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::KeepAliveRequest request;
+         v1::KeepAliveResponse response;
+         return stub.KeepAlive(context, request, &response);
+       }},
+      {"CloseSession",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::CloseSessionRequest request;
+         v1::CloseSessionResponse response;
+         return stub.CloseSession(context, request, &response);
+       }},
+      {"Socket",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::SocketRequest request;
+         v1::SocketResponse response;
+         return stub.Socket(context, request, &response);
+       }},
+      {"Bind",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::BindRequest request;
+         v1::BindResponse response;
+         return stub.Bind(context, request, &response);
+       }},
+      {"Listen",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::ListenRequest request;
+         v1::ListenResponse response;
+         return stub.Listen(context, request, &response);
+       }},
+      {"Accept",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::AcceptRequest request;
+         v1::AcceptResponse response;
+         return stub.Accept(context, request, &response);
+       }},
+      {"Connect",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::ConnectRequest request;
+         v1::ConnectResponse response;
+         return stub.Connect(context, request, &response);
+       }},
+      {"Send",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::SendRequest request;
+         v1::SendResponse response;
+         return stub.Send(context, request, &response);
+       }},
+      {"Recv",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::RecvRequest request;
+         v1::RecvResponse response;
+         return stub.Recv(context, request, &response);
+       }},
+      {"SendTo",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::SendToRequest request;
+         v1::SendToResponse response;
+         return stub.SendTo(context, request, &response);
+       }},
+      {"RecvFrom",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::RecvFromRequest request;
+         v1::RecvFromResponse response;
+         return stub.RecvFrom(context, request, &response);
+       }},
+      {"Shutdown",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::ShutdownRequest request;
+         v1::ShutdownResponse response;
+         return stub.Shutdown(context, request, &response);
+       }},
+      {"Close",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::CloseRequest request;
+         v1::CloseResponse response;
+         return stub.Close(context, request, &response);
+       }},
+      {"GetSockName",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::GetSockNameRequest request;
+         v1::GetSockNameResponse response;
+         return stub.GetSockName(context, request, &response);
+       }},
+      {"GetPeerName",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::GetPeerNameRequest request;
+         v1::GetPeerNameResponse response;
+         return stub.GetPeerName(context, request, &response);
+       }},
+      {"SetSockOpt",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::SetSockOptRequest request;
+         v1::SetSockOptResponse response;
+         return stub.SetSockOpt(context, request, &response);
+       }},
+      {"GetSockOpt",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::GetSockOptRequest request;
+         v1::GetSockOptResponse response;
+         return stub.GetSockOpt(context, request, &response);
+       }},
+      {"SetTimeout",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::SetTimeoutRequest request;
+         v1::SetTimeoutResponse response;
+         return stub.SetTimeout(context, request, &response);
+       }},
+      {"GetTimeout",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::GetTimeoutRequest request;
+         v1::GetTimeoutResponse response;
+         return stub.GetTimeout(context, request, &response);
+       }},
+      {"GetHostname",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::GetHostnameRequest request;
+         v1::GetHostnameResponse response;
+         return stub.GetHostname(context, request, &response);
+       }},
+      {"GetAddrInfo",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::GetAddrInfoRequest request;
+         v1::GetAddrInfoResponse response;
+         return stub.GetAddrInfo(context, request, &response);
+       }},
+      {"ListSockets",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::ListSocketsRequest request;
+         v1::ListSocketsResponse response;
+         return stub.ListSockets(context, request, &response);
+       }},
+      {"GetAgentInfo",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::GetAgentInfoRequest request;
+         v1::GetAgentInfoResponse response;
+         return stub.GetAgentInfo(context, request, &response);
+       }},
+      {"SendStream",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::SendStreamResponse response;
+         auto writer = stub.SendStream(context, &response);
+         writer->WritesDone();
+         return writer->Finish();
+       }},
+      {"RecvStream",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         auto reader = stub.RecvStream(context, v1::RecvStreamRequest());
+         v1::RecvStreamResponse response;
+         while (reader->Read(&response)) {
+         }
+         return reader->Finish();
+       }},
+      {"RecvFromStream",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         auto reader =
+             stub.RecvFromStream(context, v1::RecvFromStreamRequest());
+         v1::RecvFromStreamResponse response;
+         while (reader->Read(&response)) {
+         }
+         return reader->Finish();
+       }},
+  };
+  ASSERT_EQ(rpcs.size(), 27u) << "every RPC of the service";
+  const std::vector<std::string> read_only = {"GetAgentInfo", "GetHostname",
+                                              "ListSockets"};
+  for (const char* identity : {"admin", "harness", "readonly", "unknown"}) {
+    const std::string id = identity;
+    // The token file's tokens: "tok-<identity>-" padded with '0' to 22.
+    const std::string padded =
+        absl::StrCat("tok-", id, "-", std::string(22 - 5 - id.size(), '0'));
+    for (const auto& [method, call] : rpcs) {
+      bool expect_allowed = false;
+      if (id == "admin" || id == "harness") {
+        expect_allowed = true;
+      } else if (id == "readonly") {
+        expect_allowed = std::find(read_only.begin(), read_only.end(),
+                                   method) != read_only.end();
+      }
+      std::unique_ptr<grpc::ClientContext> context = Context(padded);
+      grpc::Status status = call(*stub, context.get());
+      EXPECT_EQ(status.error_code() != grpc::StatusCode::PERMISSION_DENIED,
+                expect_allowed)
+          << identity << " " << method << ": " << status.error_code() << " "
+          << status.error_message();
+      EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << identity << " " << method;
+    }
+  }
 }
 
 TEST_F(TlsAuthTest, IdleConnectionFloodDoesNotStopAnAuthorizedClient) {
