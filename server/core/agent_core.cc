@@ -407,7 +407,8 @@ void AgentCore::ReleaseSockets(const std::string& identity, size_t count) {
 absl::Status AgentCore::Decide(const CallContext& ctx, const char* method,
                                const PolicyDecision& decision,
                                const ManagedSocket* socket,
-                               const std::string& remote, bool audit_allowed) {
+                               const std::string& remote, bool audit_allowed,
+                               int family, int type) {
   if (options_.audit != nullptr &&
       (audit_allowed || !decision.allowed || decision.would_deny)) {
     AuditEvent event;
@@ -416,6 +417,8 @@ absl::Status AgentCore::Decide(const CallContext& ctx, const char* method,
     event.peer = ctx.peer;
     event.session = ctx.session_id;
     event.method = method;
+    event.family = family;
+    event.type = type;
     if (socket != nullptr) {
       event.handle = socket->handle();
       event.family = socket->io()->family();
@@ -663,7 +666,7 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
   }
   if (absl::Status allowed =
           Decide(ctx, "Socket", policy_.CheckSocket(ctx.identity, family, type),
-                 nullptr, "");
+                 nullptr, "", /*audit_allowed=*/true, family, type);
       !allowed.ok()) {
     return allowed;
   }

@@ -171,7 +171,7 @@ class AgentCore {
   absl::Status Decide(const CallContext& ctx, const char* method,
                       const PolicyDecision& decision,
                       const ManagedSocket* socket, const std::string& remote,
-                      bool audit_allowed = true);
+                      bool audit_allowed = true, int family = 0, int type = 0);
   void AuditClose(const std::string& identity, const std::string& session,
                   const ManagedSocket& socket, const char* reason);
   // Per-identity usage for the policy's quotas.

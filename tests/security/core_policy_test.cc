@@ -15,6 +15,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -397,6 +398,53 @@ TEST_F(CorePolicyTest, SocketsANewPolicyForbidsAreClosedAsPolicyRevoked) {
     ++revoked;
   }
   EXPECT_EQ(revoked, 2u);
+}
+
+TEST_F(CorePolicyTest, AScriptedRunYieldsExactlyTheExpectedAuditLines) {
+  UdpCanary peer;
+  CallContext ctx = Session("anonymous");
+  absl::StatusOr<std::string> udp =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);  // 1: allow
+  ASSERT_TRUE(udp.ok());
+  v1::BindRequest bind;
+  bind.set_handle(*udp);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  ASSERT_TRUE(core_->Bind(ctx, bind).ok());  // 2: allow
+  // 3: deny. A leak would take the queued failure instead of the kernel.
+  fake_.FailNext(FakeSocketOps::Call::kSendTo, ENETUNREACH);
+  EXPECT_EQ(SendTo(ctx, *udp, Inet("169.254.169.254", 80), "payload-A").code(),
+            absl::StatusCode::kPermissionDenied);
+  ASSERT_EQ(fake_.pending_failures(FakeSocketOps::Call::kSendTo), 1u);
+  fake_.ClearFailures();
+  // Allowed datagrams are not audited one by one.
+  ASSERT_TRUE(
+      SendTo(ctx, *udp, Inet("127.0.0.1", peer.port()), "payload-B").ok());
+  ASSERT_TRUE(Connect(ctx, *udp, Inet("127.0.0.1", peer.port())).ok());  // 4
+  v1::CloseRequest close;
+  close.set_handle(*udp);
+  ASSERT_TRUE(core_->Close(ctx, close).ok());  // 5: close
+  std::vector<std::string> lines;
+  std::istringstream text(AuditText());
+  for (std::string line; std::getline(text, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u) << AuditText();
+  EXPECT_THAT(lines[0], HasSubstr(R"("method":"Socket")"));
+  EXPECT_THAT(lines[0], HasSubstr(R"("decision":"allow")"));
+  EXPECT_THAT(lines[0], HasSubstr(R"("family":2,"type":2)"));
+  EXPECT_THAT(lines[1], HasSubstr(R"("method":"Bind")"));
+  EXPECT_THAT(lines[2], HasSubstr(R"("method":"SendTo")"));
+  EXPECT_THAT(lines[2], HasSubstr(R"("decision":"deny")"));
+  EXPECT_THAT(lines[2], HasSubstr(R"("remote":"169.254.169.254:80")"));
+  EXPECT_THAT(lines[2], HasSubstr(R"("status":"PERMISSION_DENIED")"));
+  EXPECT_THAT(lines[3], HasSubstr(R"("method":"Connect")"));
+  EXPECT_THAT(lines[4], HasSubstr(R"("event":"close")"));
+  EXPECT_THAT(lines[4], HasSubstr(R"("bytes_out":9)"));
+  EXPECT_THAT(lines[4], HasSubstr(R"("close_reason":"close")"));
+  for (size_t i = 1; i < lines.size(); ++i) {  // after the Socket decision
+    EXPECT_THAT(lines[i], HasSubstr(absl::StrCat(R"("handle":")", *udp, "\"")));
+  }
+  for (const std::string& line : lines) {
+    EXPECT_THAT(line, Not(HasSubstr("payload")));
+  }
 }
 
 TEST_F(CorePolicyTest, AnotherIdentitysSessionIsNotFound) {
