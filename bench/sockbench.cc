@@ -53,6 +53,7 @@ struct Config {
   std::string floor;
   int agent_pid = 0;
   int reps = 3;
+  int many_sockets = 0;  // 0: the mode's default
   bool smoke = false;
   std::vector<std::string> cases;
 };
@@ -364,7 +365,14 @@ void Streams(const Config& config, int rep) {
 // --------------------------------------
 
 void Many(const Config& config, int rep) {
-  const int sockets = config.smoke ? 200 : 10000;
+  const int sockets = config.many_sockets != 0 ? config.many_sockets
+                      : config.smoke           ? 200
+                                               : 10000;
+  const absl::Time t0 = absl::Now();
+  auto phase = [&](const char* what) {
+    std::fprintf(stderr, "many: %s after %.1f s\n", what,
+                 absl::ToDoubleSeconds(absl::Now() - t0));
+  };
   const int count = config.smoke ? 200 : 2000;
   const absl::Duration limit = absl::Seconds(config.smoke ? 2 : 20);
   PeerServer echo(PeerServer::Mode::kEcho);
@@ -383,6 +391,7 @@ void Many(const Config& config, int rep) {
     open.push_back(ConnectedSocket(*agent, echo.port()));
   }
   const double rss1 = ProcStatus(config.agent_pid, "VmRSS");
+  phase("sockets open");
 
   // One waiting Recv per socket, through the raw callback stub.
   std::shared_ptr<const sockagent::internal::Connection> connection =
@@ -403,14 +412,23 @@ void Many(const Config& config, int rep) {
         p.ctx.get(), &p.request, &p.response,
         [&finished](grpc::Status) { finished.fetch_add(1); });
   }
+  // Polls (bounded) on a channel of its own until the agent reports every
+  // Recv as waiting.
+  auto stats_stub = v1::SocketAgent::NewStub(
+      grpc::CreateChannel(config.agent, grpc::InsecureChannelCredentials()));
   uint64_t waiting = 0;
-  for (int i = 0; i < 600; ++i) {
-    waiting = Must("GetAgentInfo", agent->GetAgentInfo())
-                  .stats()
-                  .waiting_operations();
+  const absl::Time wait_end = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < wait_end) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    v1::GetAgentInfoResponse info;
+    if (stats_stub->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info).ok()) {
+      waiting = info.stats().waiting_operations();
+    }
     if (waiting >= open.size()) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
+  phase("recvs waiting");
   absl::SleepFor(absl::Milliseconds(300));
   const double rss2 = ProcStatus(config.agent_pid, "VmRSS");
   const double threads2 = ProcStatus(config.agent_pid, "Threads");
@@ -429,11 +447,13 @@ void Many(const Config& config, int rep) {
   Emit("many", "agent.threads.delta", "count", rep, threads2 - threads0);
 
   for (Pending& p : pending) p.ctx->TryCancel();
-  for (int i = 0; i < 600 && finished.load() < static_cast<int>(n); ++i) {
+  for (int i = 0; i < 200 && finished.load() < static_cast<int>(n); ++i) {
     absl::SleepFor(absl::Milliseconds(50));
   }
+  phase("recvs ended");
   Must("CloseSession", agent->CloseSession().status());
   for (Socket& s : open) s.Release();
+  phase("session closed");
 }
 
 // ---- 100 clients doing lifecycles
@@ -561,6 +581,9 @@ int Peers(const std::string& port_file) {
 }  // namespace sockbench
 
 int main(int argc, char** argv) {
+  // As sockagentd does in release builds: no lock-graph upkeep on every
+  // Mutex operation (gRPC's own mutexes are absl::Mutex too).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (argc >= 3 && std::string(argv[1]) == "peers") {
     return sockbench::Peers(argv[2]);
   }
@@ -582,6 +605,8 @@ int main(int argc, char** argv) {
       config.agent_pid = std::atoi(v);
     } else if (const char* v = value("--reps=")) {
       config.reps = std::max(1, std::atoi(v));
+    } else if (const char* v = value("--many-sockets=")) {
+      config.many_sockets = std::atoi(v);
     } else if (const char* v = value("--cases=")) {
       config.cases = absl::StrSplit(v, ',', absl::SkipEmpty());
     } else if (arg == "--smoke") {

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/config/config_file.h"
 #include "server/config/logging.h"
@@ -96,6 +97,12 @@ void RaiseFileLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef NDEBUG
+  // Abseil's Mutex deadlock detection (on in Debian's libabsl) updates a
+  // global lock graph on every Lock() and Mutex destruction, gRPC's own
+  // mutexes included. Only Debug builds (no NDEBUG) keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+#endif
   CLI::App app(kDescription, "sockagentd");
   app.get_formatter()->column_width(36);
   sockagent::ServerOptions options;
