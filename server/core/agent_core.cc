@@ -457,6 +457,25 @@ void AgentCore::AuditClose(const std::string& identity,
   options_.audit->Record(event);
 }
 
+absl::Status AgentCore::AcquireStream(const CallContext& ctx) {
+  const uint32_t quota = policy_.Quotas(ctx.identity).max_concurrent_streams();
+  absl::MutexLock lock(&usage_mu_);
+  Usage& usage = usage_[ctx.identity];
+  if (quota != 0 && usage.streams >= quota) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "quota max_concurrent_streams: identity '", ctx.identity, "' has ",
+        usage.streams, " streams open, the policy allows ", quota));
+  }
+  ++usage.streams;
+  return absl::OkStatus();
+}
+
+void AgentCore::ReleaseStream(const CallContext& ctx) {
+  absl::MutexLock lock(&usage_mu_);
+  auto it = usage_.find(ctx.identity);
+  if (it != usage_.end() && it->second.streams > 0) --it->second.streams;
+}
+
 size_t AgentCore::RevokeForbidden() {
   if (!policy_.configured() || policy_.report_only()) return 0;
   size_t revoked = 0;

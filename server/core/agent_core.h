@@ -152,6 +152,12 @@ class AgentCore {
   // many were closed.
   size_t RevokeForbidden();
 
+  // A streaming call of ctx.identity starts / ends. RESOURCE_EXHAUSTED
+  // naming the quota past the identity's max_concurrent_streams; every
+  // successful Acquire needs one Release.
+  absl::Status AcquireStream(const CallContext& ctx);
+  void ReleaseStream(const CallContext& ctx);
+
  private:
   AgentCore(Options options, std::unique_ptr<Engine> engine);
 
@@ -178,6 +184,7 @@ class AgentCore {
   struct Usage {
     size_t sessions = 0;
     size_t sockets = 0;
+    size_t streams = 0;
   };
   std::string OwnerOf(const std::string& session_id);
   absl::Status ReserveSocket(const std::string& identity, size_t quota);

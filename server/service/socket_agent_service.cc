@@ -115,10 +115,12 @@ class RecvStreamReactor final
       : core_(service.core()),
         call_(ContextOf(*ctx, &cancel_, service, "RecvStream", &refused_)),
         limit_(request.limit_bytes()) {
+    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
     if (!refused_.ok()) {
       Finish(ToGrpcStatus(refused_));
       return;
     }
+    holds_stream_ = true;
     const uint32_t chunk =
         request.chunk_bytes() == 0 ? kDefaultChunkBytes : request.chunk_bytes();
     if (chunk > core_->options().max_recv_bytes) {
@@ -145,7 +147,10 @@ class RecvStreamReactor final
     ReadNext();
   }
   void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (holds_stream_) core_->ReleaseStream(call_);
+    delete this;
+  }
 
  private:
   void ReadNext() {
@@ -173,6 +178,7 @@ class RecvStreamReactor final
   AgentCore* const core_;
   CancelToken cancel_;
   absl::Status refused_;
+  bool holds_stream_ = false;
   const CallContext call_;
   const uint64_t limit_;
   uint64_t received_ = 0;
@@ -190,10 +196,12 @@ class RecvFromStreamReactor final
       : core_(service.core()),
         call_(ContextOf(*ctx, &cancel_, service, "RecvFromStream", &refused_)),
         limit_(request.limit_datagrams()) {
+    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
     if (!refused_.ok()) {
       Finish(ToGrpcStatus(refused_));
       return;
     }
+    holds_stream_ = true;
     recv_.set_handle(request.handle());
     recv_.set_max_bytes(request.max_bytes() == 0 ? kDefaultChunkBytes
                                                  : request.max_bytes());
@@ -213,7 +221,10 @@ class RecvFromStreamReactor final
     ReadNext();
   }
   void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (holds_stream_) core_->ReleaseStream(call_);
+    delete this;
+  }
 
  private:
   void ReadNext() {
@@ -233,6 +244,7 @@ class RecvFromStreamReactor final
   AgentCore* const core_;
   CancelToken cancel_;
   absl::Status refused_;
+  bool holds_stream_ = false;
   const CallContext call_;
   const uint64_t limit_;
   uint64_t delivered_ = 0;
@@ -251,10 +263,12 @@ class SendStreamReactor final
       : core_(service.core()),
         call_(ContextOf(*ctx, &cancel_, service, "SendStream", &refused_)),
         response_(response) {
+    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
     if (!refused_.ok()) {
       Finish(ToGrpcStatus(refused_));
       return;
     }
+    holds_stream_ = true;
     send_.set_send_all(true);
     StartRead(&request_);
   }
@@ -289,12 +303,16 @@ class SendStreamReactor final
     });
   }
   void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (holds_stream_) core_->ReleaseStream(call_);
+    delete this;
+  }
 
  private:
   AgentCore* const core_;
   CancelToken cancel_;
   absl::Status refused_;
+  bool holds_stream_ = false;
   const CallContext call_;
   v1::SendStreamResponse* const response_;
   uint64_t sent_ = 0;

@@ -447,6 +447,30 @@ TEST_F(CorePolicyTest, AScriptedRunYieldsExactlyTheExpectedAuditLines) {
   }
 }
 
+TEST_F(CorePolicyTest, ConcurrentStreamQuotaPerIdentity) {
+  LoadPolicy(R"pb(
+    rules {
+      name: "harness"
+      identities: "harness"
+      allow_rpcs: "*"
+      quotas { max_concurrent_streams: 2 }
+    }
+    rules { name: "other" identities: "other" allow_rpcs: "*" }
+  )pb");
+  CallContext harness;
+  harness.identity = "harness";
+  CallContext other;
+  other.identity = "other";
+  ASSERT_TRUE(core_->AcquireStream(harness).ok());
+  ASSERT_TRUE(core_->AcquireStream(harness).ok());
+  absl::Status third = core_->AcquireStream(harness);
+  EXPECT_EQ(third.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(third.message(), HasSubstr("max_concurrent_streams"));
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(core_->AcquireStream(other).ok());
+  core_->ReleaseStream(harness);
+  EXPECT_TRUE(core_->AcquireStream(harness).ok());
+}
+
 TEST_F(CorePolicyTest, AnotherIdentitysSessionIsNotFound) {
   CallContext mine = Session("alice");
   CallContext stolen = mine;
