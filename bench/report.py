@@ -220,6 +220,7 @@ set xlabel "chunk (KiB)"
 set ylabel "MB/s"
 set logscale x 2
 set xtics (16, 64, 256)
+set xrange [12:340]
 set key top left
 set grid
 plot "throughput.dat" using 1:2 with linespoints lw 2 title "agent RecvStream", \\
@@ -228,6 +229,7 @@ plot "throughput.dat" using 1:2 with linespoints lw 2 title "agent RecvStream", 
      "" using 1:5 with linespoints lw 2 dt 2 title "floor client stream", \\
      "" using 1:6 with lines lw 1 lc rgb "black" title "iperf3 (1 TCP stream)"
 unset logscale x
+set autoscale x
 set title "Unary latency percentiles"
 set xlabel ""
 set ylabel "microseconds"

@@ -3,7 +3,7 @@
 # agent beside its floor (a bare gRPC echo service) and its peers (iperf3,
 # RPyC classic) on loopback, and writes a report.
 #
-#   bash bench/run.sh           full run (about 10 minutes): writes
+#   bash bench/run.sh           full run (about 5 minutes): writes
 #                               bench/results/latest.md, latest.png, raw.jsonl
 #   bash bench/run.sh --smoke   seconds; every case once with tiny sizes,
 #                               no targets asserted; writes to build-bench/smoke/
@@ -88,16 +88,20 @@ start_agent() {
 }
 
 smoke_flag=(); ((smoke)) && smoke_flag=(--smoke)
-# Each group gets a fresh agent so that memory figures start from a clean
-# process.
-for group in small,lifecycle,streams many storm slow; do
-  echo "== cases: $group"
+# Each group gets a fresh agent; the memory cases (many, slow) one per
+# repetition, so that every RSS figure starts from a clean process.
+run_group() {  # cases first_rep reps
+  echo "== cases: $1 (repetitions from $2: $3)"
   start_agent
   "$build/bench/sockbench" run --agent="$agent" --agent-pid="$agent_pid" \
-    --floor="$floor" --cases="$group" --reps="$reps" "${smoke_flag[@]}" \
-    | tee -a "$raw"
+    --floor="$floor" --cases="$1" --first-rep="$2" --reps="$3" \
+    "${smoke_flag[@]}" | tee -a "$raw"
   stop "$agent_pid"
-done
+}
+run_group small,lifecycle,streams 0 "$reps"
+for ((rep = 0; rep < reps; rep++)); do run_group many "$rep" 1; done
+run_group storm 0 "$reps"
+for ((rep = 0; rep < reps; rep++)); do run_group slow "$rep" 1; done
 
 if have iperf3; then
   echo "== iperf3 (loopback, single stream)"

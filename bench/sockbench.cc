@@ -53,6 +53,7 @@ struct Config {
   std::string floor;
   int agent_pid = 0;
   int reps = 3;
+  int first_rep = 0;     // numbers the repetitions from here
   int many_sockets = 0;  // 0: the mode's default
   bool smoke = false;
   std::vector<std::string> cases;
@@ -554,7 +555,10 @@ int Run(const Config& config) {
       std::fprintf(stderr, "sockbench: unknown case %s\n", name.c_str());
       return 2;
     }
-    for (int rep = 0; rep < config.reps; ++rep) it->second(config, rep);
+    for (int rep = config.first_rep; rep < config.first_rep + config.reps;
+         ++rep) {
+      it->second(config, rep);
+    }
   }
   return 0;
 }
@@ -605,6 +609,8 @@ int main(int argc, char** argv) {
       config.agent_pid = std::atoi(v);
     } else if (const char* v = value("--reps=")) {
       config.reps = std::max(1, std::atoi(v));
+    } else if (const char* v = value("--first-rep=")) {
+      config.first_rep = std::atoi(v);
     } else if (const char* v = value("--many-sockets=")) {
       config.many_sockets = std::atoi(v);
     } else if (const char* v = value("--cases=")) {
