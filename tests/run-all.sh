@@ -4,6 +4,8 @@
 # again under AddressSanitizer + UBSan.
 # Last, the project is built with clang and -Wthread-safety as an error.
 # Set SOCKAGENT_SKIP_ASAN=1 / SOCKAGENT_SKIP_CLANG=1 to skip those passes.
+# The Helm chart check and the container check (podman) run after the tests;
+# SOCKAGENT_SKIP_HELM=1 / SOCKAGENT_SKIP_CONTAINER=1 skip them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,8 @@ run_check() {
 }
 echo "== Helm chart check (lint, render, schema, security; SOCKAGENT_SKIP_HELM=1 skips)"
 run_check bash tests/helm/check.sh build/server/sockagentd
+echo "== container check (mmdebstrap, podman build with ctest inside, run, health, SIGTERM; SOCKAGENT_SKIP_CONTAINER=1 skips)"
+run_check bash tests/container/check.sh build/client/sockctl
 
 if [[ "${SOCKAGENT_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== build (ASan + UBSan)"
