@@ -11,7 +11,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
