@@ -42,6 +42,21 @@ absl::Status CheckSize(size_t size, size_t limit, const char* field,
   return absl::OkStatus();
 }
 
+// The checks every Send/SendTo shares: flags, then payload size.
+absl::Status CheckSendArgs(int flags, size_t size, size_t limit) {
+  if (absl::Status s = CheckFlags(flags, kSendFlags); !s.ok()) return s;
+  return CheckSize(size, limit, "data", "max_send_bytes");
+}
+
+// The checks every Recv/RecvFrom shares: flags, then 1 <= max_bytes <= limit.
+absl::Status CheckRecvArgs(int flags, uint32_t max_bytes, size_t limit) {
+  if (absl::Status s = CheckFlags(flags, kRecvFlags); !s.ok()) return s;
+  if (max_bytes == 0) {
+    return absl::InvalidArgumentError("max_bytes: must be at least 1");
+  }
+  return CheckSize(max_bytes, limit, "max_bytes", "max_recv_bytes");
+}
+
 absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
@@ -1036,11 +1051,8 @@ void AgentCore::Connect(const CallContext& ctx,
 
 void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
                      Callback<v1::SendResponse> done) {
-  if (absl::Status s = CheckFlags(request.flags(), kSendFlags); !s.ok()) {
-    return done(s);
-  }
-  if (absl::Status s = CheckSize(request.data().size(), options_.max_send_bytes,
-                                 "data", "max_send_bytes");
+  if (absl::Status s = CheckSendArgs(request.flags(), request.data().size(),
+                                     options_.max_send_bytes);
       !s.ok()) {
     return done(s);
   }
@@ -1065,14 +1077,8 @@ void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
 
 void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
                      Callback<v1::RecvResponse> done) {
-  if (absl::Status s = CheckFlags(request.flags(), kRecvFlags); !s.ok()) {
-    return done(s);
-  }
-  if (request.max_bytes() == 0) {
-    return done(absl::InvalidArgumentError("max_bytes: must be at least 1"));
-  }
-  if (absl::Status s = CheckSize(request.max_bytes(), options_.max_recv_bytes,
-                                 "max_bytes", "max_recv_bytes");
+  if (absl::Status s = CheckRecvArgs(request.flags(), request.max_bytes(),
+                                     options_.max_recv_bytes);
       !s.ok()) {
     return done(s);
   }
@@ -1097,11 +1103,8 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
 
 void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
                        Callback<v1::SendToResponse> done) {
-  if (absl::Status s = CheckFlags(request.flags(), kSendFlags); !s.ok()) {
-    return done(s);
-  }
-  if (absl::Status s = CheckSize(request.data().size(), options_.max_send_bytes,
-                                 "data", "max_send_bytes");
+  if (absl::Status s = CheckSendArgs(request.flags(), request.data().size(),
+                                     options_.max_send_bytes);
       !s.ok()) {
     return done(s);
   }
@@ -1143,14 +1146,8 @@ void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
 void AgentCore::RecvFrom(const CallContext& ctx,
                          const v1::RecvFromRequest& request,
                          Callback<v1::RecvFromResponse> done) {
-  if (absl::Status s = CheckFlags(request.flags(), kRecvFlags); !s.ok()) {
-    return done(s);
-  }
-  if (request.max_bytes() == 0) {
-    return done(absl::InvalidArgumentError("max_bytes: must be at least 1"));
-  }
-  if (absl::Status s = CheckSize(request.max_bytes(), options_.max_recv_bytes,
-                                 "max_bytes", "max_recv_bytes");
+  if (absl::Status s = CheckRecvArgs(request.flags(), request.max_bytes(),
+                                     options_.max_recv_bytes);
       !s.ok()) {
     return done(s);
   }

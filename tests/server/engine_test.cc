@@ -668,11 +668,12 @@ TEST_F(EngineTest, ShutdownThenDestructionCompletesEachWaitingOpOnce) {
 // socket alive.
 TEST_F(EngineTest, DroppingTheLastReferenceEndsWaitingOpsOnce) {
   auto pending = std::make_shared<Outcome>();
-  {
-    Endpoint endpoint = NewEndpoint();
-    SubmitRead(endpoint, pending);
-    ASSERT_EQ(engine_->waiting_ops(), 1u);
-  }
+  Endpoint endpoint = NewEndpoint();
+  SubmitRead(endpoint, pending);
+  ASSERT_EQ(engine_->waiting_ops(), 1u);
+  // Release the socket while the peer stays open: closing the peer first
+  // would let the engine finish the read with EOF before the release.
+  endpoint.io.reset();
   ASSERT_TRUE(pending->done.WaitForNotificationWithTimeout(absl::Seconds(3)))
       << "the op was destroyed without completing";
   EXPECT_EQ(pending->status.code(), absl::StatusCode::kAborted);
