@@ -48,10 +48,11 @@ json() {
   "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
-# Waits up to 10 s for file $1 to contain a line matching $2.
+# Waits up to 30 s (generous for loaded CI machines) for file $1 to contain a
+# line matching $2.
 wait_for() {
   local i
-  for i in $(seq 100); do
+  for i in $(seq 300); do
     grep -q "$2" "$1" 2>/dev/null && return 0
     sleep 0.1
   done
@@ -62,7 +63,7 @@ wait_for() {
 "$SOCKAGENTD" --listen 127.0.0.1:0 --port-file "$TMP/port" \
   >"$TMP/agent.log" 2>&1 &
 PIDS+=($!)
-for i in $(seq 100); do
+for i in $(seq 300); do
   [ -s "$TMP/port" ] && break
   kill -0 "${PIDS[0]}" 2>/dev/null || fail "sockagentd exited at start"
   sleep 0.1
@@ -200,9 +201,9 @@ timeout 30 "$PYTHON" "$TMP/udp.py" >"$TMP/udp.port" 2>"$TMP/udp.err" &
 PIDS+=($!)
 wait_for "$TMP/udp.port" '^[0-9]'
 UPORT=$(head -n 1 "$TMP/udp.port")
-OUT=$(printf 'dgram' | sc nc -u -q 5s 127.0.0.1 "$UPORT" 2>"$TMP/ncu.err") ||
+OUT=$(printf 'dgram' | sc nc -u -q 10s 127.0.0.1 "$UPORT" 2>"$TMP/ncu.err") ||
   fail "nc -u exited with $?"
-# -q waits up to 5 s after stdin EOF; the answer arrives well before.
+# -q waits up to 10 s after stdin EOF; the answer arrives well before.
 expect_eq "nc -u reply" "echo:dgram" "$OUT"
 pass "nc udp"
 
