@@ -750,15 +750,19 @@ void Verbose(absl::string_view line) {
 }
 
 // Waits until stdin is readable or `stop` is notified. Returns true when
-// stdin is readable (or at EOF / error, which the read then reports).
+// stdin is readable (or at EOF / error, which the read then reports). After
+// `stop`, what stdin already holds is still forwarded: the remote side
+// ending its half of a connection must not drop input that was ready (a
+// piped `printf data | sockctl nc ...` raced the peer's EOF).
 bool WaitForStdin(const absl::Notification& stop) {
-  while (!stop.HasBeenNotified()) {
+  for (;;) {
+    const bool stopping = stop.HasBeenNotified();
     pollfd fd{STDIN_FILENO, POLLIN, 0};
-    int ready = ::poll(&fd, 1, 100);
+    int ready = ::poll(&fd, 1, stopping ? 0 : 100);
     if (ready > 0) return true;
     if (ready < 0 && errno != EINTR) return true;
+    if (stopping) return false;
   }
-  return false;
 }
 
 // Reads stdin chunks into `send` until stdin EOF (returns OK), `send`
