@@ -112,6 +112,13 @@ sc sendto "$U1" "$U2ADDR" "0123456789" >/dev/null
 sc recvfrom "$U2" >/dev/null 2>&1
 C=$(sc socket)
 sc connect "$C" 127.0.0.1:1 2>/dev/null && fail "connect to port 1 succeeded"
+# The agent's own metrics port is on the hard-deny list: refused before any
+# packet is sent, and counted by rule.
+D=$(sc socket)
+sc connect "$D" "127.0.0.1:$METRICS_PORT" 2>"$TMP/deny.err" \
+  && fail "connect to the agent's own metrics port was allowed"
+grep -q PERMISSION_DENIED "$TMP/deny.err" || fail "not denied: $(cat "$TMP/deny.err")"
+sc close "$D"
 scrape "$METRICS_PORT" >"$TMP/metrics.txt" || fail "scrape failed"
 for series in \
   'sockagent_rpcs_total{code="OK",method="SendTo",service="sockagent.v1.SocketAgent"} 1' \
@@ -122,6 +129,9 @@ for series in \
   'sockagent_datagrams_total{direction="in"} 1' \
   'sockagent_sessions 1' \
   'sockagent_open_sockets 3' \
+  'sockagent_open_sockets_by_kind{family="inet",state="bound",type="dgram"} 1' \
+  'sockagent_open_sockets_by_kind{family="inet",state="open",type="dgram"} 1' \
+  'sockagent_policy_denials_total{decision="deny",rule="hard-deny:' \
   'sockagent_active_streams 0' \
   'sockagent_build_info{'; do
   grep -qF "$series" "$TMP/metrics.txt" || fail "metrics lack '$series'"
