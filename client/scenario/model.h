@@ -100,6 +100,7 @@ struct Expectation {
   std::optional<std::string> matches;  // ECMAScript regex, whole-data search
   std::optional<std::string> bytes;
   std::optional<std::string> checksum;  // FNV-1a 64, 16 hex digits
+  std::optional<DataSpec> checksum_of;  // ... of these bytes
   std::optional<absl::Duration> within;
   std::optional<absl::Duration> no_data_for;
   // Result field -> expected text ("eof" -> "true", "end" -> "eof").

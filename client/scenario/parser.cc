@@ -669,6 +669,14 @@ absl::Status Parser::ParseKindArgs(const KindDef& def, const YAML::Node& node,
                    "expected a mapping of arguments (a scalar is only allowed "
                    "where one argument is enough)");
     }
+    ArgType type = ArgType::kSocketName;
+    for (const ArgDef& arg : def.args) {
+      if (std::string(key) == arg.key) type = arg.type;
+    }
+    if (absl::Status s = CheckArgValue(node, key, type, node.Scalar());
+        !s.ok()) {
+      return s;
+    }
     step->args[key] = node.Scalar();
   } else if (node.IsMap()) {
     for (const auto& entry : node) {
@@ -804,6 +812,12 @@ absl::Status Parser::ParseExpect(const YAML::Node& node, Step* step) {
       DataSpec data;
       if (absl::Status s = ParseData(value, key, &data); !s.ok()) return s;
       expect.data = std::move(data);
+      continue;
+    }
+    if (key == "checksum" && value.IsMap()) {
+      DataSpec data;
+      if (absl::Status s = ParseData(value, key, &data); !s.ok()) return s;
+      expect.checksum_of = std::move(data);
       continue;
     }
     if (key == "values") {

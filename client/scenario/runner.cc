@@ -1075,7 +1075,17 @@ std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
                                absl::StrCat(*want) == actual});
       }
     }
-    if (e.checksum.has_value()) {
+    if (e.checksum.has_value() || e.checksum_of.has_value()) {
+      std::string want;
+      if (e.checksum_of.has_value()) {
+        absl::StatusOr<std::string> bytes = Materialize(*e.checksum_of);
+        if (!bytes.ok() && error->ok()) *error = bytes.status();
+        Fnv1a64 sum;
+        if (bytes.ok()) sum.Update(*bytes);
+        want = sum.Hex();
+      } else {
+        want = value_of(*e.checksum);
+      }
       std::string actual;
       if (outcome.fields.count("checksum") != 0) {
         actual = outcome.fields.at("checksum");
@@ -1084,7 +1094,6 @@ std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
         sum.Update(data);
         actual = sum.Hex();
       }
-      const std::string want = value_of(*e.checksum);
       checks.push_back(Check{"checksum", want, actual, want == actual});
     }
     for (const auto& [field, expected] : e.values) {

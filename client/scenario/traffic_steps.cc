@@ -2,6 +2,8 @@
 // with SOCKAGENT_SCENARIO_TRAFFIC=ON (needs the traffic branch's
 // Socket::Traffic, Socket::Abort and Socket::SetFaults).
 
+#include "client/scenario/traffic_steps.h"
+
 #include <cstdint>
 #include <string>
 
@@ -9,7 +11,6 @@
 #include "absl/strings/str_format.h"
 #include "client/address.h"
 #include "client/scenario/model.h"
-#include "client/scenario/traffic_steps.h"
 #include "google/protobuf/duration.pb.h"
 
 namespace sockagent::scenario {
@@ -26,8 +27,7 @@ absl::Duration FromProto(const google::protobuf::Duration& d) {
 }
 
 absl::Status Bad(absl::string_view key, const absl::Status& status) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(key, ": ", status.message()));
+  return absl::InvalidArgumentError(absl::StrCat(key, ": ", status.message()));
 }
 
 // Reads the optional argument `key` with `parse` into `*out`.
@@ -81,8 +81,7 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
         Optional(args, "rate", ParseSize, &rate),
         Optional(args, "datagram_bytes", ParseSize, &datagram),
         Optional(args, "shutdown_write_at_end", ParseBool, &shutdown_at_end),
-        Optional(args, "duration", ParseDurationText, &duration,
-                 &has_duration),
+        Optional(args, "duration", ParseDurationText, &duration, &has_duration),
         Optional(args, "pattern", text, &pattern)}) {
     if (!s.ok()) return s;
   }
@@ -107,15 +106,16 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
       *source->mutable_destination() = *address;
     }
   } else {
-    return Bad("mode", absl::InvalidArgumentError(
-                           absl::StrCat("\"", mode, "\": echo, sink or source")));
+    return Bad("mode", absl::InvalidArgumentError(absl::StrCat(
+                           "\"", mode, "\": echo, sink or source")));
   }
   absl::StatusOr<v1::TrafficResponse> response =
       socket.Traffic(request, deadline);
   if (!response.ok()) return response.status();
   (*fields)["bytes_received"] = absl::StrCat(response->bytes_received());
   (*fields)["bytes_sent"] = absl::StrCat(response->bytes_sent());
-  (*fields)["datagrams_received"] = absl::StrCat(response->datagrams_received());
+  (*fields)["datagrams_received"] =
+      absl::StrCat(response->datagrams_received());
   (*fields)["datagrams_sent"] = absl::StrCat(response->datagrams_sent());
   (*fields)["checksum"] = response->checksum();
   (*fields)["end"] = EndName(response->end());
@@ -123,9 +123,8 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
       absl::StrFormat("%.0f", response->bytes_per_second());
   (*fields)["elapsed_ms"] =
       absl::StrCat(absl::ToInt64Milliseconds(FromProto(response->elapsed())));
-  (*fields)["bytes"] = absl::StrCat(mode == "source"
-                                        ? response->bytes_sent()
-                                        : response->bytes_received());
+  (*fields)["bytes"] = absl::StrCat(
+      mode == "source" ? response->bytes_sent() : response->bytes_received());
   return absl::OkStatus();
 }
 
