@@ -145,6 +145,8 @@ class Run {
   std::vector<Check> Evaluate(const Step& step, const Outcome& outcome,
                               absl::Duration elapsed, absl::Status* error);
   void Save(const Step& step, const std::string& agent, const Outcome& out);
+  // The step's agent for reports: explicit, or its socket's when known.
+  std::string AgentOf(const Step& step);
 
   // Stops the run: later steps are skipped, waits end, and every open
   // handle is closed so that waiting calls return.
@@ -370,7 +372,7 @@ void Run::MarkSkipped(const std::vector<Step>& steps) {
     r.index = step.index;
     r.name = step.name;
     r.kind = step.kind_name;
-    r.agent = step.agent;
+    r.agent = AgentOf(step);
     r.status = StepStatus::kSkipped;
     r.message = absl::StrCat("not run: ", reason);
     Record(std::move(r));
@@ -505,7 +507,7 @@ void Run::RunLeaf(const Step& step) {
   r.index = step.index;
   r.name = step.name;
   r.kind = step.kind_name;
-  r.agent = step.agent;
+  r.agent = AgentOf(step);
   const absl::Time first_start = absl::Now();
   const absl::Duration timeout = step.timeout.value_or(model_.default_timeout);
   const absl::Time retry_deadline = step.retry.until > absl::ZeroDuration()
@@ -541,7 +543,7 @@ void Run::RunLeaf(const Step& step) {
     }
     std::string agent_name, handle;
     if (error.ok()) error = Target(step, args, &agent_name, &handle);
-    r.agent = agent_name;
+    if (error.ok()) r.agent = agent_name;
 
     Outcome outcome;
     absl::Duration elapsed;
@@ -1118,6 +1120,15 @@ std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
                            DurationText(elapsed), elapsed <= *e.within});
   }
   return checks;
+}
+
+std::string Run::AgentOf(const Step& step) {
+  if (!step.agent.empty()) return step.agent;
+  auto socket = step.args.find("socket");
+  if (socket == step.args.end()) return "";
+  absl::MutexLock lock(&mu_);
+  auto known = socket_agents_.find(socket->second);
+  return known == socket_agents_.end() ? "" : known->second;
 }
 
 void Run::Save(const Step& step, const std::string& agent, const Outcome& out) {
