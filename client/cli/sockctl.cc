@@ -1012,6 +1012,9 @@ int RunScenarios(const RunArgs& args, const std::vector<std::string>& extras) {
     options.agent_targets[std::string(text.substr(0, name_end))] =
         std::string(text.substr(name_end + 1));
   }
+  if (g.call_timeout != absl::InfiniteDuration()) {
+    options.connect_timeout = g.call_timeout;
+  }
   options.default_security.tls_ca = g.tls_ca;
   options.default_security.tls_cert = g.tls_cert;
   options.default_security.tls_key = g.tls_key;

@@ -92,7 +92,7 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results) {
   int tests = 0, failures = 0, errors = 0, skipped = 0;
   absl::Duration total;
   for (const ScenarioResult& r : results) {
-    tests += static_cast<int>(r.steps.size());
+    tests += static_cast<int>(r.steps.size()) + (r.interrupted ? 1 : 0);
     failures += r.Count(StepStatus::kFailed);
     errors += r.Count(StepStatus::kError) + (r.interrupted ? 1 : 0);
     skipped += r.Count(StepStatus::kSkipped);
