@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/cli/cli_util.h"
 #include "client/scenario/model.h"
@@ -243,7 +245,10 @@ std::string SummaryTable(const ScenarioResult& result) {
   std::string out =
       absl::StrCat("scenario ", result.name, result.file.empty() ? "" : " (",
                    result.file, result.file.empty() ? "" : ")", "\n");
-  absl::StrAppend(&out, cli::FormatTable(rows));
+  for (absl::string_view line :
+       absl::StrSplit(cli::FormatTable(rows), '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
+  }
   absl::StrAppend(&out, result.ok() ? "PASSED" : "FAILED", ": ",
                   result.Count(StepStatus::kPassed), " passed, ",
                   result.Count(StepStatus::kFailed), " failed, ",

@@ -581,9 +581,16 @@ void Run::RunLeaf(const Step& step) {
     }
     if (held) {
       r.status = StepStatus::kPassed;
-      r.message = outcome.fields.count("") != 0 && !outcome.has_data
-                      ? outcome.fields[""]
-                      : (outcome.has_data ? Preview(outcome.data) : "");
+      if (!outcome.status.ok()) {
+        r.message = std::string(outcome.status.message());
+      } else if (outcome.has_data) {
+        r.message = Preview(outcome.data);
+      } else if (step.kind == Kind::kSend || step.kind == Kind::kSendAll ||
+                 step.kind == Kind::kSendTo) {
+        r.message = absl::StrCat(outcome.fields["bytes"], " bytes sent");
+      } else if (outcome.fields.count("") != 0) {
+        r.message = outcome.fields[""];
+      }
       break;
     }
     const bool stopped = stopping();
