@@ -959,7 +959,15 @@ absl::StatusOr<Scenario> Scenario::ParseString(absl::string_view yaml,
                                                const std::string& origin) {
   auto model = std::make_unique<scenario::Model>();
   scenario::Parser parser(origin);
-  if (absl::Status s = parser.Parse(yaml, model.get()); !s.ok()) return s;
+  absl::Status parsed;
+  try {
+    parsed = parser.Parse(yaml, model.get());
+  } catch (const YAML::Exception& e) {
+    // Not expected (the parser checks node types first); kept from leaving.
+    parsed = absl::InvalidArgumentError(absl::StrCat(
+        origin, ":", e.mark.line + 1, ":", e.mark.column + 1, ": ", e.msg));
+  }
+  if (!parsed.ok()) return parsed;
   if (model->name.empty()) model->name = scenario::BaseName(origin);
   return Scenario(std::move(model));
 }

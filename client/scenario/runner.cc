@@ -186,7 +186,7 @@ void Run::Record(StepResult result) {
     if (options_.on_step) options_.on_step(result);
   }
   absl::MutexLock lock(&mu_);
-  if (result.kind == "session") {
+  if (result.kind == "session" || result.kind == "vars") {
     sessions_.push_back(std::move(result));
   } else if (result.kind == "cleanup") {
     cleanup_.push_back(std::move(result));
@@ -217,10 +217,21 @@ ScenarioResult Run::Execute() {
 
   for (const auto& [name, value] : model_.vars) {
     absl::StatusOr<std::string> text = Interpolate(value);
+    if (!text.ok()) {
+      StepResult r;
+      r.kind = "vars";
+      r.name = absl::StrCat("vars.", name);
+      r.status = StepStatus::kError;
+      r.attempts = 1;
+      r.message = std::string(text.status().message());
+      Record(std::move(r));
+      Stop(absl::StrCat("vars.", name, " has no value"), false);
+      break;
+    }
     absl::MutexLock lock(&mu_);
-    vars_[name][""] = text.ok() ? *text : value;
+    vars_[name][""] = *text;
   }
-  ConnectAgents();
+  if (!stopping()) ConnectAgents();
   if (!stopping()) RunSteps(model_.steps);
   MarkSkipped(model_.steps);
   Cleanup();
@@ -243,6 +254,17 @@ void Run::ConnectAgents() {
     r.kind = "session";
     r.agent = spec.name;
     r.name = absl::StrCat("session on ", spec.name);
+    if (stopping()) {
+      // An earlier agent failed or the run was interrupted: the steps will
+      // not run, so there is no point in waiting for this agent.
+      r.status = StepStatus::kSkipped;
+      {
+        absl::MutexLock lock(&mu_);
+        r.message = absl::StrCat("not connected: ", stop_reason_);
+      }
+      Record(std::move(r));
+      continue;
+    }
     r.attempts = 1;
     const absl::Time start = absl::Now();
     std::string env_name =
@@ -320,8 +342,9 @@ void Run::ConnectAgents() {
     r.duration = absl::Now() - start;
     if (status.ok()) {
       r.status = StepStatus::kPassed;
+      absl::MutexLock lock(&mu_);
       r.message = absl::StrCat(target, " session ",
-                               agents_[spec.name].agent->session_id());
+                               agents_.at(spec.name).agent->session_id());
     } else {
       r.status = StepStatus::kError;
       r.message =

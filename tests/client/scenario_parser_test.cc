@@ -312,6 +312,37 @@ TEST(ScenarioParserTest, ExpectationErrors) {
               HasSubstr("t.yaml:8:13: forever: unknown key in retry"));
 }
 
+TEST(ScenarioParserTest, MalformedDocumentsFailCleanly) {
+  for (const char* text : {
+           "",
+           "~",
+           "[]",
+           "agents: [a]\nsteps: []\n",
+           "agents: {a: }\nsteps: [[]]\n",
+           "agents: {a: }\nsteps: [{socket: [1]}]\n",
+           "agents: {a: }\nsteps: [{agent: [a], gethostname: }]\n",
+           "agents: {a: }\nsteps: [{agent: a, socket: {family: [x]}, "
+           "save_as: s}]\n",
+           "agents: {a: }\nsteps: [{agent: a, gethostname: , expect: "
+           "{values: [1]}}]\n",
+           "agents: {a: }\nsteps: [{agent: a, gethostname: , expect: "
+           "{data: [1]}}]\n",
+           "agents: {a: {tls: [1]}}\nsteps: [{agent: a, gethostname: }]\n",
+           "agents: {[a]: }\nsteps: [{agent: a, gethostname: }]\n",
+           "agents: {a: }\nvars: [1]\nsteps: [{agent: a, gethostname: }]\n",
+           "agents: {a: }\nsteps: {agent: a}\n",
+           "agents: {a: }\nsteps: [{parallel: {sleep: 1s}}]\n",
+           "agents: {a: }\nsteps: [{sleep: 1s, retry: [1]}]\n",
+           "agents: {a: }\nsteps: [{sleep: 1s, name: {x: 1}}]\n",
+       }) {
+    absl::StatusOr<Scenario> scenario = Scenario::ParseString(text, "m.yaml");
+    EXPECT_FALSE(scenario.ok()) << text;
+    EXPECT_EQ(scenario.status().code(), absl::StatusCode::kInvalidArgument)
+        << text;
+    EXPECT_THAT(scenario.status().message(), HasSubstr("m.yaml:")) << text;
+  }
+}
+
 TEST(ScenarioModelTest, Sizes) {
   EXPECT_EQ(*scenario::ParseSize("1024"), 1024u);
   EXPECT_EQ(*scenario::ParseSize("64KiB"), 65536u);

@@ -421,6 +421,33 @@ TEST_F(ScenarioRunnerTest, AnUnreachableAgentIsAnErrorAndNothingRuns) {
   EXPECT_EQ(result.steps.back().kind, "cleanup");
 }
 
+TEST_F(ScenarioRunnerTest, AfterAnUnreachableAgentTheOthersAreNotConnected) {
+  RunOptions options = Options();
+  options.agent_targets["a"] = "127.0.0.1:1";
+  options.connect_timeout = absl::Milliseconds(500);
+  ScenarioResult result = RunSteps("  - {agent: b, gethostname: }\n", options);
+  ASSERT_EQ(result.steps.size(), 3u) << Dump(result);
+  EXPECT_EQ(result.steps[0].status, StepStatus::kError);
+  EXPECT_EQ(result.steps[1].status, StepStatus::kSkipped);
+  EXPECT_THAT(result.steps[1].message,
+              HasSubstr("not connected: no session on agent a"));
+  EXPECT_EQ(result.steps[2].status, StepStatus::kSkipped);
+}
+
+TEST_F(ScenarioRunnerTest, AVarFromAnUnsetEnvironmentVariableIsAnError) {
+  absl::StatusOr<Scenario> scenario = Scenario::ParseString(
+      "agents: {a: }\nvars: {x: \"${env.SOCKAGENT_TEST_SURELY_UNSET}\"}\n"
+      "steps:\n  - {agent: a, gethostname: , expect: {data: \"${x}\"}}\n");
+  ASSERT_TRUE(scenario.ok()) << scenario.status();
+  ScenarioResult result = scenario->Run(Options());
+  ASSERT_EQ(result.steps.size(), 2u) << Dump(result);
+  EXPECT_EQ(result.steps[0].kind, "vars");
+  EXPECT_EQ(result.steps[0].status, StepStatus::kError);
+  EXPECT_THAT(result.steps[0].message,
+              HasSubstr("SOCKAGENT_TEST_SURELY_UNSET is not set"));
+  EXPECT_EQ(result.steps[1].status, StepStatus::kSkipped);
+}
+
 TEST_F(ScenarioRunnerTest, AnAgentWithoutAnAddressIsAnError) {
   absl::StatusOr<Scenario> scenario = Scenario::ParseString(
       "agents: {nowhere-1: }\nsteps:\n  - {agent: nowhere-1, gethostname: }\n");
