@@ -8,6 +8,7 @@
 // a handle from any thread while a step is waiting on it (the waiting call
 // then ends with ABORTED).
 
+#include <algorithm>
 #include <cerrno>
 #include <functional>
 #include <map>
@@ -572,7 +573,8 @@ void Run::RunLeaf(const Step& step) {
     absl::Duration elapsed;
     if (error.ok()) {
       const absl::Time start = absl::Now();
-      absl::Time deadline = start + timeout;
+      // A retried step's attempts end with the retry deadline.
+      absl::Time deadline = std::min(start + timeout, retry_deadline);
       if (step.expect.no_data_for.has_value()) {
         deadline = start + *step.expect.no_data_for;
       }
