@@ -1463,9 +1463,10 @@ int Main(int argc, char** argv) {
   }
   CLI::App* run_cmd = AddCommand(
       &app, "run",
-      "Run scenario files: declarative distributed tests (agents, steps "
-      "that map onto the RPCs, expectations; see the README's Scenarios "
-      "section). Progress goes to stderr, a summary table to stdout (with "
+      "Run scenario files, declarative distributed tests of named agents, "
+      "steps that map onto the RPCs and their expectations (the README's "
+      "Scenarios section has the file format). Progress goes to stderr, a "
+      "summary table to stdout (with "
       "--json: one JSON report on stdout, the table on stderr), --junit "
       "writes JUnit XML. Agents come from the file's address, "
       "SOCKAGENT_AGENT_<NAME>, or --agent-NAME=HOST:PORT (strongest). "

@@ -1,6 +1,8 @@
 // The reports of a scenario run: JUnit XML, JSON, the summary table and the
 // progress lines.
 
+#include <unistd.h>
+
 #include <string>
 #include <vector>
 
@@ -56,6 +58,13 @@ std::string Xml(absl::string_view text) {
     }
   }
   return out;
+}
+
+// The host running the scenario (JUnit's testsuite hostname).
+std::string LocalHostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
 }
 
 std::string Seconds(absl::Duration d) {
@@ -116,8 +125,13 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results) {
         suite_errors, "\" skipped=\"", r.Count(StepStatus::kSkipped),
         "\" time=\"", Seconds(r.duration), "\" timestamp=\"",
         absl::FormatTime("%Y-%m-%dT%H:%M:%S", r.started, absl::UTCTimeZone()),
-        "\"", r.file.empty() ? "" : absl::StrCat(" file=\"", Xml(r.file), "\""),
-        ">\n");
+        "\" hostname=\"", Xml(LocalHostname()), "\">\n");
+    if (!r.file.empty()) {
+      absl::StrAppend(&out,
+                      "    <properties>\n      <property name=\"file\" "
+                      "value=\"",
+                      Xml(r.file), "\"/>\n    </properties>\n");
+    }
     const std::string classname = Xml(r.name);
     for (const StepResult& step : r.steps) {
       absl::StrAppend(&out, "    <testcase name=\"", Xml(CaseName(step)),

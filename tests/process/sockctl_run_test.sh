@@ -100,7 +100,7 @@ suites = root.findall("testsuite")
 assert suites, "no testsuite"
 for suite in suites:
     for a in ("name", "tests", "failures", "errors", "skipped", "time",
-              "timestamp"):
+              "timestamp", "hostname"):
         assert a in suite.attrib, f"testsuite lacks {a}"
     float(suite.get("time"))
     cases = suite.findall("testcase")
