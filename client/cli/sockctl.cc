@@ -955,6 +955,7 @@ int Nc(const NcOptions& nc) {
 struct RunArgs {
   std::vector<std::string> files;
   std::string junit;
+  bool check = false;  // parse only
 };
 
 // Blocks SIGINT and SIGTERM in the calling thread (and every thread it
@@ -1042,6 +1043,14 @@ int RunScenarios(const RunArgs& args, const std::vector<std::string>& extras) {
     scenarios.push_back(*std::move(scenario));
   }
   if (parse_failed) return kExitUsage;
+  if (args.check) {
+    for (const Scenario& scenario : scenarios) {
+      std::cout << scenario.file() << ": " << scenario.name() << ", "
+                << scenario.step_count() << " steps, agents "
+                << absl::StrJoin(scenario.agent_names(), ", ") << std::endl;
+    }
+    return kExitOk;
+  }
 
   InterruptWatcher watcher;
   options.interrupt = watcher.interrupt();
@@ -1478,6 +1487,8 @@ int Main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   run_cmd->add_option("--junit", run_args.junit, "write JUnit XML here");
+  run_cmd->add_flag("--check", run_args.check,
+                    "only parse the files (exit 0, or 2 naming the error)");
   on_run(run_cmd, [&] { return RunScenarios(run_args, agent_overrides); });
 
   try {

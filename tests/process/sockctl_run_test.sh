@@ -204,6 +204,12 @@ run "$TMP/bad.yaml" >"$TMP/bad.out" 2>"$TMP/bad.err"
 [ "$RC" -eq 2 ] || fail "bad file: exit $RC, want 2"
 grep -q "bad.yaml:3:16: sokcet: unknown step key" "$TMP/bad.err" ||
   fail "bad file: location"
+run --check examples/scenarios/*.yaml >"$TMP/check.out" 2>"$TMP/check.err"
+[ "$RC" -eq 0 ] || fail "--check: exit $RC"
+grep -q "tcp_transfer_reset.yaml: tcp transfer and reset, 11 steps, agents a, b" \
+  "$TMP/check.out" || fail "--check output"
+run --check "$TMP/bad.yaml" >"$TMP/check.out" 2>"$TMP/check.err"
+[ "$RC" -eq 2 ] || fail "--check bad file: exit $RC, want 2"
 run "$TMP/fail.yaml" --agent-c="$A" >"$TMP/bad.out" 2>"$TMP/bad.err"
 [ "$RC" -eq 2 ] || fail "--agent-c: exit $RC, want 2"
 grep -q -- "--agent-c: no agent of that name" "$TMP/bad.err" ||
