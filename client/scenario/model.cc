@@ -116,6 +116,13 @@ absl::StatusOr<int> ParseRecvFlags(absl::string_view text) {
   return flags;
 }
 
+RE2::Options RegexOptions() {
+  RE2::Options options;
+  options.set_encoding(RE2::Options::EncodingLatin1);
+  options.set_log_errors(false);
+  return options;
+}
+
 std::string DurationText(absl::Duration duration) {
   if (duration < absl::Milliseconds(1)) {
     return absl::StrCat(absl::ToInt64Microseconds(duration), "us");

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <re2/re2.h>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -97,7 +99,7 @@ struct Expectation {
   std::optional<std::string> errno_name;
   std::optional<DataSpec> data;  // equals
   std::optional<std::string> contains;
-  std::optional<std::string> matches;  // ECMAScript regex, whole-data search
+  std::optional<std::string> matches;  // RE2 syntax, unanchored search
   std::optional<std::string> bytes;
   std::optional<std::string> checksum;  // FNV-1a 64, 16 hex digits
   std::optional<DataSpec> checksum_of;  // ... of these bytes
@@ -169,6 +171,9 @@ absl::StatusOr<bool> ParseBool(absl::string_view text);
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text);
 // MSG_* bits for "peek,waitall" (also with spaces).
 absl::StatusOr<int> ParseRecvFlags(absl::string_view text);
+// How `matches` patterns are compiled: byte-wise (Latin-1, so received
+// bytes need not be UTF-8), errors returned rather than logged.
+RE2::Options RegexOptions();
 // "200ms" style text for a duration.
 std::string DurationText(absl::Duration duration);
 

@@ -4,13 +4,13 @@
 // caught here and never leave this file.
 
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include "absl/container/flat_hash_map.h"
@@ -869,10 +869,11 @@ absl::Status Parser::ParseExpect(const YAML::Node& node, Step* step) {
     } else if (key == "contains") {
       expect.contains = *text;
     } else if (key == "matches") {
-      try {
-        std::regex re(*text, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return Error(value, key, absl::StrCat("bad regex: ", e.what()));
+      if (literal) {
+        RE2 re(*text, RegexOptions());
+        if (!re.ok()) {
+          return Error(value, key, absl::StrCat("bad regex: ", re.error()));
+        }
       }
       expect.matches = *text;
     } else if (key == "bytes") {

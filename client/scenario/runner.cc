@@ -14,12 +14,13 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <set>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include <re2/re2.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
@@ -1085,15 +1086,12 @@ std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
     }
     if (e.matches.has_value()) {
       const std::string pattern = value_of(*e.matches);
-      bool held = false;
-      try {
-        held = std::regex_search(data, std::regex(pattern));
-      } catch (const std::regex_error& ex) {
-        if (error->ok()) {
-          *error = absl::InvalidArgumentError(
-              absl::StrCat("matches: bad regex: ", ex.what()));
-        }
+      RE2 re(pattern, RegexOptions());
+      if (!re.ok() && error->ok()) {
+        *error = absl::InvalidArgumentError(
+            absl::StrCat("matches: bad regex: ", re.error()));
       }
+      const bool held = re.ok() && RE2::PartialMatch(data, re);
       checks.push_back(Check{"matches", absl::StrCat("/", pattern, "/"),
                              Preview(data), held});
     }

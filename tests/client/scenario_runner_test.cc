@@ -157,7 +157,10 @@ TEST_F(ScenarioRunnerTest, EveryStepAndExpectationKindHolds) {
   - {agent: b, socket: {type: dgram}, save_as: v}
   - sendto: {socket: v, address: "${u.address}", data: {hex: "00 01 ff"}}
   - recvfrom: u
-    expect: {data: {hex: "0001ff"}, values: {from_host: 127.0.0.1}}
+    expect:
+      data: {hex: "0001ff"}
+      matches: "^\\x00\\x01\\xff$"
+      values: {from_host: 127.0.0.1}
   - getsockname: v
   - close: v
   - name: connecting to a closed port is refused
