@@ -972,12 +972,20 @@ class InterruptWatcher {
       const timespec tick{0, 100 * 1000 * 1000};
       while (!done_.load()) {
         int sig = ::sigtimedwait(&set_, nullptr, &tick);
-        if (sig == SIGINT || sig == SIGTERM) {
-          signal_.store(sig);
-          std::cerr << "sockctl run: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                    << ": stopping, cleaning up" << std::endl;
-          if (!interrupt_.HasBeenNotified()) interrupt_.Notify();
+        if (sig != SIGINT && sig != SIGTERM) continue;
+        const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        if (interrupt_.HasBeenNotified()) {
+          // A second signal: the user does not want to wait for cleanup.
+          // The agents close what is left when the sessions' leases lapse.
+          std::cerr << "sockctl run: " << name
+                    << " again: exiting without cleanup" << std::endl;
+          std::_Exit(128 + sig);
         }
+        signal_.store(sig);
+        std::cerr << "sockctl run: " << name
+                  << ": stopping, cleaning up (again to exit at once)"
+                  << std::endl;
+        interrupt_.Notify();
       }
     });
   }
@@ -1022,27 +1030,34 @@ int RunScenarios(const RunArgs& args, const std::vector<std::string>& extras) {
   options.default_security.tls_server_name = g.tls_server_name;
   options.default_security.token = g.token;
 
+  // Every file is checked before anything runs; each error goes to stderr,
+  // and with --json the first one also to stdout.
   std::vector<Scenario> scenarios;
-  bool parse_failed = false;
+  absl::Status first_error;
+  auto report = [&first_error](const absl::Status& status) {
+    std::cerr << "sockctl: " << status.message() << std::endl;
+    if (first_error.ok()) first_error = status;
+  };
   for (const std::string& file : args.files) {
     absl::StatusOr<Scenario> scenario = Scenario::ParseFile(file);
     if (!scenario.ok()) {
-      std::cerr << "sockctl: " << scenario.status().message() << std::endl;
-      parse_failed = true;
+      report(scenario.status());
       continue;
     }
     for (const auto& [name, target] : options.agent_targets) {
       std::vector<std::string> names = scenario->agent_names();
       if (std::find(names.begin(), names.end(), name) == names.end()) {
-        std::cerr << "sockctl: " << file << ": --agent-" << name
-                  << ": no agent of that name (agents: "
-                  << absl::StrJoin(names, ", ") << ")" << std::endl;
-        parse_failed = true;
+        report(absl::InvalidArgumentError(absl::StrCat(
+            file, ": --agent-", name, ": no agent of that name (agents: ",
+            absl::StrJoin(names, ", "), ")")));
       }
     }
     scenarios.push_back(*std::move(scenario));
   }
-  if (parse_failed) return kExitUsage;
+  if (!first_error.ok()) {
+    if (g.json) std::cout << ErrorJson(first_error) << std::endl;
+    return kExitUsage;
+  }
   if (args.check) {
     for (const Scenario& scenario : scenarios) {
       std::cout << scenario.file() << ": " << scenario.name() << ", "

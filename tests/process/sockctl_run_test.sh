@@ -204,6 +204,12 @@ run "$TMP/bad.yaml" >"$TMP/bad.out" 2>"$TMP/bad.err"
 [ "$RC" -eq 2 ] || fail "bad file: exit $RC, want 2"
 grep -q "bad.yaml:3:16: sokcet: unknown step key" "$TMP/bad.err" ||
   fail "bad file: location"
+run "$TMP/bad.yaml" --json >"$TMP/bad.out" 2>"$TMP/bad.err"
+[ "$RC" -eq 2 ] || fail "bad file --json: exit $RC, want 2"
+"$PYTHON" -c 'import json, sys
+e = json.load(open(sys.argv[1]))["error"]
+assert e["code"] == "INVALID_ARGUMENT" and "bad.yaml:3:16" in e["message"]' \
+  "$TMP/bad.out" || fail "bad file --json: error object"
 run --check examples/scenarios/*.yaml >"$TMP/check.out" 2>"$TMP/check.err"
 [ "$RC" -eq 0 ] || fail "--check: exit $RC"
 grep -q "tcp_transfer_reset.yaml: tcp transfer and reset, 11 steps, agents a, b" \
