@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <memory>
 #include <string>
 #include <thread>
@@ -528,6 +529,39 @@ TEST_F(TrafficIntegrationTest, BadInputIsInvalidArgumentNamingTheField) {
   absl::Status refused = socket.SetFaults(faults);
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.message()), StartsWith("faults.slice_delay"));
+}
+
+// Its own agent process: SIGTERM while a Traffic waits ends the call with a
+// status and the agent still exits cleanly (every reactor finished).
+TEST(TrafficShutdownTest, AgentShutdownEndsRunningTrafficAndExitsCleanly) {
+  testing::AgentProcess process;
+  ASSERT_TRUE(process.Start(SOCKAGENTD_PATH)) << process.Log();
+  AgentOptions options;
+  options.target = process.target();
+  options.connect_timeout = absl::Seconds(10);
+  options.call_timeout = absl::Seconds(10);
+  absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect(options);
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  absl::StatusOr<Socket> socket =
+      (*agent)->CreateSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(socket.ok()) << socket.status();
+  ASSERT_TRUE(socket->Bind(InetAddress("127.0.0.1", 0)).ok());
+  // Released: after the agent is gone there is nothing left to close.
+  Socket detached = (*agent)->AttachSocket(socket->Release());
+  Background sink([&detached] { return detached.Sink(); });
+  // Bounded wait until the sink waits inside the agent.
+  bool waiting = false;
+  for (int i = 0; i < 500 && !waiting; ++i) {
+    absl::StatusOr<v1::GetAgentInfoResponse> info = (*agent)->GetAgentInfo();
+    waiting = info.ok() && info->stats().waiting_operations() > 0;
+    if (!waiting) absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(process.StopWith(SIGTERM), 0) << process.Log();
+  absl::StatusOr<v1::TrafficResponse> result = sink.Wait();
+  EXPECT_FALSE(result.ok());
+  EXPECT_NE(result.status().code(), absl::StatusCode::kInternal)
+      << result.status();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // upper bound; every wait is bounded.
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -673,6 +674,47 @@ TEST_F(TrafficTest, InjectedEconnresetOnRecvEndsTheSinkWithItsErrno) {
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(ErrnoOf(result.status()), ECONNRESET) << result.status();
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("recv"));
+}
+
+TEST_F(TrafficTest, EndingsLeaveNoDescriptorBehind) {
+  auto count_fds = [] {
+    int count = 0;
+    if (DIR* dir = ::opendir("/proc/self/fd")) {
+      while (::readdir(dir) != nullptr) ++count;
+      ::closedir(dir);
+    }
+    return count;
+  };
+  const int before = count_fds();
+  {
+    std::string listener;
+    const uint32_t port = MustListen(&listener);
+    KernelPeer first(SOCK_STREAM);
+    ASSERT_TRUE(first.Connect(port));
+    const std::string faulted = MustAccept(listener);
+    KernelPeer second(SOCK_STREAM);
+    ASSERT_TRUE(second.Connect(port));
+    const std::string aborted = MustAccept(listener);
+    v1::Faults faults;
+    faults.set_close_after_bytes(10);
+    faults.set_close_with_reset(true);
+    ASSERT_TRUE(SetFaults(faulted, faults).ok());
+    ASSERT_TRUE(
+        Start(SourceOf(100, v1::TRAFFIC_PATTERN_ZERO), faulted).Wait().ok());
+    Waiter<v1::TrafficResponse> sink = Start(SinkOf(), aborted);
+    v1::AbortRequest abort;
+    abort.set_handle(aborted);
+    ASSERT_TRUE(core_->Abort(ctx_, abort).ok());
+    EXPECT_EQ(sink.Wait().status().code(), absl::StatusCode::kAborted);
+    v1::CloseRequest close;
+    close.set_handle(listener);
+    ASSERT_TRUE(core_->Close(ctx_, close).ok());
+  }
+  // Bounded: the closes are synchronous, the poll only absorbs stragglers.
+  for (int i = 0; i < 500 && count_fds() != before; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(count_fds(), before);
 }
 
 }  // namespace
