@@ -234,7 +234,9 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
   // Accounts a receive; false when the traffic ended (EOF).
   bool OnReceived() {
     const size_t n = last_bytes_;
-    if (stream_ && n == 0) {
+    // A stream or SEQPACKET socket reads 0 bytes only at EOF; a datagram
+    // socket may receive an empty datagram.
+    if (n == 0 && socket_->io()->type() != SOCK_DGRAM) {
       End(v1::TRAFFIC_END_EOF);
       return false;
     }
@@ -248,7 +250,9 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
       delay_owed_ = true;
       reply_to_.reset();
       if (!stream_) {
-        reply_to_ = from_;
+        // An unnamed sender (a connected Unix socket) is answered on the
+        // connection.
+        if (from_.length > sizeof(sa_family_t)) reply_to_ = from_;
         datagram_pending_ = true;  // echoed even when empty
       }
     }

@@ -7,16 +7,20 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -715,6 +719,52 @@ TEST_F(TrafficTest, EndingsLeaveNoDescriptorBehind) {
     absl::SleepFor(absl::Milliseconds(10));
   }
   EXPECT_EQ(count_fds(), before);
+}
+
+TEST_F(TrafficTest, SeqpacketEchoAnswersOnTheConnectionAndEndsAtEof) {
+  v1::SocketRequest socket;
+  socket.set_family(v1::FAMILY_UNIX);
+  socket.set_type(v1::SOCKET_TYPE_SEQPACKET);
+  absl::StatusOr<v1::SocketResponse> listener = core_->Socket(ctx_, socket);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  const std::string name = absl::StrCat("sockagent-traffic-", ::getpid());
+  v1::BindRequest bind;
+  bind.set_handle(listener->handle());
+  bind.mutable_address()->mutable_unix()->set_abstract(name);
+  ASSERT_TRUE(core_->Bind(ctx_, bind).ok());
+  v1::ListenRequest listen;
+  listen.set_handle(listener->handle());
+  ASSERT_TRUE(core_->Listen(ctx_, listen).ok());
+
+  const int peer = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  ASSERT_GE(peer, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path + 1, name.data(), name.size());
+  const socklen_t length =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ASSERT_EQ(::connect(peer, reinterpret_cast<sockaddr*>(&address), length), 0);
+  const std::string accepted = MustAccept(listener->handle());
+  v1::TrafficRequest request;
+  request.mutable_echo();
+  Waiter<v1::TrafficResponse> echo = Start(request, accepted);
+  timeval tv = absl::ToTimeval(kWait);
+  ::setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  for (const std::string message : {"one", "two!"}) {
+    ASSERT_EQ(::send(peer, message.data(), message.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(message.size()));
+    char buffer[64];
+    const ssize_t n = ::recv(peer, buffer, sizeof(buffer), 0);
+    ASSERT_EQ(n, static_cast<ssize_t>(message.size())) << "errno " << errno;
+    EXPECT_EQ(std::string(buffer, static_cast<size_t>(n)), message);
+  }
+  ::close(peer);
+  absl::StatusOr<v1::TrafficResponse> result = echo.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->end(), v1::TRAFFIC_END_EOF);
+  EXPECT_EQ(result->datagrams_received(), 2u);
+  EXPECT_EQ(result->datagrams_sent(), 2u);
+  EXPECT_EQ(result->checksum(), Fnv1a64Hex("onetwo!"));
 }
 
 }  // namespace
