@@ -211,6 +211,17 @@ class TrafficIntegrationTest : public ::testing::Test {
     return {std::move(client), std::move(accepted->socket)};
   }
 
+  // Polls (every 10 ms, at most 10 s) until the agent's count of waiting
+  // operations is `want` (this test is the agent's only client).
+  bool WaitingOpsReach(uint64_t want) {
+    for (int i = 0; i < 1000; ++i) {
+      absl::StatusOr<v1::GetAgentInfoResponse> info = agent_->GetAgentInfo();
+      if (info.ok() && info->stats().waiting_operations() == want) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
+
   static v1::SourceTraffic SourceOf(
       uint64_t bytes, v1::TrafficPattern pattern = v1::TRAFFIC_PATTERN_SEQUENCE,
       uint64_t seed = 0) {
@@ -310,7 +321,7 @@ TEST_F(TrafficIntegrationTest, UdpEchoRepliesToEachDatagramsSource) {
   Socket socket = MustSocket(v1::SOCKET_TYPE_DGRAM);
   absl::StatusOr<v1::Address> bound = socket.Bind(InetAddress("127.0.0.1", 0));
   ASSERT_TRUE(bound.ok()) << bound.status();
-  Background echo([&socket] { return socket.Echo(0, absl::Seconds(1)); });
+  Background echo([&socket] { return socket.Echo(10 * 512); });
   Peer peer(SOCK_DGRAM);
   ASSERT_NE(peer.Bind(), 0u);
   ASSERT_TRUE(peer.Connect(*bound));
@@ -324,7 +335,7 @@ TEST_F(TrafficIntegrationTest, UdpEchoRepliesToEachDatagramsSource) {
   }
   absl::StatusOr<v1::TrafficResponse> result = echo.Wait();
   ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->end(), v1::TRAFFIC_END_DURATION);
+  EXPECT_EQ(result->end(), v1::TRAFFIC_END_BYTES);
   EXPECT_EQ(result->datagrams_received(), 10u);
   EXPECT_EQ(result->datagrams_sent(), 10u);
   EXPECT_EQ(result->bytes_sent(), 5120u);
@@ -469,6 +480,9 @@ TEST_F(TrafficIntegrationTest, RunningTrafficEndsWithAStatus) {
         socket.Sink(0, std::nullopt, absl::Now() + absl::Milliseconds(200));
     EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded)
         << result.status();
+    // The agent sees the end of the call asynchronously: until it has, its
+    // receive could still take the bytes below.
+    ASSERT_TRUE(WaitingOpsReach(0));
     Background sink([&socket = socket] { return socket.Sink(3); });
     ASSERT_TRUE(peer->SendAll("abc"));
     EXPECT_TRUE(sink.Wait().ok());
@@ -477,7 +491,7 @@ TEST_F(TrafficIntegrationTest, RunningTrafficEndsWithAStatus) {
     auto [socket, peer] = MustPeered();
     Socket same = agent_->AttachSocket(socket.handle());
     Background sink([&socket = socket] { return socket.Sink(); });
-    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(WaitingOpsReach(1));  // the sink runs in the agent
     ASSERT_TRUE(same.Close().ok());
     EXPECT_EQ(sink.Wait().status().code(), absl::StatusCode::kAborted);
   }
@@ -489,7 +503,7 @@ TEST_F(TrafficIntegrationTest, RunningTrafficEndsWithAStatus) {
     ASSERT_TRUE(socket.ok()) << socket.status();
     ASSERT_TRUE(socket->Bind(InetAddress("127.0.0.1", 0)).ok());
     Background sink([&socket] { return socket->Sink(); });
-    absl::SleepFor(absl::Milliseconds(50));
+    ASSERT_TRUE(WaitingOpsReach(1));
     ASSERT_TRUE(other->CloseSession().ok());
     EXPECT_EQ(sink.Wait().status().code(), absl::StatusCode::kAborted);
   }
