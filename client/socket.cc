@@ -248,6 +248,76 @@ std::unique_ptr<RecvFromStreamReader> Socket::OpenRecvFromStream(
       connection_, request, WaitDeadline(deadline), CheckValid()));
 }
 
+namespace {
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
+}
+
+}  // namespace
+
+absl::StatusOr<v1::TrafficResponse> Socket::Traffic(
+    const v1::TrafficRequest& request, absl::Time deadline) {
+  if (absl::Status s = CheckValid(); !s.ok()) return s;
+  v1::TrafficRequest call = request;
+  call.set_handle(handle_);
+  v1::TrafficResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::Traffic, call, &response, CallKind::kWaiting,
+                        WaitDeadline(deadline));
+  if (!status.ok()) return status;
+  return response;
+}
+
+absl::StatusOr<v1::TrafficResponse> Socket::Echo(
+    uint64_t max_bytes, std::optional<absl::Duration> duration,
+    absl::Time deadline) {
+  v1::TrafficRequest request;
+  request.mutable_echo()->set_max_bytes(max_bytes);
+  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  return Traffic(request, deadline);
+}
+
+absl::StatusOr<v1::TrafficResponse> Socket::Sink(
+    uint64_t max_bytes, std::optional<absl::Duration> duration,
+    absl::Time deadline) {
+  v1::TrafficRequest request;
+  request.mutable_sink()->set_max_bytes(max_bytes);
+  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  return Traffic(request, deadline);
+}
+
+absl::StatusOr<v1::TrafficResponse> Socket::Source(
+    const v1::SourceTraffic& source, std::optional<absl::Duration> duration,
+    absl::Time deadline) {
+  v1::TrafficRequest request;
+  *request.mutable_source() = source;
+  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  return Traffic(request, deadline);
+}
+
+absl::Status Socket::Abort() {
+  if (absl::Status s = CheckValid(); !s.ok()) return s;
+  v1::AbortRequest request;
+  request.set_handle(handle_);
+  v1::AbortResponse response;
+  absl::Status status = connection_->Call(&Stub::Abort, request, &response);
+  handle_.clear();
+  owned_ = false;
+  return status;
+}
+
+absl::Status Socket::SetFaults(const v1::Faults& faults) {
+  if (absl::Status s = CheckValid(); !s.ok()) return s;
+  v1::SetFaultsRequest request;
+  request.set_handle(handle_);
+  *request.mutable_faults() = faults;
+  v1::SetFaultsResponse response;
+  return connection_->Call(&Stub::SetFaults, request, &response);
+}
+
 absl::Status Socket::Shutdown(v1::ShutdownHow how) {
   if (absl::Status s = CheckValid(); !s.ok()) return s;
   v1::ShutdownRequest request;

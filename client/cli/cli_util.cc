@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/ascii.h"
@@ -289,6 +290,95 @@ std::string FormatOptionValue(const v1::OptionValue& value) {
       break;
   }
   return "";
+}
+
+absl::StatusOr<v1::TrafficPattern> ParseTrafficPattern(absl::string_view text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "sequence" || lower == "seq") {
+    return v1::TRAFFIC_PATTERN_SEQUENCE;
+  }
+  if (lower == "random") return v1::TRAFFIC_PATTERN_RANDOM;
+  if (lower == "zero" || lower == "zeros") return v1::TRAFFIC_PATTERN_ZERO;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "pattern \"", text, "\": expected sequence, random or zero"));
+}
+
+absl::StatusOr<uint64_t> ParseByteCount(absl::string_view text,
+                                        absl::string_view what) {
+  std::string lower = absl::AsciiStrToLower(text);
+  uint64_t multiplier = 1;
+  for (const auto& [suffix, factor] :
+       {std::pair<const char*, uint64_t>{"kib", 1ULL << 10},
+        {"mib", 1ULL << 20},
+        {"gib", 1ULL << 30},
+        {"k", 1ULL << 10},
+        {"m", 1ULL << 20},
+        {"g", 1ULL << 30}}) {
+    if (absl::EndsWith(lower, suffix)) {
+      lower.resize(lower.size() - std::strlen(suffix));
+      multiplier = factor;
+      break;
+    }
+  }
+  uint64_t value = 0;
+  if (lower.empty() || !absl::SimpleAtoi(lower, &value) ||
+      (value != 0 && value > UINT64_MAX / multiplier)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " \"", text,
+                     "\": expected a byte count like 1000, 64K, 10M or 1G"));
+  }
+  return value * multiplier;
+}
+
+std::string TrafficEndName(v1::TrafficEnd end) {
+  switch (end) {
+    case v1::TRAFFIC_END_EOF:
+      return "eof";
+    case v1::TRAFFIC_END_BYTES:
+      return "bytes";
+    case v1::TRAFFIC_END_DURATION:
+      return "duration";
+    case v1::TRAFFIC_END_FAULT:
+      return "fault";
+    default:
+      return "unspecified";
+  }
+}
+
+namespace {
+
+absl::Duration ElapsedOf(const v1::TrafficResponse& response) {
+  return absl::Seconds(response.elapsed().seconds()) +
+         absl::Nanoseconds(response.elapsed().nanos());
+}
+
+}  // namespace
+
+std::string FormatTraffic(const v1::TrafficResponse& response) {
+  return absl::StrCat("end=", TrafficEndName(response.end()),
+                      " received=", response.bytes_received(),
+                      " sent=", response.bytes_sent(),
+                      " datagrams_received=", response.datagrams_received(),
+                      " datagrams_sent=", response.datagrams_sent(),
+                      " elapsed=", absl::FormatDuration(ElapsedOf(response)),
+                      " bytes_per_second=",
+                      static_cast<uint64_t>(response.bytes_per_second() + 0.5),
+                      " checksum=", response.checksum());
+}
+
+std::string TrafficJson(const v1::TrafficResponse& response) {
+  return JsonObject()
+      .AddString("end", TrafficEndName(response.end()))
+      .AddInt("bytes_received", static_cast<int64_t>(response.bytes_received()))
+      .AddInt("bytes_sent", static_cast<int64_t>(response.bytes_sent()))
+      .AddInt("datagrams_received",
+              static_cast<int64_t>(response.datagrams_received()))
+      .AddInt("datagrams_sent", static_cast<int64_t>(response.datagrams_sent()))
+      .AddRaw("elapsed_seconds",
+              absl::StrCat(absl::ToDoubleSeconds(ElapsedOf(response))))
+      .AddRaw("bytes_per_second", absl::StrCat(response.bytes_per_second()))
+      .AddString("checksum", response.checksum())
+      .Build();
 }
 
 std::string DurationText(absl::Duration duration) {

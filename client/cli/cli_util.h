@@ -59,6 +59,22 @@ absl::StatusOr<v1::SocketType> ParseSocketType(absl::string_view text);
 // "rd" | "wr" | "rdwr" (also "read", "write", "both").
 absl::StatusOr<v1::ShutdownHow> ParseShutdownHow(absl::string_view text);
 
+// "sequence" | "random" | "zero" (case-insensitive).
+absl::StatusOr<v1::TrafficPattern> ParseTrafficPattern(absl::string_view text);
+// A byte count or rate: digits with an optional binary suffix K, M or G
+// ("64K" = 65536, "10M", "1G"; "KiB"/"MiB"/"GiB" too). `what` names the flag
+// in errors.
+absl::StatusOr<uint64_t> ParseByteCount(absl::string_view text,
+                                        absl::string_view what);
+// "eof", "bytes", "duration", "fault" ("unspecified" otherwise).
+std::string TrafficEndName(v1::TrafficEnd end);
+// One line for a finished traffic, key=value pairs:
+// "end=eof received=1048576 sent=0 datagrams_received=0 datagrams_sent=0
+// elapsed=12.5ms bytes_per_second=83886080 checksum=0123456789abcdef".
+std::string FormatTraffic(const v1::TrafficResponse& response);
+// The same as a JSON object: counts as numbers, elapsed in seconds.
+std::string TrafficJson(const v1::TrafficResponse& response);
+
 std::string FamilyName(v1::Family family);           // "inet"
 std::string SocketTypeName(v1::SocketType type);     // "stream"
 std::string SocketStateName(v1::SocketState state);  // "listening"

@@ -14,6 +14,7 @@
 #include "absl/strings/strip.h"
 #include "client/address.h"
 #include "client/cli/cli_util.h"
+#include "proto/traffic_data.h"
 
 namespace sockagent::scenario {
 
@@ -180,47 +181,21 @@ absl::Status CheckArg(ArgType type, absl::string_view value) {
   return absl::InvalidArgumentError("unknown argument type");
 }
 
-namespace {
-
-uint64_t SplitMix64(uint64_t* state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
-
 absl::Status FillPatternBytes(absl::string_view pattern, uint64_t seed,
                               uint64_t offset, char* out, size_t n) {
+  v1::TrafficPattern value;
   if (pattern == "zero") {
-    std::fill(out, out + n, '\0');
-    return absl::OkStatus();
+    value = v1::TRAFFIC_PATTERN_ZERO;
+  } else if (pattern == "sequence") {
+    value = v1::TRAFFIC_PATTERN_SEQUENCE;
+  } else if (pattern == "random") {
+    value = v1::TRAFFIC_PATTERN_RANDOM;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown pattern \"", pattern, "\""));
   }
-  if (pattern == "sequence") {
-    for (size_t i = 0; i < n; ++i) {
-      out[i] = static_cast<char>((offset + i) & 0xff);
-    }
-    return absl::OkStatus();
-  }
-  if (pattern == "random") {
-    // Eight bytes per generator step, so any offset can be reached by
-    // skipping whole words.
-    uint64_t state = seed;
-    for (uint64_t skip = offset / 8; skip > 0; --skip) SplitMix64(&state);
-    uint64_t word = SplitMix64(&state);
-    size_t in_word = offset % 8;
-    for (size_t i = 0; i < n; ++i) {
-      out[i] = static_cast<char>((word >> (8 * in_word)) & 0xff);
-      if (++in_word == 8) {
-        word = SplitMix64(&state);
-        in_word = 0;
-      }
-    }
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown pattern \"", pattern, "\""));
+  FillPattern(value, seed, offset, out, n);
+  return absl::OkStatus();
 }
 
 }  // namespace sockagent::scenario

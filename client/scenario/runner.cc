@@ -36,12 +36,12 @@
 #include "client/agent.h"
 #include "client/cli/cli_util.h"
 #include "client/credentials.h"
-#include "client/scenario/fnv1a.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
 #include "client/scenario/traffic_steps.h"
 #include "client/socket.h"
 #include "proto/errno_status.h"
+#include "proto/traffic_data.h"
 
 namespace sockagent {
 namespace scenario {

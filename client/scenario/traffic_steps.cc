@@ -1,6 +1,5 @@
-// Traffic steps on the agent's Traffic / Abort / SetFaults calls. Built only
-// with SOCKAGENT_SCENARIO_TRAFFIC=ON (needs the traffic branch's
-// Socket::Traffic, Socket::Abort and Socket::SetFaults).
+// Traffic steps on the agent's Traffic / Abort / SetFaults calls
+// (Socket::Traffic, Socket::Abort, Socket::SetFaults).
 
 #include "client/scenario/traffic_steps.h"
 
@@ -59,8 +58,6 @@ std::string EndName(v1::TrafficEnd end) {
 }
 
 }  // namespace
-
-bool TrafficStepsAvailable() { return true; }
 
 absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
                             absl::Time deadline, StepFields* fields) {

@@ -14,6 +14,7 @@
 #include "proto/errno_status.h"
 #include "server/core/address.h"
 #include "server/core/socket_options.h"
+#include "server/core/traffic.h"
 #include "spdlog/spdlog.h"
 
 namespace sockagent {
@@ -815,15 +816,127 @@ absl::StatusOr<v1::CloseResponse> AgentCore::Close(
       !valid.ok()) {
     return valid;
   }
-  std::shared_ptr<ManagedSocket> socket = (*session)->Remove(request.handle());
-  if (socket == nullptr) {
-    return absl::NotFoundError(absl::StrCat(
-        "handle: unknown handle '", request.handle(), "' in this session"));
+  if (absl::Status closed = CloseHandle(**session, ctx.identity,
+                                        request.handle(), false, "close");
+      !closed.ok()) {
+    return closed;
   }
-  AuditClose(ctx.identity, ctx.session_id, *socket, "close");
-  ReleaseSockets(ctx.identity, 1);
-  engine_->Close(*socket->io());
   return v1::CloseResponse();
+}
+
+absl::Status AgentCore::CloseHandle(Session& session, const std::string& owner,
+                                    const std::string& handle, bool reset,
+                                    const char* reason) {
+  std::shared_ptr<ManagedSocket> socket = session.Remove(handle);
+  if (socket == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("handle: unknown handle '", handle, "' in this session"));
+  }
+  if (reset) {
+    // SO_LINGER {on, 0}: close(2) then sends RST and drops unsent data.
+    socket->io()->WithFd([&](int fd) {
+      const linger abortive{1, 0};
+      SysCallInt rc = ops_.SetSockOpt(fd, SOL_SOCKET, SO_LINGER, &abortive,
+                                      sizeof(abortive));
+      if (!rc.ok()) {
+        spdlog::warn(
+            "{}: setsockopt(SO_LINGER) failed with errno {}; closing "
+            "without RST",
+            handle, rc.error);
+      }
+    });
+  }
+  AuditClose(owner, session.id(), *socket, reason);
+  ReleaseSockets(owner, 1);
+  engine_->Close(*socket->io());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::AbortResponse> AgentCore::Abort(
+    const CallContext& ctx, const v1::AbortRequest& request) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  if (absl::Status valid = ids_.Check(request.handle(), "handle");
+      !valid.ok()) {
+    return valid;
+  }
+  if (absl::Status closed =
+          CloseHandle(**session, ctx.identity, request.handle(), true, "abort");
+      !closed.ok()) {
+    return closed;
+  }
+  return v1::AbortResponse();
+}
+
+absl::StatusOr<v1::SetFaultsResponse> AgentCore::SetFaults(
+    const CallContext& ctx, const v1::SetFaultsRequest& request) {
+  if (absl::Status valid = ValidateFaults(request.faults()); !valid.ok()) {
+    return valid;
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  (*socket)->set_faults(request.faults());
+  return v1::SetFaultsResponse();
+}
+
+void AgentCore::Traffic(const CallContext& ctx,
+                        const v1::TrafficRequest& request,
+                        Callback<v1::TrafficResponse> done) {
+  if (absl::Status valid = ValidateTrafficRequest(request); !valid.ok()) {
+    return done(valid);
+  }
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return done(session.status());
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  const IoSocket& io = *(*socket)->io();
+  TrafficOptions options;
+  if (request.has_source() && request.source().has_destination()) {
+    if (io.type() == SOCK_STREAM) {
+      return done(absl::InvalidArgumentError(
+          "source.destination: only for datagram sockets (connect a stream "
+          "socket first)"));
+    }
+    absl::StatusOr<SockAddr> address =
+        ResolveAddress(request.source().destination(), io.family(), io.type(),
+                       "source.destination");
+    if (!address.ok()) return done(address.status());
+    // Audited once here; every datagram is checked again (hooks below).
+    if (absl::Status allowed = Decide(
+            ctx, "Traffic",
+            policy_.CheckDestination(ctx.identity, "sendto", address->get(),
+                                     address->length),
+            socket->get(),
+            Endpoint::FromSockAddr(address->get(), address->length).ToString());
+        !allowed.ok()) {
+      return done(allowed);
+    }
+    options.destination = *address;
+  }
+  options.request = request;
+  options.deadline = ctx.deadline;
+  options.cancel = ctx.cancel;
+  CallContext audit_ctx = ctx;
+  audit_ctx.cancel = nullptr;
+  TrafficHooks hooks;
+  hooks.check_sendto = [this, audit_ctx,
+                        socket = *socket](const SockAddr& to) -> absl::Status {
+    PolicyDecision decision = policy_.CheckDestination(
+        audit_ctx.identity, "sendto", to.get(), to.length);
+    if (decision.allowed && !decision.would_deny) return absl::OkStatus();
+    return Decide(audit_ctx, "Traffic", decision, socket.get(),
+                  Endpoint::FromSockAddr(to.get(), to.length).ToString(),
+                  /*audit_allowed=*/false);
+  };
+  hooks.fault_close = [this, session = *session, owner = ctx.identity,
+                       handle = request.handle()](bool reset) {
+    CloseHandle(*session, owner, handle, reset, "fault_close_after_bytes")
+        .IgnoreError();  // already closed: nothing left to do
+  };
+  StartTraffic(ops_, *engine_, *std::move(socket), std::move(options),
+               std::move(hooks), std::move(done));
 }
 
 absl::StatusOr<v1::GetSockNameResponse> AgentCore::GetSockName(
@@ -1007,7 +1120,7 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   for (const char* feature :
        {"inet", "inet6", "unix", "unix-abstract", "stream", "dgram",
         "seqpacket", "sessions", "recv-stream", "send-stream",
-        "recvfrom-stream", "timeouts", "sockopt-raw"}) {
+        "recvfrom-stream", "timeouts", "sockopt-raw", "traffic", "faults"}) {
     response.add_features(feature);
   }
   v1::Limits* limits = response.mutable_limits();

@@ -136,6 +136,25 @@ class AgentCore {
   void RecvFrom(const CallContext& ctx, const v1::RecvFromRequest& request,
                 Callback<v1::RecvFromResponse> done);
 
+  // Agent-side traffic (echo, sink, source) on the handle's socket until
+  // EOF, its byte limit, its duration or a fault close (OK with the
+  // response); the handle being closed or its session ending (ABORTED),
+  // ctx.cancel (CANCELLED), ctx.deadline (DEADLINE_EXCEEDED), Drain
+  // (UNAVAILABLE) or a failing system call end it with that status. Bad
+  // input is INVALID_ARGUMENT naming the field; an unconnected datagram
+  // source's destination passes the same policy check as SendTo, for every
+  // datagram. The socket's timeout does not apply. See server/core/traffic.h.
+  void Traffic(const CallContext& ctx, const v1::TrafficRequest& request,
+               Callback<v1::TrafficResponse> done);
+  // Abortive close: SO_LINGER {on, 0} then close, so a TCP peer gets RST.
+  // The handle is gone afterwards (audit close reason "abort").
+  absl::StatusOr<v1::AbortResponse> Abort(const CallContext& ctx,
+                                          const v1::AbortRequest& request);
+  // Replaces the socket's fault profile; running Traffic picks it up at its
+  // next step.
+  absl::StatusOr<v1::SetFaultsResponse> SetFaults(
+      const CallContext& ctx, const v1::SetFaultsRequest& request);
+
   // Introspection for tests and metrics.
   size_t session_count() const { return sessions_.size(); }
   size_t waiting_ops() const { return engine_->waiting_ops(); }
@@ -188,6 +207,11 @@ class AgentCore {
   WaitOptions WaitFor(const CallContext& ctx,
                       const ManagedSocket& socket) const;
   void CloseSockets(Session& session, const char* reason);
+  // Removes `handle` from `session` and closes it (abortively when `reset`),
+  // auditing `reason`. NOT_FOUND if the session no longer holds it.
+  absl::Status CloseHandle(Session& session, const std::string& owner,
+                           const std::string& handle, bool reset,
+                           const char* reason);
   // Audits a decision about `socket` (may be null) and turns it into the
   // call's status.
   absl::Status Decide(const CallContext& ctx, const char* method,

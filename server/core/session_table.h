@@ -51,6 +51,16 @@ class ManagedSocket {
     absl::MutexLock lock(&mu_);
     state_ = state;
   }
+  // The fault profile (SetFaults) that running Traffic reads before every
+  // step; the default is no fault.
+  v1::Faults faults() const {
+    absl::MutexLock lock(&mu_);
+    return faults_;
+  }
+  void set_faults(v1::Faults faults) {
+    absl::MutexLock lock(&mu_);
+    faults_ = std::move(faults);
+  }
 
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> bytes_received{0};
@@ -61,6 +71,7 @@ class ManagedSocket {
   mutable absl::Mutex mu_;
   std::optional<absl::Duration> timeout_ ABSL_GUARDED_BY(mu_);
   v1::SocketState state_ ABSL_GUARDED_BY(mu_) = v1::SOCKET_STATE_OPEN;
+  v1::Faults faults_ ABSL_GUARDED_BY(mu_);
 };
 
 // A lease and the sockets it owns. Thread-safe. Once closed it accepts no

@@ -85,7 +85,8 @@ enum class Payload {
   kRecvFromStream,
   kSend,
   kSendStream,
-  kSendTo
+  kSendTo,
+  kTraffic
 };
 
 Payload PayloadOf(const std::string& method) {
@@ -96,6 +97,7 @@ Payload PayloadOf(const std::string& method) {
   if (method == "Send") return Payload::kSend;
   if (method == "SendStream") return Payload::kSendStream;
   if (method == "SendTo") return Payload::kSendTo;
+  if (method == "Traffic") return Payload::kTraffic;
   return Payload::kNone;
 }
 
@@ -190,6 +192,13 @@ class MetricsInterceptor : public grpc::experimental::Interceptor {
             static_cast<const v1::SendToResponse*>(message)->bytes_sent());
         metrics_->AddDatagram(false);
         break;
+      case Payload::kTraffic: {
+        // Agent-side traffic: counted when it ends, in both directions.
+        const auto* traffic = static_cast<const v1::TrafficResponse*>(message);
+        metrics_->AddBytes(true, traffic->bytes_received());
+        metrics_->AddBytes(false, traffic->bytes_sent());
+        break;
+      }
       case Payload::kNone:
         break;
     }

@@ -102,6 +102,45 @@ class WaitingReactor final : public grpc::ServerUnaryReactor {
   Response* const response_;
 };
 
+// Agent-side traffic: a unary call that waits until the traffic ends. It
+// counts as a stream against max_concurrent_streams while it runs.
+class TrafficReactor final : public grpc::ServerUnaryReactor {
+ public:
+  TrafficReactor(const SocketAgentService& service,
+                 grpc::CallbackServerContext* ctx,
+                 const v1::TrafficRequest& request,
+                 v1::TrafficResponse* response)
+      : core_(service.core()),
+        call_(ContextOf(*ctx, &cancel_, service, "Traffic", &refused_)),
+        response_(response) {
+    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
+    if (!refused_.ok()) {
+      Finish(ToGrpcStatus(refused_));
+      return;
+    }
+    holds_stream_ = true;
+    core_->Traffic(call_, request,
+                   [this](absl::StatusOr<v1::TrafficResponse> result) {
+                     if (result.ok()) *response_ = *std::move(result);
+                     Finish(ToGrpcStatus(result.status()));
+                   });
+  }
+
+  void OnCancel() override { cancel_.Cancel(); }
+  void OnDone() override {
+    if (holds_stream_) core_->ReleaseStream(call_);
+    delete this;
+  }
+
+ private:
+  AgentCore* const core_;
+  CancelToken cancel_;
+  absl::Status refused_;
+  bool holds_stream_ = false;
+  const CallContext call_;
+  v1::TrafficResponse* const response_;
+};
+
 // Pushes what a socket receives until EOF, the byte limit, close, error or
 // cancellation. One write in flight; the socket is read only after the
 // previous message was sent, so a slow reader stalls the socket and the
@@ -370,6 +409,8 @@ SOCKAGENT_IMMEDIATE(SetSockOpt)
 SOCKAGENT_IMMEDIATE(GetSockOpt)
 SOCKAGENT_IMMEDIATE(SetTimeout)
 SOCKAGENT_IMMEDIATE(GetTimeout)
+SOCKAGENT_IMMEDIATE(Abort)
+SOCKAGENT_IMMEDIATE(SetFaults)
 #undef SOCKAGENT_IMMEDIATE
 
 // The calls that may wait share another.
@@ -394,6 +435,12 @@ SOCKAGENT_WAITING(Recv)
 SOCKAGENT_WAITING(SendTo)
 SOCKAGENT_WAITING(RecvFrom)
 #undef SOCKAGENT_WAITING
+
+grpc::ServerUnaryReactor* SocketAgentService::Traffic(
+    grpc::CallbackServerContext* ctx, const v1::TrafficRequest* request,
+    v1::TrafficResponse* response) {
+  return new TrafficReactor(*this, ctx, *request, response);
+}
 
 grpc::ServerReadReactor<v1::SendStreamRequest>* SocketAgentService::SendStream(
     grpc::CallbackServerContext* ctx, v1::SendStreamResponse* response) {

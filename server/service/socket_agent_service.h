@@ -97,6 +97,15 @@ class SocketAgentService final : public v1::SocketAgent::CallbackService {
   grpc::ServerUnaryReactor* GetTimeout(
       grpc::CallbackServerContext* ctx, const v1::GetTimeoutRequest* request,
       v1::GetTimeoutResponse* response) override;
+  grpc::ServerUnaryReactor* Traffic(grpc::CallbackServerContext* ctx,
+                                    const v1::TrafficRequest* request,
+                                    v1::TrafficResponse* response) override;
+  grpc::ServerUnaryReactor* Abort(grpc::CallbackServerContext* ctx,
+                                  const v1::AbortRequest* request,
+                                  v1::AbortResponse* response) override;
+  grpc::ServerUnaryReactor* SetFaults(grpc::CallbackServerContext* ctx,
+                                      const v1::SetFaultsRequest* request,
+                                      v1::SetFaultsResponse* response) override;
   grpc::ServerUnaryReactor* GetHostname(
       grpc::CallbackServerContext* ctx, const v1::GetHostnameRequest* request,
       v1::GetHostnameResponse* response) override;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "proto/errno_status.h"
 
@@ -150,6 +151,48 @@ TEST(JsonTest, ObjectWithData) {
       JsonObject().AddInt("n", 2).AddBool("eof", false).AddData("hi").Build(),
       "{\"n\":2,\"eof\":false,\"data_base64\":\"aGk=\",\"text\":\"hi\"}");
   EXPECT_EQ(JsonObject().AddData("\xff").Build(), "{\"data_base64\":\"/w==\"}");
+}
+
+TEST(TrafficArgsTest, ByteCountsTakeBinarySuffixes) {
+  EXPECT_EQ(*ParseByteCount("1000", "--bytes"), 1000u);
+  EXPECT_EQ(*ParseByteCount("64K", "--bytes"), 65536u);
+  EXPECT_EQ(*ParseByteCount("10m", "--bytes"), 10u << 20);
+  EXPECT_EQ(*ParseByteCount("1GiB", "--bytes"), 1u << 30);
+  EXPECT_EQ(*ParseByteCount("0", "--rate"), 0u);
+  for (const char* bad :
+       {"", "K", "-1", "1.5M", "12X", "99999999999999999999"}) {
+    absl::StatusOr<uint64_t> parsed = ParseByteCount(bad, "--rate");
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_TRUE(absl::StartsWith(parsed.status().message(), "--rate"))
+        << parsed.status();
+  }
+}
+
+TEST(TrafficArgsTest, Patterns) {
+  EXPECT_EQ(*ParseTrafficPattern("sequence"), v1::TRAFFIC_PATTERN_SEQUENCE);
+  EXPECT_EQ(*ParseTrafficPattern("RANDOM"), v1::TRAFFIC_PATTERN_RANDOM);
+  EXPECT_EQ(*ParseTrafficPattern("zero"), v1::TRAFFIC_PATTERN_ZERO);
+  EXPECT_FALSE(ParseTrafficPattern("ones").ok());
+}
+
+TEST(TrafficArgsTest, ResultAsTextAndJson) {
+  v1::TrafficResponse response;
+  response.set_bytes_received(1024);
+  response.set_bytes_sent(2048);
+  response.mutable_elapsed()->set_nanos(500000000);
+  response.set_bytes_per_second(6144);
+  response.set_checksum("0123456789abcdef");
+  response.set_end(v1::TRAFFIC_END_EOF);
+  EXPECT_EQ(FormatTraffic(response),
+            "end=eof received=1024 sent=2048 datagrams_received=0 "
+            "datagrams_sent=0 elapsed=500ms bytes_per_second=6144 "
+            "checksum=0123456789abcdef");
+  EXPECT_EQ(TrafficJson(response),
+            "{\"end\":\"eof\",\"bytes_received\":1024,\"bytes_sent\":2048,"
+            "\"datagrams_received\":0,\"datagrams_sent\":0,"
+            "\"elapsed_seconds\":0.5,\"bytes_per_second\":6144,"
+            "\"checksum\":\"0123456789abcdef\"}");
+  EXPECT_EQ(TrafficEndName(v1::TRAFFIC_END_FAULT), "fault");
 }
 
 TEST(FormatTableTest, PadsColumns) {

@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "client/scenario/fnv1a.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
 
@@ -49,7 +48,7 @@ TEST(ScenarioParserTest, ExamplesParse) {
 TEST(ScenarioParserTest, TrafficExamplesParse) {
   for (const char* name : {"echo_sink_source", "faults_reset"}) {
     const std::string path = absl::StrCat(
-        SOCKAGENT_SOURCE_DIR, "/examples/scenarios/traffic/", name, ".yaml");
+        SOCKAGENT_SOURCE_DIR, "/examples/scenarios/traffic_", name, ".yaml");
     absl::StatusOr<Scenario> scenario = Scenario::ParseFile(path);
     ASSERT_TRUE(scenario.ok()) << scenario.status();
   }
@@ -358,21 +357,6 @@ TEST(ScenarioModelTest, Durations) {
   EXPECT_EQ(*scenario::ParseDurationText("1.5"), absl::Milliseconds(1500));
   EXPECT_FALSE(scenario::ParseDurationText("-2s").ok());
   EXPECT_FALSE(scenario::ParseDurationText("inf").ok());
-}
-
-TEST(ScenarioModelTest, Fnv1a64KnownValues) {
-  scenario::Fnv1a64 empty;
-  EXPECT_EQ(empty.Hex(), "cbf29ce484222325");
-  scenario::Fnv1a64 a;
-  a.Update("a");
-  EXPECT_EQ(a.Hex(), "af63dc4c8601ec8c");
-  scenario::Fnv1a64 split;
-  split.Update("foo");
-  split.Update("bar");
-  scenario::Fnv1a64 whole;
-  whole.Update("foobar");
-  EXPECT_EQ(split.value(), whole.value());
-  EXPECT_EQ(whole.Hex(), "85944171f73967e8");
 }
 
 TEST(ScenarioModelTest, PatternsDependOnPositionOnly) {

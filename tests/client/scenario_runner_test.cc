@@ -461,16 +461,5 @@ TEST_F(ScenarioRunnerTest, AnAgentWithoutAnAddressIsAnError) {
   EXPECT_THAT(result.steps[0].message, HasSubstr("SOCKAGENT_AGENT_NOWHERE_1"));
 }
 
-TEST_F(ScenarioRunnerTest, TrafficStepsWithoutTheTrafficBuildAreUnimplemented) {
-  if (scenario::TrafficStepsAvailable()) GTEST_SKIP() << "traffic build";
-  ScenarioResult result = RunSteps(absl::StrCat(kConnected, R"(
-  - traffic: {socket: s, mode: sink}
-)"));
-  const StepResult* step = Step(result, 7);
-  ASSERT_NE(step, nullptr);
-  EXPECT_EQ(step->status, StepStatus::kFailed);
-  EXPECT_THAT(step->actual, HasSubstr("traffic steps need the traffic branch"));
-}
-
 }  // namespace
 }  // namespace sockagent

@@ -1,5 +1,5 @@
-// Scenario traffic and fault steps against two real agents. Built only with
-// SOCKAGENT_SCENARIO_TRAFFIC=ON (the agent's Traffic, Abort and SetFaults).
+// Scenario traffic and fault steps (the agent's Traffic, Abort and
+// SetFaults) against two real agents.
 
 #include <memory>
 #include <string>
@@ -56,10 +56,9 @@ class ScenarioTrafficTest : public ::testing::Test {
 testing::AgentProcess* ScenarioTrafficTest::processes_[2] = {nullptr, nullptr};
 
 TEST_F(ScenarioTrafficTest, TheTrafficExamplesPass) {
-  ASSERT_TRUE(scenario::TrafficStepsAvailable());
   for (const char* name : {"echo_sink_source", "faults_reset"}) {
     absl::StatusOr<Scenario> scenario = Scenario::ParseFile(absl::StrCat(
-        SOCKAGENT_SOURCE_DIR, "/examples/scenarios/traffic/", name, ".yaml"));
+        SOCKAGENT_SOURCE_DIR, "/examples/scenarios/traffic_", name, ".yaml"));
     ASSERT_TRUE(scenario.ok()) << scenario.status();
     ScenarioResult result = scenario->Run(Options());
     EXPECT_TRUE(result.ok()) << SummaryTable(result);

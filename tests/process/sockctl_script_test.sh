@@ -3,8 +3,8 @@
 #   sockctl_script_test.sh SOCKAGENTD SOCKCTL
 # Starts the agent on 127.0.0.1 port 0 and drives it only through sockctl:
 # a TCP exchange between two handles, a UDP exchange, `sockctl nc` (both
-# directions and the half-close) against a local python3 peer, and the exit
-# codes. Touches only 127.0.0.1; every wait is bounded; every process it
+# directions and the half-close) against a local python3 peer, agent-side
+# traffic and faults (traffic, faults, abort), and the exit codes. Touches only 127.0.0.1; every wait is bounded; every process it
 # starts is killed by pid on exit.
 set -euo pipefail
 
@@ -206,6 +206,89 @@ OUT=$(printf 'dgram' | sc nc -u -q 10s 127.0.0.1 "$UPORT" 2>"$TMP/ncu.err") ||
 # -q waits up to 10 s after stdin EOF; the answer arrives well before.
 expect_eq "nc -u reply" "echo:dgram" "$OUT"
 pass "nc udp"
+
+# --- agent-side traffic and faults ------------------------------------------
+# Three connected pairs: C1/A1 (source -> sink), C2/A2 (echo, faults),
+# C3/A3 (abort).
+TL=$(sc socket)
+TLADDR=$(sc bind "$TL" 127.0.0.1:0)
+sc listen "$TL"
+for n in 1 2 3; do
+  eval "C$n=\$(sc socket)"
+  eval "sc connect \"\$C$n\" \"$TLADDR\" >/dev/null"
+  read -r accepted _ < <(sc accept "$TL")
+  eval "A$n=$accepted"
+done
+sc --json traffic sink "$A1" >"$TMP/sink.json" 2>"$TMP/sink.err" &
+SINK=$!
+PIDS+=($SINK)
+sc --json traffic source "$C1" --bytes 1M --pattern random --seed 7 \
+  --shutdown-write >"$TMP/source.json" 2>"$TMP/source.err" ||
+  fail "traffic source exited with $?"
+wait "$SINK" || fail "traffic sink exited with $?"
+expect_eq "source bytes" 1048576 "$(json bytes_sent <"$TMP/source.json")"
+expect_eq "source end" bytes "$(json end <"$TMP/source.json")"
+expect_eq "sink bytes" 1048576 "$(json bytes_received <"$TMP/sink.json")"
+expect_eq "sink end" eof "$(json end <"$TMP/sink.json")"
+expect_eq "checksums" "$(json checksum <"$TMP/source.json")" \
+  "$(json checksum <"$TMP/sink.json")"
+# An independent implementation of the RANDOM pattern and FNV-1a 64 agrees.
+EXPECTED=$("$PYTHON" - <<'PY'
+M = (1 << 64) - 1
+def splitmix(seed, i):
+    z = (seed + (i + 1) * 0x9e3779b97f4a7c15) & M
+    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M
+    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M
+    return z ^ (z >> 31)
+data = b"".join(splitmix(7, i).to_bytes(8, "little") for i in range(1 << 17))
+h = 0xcbf29ce484222325
+for b in data:
+    h = ((h ^ b) * 0x100000001b3) & M
+print("%016x" % h)
+PY
+)
+expect_eq "checksum of seed 7" "$EXPECTED" "$(json checksum <"$TMP/sink.json")"
+pass "traffic source -> sink"
+
+sc traffic echo "$A2" --max-bytes 4 >"$TMP/echo.out" 2>"$TMP/echo.err" &
+ECHO=$!
+PIDS+=($ECHO)
+sc send "$C2" ping --all
+expect_eq "echoed" ping "$(sc recv "$C2" --max 4 --waitall)"
+wait "$ECHO" || fail "traffic echo exited with $?"
+grep -q '^end=bytes received=4 sent=4 ' "$TMP/echo.out" ||
+  fail "echo printed: $(cat "$TMP/echo.out")"
+# Faults: slow, sliced sends still deliver every byte; then a limit_data
+# close after exactly 1000 bytes.
+sc faults "$A2" --send-delay 10ms --rate 1M --slice-bytes 1K --slice-delay 1ms
+sc traffic source "$A2" --bytes 20K >"$TMP/slow.out"
+grep -q '^end=bytes received=0 sent=20480 ' "$TMP/slow.out" ||
+  fail "slow source printed: $(cat "$TMP/slow.out")"
+sc recvstream "$C2" --limit 20480 >"$TMP/slow.bin"
+expect_eq "bytes under faults" 20480 "$(wc -c <"$TMP/slow.bin" | tr -d ' ')"
+sc faults "$A2" --clear
+sc faults "$A2" --close-after-bytes 1000
+sc traffic source "$A2" --bytes 1M --pattern zero >"$TMP/fault.out"
+grep -q '^end=fault received=0 sent=1000 ' "$TMP/fault.out" ||
+  fail "fault source printed: $(cat "$TMP/fault.out")"
+sc recvstream "$C2" >"$TMP/fault.bin"
+expect_eq "bytes before the fault close" 1000 "$(wc -c <"$TMP/fault.bin" | tr -d ' ')"
+rc=0
+sc faults "$C2" 2>/dev/null || rc=$?
+expect_eq "exit code of faults without a flag" 2 "$rc"
+pass "traffic echo and faults"
+
+sc abort "$A3"
+rc=0
+sc recv "$C3" 2>"$TMP/reset.err" || rc=$?
+expect_eq "exit code of recv after the peer's abort" 4 "$rc"
+grep -q 'ECONNRESET' "$TMP/reset.err" || fail "after abort: $(cat "$TMP/reset.err")"
+sc close "$C1"
+sc close "$C2"
+sc close "$C3"
+sc close "$A1"
+sc close "$TL"
+pass "abort"
 
 # --- exit codes -------------------------------------------------------------
 # A loopback port that is certainly closed: bind one, read it, close it.

@@ -267,6 +267,45 @@ TEST_F(CorePolicyTest,
   EXPECT_GT(allowed.Drain(), 0);
 }
 
+TEST_F(CorePolicyTest, TrafficSourceDestinationPassesTheSendToCheck) {
+  UdpCanary allowed;
+  UdpCanary canary;
+  LoadPolicy(absl::StrCat(
+      R"pb(
+        rules { name: "harness" identities: "harness" allow_rpcs: "*"
+                families: FAMILY_INET
+                types: SOCKET_TYPE_DGRAM
+                connect_allow { cidr: "127.0.0.0/8" }
+                connect_deny { cidr: "127.0.0.1" port_min:)pb",
+      canary.port(), R"pb(}
+                          }
+  )pb"));
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> udp =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(udp.ok());
+  auto source_to = [&](uint16_t port) {
+    v1::TrafficRequest request;
+    request.set_handle(*udp);
+    request.mutable_source()->set_bytes(3000);
+    request.mutable_source()->set_datagram_bytes(1000);
+    *request.mutable_source()->mutable_destination() = Inet("127.0.0.1", port);
+    return Wait<v1::TrafficResponse>([&](Callback<v1::TrafficResponse> done) {
+      core_->Traffic(ctx, request, std::move(done));
+    });
+  };
+  absl::StatusOr<v1::TrafficResponse> denied = source_to(canary.port());
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kSendTo), 0);
+  EXPECT_EQ(canary.Drain(), 0);
+  absl::StatusOr<v1::TrafficResponse> sent = source_to(allowed.port());
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  EXPECT_EQ(sent->datagrams_sent(), 3u);
+  EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kSendTo), 3);
+  EXPECT_EQ(allowed.Drain(), 3);
+  EXPECT_THAT(AuditText(), HasSubstr("\"method\":\"Traffic\""));
+}
+
 TEST_F(CorePolicyTest, DeniedConnectNamesTheRuleAndReportOnlyLetsItThrough) {
   UdpCanary canary;
   const std::string policy = absl::StrCat(R"pb(

@@ -326,7 +326,8 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
             "SendTo",        "RecvFrom",    "RecvFromStream", "Shutdown",
             "Close",         "GetSockName", "GetPeerName",    "SetSockOpt",
             "GetSockOpt",    "SetTimeout",  "GetTimeout",     "GetHostname",
-            "GetAddrInfo",   "ListSockets", "GetAgentInfo"
+            "GetAddrInfo",   "ListSockets", "GetAgentInfo",   "Traffic",
+            "Abort",         "SetFaults"
           ]
         }
         rules {
@@ -492,6 +493,24 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
          v1::GetAgentInfoResponse response;
          return stub.GetAgentInfo(context, request, &response);
        }},
+      {"Traffic",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::TrafficRequest request;
+         v1::TrafficResponse response;
+         return stub.Traffic(context, request, &response);
+       }},
+      {"Abort",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::AbortRequest request;
+         v1::AbortResponse response;
+         return stub.Abort(context, request, &response);
+       }},
+      {"SetFaults",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::SetFaultsRequest request;
+         v1::SetFaultsResponse response;
+         return stub.SetFaults(context, request, &response);
+       }},
       {"SendStream",
        [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
          v1::SendStreamResponse response;
@@ -517,7 +536,13 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
          return reader->Finish();
        }},
   };
-  ASSERT_EQ(rpcs.size(), 27u) << "every RPC of the service";
+  ASSERT_EQ(rpcs.size(), 30u) << "every RPC of the service";
+  ASSERT_EQ(static_cast<size_t>(v1::TrafficRequest::descriptor()
+                                    ->file()
+                                    ->FindServiceByName("SocketAgent")
+                                    ->method_count()),
+            rpcs.size())
+      << "a new RPC must join this table";
   const std::vector<std::string> read_only = {"GetAgentInfo", "GetHostname",
                                               "ListSockets"};
   for (const char* identity : {"admin", "harness", "readonly", "unknown"}) {

@@ -1,0 +1,55 @@
+#ifndef SOCKAGENT_PROTO_TRAFFIC_DATA_H_
+#define SOCKAGENT_PROTO_TRAFFIC_DATA_H_
+
+// The bytes of agent-side traffic, shared by the agent, the client library
+// and anything that checks a transfer: the checksum (FNV-1a 64) and the
+// source patterns. Both are defined by stream position only, so the result
+// never depends on how a transfer was cut into sends, receives or
+// datagrams. No gRPC; thread-compatible (a Fnv1a64 is a plain value).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "sockagent/v1/sockagent.pb.h"
+
+namespace sockagent {
+
+// FNV-1a, 64 bits, over every byte passed to Update() in order.
+class Fnv1a64 {
+ public:
+  static constexpr uint64_t kOffsetBasis = 0xcbf29ce484222325ULL;
+  static constexpr uint64_t kPrime = 0x100000001b3ULL;
+
+  void Update(absl::string_view data);
+  uint64_t value() const { return value_; }
+  // 16 lowercase hex digits, zero-padded: the wire form of
+  // TrafficResponse.checksum.
+  std::string Hex() const;
+
+ private:
+  uint64_t value_ = kOffsetBasis;
+};
+
+// FNV-1a 64 of `data` as 16 lowercase hex digits.
+std::string Fnv1a64Hex(absl::string_view data);
+
+// Writes the `n` pattern bytes at stream positions stream_offset ..
+// stream_offset + n - 1 to `out`:
+// - SEQUENCE (and UNSPECIFIED): position mod 256.
+// - RANDOM: the little-endian bytes of the splitmix64 sequence started at
+//   `seed` (byte p is byte p % 8 of its (p / 8)-th output), so equal seeds
+//   give equal streams however they are chunked.
+// - ZERO: zeros.
+// An unknown pattern value is filled like SEQUENCE; callers validate first
+// (IsKnownPattern).
+void FillPattern(v1::TrafficPattern pattern, uint64_t seed,
+                 uint64_t stream_offset, char* out, size_t n);
+
+// Whether `pattern` is one of the values FillPattern defines.
+bool IsKnownPattern(int pattern);
+
+}  // namespace sockagent
+
+#endif  // SOCKAGENT_PROTO_TRAFFIC_DATA_H_

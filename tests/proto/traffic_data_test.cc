@@ -1,0 +1,100 @@
+#include "proto/traffic_data.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace sockagent {
+namespace {
+
+std::string Pattern(v1::TrafficPattern pattern, uint64_t seed, uint64_t offset,
+                    size_t n) {
+  std::string out(n, '\x55');
+  FillPattern(pattern, seed, offset, out.data(), n);
+  return out;
+}
+
+TEST(Fnv1a64Test, MatchesPublishedVectors) {
+  EXPECT_EQ(Fnv1a64Hex(""), "cbf29ce484222325");
+  EXPECT_EQ(Fnv1a64Hex("a"), "af63dc4c8601ec8c");
+  EXPECT_EQ(Fnv1a64Hex("foobar"), "85944171f73967e8");
+}
+
+TEST(Fnv1a64Test, IncrementalUpdatesEqualOneUpdate) {
+  Fnv1a64 split;
+  split.Update("foo");
+  split.Update("");
+  split.Update("bar");
+  EXPECT_EQ(split.Hex(), Fnv1a64Hex("foobar"));
+  EXPECT_EQ(split.value(), 0x85944171f73967e8ULL);
+}
+
+TEST(Fnv1a64Test, HexIsZeroPaddedLowercase) {
+  // Search a short input whose hash has a leading zero nibble.
+  for (int i = 0; i < 100000; ++i) {
+    const std::string input = std::to_string(i);
+    Fnv1a64 hash;
+    hash.Update(input);
+    if ((hash.value() >> 60) != 0) continue;
+    EXPECT_EQ(hash.Hex().size(), 16u);
+    EXPECT_EQ(hash.Hex()[0], '0');
+    return;
+  }
+  FAIL() << "no hash with a leading zero nibble in 100000 inputs";
+}
+
+TEST(FillPatternTest, SequenceIsPositionModulo256) {
+  const std::string bytes = Pattern(v1::TRAFFIC_PATTERN_SEQUENCE, 0, 250, 10);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    EXPECT_EQ(static_cast<unsigned char>(bytes[i]), (250 + i) % 256);
+  }
+  EXPECT_EQ(Pattern(v1::TRAFFIC_PATTERN_UNSPECIFIED, 7, 3, 300),
+            Pattern(v1::TRAFFIC_PATTERN_SEQUENCE, 9, 3, 300));
+}
+
+TEST(FillPatternTest, ZeroIsZeros) {
+  EXPECT_EQ(Pattern(v1::TRAFFIC_PATTERN_ZERO, 1, 77, 33),
+            std::string(33, '\0'));
+}
+
+TEST(FillPatternTest, EveryPatternIsIndependentOfChunking) {
+  for (v1::TrafficPattern pattern :
+       {v1::TRAFFIC_PATTERN_SEQUENCE, v1::TRAFFIC_PATTERN_RANDOM,
+        v1::TRAFFIC_PATTERN_ZERO}) {
+    const std::string whole = Pattern(pattern, 42, 0, 5000);
+    for (size_t chunk : {1u, 3u, 7u, 8u, 9u, 1000u, 4999u}) {
+      std::string pieces;
+      for (size_t offset = 0; offset < whole.size(); offset += chunk) {
+        const size_t n = std::min(chunk, whole.size() - offset);
+        pieces += Pattern(pattern, 42, offset, n);
+      }
+      EXPECT_EQ(pieces, whole) << "pattern " << pattern << " chunk " << chunk;
+    }
+  }
+}
+
+TEST(FillPatternTest, RandomDependsOnTheSeedAndIsStable) {
+  const std::string a = Pattern(v1::TRAFFIC_PATTERN_RANDOM, 1, 0, 64);
+  EXPECT_EQ(a, Pattern(v1::TRAFFIC_PATTERN_RANDOM, 1, 0, 64));
+  EXPECT_NE(a, Pattern(v1::TRAFFIC_PATTERN_RANDOM, 2, 0, 64));
+  EXPECT_NE(a, std::string(64, '\0'));
+  // Pinned so the agent, the client and other checkers stay in step: the
+  // first output of splitmix64 seeded with 0 is 0xe220a8397b1dcdaf.
+  const std::string first = Pattern(v1::TRAFFIC_PATTERN_RANDOM, 0, 0, 8);
+  uint64_t word = 0;
+  for (int b = 7; b >= 0; --b) {
+    word = (word << 8) | static_cast<unsigned char>(first[b]);
+  }
+  EXPECT_EQ(word, 0xe220a8397b1dcdafULL);
+}
+
+TEST(FillPatternTest, KnownPatterns) {
+  EXPECT_TRUE(IsKnownPattern(v1::TRAFFIC_PATTERN_UNSPECIFIED));
+  EXPECT_TRUE(IsKnownPattern(v1::TRAFFIC_PATTERN_ZERO));
+  EXPECT_FALSE(IsKnownPattern(4));
+  EXPECT_FALSE(IsKnownPattern(-1));
+}
+
+}  // namespace
+}  // namespace sockagent
