@@ -15,7 +15,8 @@
 # listen, B connect to A's address, exchanges data both ways over TCP and
 # UDP and checks the hostnames; the sockctl run also resets the connection
 # (SO_LINGER 0, close) so A's recv fails with ECONNRESET. Afterwards neither
-# agent holds a socket.
+# agent holds a socket. Last, `sockctl run scenario.yaml` plays the same story
+# as a scenario file, with agent-side traffic across the hosts.
 #
 # Certificates (a throwaway CA, a server certificate for both agents' IP
 # addresses, a client certificate for the harness) are made here with
@@ -33,6 +34,7 @@ set -euo pipefail
 SOCKAGENTD=${1:?usage: $0 SOCKAGENTD SOCKCTL HARNESS}
 SOCKCTL=${2:?usage: $0 SOCKAGENTD SOCKCTL HARNESS}
 HARNESS=${3:?usage: $0 SOCKAGENTD SOCKCTL HARNESS}
+SCENARIO=$(cd "$(dirname "$0")" && pwd)/scenario.yaml
 SKIP=77
 STEP_TIMEOUT=20
 
@@ -246,4 +248,15 @@ expect_eq "sockets left on B" 0 "$(sb ls | tail -n +2 | wc -l)"
 sa session close
 sb session close
 pass "torn down: no socket left, sessions closed"
+
+# --- the harness through a scenario file (sockctl run) ------------------------------
+rc=0
+MH_ADDR_A=$ADDR_A timeout 120 ip netns exec "$NS_H" "$SOCKCTL" run "$SCENARIO" \
+  --agent-a="$ADDR_A:$AGENT_PORT" --agent-b="$ADDR_B:$AGENT_PORT" \
+  --junit "$TMP/scenario.xml" >"$TMP/scenario.out" 2>"$TMP/scenario.err" || rc=$?
+sed 's/^/  scenario: /' "$TMP/scenario.out"
+[ "$rc" -eq 0 ] || { cat "$TMP/scenario.err"; fail "scenario run exited $rc"; }
+grep -q 'failures="0"' "$TMP/scenario.xml" || fail "JUnit report: $(cat "$TMP/scenario.xml")"
+expect_eq "sockets left on A after the scenario" 0 "$(sa ls | tail -n +2 | wc -l)"
+pass "scenario across the hosts passed (sockctl run, JUnit)"
 echo "multihost: all checks passed"
