@@ -395,7 +395,7 @@ void AgentCore::CloseSockets(Session& session, const char* reason) {
 std::string AgentCore::OwnerOf(const std::string& session_id) {
   absl::MutexLock lock(&usage_mu_);
   auto it = session_owner_.find(session_id);
-  return it == session_owner_.end() ? "anonymous" : it->second;
+  return it == session_owner_.end() ? "anonymous" : it->second.identity;
 }
 
 absl::Status AgentCore::ReserveSocket(const std::string& identity,
@@ -640,7 +640,7 @@ absl::StatusOr<v1::CreateSessionResponse> AgentCore::CreateSession(
   {
     absl::MutexLock lock(&usage_mu_);
     if (session.ok()) {
-      session_owner_[(*session)->id()] = ctx.identity;
+      session_owner_[(*session)->id()] = Origin{ctx.identity, ctx.peer};
     } else {
       --usage_[ctx.identity].sessions;
     }
@@ -670,6 +670,83 @@ absl::StatusOr<v1::CloseSessionResponse> AgentCore::CloseSession(
   v1::CloseSessionResponse response;
   response.set_sockets_closed(static_cast<uint32_t>((*session)->size()));
   CloseSockets(**session, "session_closed");
+  return response;
+}
+
+absl::StatusOr<v1::CloseSessionResponse> AgentCore::CloseSession(
+    const CallContext& ctx, const v1::CloseSessionRequest& request) {
+  if (request.session_id().empty()) return CloseSession(ctx);
+  const std::string& id = request.session_id();
+  if (absl::Status valid = ids_.Check(id, "session_id"); !valid.ok()) {
+    return valid;
+  }
+  bool own = false;
+  {
+    absl::MutexLock lock(&usage_mu_);
+    auto it = session_owner_.find(id);
+    own = it != session_owner_.end() && it->second.identity == ctx.identity;
+  }
+  if (!own) {
+    // Decided before the lookup: a non-admin learns nothing about which
+    // sessions of others exist.
+    if (absl::Status allowed = Decide(
+            ctx, "CloseSession", policy_.CheckAdmin(ctx.identity), nullptr, "");
+        !allowed.ok()) {
+      return allowed;
+    }
+  }
+  std::shared_ptr<Session> session = sessions_.Remove(id);
+  if (session == nullptr) {
+    return absl::NotFoundError(absl::StrCat("session_id: unknown session '", id,
+                                            "' (closed, expired, or never "
+                                            "created)"));
+  }
+  v1::CloseSessionResponse response;
+  response.set_sockets_closed(static_cast<uint32_t>(session->size()));
+  const std::string owner = OwnerOf(id);
+  if (owner != ctx.identity) {
+    spdlog::info("session {} of {} closed by admin {}", id, owner,
+                 ctx.identity);
+  }
+  CloseSockets(*session,
+               owner == ctx.identity ? "session_closed" : "admin_closed");
+  return response;
+}
+
+absl::StatusOr<v1::ListSessionsResponse> AgentCore::ListSessions(
+    const CallContext& ctx) {
+  const bool admin = policy_.CheckAdmin(ctx.identity).allowed;
+  v1::ListSessionsResponse response;
+  for (const std::shared_ptr<Session>& session : sessions_.List()) {
+    Origin origin;
+    {
+      absl::MutexLock lock(&usage_mu_);
+      auto it = session_owner_.find(session->id());
+      if (it == session_owner_.end()) continue;  // closing meanwhile
+      origin = it->second;
+    }
+    if (!admin && origin.identity != ctx.identity) continue;
+    v1::SessionInfo* info = response.add_sessions();
+    info->set_session_id(session->id());
+    info->set_identity(origin.identity);
+    info->set_peer(origin.peer);
+    info->set_label(session->label());
+    auto to_timestamp = [](absl::Time t, google::protobuf::Timestamp* out) {
+      const timespec ts = absl::ToTimespec(t);
+      out->set_seconds(ts.tv_sec);
+      out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
+    };
+    to_timestamp(session->created(), info->mutable_created());
+    to_timestamp(session->expiry(), info->mutable_lease_expiry());
+    info->set_socket_count(static_cast<uint32_t>(session->size()));
+    info->set_bytes_sent(session->BytesSent());
+    info->set_bytes_received(session->BytesReceived());
+  }
+  std::sort(response.mutable_sessions()->begin(),
+            response.mutable_sessions()->end(),
+            [](const v1::SessionInfo& a, const v1::SessionInfo& b) {
+              return a.session_id() < b.session_id();
+            });
   return response;
 }
 

@@ -90,6 +90,17 @@ class AgentCore {
       const CallContext& ctx, const v1::CreateSessionRequest& request);
   absl::StatusOr<v1::KeepAliveResponse> KeepAlive(const CallContext& ctx);
   absl::StatusOr<v1::CloseSessionResponse> CloseSession(const CallContext& ctx);
+  // With request.session_id set, closes that session instead of ctx's: one
+  // of ctx.identity's own, or (PolicyEngine::CheckAdmin) any session; the
+  // sockets of another identity's session close with the audit reason
+  // "admin_closed". Errors: INVALID_ARGUMENT for a malformed session_id;
+  // PERMISSION_DENIED naming the rule for a non-admin and a session not its
+  // own (existing or not); NOT_FOUND for an admin and an unknown session.
+  absl::StatusOr<v1::CloseSessionResponse> CloseSession(
+      const CallContext& ctx, const v1::CloseSessionRequest& request);
+  // Every session for an admin identity, ctx.identity's own otherwise.
+  // Needs no session.
+  absl::StatusOr<v1::ListSessionsResponse> ListSessions(const CallContext& ctx);
 
   // Operations that finish at once.
   absl::StatusOr<v1::SocketResponse> Socket(const CallContext& ctx,
@@ -196,7 +207,12 @@ class AgentCore {
   std::unique_ptr<PolicyEngine> own_policy_;
   PolicyEngine& policy_;
   absl::Mutex usage_mu_;
-  absl::flat_hash_map<std::string, std::string> session_owner_
+  // Who created a session, from where.
+  struct Origin {
+    std::string identity;
+    std::string peer;
+  };
+  absl::flat_hash_map<std::string, Origin> session_owner_
       ABSL_GUARDED_BY(usage_mu_);
   absl::flat_hash_map<std::string, Usage> usage_ ABSL_GUARDED_BY(usage_mu_);
   IdIssuer ids_;

@@ -608,4 +608,20 @@ bool PolicyEngine::IsAdmin(absl::string_view identity) const {
   return rule != nullptr && rule->rule.admin();
 }
 
+PolicyDecision PolicyEngine::CheckAdmin(absl::string_view identity) const {
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  if (compiled == nullptr) return Allow(kPermissive);
+  const CompiledRule* rule = RuleFor(*compiled, identity);
+  if (rule == nullptr) {
+    return Deny(*compiled, "default-deny", NoRule(identity));
+  }
+  if (!rule->rule.admin()) {
+    return Deny(*compiled, absl::StrCat(rule->rule.name(), ".admin"),
+                absl::StrCat("identity '", identity,
+                             "' is not an admin: it may see and close only "
+                             "its own sessions"));
+  }
+  return Allow(absl::StrCat(rule->rule.name(), ".admin"));
+}
+
 }  // namespace sockagent

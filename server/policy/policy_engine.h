@@ -122,6 +122,10 @@ class PolicyEngine {
   // the identity has no rule.
   v1::PolicyQuotas Quotas(absl::string_view identity) const;
   bool IsAdmin(absl::string_view identity) const;
+  // May `identity` list and close sessions of other identities? Allowed for
+  // an admin rule (PolicyRule.admin) and without a policy (the permissive
+  // default); otherwise denied naming "<rule>.admin" or "default-deny".
+  PolicyDecision CheckAdmin(absl::string_view identity) const;
 
   // The hard-deny list alone; empty rule when `endpoint` passes.
   PolicyDecision HardDeny(const Endpoint& endpoint) const;

@@ -340,12 +340,21 @@ grpc::ServerUnaryReactor* SocketAgentService::KeepAlive(
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::CloseSession(
-    grpc::CallbackServerContext* ctx,
-    const v1::CloseSessionRequest* /*request*/,
+    grpc::CallbackServerContext* ctx, const v1::CloseSessionRequest* request,
     v1::CloseSessionResponse* response) {
+  return Immediate(*this, "CloseSession", ctx, response,
+                   [&](const CallContext& call) {
+                     return core_->CloseSession(call, *request);
+                   });
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::ListSessions(
+    grpc::CallbackServerContext* ctx,
+    const v1::ListSessionsRequest* /*request*/,
+    v1::ListSessionsResponse* response) {
   return Immediate(
-      *this, "CloseSession", ctx, response,
-      [&](const CallContext& call) { return core_->CloseSession(call); });
+      *this, "ListSessions", ctx, response,
+      [&](const CallContext& call) { return core_->ListSessions(call); });
 }
 
 // The calls that finish at once share one shape.

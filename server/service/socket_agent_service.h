@@ -37,6 +37,9 @@ class SocketAgentService final : public v1::SocketAgent::CallbackService {
   grpc::ServerUnaryReactor* CloseSession(
       grpc::CallbackServerContext* ctx, const v1::CloseSessionRequest* request,
       v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* ListSessions(
+      grpc::CallbackServerContext* ctx, const v1::ListSessionsRequest* request,
+      v1::ListSessionsResponse* response) override;
   grpc::ServerUnaryReactor* Socket(grpc::CallbackServerContext* ctx,
                                    const v1::SocketRequest* request,
                                    v1::SocketResponse* response) override;

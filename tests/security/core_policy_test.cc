@@ -480,5 +480,111 @@ TEST_F(CorePolicyTest, AnotherIdentitysSessionIsNotFound) {
   EXPECT_TRUE(core_->KeepAlive(mine).ok());
 }
 
+constexpr char kAdminPolicy[] = R"pb(
+  rules { name: "ops" identities: "ops" admin: true allow_rpcs: "*" }
+  rules {
+    name: "harness"
+    identities: [ "harness", "other" ]
+    allow_rpcs: "*"
+    families: FAMILY_INET
+    types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+  }
+)pb";
+
+std::vector<std::string> Ids(const v1::ListSessionsResponse& response) {
+  std::vector<std::string> ids;
+  for (const v1::SessionInfo& info : response.sessions()) {
+    ids.push_back(info.session_id());
+  }
+  return ids;
+}
+
+TEST_F(CorePolicyTest, AdminsListEverySessionOthersOnlyTheirOwn) {
+  LoadPolicy(kAdminPolicy);
+  CallContext harness = Session("harness");
+  harness.peer = "ipv4:127.0.0.1:40000";
+  CallContext harness2 = Session("harness");
+  CallContext other = Session("other");
+  ASSERT_TRUE(Socket(harness, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM).ok());
+  CallContext ops;
+  ops.identity = "ops";
+
+  absl::StatusOr<v1::ListSessionsResponse> all = core_->ListSessions(ops);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(Ids(*all),
+              ::testing::UnorderedElementsAre(
+                  harness.session_id, harness2.session_id, other.session_id));
+  absl::StatusOr<v1::ListSessionsResponse> own = core_->ListSessions(harness);
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_THAT(Ids(*own), ::testing::UnorderedElementsAre(harness.session_id,
+                                                         harness2.session_id));
+  for (const v1::SessionInfo& info : own->sessions()) {
+    EXPECT_EQ(info.identity(), "harness");
+    EXPECT_LE(info.created().seconds(), info.lease_expiry().seconds());
+    EXPECT_GT(info.created().seconds(), 0);
+    if (info.session_id() == harness.session_id) {
+      EXPECT_EQ(info.socket_count(), 1u);
+    }
+  }
+  CallContext nobody;
+  nobody.identity = "nobody";
+  absl::StatusOr<v1::ListSessionsResponse> stranger =
+      core_->ListSessions(nobody);
+  ASSERT_TRUE(stranger.ok());
+  EXPECT_EQ(stranger->sessions_size(), 0);
+}
+
+TEST_F(CorePolicyTest, OnlyAdminsCloseSessionsOfOtherIdentities) {
+  LoadPolicy(kAdminPolicy);
+  CallContext harness = Session("harness");
+  CallContext harness2 = Session("harness");
+  CallContext other = Session("other");
+  absl::StatusOr<std::string> handle =
+      Socket(other, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+
+  v1::CloseSessionRequest request;
+  request.set_session_id(other.session_id);
+  absl::StatusOr<v1::CloseSessionResponse> denied =
+      core_->CloseSession(harness, request);
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(denied.status().message(), HasSubstr("harness.admin"));
+  // An unknown id gets the same answer: no oracle for others' sessions.
+  v1::CloseSessionRequest unknown;
+  unknown.set_session_id(
+      harness.session_id.substr(0, harness.session_id.rfind('.') + 1) +
+      "0123456789abcdef");
+  EXPECT_EQ(core_->CloseSession(harness, unknown).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  v1::CloseSessionRequest malformed;
+  malformed.set_session_id("not-a-session");
+  absl::Status bad = core_->CloseSession(harness, malformed).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), HasSubstr("session_id"));
+  EXPECT_EQ(core_->session_count(), 3u) << "nothing was closed";
+
+  // The same identity may close another session of its own.
+  v1::CloseSessionRequest own;
+  own.set_session_id(harness2.session_id);
+  EXPECT_TRUE(core_->CloseSession(harness, own).ok());
+
+  CallContext ops;
+  ops.identity = "ops";
+  absl::StatusOr<v1::CloseSessionResponse> closed =
+      core_->CloseSession(ops, request);
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(closed->sockets_closed(), 1u);
+  EXPECT_EQ(core_->CloseSession(ops, request).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(core_->session_count(), 1u);
+  absl::StatusOr<v1::ListSessionsResponse> left = core_->ListSessions(ops);
+  ASSERT_TRUE(left.ok());
+  EXPECT_THAT(Ids(*left), ::testing::ElementsAre(harness.session_id));
+  const std::string audit = AuditText();
+  EXPECT_THAT(audit, HasSubstr("\"close_reason\":\"admin_closed\""));
+  EXPECT_THAT(audit, HasSubstr("\"rule\":\"harness.admin\""));
+  EXPECT_THAT(audit, HasSubstr("\"rule\":\"ops.admin\""));
+}
+
 }  // namespace
 }  // namespace sockagent

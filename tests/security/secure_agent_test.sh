@@ -130,6 +130,30 @@ grep -q "policy reload rejected" agent.log || fail "bad policy not reported"
 sc sendto "$U" "127.0.0.1:$CANARY" x > /dev/null || fail "old policy lost"
 pass "an invalid policy file keeps the previous policy"
 
+# 5b. Sessions: each identity lists only its own; a non-admin cannot close
+# another identity's session (exit 3 naming the rule) but can close its own.
+S=$SOCKAGENT_SESSION
+sc session list > list.cert || fail "session list"
+grep -q "$S" list.cert || fail "own session not listed"
+sc --json sessions list | grep -q '"identity": *"spiffe://sockagent.test/harness"' \
+  || fail "sessions list --json lacks the identity"
+(
+  unset SOCKAGENT_TLS_CERT SOCKAGENT_TLS_KEY SOCKAGENT_SESSION
+  export SOCKAGENT_TOKEN="$TOKEN"
+  sc session list > list.token || exit 1
+  ! grep -q "$S" list.token || exit 2
+  set +e
+  sc session close --id "$S" > /dev/null 2> close.err; rc=$?
+  [ "$rc" -eq 3 ] || exit 3
+  grep -q "harness.admin" close.err || exit 4
+) || fail "token identity saw or closed another identity's session ($?)"
+sc session close --id "$S" || fail "closing its own session by id"
+set +e
+sc sendto "$U" "127.0.0.1:$CANARY" x > /dev/null 2>&1; rc=$?
+set -e
+[ "$rc" -eq 3 ] || fail "the closed session still works (exit $rc)"
+pass "session list shows only the caller's sessions; non-admins close only their own"
+
 # 6. The token works without a certificate (TLS only).
 unset SOCKAGENT_TLS_CERT SOCKAGENT_TLS_KEY SOCKAGENT_SESSION
 SOCKAGENT_TOKEN="$TOKEN" sc info > /dev/null 2> token.err || fail "token refused"
