@@ -97,19 +97,26 @@ class AcceptOp final : public IoOp {
     ScopedFd fd;
     v1::Address peer;
   };
+  // A connection whose peer `filter` refuses is closed, and the wait goes on
+  // for the next one.
   AcceptOp(SocketOps& ops,
+           absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter,
            absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done)
-      : ops_(ops), done_(std::move(done)) {}
+      : ops_(ops), filter_(std::move(filter)), done_(std::move(done)) {}
 
   std::optional<absl::Status> Attempt(int fd) override {
-    SockAddr peer;
-    peer.length = sizeof(peer.storage);
-    SysCallInt rc = ops_.Accept(fd, peer.mutable_get(), &peer.length);
-    if (rc.would_block()) return std::nullopt;
-    if (!rc.ok()) return OsError(rc.error, "accept");
-    accepted_.fd.reset(rc.value);
-    accepted_.peer = ToWireAddress(peer.get(), peer.length);
-    return absl::OkStatus();
+    for (;;) {
+      SockAddr peer;
+      peer.length = sizeof(peer.storage);
+      SysCallInt rc = ops_.Accept(fd, peer.mutable_get(), &peer.length);
+      if (rc.would_block()) return std::nullopt;
+      if (!rc.ok()) return OsError(rc.error, "accept");
+      ScopedFd accepted(rc.value);
+      if (filter_ && !filter_(peer.get(), peer.length)) continue;
+      accepted_.fd = std::move(accepted);
+      accepted_.peer = ToWireAddress(peer.get(), peer.length);
+      return absl::OkStatus();
+    }
   }
   void Complete(absl::Status status) override {
     if (!status.ok()) return done_(std::move(status));
@@ -119,6 +126,7 @@ class AcceptOp final : public IoOp {
 
  private:
   SocketOps& ops_;
+  absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter_;
   Accepted accepted_;
   absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done_;
 };
@@ -242,8 +250,11 @@ class RecvOp final : public IoOp {
     std::string data;
     v1::Address from;
   };
+  // A datagram whose source `filter` (may be empty) refuses is dropped, and
+  // the wait goes on for the next one.
   RecvOp(SocketOps& ops, std::shared_ptr<ManagedSocket> socket,
-         size_t max_bytes, int flags, bool want_source, Callback<Received> done)
+         size_t max_bytes, int flags, bool want_source, Callback<Received> done,
+         absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter = {})
       : ops_(ops),
         socket_(std::move(socket)),
         max_bytes_(max_bytes),
@@ -252,6 +263,7 @@ class RecvOp final : public IoOp {
                   socket_->io()->type() == SOCK_STREAM),
         peek_((flags & MSG_PEEK) != 0),
         want_source_(want_source),
+        filter_(std::move(filter)),
         done_(std::move(done)) {}
 
   std::optional<absl::Status> Attempt(int fd) override {
@@ -266,9 +278,10 @@ class RecvOp final : public IoOp {
       SockAddr from;
       from.length = sizeof(from.storage);
       SysCallSize rc =
-          want_source_ ? ops_.RecvFrom(fd, target, max_bytes_ - got_, flags_,
-                                       from.mutable_get(), &from.length)
-                       : ops_.Recv(fd, target, max_bytes_ - got_, flags_);
+          want_source_ || filter_
+              ? ops_.RecvFrom(fd, target, max_bytes_ - got_, flags_,
+                              from.mutable_get(), &from.length)
+              : ops_.Recv(fd, target, max_bytes_ - got_, flags_);
       if (rc.would_block()) {
         // Waiting holds no buffer: 10,000 idle receives cost no memory.
         if (got_ == 0) buffer_ = std::string();
@@ -277,6 +290,11 @@ class RecvOp final : public IoOp {
       if (!rc.ok()) {
         if (got_ > 0) return absl::OkStatus();
         return OsError(rc.error, name());
+      }
+      if (filter_ && from.length > 0 && !filter_(from.get(), from.length)) {
+        // Dropped; a peeked datagram is consumed so the next one surfaces.
+        if (peek_) ops_.Recv(fd, target, 1, flags_ & ~MSG_PEEK);
+        continue;
       }
       if (want_source_) {
         result_.from = ToWireAddress(from.get(), from.length);
@@ -322,6 +340,7 @@ class RecvOp final : public IoOp {
   const bool wait_all_;
   const bool peek_;
   const bool want_source_;
+  absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter_;
   std::string buffer_;
   size_t got_ = 0;
   Received result_;
@@ -527,6 +546,29 @@ size_t AgentCore::RevokeForbidden() {
                  revoked);
   }
   return revoked;
+}
+
+AgentCore::SourceFilter AgentCore::SourceFilterFor(
+    const CallContext& ctx, const char* method,
+    const std::shared_ptr<ManagedSocket>& socket) {
+  if (!policy_.HasSourceFilter(ctx.identity)) return {};
+  CallContext audited;
+  audited.identity = ctx.identity;
+  audited.peer = ctx.peer;
+  audited.session_id = ctx.session_id;
+  return [this, audited = std::move(audited), method, socket](
+             const sockaddr* address, socklen_t length) {
+    const PolicyDecision decision =
+        policy_.CheckSource(audited.identity, method, address, length);
+    if (decision.allowed && !decision.would_deny) return true;
+    // Audited only; the refusal shows as a dropped source, not a status.
+    Decide(audited, method, decision, socket.get(),
+           Endpoint::FromSockAddr(address, length).ToString())
+        .IgnoreError();
+    if (decision.allowed) return true;
+    ++refused_sources_;
+    return false;
+  };
 }
 
 absl::Status AgentCore::Authorize(const CallContext& ctx, const char* method) {
@@ -1068,6 +1110,7 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   stats->set_sessions(static_cast<uint32_t>(sessions_.size()));
   stats->set_open_sockets(sessions_.socket_count());
   stats->set_waiting_operations(engine_->waiting_ops());
+  stats->set_refused_sources(refused_sources_.load());
   if (auto hostname = GetHostname(); hostname.ok()) {
     response.set_hostname(hostname->hostname());
   }
@@ -1083,9 +1126,10 @@ void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
   if (!socket.ok()) return done(socket.status());
   std::shared_ptr<IoSocket> io = (*socket)->io();
   auto op = std::make_unique<AcceptOp>(
-      ops_, [this, session = *session, io, owner = ctx.identity,
-             done = std::move(done)](
-                absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
+      ops_, SourceFilterFor(ctx, "Accept", *socket),
+      [this, session = *session, io, owner = ctx.identity,
+       done = std::move(done)](
+          absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
         if (!accepted.ok()) return done(accepted.status());
         absl::StatusOr<std::shared_ptr<ManagedSocket>> peer =
             Adopt(*session, owner, std::move(accepted->fd), io->family(),
@@ -1164,6 +1208,10 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  SourceFilter filter;
+  if ((*socket)->io()->type() == SOCK_DGRAM) {
+    filter = SourceFilterFor(ctx, "Recv", *socket);
+  }
   engine_->Submit((*socket)->io(), Interest::kRead,
                   std::make_unique<RecvOp>(
                       ops_, *socket, request.max_bytes(), request.flags(),
@@ -1174,7 +1222,8 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
                         v1::RecvResponse response;
                         response.set_data(std::move(received->data));
                         done(std::move(response));
-                      }),
+                      },
+                      std::move(filter)),
                   wait);
 }
 
@@ -1233,6 +1282,10 @@ void AgentCore::RecvFrom(const CallContext& ctx,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  SourceFilter filter;
+  if ((*socket)->io()->type() == SOCK_DGRAM) {
+    filter = SourceFilterFor(ctx, "RecvFrom", *socket);
+  }
   engine_->Submit((*socket)->io(), Interest::kRead,
                   std::make_unique<RecvOp>(
                       ops_, *socket, request.max_bytes(), request.flags(),
@@ -1244,7 +1297,8 @@ void AgentCore::RecvFrom(const CallContext& ctx,
                         response.set_data(std::move(received->data));
                         *response.mutable_address() = std::move(received->from);
                         done(std::move(response));
-                      }),
+                      },
+                      std::move(filter)),
                   wait);
 }
 

@@ -172,6 +172,14 @@ class AgentCore {
  private:
   AgentCore(Options options, std::unique_ptr<Engine> engine);
 
+  // Whether an accepted peer / a datagram source may reach the caller.
+  using SourceFilter = absl::AnyInvocable<bool(const sockaddr*, socklen_t)>;
+  // The policy's accept_allow / accept_deny for ctx.identity, checked at
+  // each arrival (refusals audited and counted); empty when the identity
+  // has no source filter.
+  SourceFilter SourceFilterFor(const CallContext& ctx, const char* method,
+                               const std::shared_ptr<ManagedSocket>& socket);
+
   absl::StatusOr<std::shared_ptr<Session>> SessionFor(const CallContext& ctx);
   absl::StatusOr<std::shared_ptr<ManagedSocket>> SocketFor(
       const CallContext& ctx, const std::string& handle);
@@ -221,6 +229,7 @@ class AgentCore {
   absl::Notification stop_reaper_;
   std::thread reaper_;
   std::atomic<bool> drained_{false};
+  std::atomic<uint64_t> refused_sources_{0};
 };
 
 }  // namespace sockagent

@@ -258,6 +258,15 @@ absl::Status PolicyEngine::Load(const v1::Policy& policy) {
         !s.ok()) {
       return s;
     }
+    if (auto s =
+            compile(rule.accept_allow(), "accept_allow", &out.accept_allow);
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = compile(rule.accept_deny(), "accept_deny", &out.accept_deny);
+        !s.ok()) {
+      return s;
+    }
     compiled->rules.push_back(std::move(out));
   }
   {
@@ -622,6 +631,47 @@ PolicyDecision PolicyEngine::CheckAdmin(absl::string_view identity) const {
                              "its own sessions"));
   }
   return Allow(absl::StrCat(rule->rule.name(), ".admin"));
+}
+
+PolicyDecision PolicyEngine::CheckSource(absl::string_view identity,
+                                         absl::string_view operation,
+                                         const sockaddr* address,
+                                         socklen_t length) const {
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  if (compiled == nullptr) return Allow(kPermissive);
+  const CompiledRule* rule = RuleFor(*compiled, identity);
+  if (rule == nullptr) {
+    return Deny(*compiled, "default-deny", NoRule(identity));
+  }
+  const Endpoint endpoint = Endpoint::FromSockAddr(address, length);
+  const std::string& name = rule->rule.name();
+  if (endpoint.family == 0) return Allow(name);  // AF_UNIX
+  for (size_t i = 0; i < rule->accept_deny.size(); ++i) {
+    const CompiledRange& range = rule->accept_deny[i];
+    if (RangeMatches(range.cidr, range.port_min, range.port_max, endpoint)) {
+      return Deny(
+          *compiled, absl::StrCat(name, ".accept_deny[", i, "]"),
+          absl::StrCat(operation, " from ", endpoint.ToString(), " is denied"));
+    }
+  }
+  if (rule->accept_allow.empty()) return Allow(name);
+  for (size_t i = 0; i < rule->accept_allow.size(); ++i) {
+    const CompiledRange& range = rule->accept_allow[i];
+    if (RangeMatches(range.cidr, range.port_min, range.port_max, endpoint)) {
+      return Allow(absl::StrCat(name, ".accept_allow[", i, "]"));
+    }
+  }
+  return Deny(*compiled, absl::StrCat(name, ".accept_allow"),
+              absl::StrCat(operation, " from ", endpoint.ToString(),
+                           " matches no accept_allow entry"));
+}
+
+bool PolicyEngine::HasSourceFilter(absl::string_view identity) const {
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  if (compiled == nullptr) return false;
+  const CompiledRule* rule = RuleFor(*compiled, identity);
+  return rule != nullptr &&
+         (!rule->accept_allow.empty() || !rule->accept_deny.empty());
 }
 
 }  // namespace sockagent

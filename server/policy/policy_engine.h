@@ -116,6 +116,14 @@ class PolicyEngine {
   PolicyDecision CheckBind(absl::string_view identity, const sockaddr* address,
                            socklen_t length) const;
   PolicyDecision CheckListen(absl::string_view identity, int backlog) const;
+  // The peer of an accepted connection or the source of a datagram, against
+  // the rule's accept_deny then accept_allow (empty = any source).
+  // `operation` names it in the reason.
+  PolicyDecision CheckSource(absl::string_view identity,
+                             absl::string_view operation,
+                             const sockaddr* address, socklen_t length) const;
+  // True when the identity's rule has source filters (CheckSource can deny).
+  bool HasSourceFilter(absl::string_view identity) const;
   PolicyDecision CheckSockOpt(absl::string_view identity,
                               const v1::SetSockOptRequest& request) const;
   // The identity's quotas (0 = unlimited); all zero when not configured or
@@ -141,6 +149,8 @@ class PolicyEngine {
     std::vector<CompiledRange> connect_allow;
     std::vector<CompiledRange> connect_deny;
     std::vector<CompiledRange> bind_allow;
+    std::vector<CompiledRange> accept_allow;
+    std::vector<CompiledRange> accept_deny;
   };
   struct Compiled {
     bool report_only = false;

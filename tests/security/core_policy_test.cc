@@ -586,5 +586,150 @@ TEST_F(CorePolicyTest, OnlyAdminsCloseSessionsOfOtherIdentities) {
   EXPECT_THAT(audit, HasSubstr("\"rule\":\"ops.admin\""));
 }
 
+constexpr char kSourcePolicy[] = R"pb(
+  rules {
+    name: "harness"
+    identities: "harness"
+    allow_rpcs: "*"
+    families: FAMILY_INET
+    types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+    bind_allow { cidr: "127.0.0.1" }
+    accept_allow { cidr: "127.0.0.0/8" }
+    accept_deny { cidr: "127.0.0.3" }
+  }
+)pb";
+
+// A kernel socket of `type` bound to `ip`:0 (a loopback alias).
+int BoundSocket(int type, const char* ip) {
+  int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  ::inet_pton(AF_INET, ip, &address.sin_addr);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0)
+      << ip;
+  return fd;
+}
+
+sockaddr_in Loopback(uint32_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  return address;
+}
+
+TEST_F(CorePolicyTest, RefusedDatagramSourcesAreDroppedAndCounted) {
+  LoadPolicy(kSourcePolicy);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> handle =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  v1::BindRequest bind;
+  bind.set_handle(*handle);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(ctx, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+
+  const int refused = BoundSocket(SOCK_DGRAM, "127.0.0.3");
+  const int allowed = BoundSocket(SOCK_DGRAM, "127.0.0.2");
+  for (const auto& [fd, data] :
+       std::vector<std::pair<int, std::string>>{{refused, "refused-1"},
+                                                {allowed, "kept-1"},
+                                                {refused, "refused-2"},
+                                                {allowed, "kept-2"}}) {
+    ASSERT_EQ(
+        ::sendto(fd, data.data(), data.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&agent), sizeof(agent)),
+        static_cast<ssize_t>(data.size()));
+  }
+  v1::RecvFromRequest recv_from;
+  recv_from.set_handle(*handle);
+  recv_from.set_max_bytes(64);
+  absl::StatusOr<v1::RecvFromResponse> first =
+      Wait<v1::RecvFromResponse>([&](Callback<v1::RecvFromResponse> done) {
+        core_->RecvFrom(ctx, recv_from, std::move(done));
+      });
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->data(), "kept-1");
+  EXPECT_EQ(first->address().inet().host(), "127.0.0.2");
+  v1::RecvRequest recv;
+  recv.set_handle(*handle);
+  recv.set_max_bytes(64);
+  absl::StatusOr<v1::RecvResponse> second =
+      Wait<v1::RecvResponse>([&](Callback<v1::RecvResponse> done) {
+        core_->Recv(ctx, recv, std::move(done));
+      });
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->data(), "kept-2");
+  EXPECT_EQ(core_->GetAgentInfo().stats().refused_sources(), 2u);
+  const std::string audit = AuditText();
+  EXPECT_THAT(audit, HasSubstr("\"rule\":\"harness.accept_deny[0]\""));
+  EXPECT_THAT(audit, HasSubstr("\"remote\":\"127.0.0.3:"));
+  EXPECT_THAT(audit, Not(HasSubstr("refused-1")));
+  ::close(refused);
+  ::close(allowed);
+}
+
+TEST_F(CorePolicyTest, AcceptClosesRefusedPeersAndWaitsForTheNext) {
+  LoadPolicy(kSourcePolicy);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> listener =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  v1::BindRequest bind;
+  bind.set_handle(*listener);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(ctx, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  v1::ListenRequest listen;
+  listen.set_handle(*listener);
+  ASSERT_TRUE(core_->Listen(ctx, listen).ok());
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+
+  const int refused = BoundSocket(SOCK_STREAM, "127.0.0.3");
+  ASSERT_EQ(::connect(refused, reinterpret_cast<const sockaddr*>(&agent),
+                      sizeof(agent)),
+            0);
+  const int allowed = BoundSocket(SOCK_STREAM, "127.0.0.2");
+  ASSERT_EQ(::connect(allowed, reinterpret_cast<const sockaddr*>(&agent),
+                      sizeof(agent)),
+            0);
+  v1::AcceptRequest accept;
+  accept.set_handle(*listener);
+  absl::StatusOr<v1::AcceptResponse> accepted =
+      Wait<v1::AcceptResponse>([&](Callback<v1::AcceptResponse> done) {
+        core_->Accept(ctx, accept, std::move(done));
+      });
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_EQ(accepted->peer().inet().host(), "127.0.0.2");
+  // The refused client's connection was closed by the agent.
+  timeval timeout{10, 0};
+  ::setsockopt(refused, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  char byte;
+  const ssize_t got = ::recv(refused, &byte, 1, 0);
+  EXPECT_TRUE(got == 0 || (got < 0 && errno == ECONNRESET))
+      << got << " errno " << errno;
+  EXPECT_EQ(core_->GetAgentInfo().stats().refused_sources(), 1u);
+  EXPECT_THAT(AuditText(), HasSubstr("\"rule\":\"harness.accept_deny[0]\""));
+  ::close(refused);
+  ::close(allowed);
+}
+
+TEST_F(CorePolicyTest, SourceFiltersWithAnInvalidRangeAreRejected) {
+  v1::Policy policy;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(rules {
+             name: "r"
+             identities: "x"
+             accept_deny { cidr: "300.1.1.1" }
+           })pb",
+      &policy));
+  absl::Status loaded = policy_.Load(policy);
+  EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.message(), HasSubstr("accept_deny[0].cidr"));
+}
+
 }  // namespace
 }  // namespace sockagent
