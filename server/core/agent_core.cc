@@ -18,6 +18,9 @@
 namespace sockagent {
 namespace {
 
+constexpr PolicyEngine::Direction kSendBytes = PolicyEngine::Direction::kSend;
+constexpr PolicyEngine::Direction kRecvBytes = PolicyEngine::Direction::kRecv;
+
 constexpr int kSendFlags =
     MSG_OOB | MSG_DONTROUTE | MSG_DONTWAIT | MSG_EOR | MSG_MORE | MSG_NOSIGNAL;
 constexpr int kRecvFlags =
@@ -546,6 +549,14 @@ size_t AgentCore::RevokeForbidden() {
                  revoked);
   }
   return revoked;
+}
+
+absl::Status AgentCore::CheckByteRate(const CallContext& ctx,
+                                      const char* method,
+                                      const ManagedSocket& socket,
+                                      PolicyEngine::Direction direction) {
+  return Decide(ctx, method, policy_.CheckBytes(ctx.identity, direction),
+                &socket, "", /*audit_allowed=*/false);
 }
 
 AgentCore::SourceFilter AgentCore::SourceFilterFor(
@@ -1180,20 +1191,25 @@ void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, request.handle());
   if (!socket.ok()) return done(socket.status());
+  if (absl::Status rate = CheckByteRate(ctx, "Send", **socket, kSendBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  engine_->Submit(
-      (*socket)->io(), Interest::kWrite,
-      std::make_unique<SendOp>(
-          ops_, *socket, request.data(), request.flags(), request.send_all(),
-          std::nullopt,
-          [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
-            if (!sent.ok()) return done(sent.status());
-            v1::SendResponse response;
-            response.set_bytes_sent(*sent);
-            done(std::move(response));
-          }),
-      wait);
+  engine_->Submit((*socket)->io(), Interest::kWrite,
+                  std::make_unique<SendOp>(
+                      ops_, *socket, request.data(), request.flags(),
+                      request.send_all(), std::nullopt,
+                      [this, identity = ctx.identity, done = std::move(done)](
+                          absl::StatusOr<uint64_t> sent) mutable {
+                        if (!sent.ok()) return done(sent.status());
+                        policy_.ChargeBytes(identity, kSendBytes, *sent);
+                        v1::SendResponse response;
+                        response.set_bytes_sent(*sent);
+                        done(std::move(response));
+                      }),
+                  wait);
 }
 
 void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
@@ -1208,6 +1224,10 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (absl::Status rate = CheckByteRate(ctx, "Recv", **socket, kRecvBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
   SourceFilter filter;
   if ((*socket)->io()->type() == SOCK_DGRAM) {
     filter = SourceFilterFor(ctx, "Recv", *socket);
@@ -1216,9 +1236,11 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
                   std::make_unique<RecvOp>(
                       ops_, *socket, request.max_bytes(), request.flags(),
                       /*want_source=*/false,
-                      [done = std::move(done)](
+                      [this, identity = ctx.identity, done = std::move(done)](
                           absl::StatusOr<RecvOp::Received> received) mutable {
                         if (!received.ok()) return done(received.status());
+                        policy_.ChargeBytes(identity, kRecvBytes,
+                                            received->data.size());
                         v1::RecvResponse response;
                         response.set_data(std::move(received->data));
                         done(std::move(response));
@@ -1253,20 +1275,25 @@ void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
       !allowed.ok()) {
     return done(allowed);
   }
+  if (absl::Status rate = CheckByteRate(ctx, "SendTo", **socket, kSendBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  engine_->Submit(
-      (*socket)->io(), Interest::kWrite,
-      std::make_unique<SendOp>(
-          ops_, *socket, request.data(), request.flags(), /*send_all=*/false,
-          *address,
-          [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
-            if (!sent.ok()) return done(sent.status());
-            v1::SendToResponse response;
-            response.set_bytes_sent(*sent);
-            done(std::move(response));
-          }),
-      wait);
+  engine_->Submit((*socket)->io(), Interest::kWrite,
+                  std::make_unique<SendOp>(
+                      ops_, *socket, request.data(), request.flags(),
+                      /*send_all=*/false, *address,
+                      [this, identity = ctx.identity, done = std::move(done)](
+                          absl::StatusOr<uint64_t> sent) mutable {
+                        if (!sent.ok()) return done(sent.status());
+                        policy_.ChargeBytes(identity, kSendBytes, *sent);
+                        v1::SendToResponse response;
+                        response.set_bytes_sent(*sent);
+                        done(std::move(response));
+                      }),
+                  wait);
 }
 
 void AgentCore::RecvFrom(const CallContext& ctx,
@@ -1282,6 +1309,10 @@ void AgentCore::RecvFrom(const CallContext& ctx,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (absl::Status rate = CheckByteRate(ctx, "RecvFrom", **socket, kRecvBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
   SourceFilter filter;
   if ((*socket)->io()->type() == SOCK_DGRAM) {
     filter = SourceFilterFor(ctx, "RecvFrom", *socket);
@@ -1290,9 +1321,11 @@ void AgentCore::RecvFrom(const CallContext& ctx,
                   std::make_unique<RecvOp>(
                       ops_, *socket, request.max_bytes(), request.flags(),
                       /*want_source=*/true,
-                      [done = std::move(done)](
+                      [this, identity = ctx.identity, done = std::move(done)](
                           absl::StatusOr<RecvOp::Received> received) mutable {
                         if (!received.ok()) return done(received.status());
+                        policy_.ChargeBytes(identity, kRecvBytes,
+                                            received->data.size());
                         v1::RecvFromResponse response;
                         response.set_data(std::move(received->data));
                         *response.mutable_address() = std::move(received->from);

@@ -172,6 +172,11 @@ class AgentCore {
  private:
   AgentCore(Options options, std::unique_ptr<Engine> engine);
 
+  // The identity's byte-rate quota for `direction` (RESOURCE_EXHAUSTED
+  // naming it while the identity's bucket is in debt; audited).
+  absl::Status CheckByteRate(const CallContext& ctx, const char* method,
+                             const ManagedSocket& socket,
+                             PolicyEngine::Direction direction);
   // Whether an accepted peer / a datagram source may reach the caller.
   using SourceFilter = absl::AnyInvocable<bool(const sockaddr*, socklen_t)>;
   // The policy's accept_allow / accept_deny for ctx.identity, checked at

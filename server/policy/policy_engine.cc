@@ -674,4 +674,58 @@ bool PolicyEngine::HasSourceFilter(absl::string_view identity) const {
          (!rule->accept_allow.empty() || !rule->accept_deny.empty());
 }
 
+void PolicyEngine::RefillLocked(ByteBucket& bucket, uint64_t rate,
+                                absl::Time now) {
+  const double capacity = static_cast<double>(rate);
+  if (bucket.refilled == absl::InfinitePast()) {
+    bucket.tokens = capacity;
+  } else {
+    bucket.tokens += absl::ToDoubleSeconds(now - bucket.refilled) * capacity;
+    if (bucket.tokens > capacity) bucket.tokens = capacity;
+  }
+  bucket.refilled = now;
+}
+
+PolicyDecision PolicyEngine::CheckBytes(absl::string_view identity,
+                                        Direction direction) {
+  const v1::PolicyQuotas quotas = Quotas(identity);
+  const bool send = direction == Direction::kSend;
+  const uint64_t rate = send ? quotas.max_send_bytes_per_second()
+                             : quotas.max_recv_bytes_per_second();
+  if (rate == 0) return Allow("");
+  const char* quota =
+      send ? "max_send_bytes_per_second" : "max_recv_bytes_per_second";
+  {
+    absl::MutexLock lock(&ops_mu_);
+    ByteBucket& bucket = (send ? send_bytes_ : recv_bytes_)[identity];
+    RefillLocked(bucket, rate, absl::Now());
+    if (bucket.tokens > 0) return Allow("");
+  }
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  const CompiledRule* rule =
+      compiled == nullptr ? nullptr : RuleFor(*compiled, identity);
+  PolicyDecision decision;
+  decision.allowed = false;
+  decision.rule =
+      absl::StrCat(rule == nullptr ? "" : rule->rule.name(), ".quotas.", quota);
+  decision.reason = absl::StrCat("quota ", quota, ": identity '", identity,
+                                 "' exceeded ", rate, " bytes per second");
+  decision.code = absl::StatusCode::kResourceExhausted;
+  return decision;
+}
+
+void PolicyEngine::ChargeBytes(absl::string_view identity, Direction direction,
+                               uint64_t bytes) {
+  if (bytes == 0) return;
+  const v1::PolicyQuotas quotas = Quotas(identity);
+  const bool send = direction == Direction::kSend;
+  const uint64_t rate = send ? quotas.max_send_bytes_per_second()
+                             : quotas.max_recv_bytes_per_second();
+  if (rate == 0) return;
+  absl::MutexLock lock(&ops_mu_);
+  ByteBucket& bucket = (send ? send_bytes_ : recv_bytes_)[identity];
+  RefillLocked(bucket, rate, absl::Now());
+  bucket.tokens -= static_cast<double>(bytes);
+}
+
 }  // namespace sockagent

@@ -126,6 +126,14 @@ class PolicyEngine {
   bool HasSourceFilter(absl::string_view identity) const;
   PolicyDecision CheckSockOpt(absl::string_view identity,
                               const v1::SetSockOptRequest& request) const;
+  // Byte-rate quotas (PolicyQuotas.max_send_bytes_per_second /
+  // max_recv_bytes_per_second): CheckBytes admits a call unless the
+  // identity's bucket for `direction` is in debt (RESOURCE_EXHAUSTED naming
+  // the quota); ChargeBytes takes what the call moved.
+  enum class Direction { kSend, kRecv };
+  PolicyDecision CheckBytes(absl::string_view identity, Direction direction);
+  void ChargeBytes(absl::string_view identity, Direction direction,
+                   uint64_t bytes);
   // The identity's quotas (0 = unlimited); all zero when not configured or
   // the identity has no rule.
   v1::PolicyQuotas Quotas(absl::string_view identity) const;
@@ -160,6 +168,14 @@ class PolicyEngine {
     absl::Time window_start;
     uint32_t count = 0;
   };
+  // Bytes a direction may still move; refilled at the rate, capped at one
+  // second's worth; negative = in debt.
+  struct ByteBucket {
+    double tokens = 0;
+    absl::Time refilled = absl::InfinitePast();
+  };
+  // Refills `bucket` for `rate` bytes/s up to now.
+  static void RefillLocked(ByteBucket& bucket, uint64_t rate, absl::Time now);
 
   std::shared_ptr<const Compiled> Snapshot() const;
   static const CompiledRule* RuleFor(const Compiled& compiled,
@@ -176,6 +192,10 @@ class PolicyEngine {
   std::function<void()> hook_ ABSL_GUARDED_BY(hook_mu_);
   absl::Mutex ops_mu_;
   absl::flat_hash_map<std::string, OpBucket> ops_ ABSL_GUARDED_BY(ops_mu_);
+  absl::flat_hash_map<std::string, ByteBucket> send_bytes_
+      ABSL_GUARDED_BY(ops_mu_);
+  absl::flat_hash_map<std::string, ByteBucket> recv_bytes_
+      ABSL_GUARDED_BY(ops_mu_);
 };
 
 }  // namespace sockagent

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -45,6 +46,17 @@ absl::StatusOr<T> Wait(absl::AnyInvocable<void(Callback<T>)> start) {
     return absl::DeadlineExceededError("test: callback never ran");
   }
   return *result;
+}
+
+// Polls `predicate` every 10 ms for up to 10 s.
+template <typename Predicate>
+bool Eventually(Predicate predicate) {
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < end) {
+    if (predicate()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return predicate();
 }
 
 v1::Address Inet(const std::string& host, uint32_t port) {
@@ -729,6 +741,77 @@ TEST_F(CorePolicyTest, SourceFiltersWithAnInvalidRangeAreRejected) {
   absl::Status loaded = policy_.Load(policy);
   EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(loaded.message(), HasSubstr("accept_deny[0].cidr"));
+}
+
+constexpr char kByteRatePolicy[] = R"pb(
+  rules {
+    name: "harness"
+    identities: [ "harness", "other" ]
+    allow_rpcs: "*"
+    families: FAMILY_INET
+    types: SOCKET_TYPE_DGRAM
+    connect_allow { cidr: "127.0.0.1" }
+    bind_allow { cidr: "127.0.0.1" }
+    quotas { max_send_bytes_per_second: 1000 max_recv_bytes_per_second: 1000 }
+  }
+)pb";
+
+TEST_F(CorePolicyTest, ByteRateQuotasRefuseCallsInDebtPerIdentity) {
+  LoadPolicy(kByteRatePolicy);
+  UdpCanary canary;
+  CallContext harness = Session("harness");
+  CallContext other = Session("other");
+  absl::StatusOr<std::string> socket =
+      Socket(harness, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  absl::StatusOr<std::string> other_socket =
+      Socket(other, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(socket.ok() && other_socket.ok());
+  const v1::Address to = Inet("127.0.0.1", canary.port());
+  // One large datagram overdraws the one-second bucket (1000 -> -4000)...
+  EXPECT_TRUE(SendTo(harness, *socket, to, std::string(5000, 'a')).ok());
+  // ...so the next call is refused before reaching the wire, for 4 s.
+  absl::Status refused = SendTo(harness, *socket, to, "b");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(), HasSubstr("max_send_bytes_per_second"));
+  // Another identity has its own bucket.
+  EXPECT_TRUE(SendTo(other, *other_socket, to, "c").ok());
+  EXPECT_TRUE(Eventually([&] { return canary.Drain() == 2; }))
+      << canary.Drain();
+
+  // Receiving: the bytes received are charged.
+  absl::StatusOr<std::string> receiver =
+      Socket(harness, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(receiver.ok());
+  v1::BindRequest bind;
+  bind.set_handle(*receiver);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(harness, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  const int sender = BoundSocket(SOCK_DGRAM, "127.0.0.1");
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+  const std::string big(5000, 'd');
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(
+        ::sendto(sender, big.data(), big.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&agent), sizeof(agent)),
+        static_cast<ssize_t>(big.size()));
+  }
+  v1::RecvRequest recv;
+  recv.set_handle(*receiver);
+  recv.set_max_bytes(8192);
+  auto receive = [&] {
+    return Wait<v1::RecvResponse>([&](Callback<v1::RecvResponse> done) {
+      core_->Recv(harness, recv, std::move(done));
+    });
+  };
+  absl::StatusOr<v1::RecvResponse> first = receive();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->data().size(), big.size());
+  absl::StatusOr<v1::RecvResponse> second = receive();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(second.status().message(),
+              HasSubstr("harness.quotas.max_recv_bytes_per_second"));
+  ::close(sender);
 }
 
 }  // namespace
