@@ -1122,6 +1122,7 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   stats->set_open_sockets(sessions_.socket_count());
   stats->set_waiting_operations(engine_->waiting_ops());
   stats->set_refused_sources(refused_sources_.load());
+  stats->set_policy_reloads_rejected(policy_.rejected_loads());
   if (auto hostname = GetHostname(); hostname.ok()) {
     response.set_hostname(hostname->hostname());
   }

@@ -202,6 +202,12 @@ absl::StatusOr<v1::Policy> PolicyEngine::ParseFile(const std::string& path) {
 }
 
 absl::Status PolicyEngine::Load(const v1::Policy& policy) {
+  absl::Status loaded = LoadValid(policy);
+  if (!loaded.ok()) rejected_loads_.fetch_add(1);
+  return loaded;
+}
+
+absl::Status PolicyEngine::LoadValid(const v1::Policy& policy) {
   auto compiled = std::make_shared<Compiled>();
   compiled->report_only = policy.report_only();
   for (int r = 0; r < policy.rules_size(); ++r) {
@@ -285,7 +291,10 @@ void PolicyEngine::SetLoadHook(std::function<void()> hook) {
 
 absl::Status PolicyEngine::LoadFile(const std::string& path) {
   absl::StatusOr<v1::Policy> policy = ParseFile(path);
-  if (!policy.ok()) return policy.status();
+  if (!policy.ok()) {
+    rejected_loads_.fetch_add(1);
+    return policy.status();
+  }
   return Load(*policy);
 }
 

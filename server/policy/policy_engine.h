@@ -20,6 +20,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -101,6 +102,10 @@ class PolicyEngine {
   // these ports are hard-denied. Snapshots this host's addresses.
   void SetProtectedPorts(std::vector<uint16_t> ports);
 
+  // Policies refused by Load() / LoadFile() (parse or validation errors)
+  // since the engine was made; the last valid policy stayed in force.
+  uint64_t rejected_loads() const { return rejected_loads_.load(); }
+
   // True once a policy was loaded.
   bool configured() const;
   bool report_only() const;
@@ -177,6 +182,8 @@ class PolicyEngine {
   // Refills `bucket` for `rate` bytes/s up to now.
   static void RefillLocked(ByteBucket& bucket, uint64_t rate, absl::Time now);
 
+  // Load() without the rejection count.
+  absl::Status LoadValid(const v1::Policy& policy);
   std::shared_ptr<const Compiled> Snapshot() const;
   static const CompiledRule* RuleFor(const Compiled& compiled,
                                      absl::string_view identity);
@@ -184,6 +191,7 @@ class PolicyEngine {
   static PolicyDecision Deny(const Compiled& compiled, std::string rule,
                              std::string reason);
 
+  std::atomic<uint64_t> rejected_loads_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const Compiled> compiled_ ABSL_GUARDED_BY(mu_);
   std::vector<uint16_t> protected_ports_ ABSL_GUARDED_BY(mu_);
