@@ -189,6 +189,7 @@ void ConnectionLimiter::Stop() {
 }
 
 bool ConnectionLimiter::OverCap(absl::string_view grpc_peer) const {
+  if (over_cap_open_.load(std::memory_order_acquire) == 0) return false;
   const std::string key = PeerKey(grpc_peer);
   absl::MutexLock lock(&mu_);
   auto it = peers_.find(key);
@@ -210,6 +211,7 @@ void ConnectionLimiter::SweepLocked() const {
         !S_ISSOCK(st.st_mode)) {
       auto it = peers_.find(c.peer);
       if (it != peers_.end()) peers_.erase(it);
+      if (c.over_cap) over_cap_open_.fetch_sub(1);
       continue;
     }
     if (kept != i) connections_[kept] = std::move(c);
@@ -259,6 +261,7 @@ void ConnectionLimiter::AcceptLoop() {
         }
         if (!refuse) {
           peers_[connection.peer] = connection.over_cap;
+          if (connection.over_cap) over_cap_open_.fetch_add(1);
           connections_.push_back(connection);
         }
       }

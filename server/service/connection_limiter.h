@@ -101,6 +101,9 @@ class ConnectionLimiter {
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> restricted_{0};
+  // Over-cap entries in connections_: while zero, OverCap() answers without
+  // parsing the peer or taking the lock (it runs on every call).
+  mutable std::atomic<size_t> over_cap_open_{0};
   mutable absl::Mutex mu_;
   mutable std::vector<Connection> connections_ ABSL_GUARDED_BY(mu_);
   // Peer key -> over_cap, for the connections in connections_.
