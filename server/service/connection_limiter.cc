@@ -23,6 +23,8 @@
 namespace sockagent {
 namespace {
 
+constexpr absl::Duration kSweepInterval = absl::Milliseconds(5);
+
 // "a.b.c.d:port" or "[v6]:port"; IPv4-mapped IPv6 folded to IPv4.
 std::string KeyOf(const sockaddr* address) {
   char text[INET6_ADDRSTRLEN] = {};
@@ -249,7 +251,18 @@ void ConnectionLimiter::AcceptLoop() {
       bool refuse = false;
       {
         absl::MutexLock lock(&mu_);
-        SweepLocked();
+        // Entries gRPC closed only overstate the count, so the list is swept
+        // (one fstat per connection) only when it reaches the cap, and then
+        // at most every kSweepInterval: a flood of connections at the cap
+        // costs O(1) per accept in between.
+        const size_t threshold =
+            options_.max_connections != 0 ? options_.max_connections : 1024;
+        const absl::Time now = absl::Now();
+        if (connections_.size() >= threshold &&
+            now - last_sweep_ >= kSweepInterval) {
+          SweepLocked();
+          last_sweep_ = now;
+        }
         const size_t open = connections_.size();
         const uint32_t cap = options_.max_connections;
         if (cap != 0 && open >= cap) {

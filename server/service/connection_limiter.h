@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace sockagent {
 
@@ -106,6 +107,7 @@ class ConnectionLimiter {
   mutable std::atomic<size_t> over_cap_open_{0};
   mutable absl::Mutex mu_;
   mutable std::vector<Connection> connections_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_sweep_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // Peer key -> over_cap, for the connections in connections_.
   mutable absl::flat_hash_map<std::string, bool> peers_ ABSL_GUARDED_BY(mu_);
 };
