@@ -2,9 +2,11 @@
 #define SOCKAGENT_SERVER_SERVICE_AGENT_SERVER_H_
 
 // The running agent: AgentCore + the gRPC server (SocketAgent, health,
-// reflection). Owns the shutdown order, written once here:
-//   health NOT_SERVING -> core drains (waiting calls end UNAVAILABLE, sockets
-//   close) -> server shuts down within the drain deadline -> engine stops.
+// reflection) behind the agent's own listener (ConnectionLimiter: the
+// connection cap). Owns the shutdown order, written once here:
+//   health NOT_SERVING -> the listener stops accepting -> core drains
+//   (waiting calls end UNAVAILABLE, sockets close) -> server shuts down
+//   within the drain deadline -> engine stops.
 // Start() and Drain() may be called from different threads.
 
 #include <functional>
