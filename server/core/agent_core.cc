@@ -530,10 +530,15 @@ size_t AgentCore::RevokeForbidden() {
               return ops_.GetPeerName(fd, peer.mutable_get(), &peer.length)
                   .ok();
             });
-        forbidden =
-            got.ok() && *got &&
-            !policy_.CheckDestination(owner, "connect", peer.get(), peer.length)
-                 .allowed;
+        // An accepted peer is judged by the accept filters, a connected one
+        // by the connect rules.
+        forbidden = got.ok() && *got &&
+                    !(socket->accepted()
+                          ? policy_.CheckSource(owner, "Accept", peer.get(),
+                                                peer.length)
+                          : policy_.CheckDestination(owner, "connect",
+                                                     peer.get(), peer.length))
+                         .allowed;
       }
       if (!forbidden || session->Remove(socket->handle()) == nullptr) {
         continue;
@@ -1148,6 +1153,7 @@ void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
                   io->type(), io->protocol());
         if (!peer.ok()) return done(peer.status());
         (*peer)->set_state(v1::SOCKET_STATE_CONNECTED);
+        (*peer)->set_accepted();
         v1::AcceptResponse response;
         response.set_handle((*peer)->handle());
         *response.mutable_peer() = std::move(accepted->peer);

@@ -158,9 +158,10 @@ class AgentCore {
   absl::Status Authorize(const CallContext& ctx, const char* method);
 
   // Closes (audit reason "policy_revoked") every socket the current policy
-  // no longer allows its owner: a family/type no longer granted, or a
-  // connected peer no longer allowed. Runs on every policy load. Returns how
-  // many were closed.
+  // no longer allows its owner: a family/type no longer granted, a peer it
+  // connected to no longer allowed (connect rules), or the peer of an
+  // accepted connection no longer admitted (accept filters). Runs on every
+  // policy load. Returns how many were closed.
   size_t RevokeForbidden();
 
   // A streaming call of ctx.identity starts / ends. RESOURCE_EXHAUSTED

@@ -51,6 +51,16 @@ class ManagedSocket {
     absl::MutexLock lock(&mu_);
     state_ = state;
   }
+  // True for a socket returned by Accept: its peer is a source (the
+  // policy's accept filters), not a destination it connected to.
+  bool accepted() const {
+    absl::MutexLock lock(&mu_);
+    return accepted_;
+  }
+  void set_accepted() {
+    absl::MutexLock lock(&mu_);
+    accepted_ = true;
+  }
 
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> bytes_received{0};
@@ -61,6 +71,7 @@ class ManagedSocket {
   mutable absl::Mutex mu_;
   std::optional<absl::Duration> timeout_ ABSL_GUARDED_BY(mu_);
   v1::SocketState state_ ABSL_GUARDED_BY(mu_) = v1::SOCKET_STATE_OPEN;
+  bool accepted_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // A lease and the sockets it owns. Thread-safe. Once closed it accepts no

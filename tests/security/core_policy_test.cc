@@ -729,6 +729,58 @@ TEST_F(CorePolicyTest, AcceptClosesRefusedPeersAndWaitsForTheNext) {
   ::close(allowed);
 }
 
+// On a policy reload an accepted connection is judged by the accept filters,
+// not by the connect rules (which name no loopback destination here).
+TEST_F(CorePolicyTest, ReloadRevokesAcceptedPeersByTheAcceptFilters) {
+  const std::string base = R"pb(
+    rules { name: "harness" identities: "harness" allow_rpcs: "*"
+            families: FAMILY_INET
+            types: SOCKET_TYPE_STREAM
+            connect_allow { cidr: "10.0.0.0/8" }
+            bind_allow { cidr: "127.0.0.1" }
+            accept_allow { cidr: "127.0.0.0/8" }
+  )pb";
+  LoadPolicy(base + "}");
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> listener =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  v1::BindRequest bind;
+  bind.set_handle(*listener);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(ctx, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  v1::ListenRequest listen;
+  listen.set_handle(*listener);
+  ASSERT_TRUE(core_->Listen(ctx, listen).ok());
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+  const int client = BoundSocket(SOCK_STREAM, "127.0.0.2");
+  ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&agent),
+                      sizeof(agent)),
+            0);
+  v1::AcceptRequest accept;
+  accept.set_handle(*listener);
+  absl::StatusOr<v1::AcceptResponse> accepted =
+      Wait<v1::AcceptResponse>([&](Callback<v1::AcceptResponse> done) {
+        core_->Accept(ctx, accept, std::move(done));
+      });
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+
+  LoadPolicy(base + "}");  // unchanged: the accepted socket stays
+  v1::GetPeerNameRequest peer;
+  peer.set_handle(accepted->handle());
+  EXPECT_TRUE(core_->GetPeerName(ctx, peer).ok());
+
+  LoadPolicy(base + R"pb(                         accept_deny { cidr: "127.0.0.2" } })pb");
+  EXPECT_EQ(core_->GetPeerName(ctx, peer).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(AuditText(), HasSubstr("\"close_reason\":\"policy_revoked\""));
+  v1::GetSockNameRequest name;
+  name.set_handle(*listener);
+  EXPECT_TRUE(core_->GetSockName(ctx, name).ok()) << "the listener stays";
+  ::close(client);
+}
+
 TEST_F(CorePolicyTest, SourceFiltersWithAnInvalidRangeAreRejected) {
   v1::Policy policy;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
