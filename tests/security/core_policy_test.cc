@@ -771,7 +771,8 @@ TEST_F(CorePolicyTest, ReloadRevokesAcceptedPeersByTheAcceptFilters) {
   peer.set_handle(accepted->handle());
   EXPECT_TRUE(core_->GetPeerName(ctx, peer).ok());
 
-  LoadPolicy(base + R"pb(                         accept_deny { cidr: "127.0.0.2" } })pb");
+  const std::string deny_peer = R"pb(accept_deny { cidr: "127.0.0.2" })pb";
+  LoadPolicy(base + deny_peer + "}");
   EXPECT_EQ(core_->GetPeerName(ctx, peer).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_THAT(AuditText(), HasSubstr("\"close_reason\":\"policy_revoked\""));
