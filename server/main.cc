@@ -154,6 +154,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--metrics-listen", metrics_listen,
                  "serve Prometheus /metrics on host:port (off when empty)");
+  app.add_option("--health-listen", options.health_listen,
+                 "also serve plaintext grpc.health.v1 (health only) on "
+                 "host:port, for kubelet gRPC probes (off when empty)");
   std::string policy_file;
   std::string audit_log;
   std::string policy_reload_interval = "2s";
@@ -325,6 +328,10 @@ int main(int argc, char** argv) {
   if (metrics != nullptr) {
     metrics->AttachCore(&(*server)->core());
     spdlog::info("metrics on {} (port {})", metrics_listen, metrics->port());
+  }
+  if ((*server)->health_port() != 0) {
+    spdlog::info("health on {} (port {})", options.health_listen,
+                 (*server)->health_port());
   }
   const std::string incarnation = (*server)->core().incarnation();
   spdlog::info("sockagentd {} serving on {} (port {}), incarnation {}",

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -25,16 +27,19 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/address.h"
 #include "client/agent.h"
 #include "client/cli/cli_util.h"
 #include "client/credentials.h"
+#include "client/scenario/scenario.h"
 #include "client/socket.h"
 #include "proto/status_codec.h"
 #ifdef SOCKAGENT_HAVE_HEALTH_PROTO
@@ -70,7 +75,10 @@ Exit codes:
   3  the call failed without an errno (agent unreachable, unknown handle or
      session NOT_FOUND, deadline, permission, ...)
   4  the socket call failed with an errno; stderr says e.g.
-     "sockctl: connect: Connection refused (ECONNREFUSED)")help";
+     "sockctl: connect: Connection refused (ECONNREFUSED)"
+`sockctl run` (scenario files): 0 every expectation held, 1 some step failed,
+2 usage or scenario file error, 3 an agent could not be reached, 130/143
+interrupted by SIGINT/SIGTERM (cleanup ran).)help";
 
 // Options shared by every subcommand.
 struct Globals {
@@ -980,6 +988,169 @@ int Nc(const NcOptions& nc) {
   return NcStream(accepted->socket, quit_after);
 }
 
+// --------------------------------------------------------------------- run
+
+struct RunArgs {
+  std::vector<std::string> files;
+  std::string junit;
+  bool check = false;  // parse only
+};
+
+// Blocks SIGINT and SIGTERM in the calling thread (and every thread it
+// starts later) and turns them into `interrupt` from a sigwait thread, so a
+// signal stops a scenario and its cleanup still runs. Stop() ends the thread.
+class InterruptWatcher {
+ public:
+  InterruptWatcher() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] {
+      const timespec tick{0, 100 * 1000 * 1000};
+      while (!done_.load()) {
+        int sig = ::sigtimedwait(&set_, nullptr, &tick);
+        if (sig != SIGINT && sig != SIGTERM) continue;
+        const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        if (interrupt_.HasBeenNotified()) {
+          // A second signal: the user does not want to wait for cleanup.
+          // The agents close what is left when the sessions' leases lapse.
+          std::cerr << "sockctl run: " << name
+                    << " again: exiting without cleanup" << std::endl;
+          std::_Exit(128 + sig);
+        }
+        signal_.store(sig);
+        std::cerr << "sockctl run: " << name
+                  << ": stopping, cleaning up (again to exit at once)"
+                  << std::endl;
+        interrupt_.Notify();
+      }
+    });
+  }
+  ~InterruptWatcher() { Stop(); }
+  void Stop() {
+    done_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  const absl::Notification* interrupt() const { return &interrupt_; }
+  // The signal received, or 0.
+  int signal() const { return signal_.load(); }
+
+ private:
+  sigset_t set_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> signal_{0};
+  absl::Notification interrupt_;
+  std::thread thread_;
+};
+
+int RunScenarios(const RunArgs& args, const std::vector<std::string>& extras) {
+  RunOptions options;
+  for (const std::string& extra : extras) {
+    // --agent-NAME=HOST:PORT
+    absl::string_view text = extra;
+    if (!absl::ConsumePrefix(&text, "--agent-") ||
+        text.find('=') == absl::string_view::npos || text.find('=') == 0) {
+      return Usage(absl::InvalidArgumentError(absl::StrCat(
+          "run: unexpected argument \"", extra,
+          "\" (files, --junit FILE, --json, --agent-NAME=HOST:PORT)")));
+    }
+    size_t name_end = text.find('=');
+    options.agent_targets[std::string(text.substr(0, name_end))] =
+        std::string(text.substr(name_end + 1));
+  }
+  if (g.call_timeout != absl::InfiniteDuration()) {
+    options.connect_timeout = g.call_timeout;
+  }
+  options.default_security.tls_ca = g.tls_ca;
+  options.default_security.tls_cert = g.tls_cert;
+  options.default_security.tls_key = g.tls_key;
+  options.default_security.tls_server_name = g.tls_server_name;
+  options.default_security.token = g.token;
+
+  // Every file is checked before anything runs; each error goes to stderr,
+  // and with --json the first one also to stdout.
+  std::vector<Scenario> scenarios;
+  absl::Status first_error;
+  auto report = [&first_error](const absl::Status& status) {
+    std::cerr << "sockctl: " << status.message() << std::endl;
+    if (first_error.ok()) first_error = status;
+  };
+  for (const std::string& file : args.files) {
+    absl::StatusOr<Scenario> scenario = Scenario::ParseFile(file);
+    if (!scenario.ok()) {
+      report(scenario.status());
+      continue;
+    }
+    for (const auto& [name, target] : options.agent_targets) {
+      std::vector<std::string> names = scenario->agent_names();
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        report(absl::InvalidArgumentError(absl::StrCat(
+            file, ": --agent-", name, ": no agent of that name (agents: ",
+            absl::StrJoin(names, ", "), ")")));
+      }
+    }
+    scenarios.push_back(*std::move(scenario));
+  }
+  if (!first_error.ok()) {
+    if (g.json) std::cout << ErrorJson(first_error) << std::endl;
+    return kExitUsage;
+  }
+  if (args.check) {
+    for (const Scenario& scenario : scenarios) {
+      std::cout << scenario.file() << ": " << scenario.name() << ", "
+                << scenario.step_count() << " steps, agents "
+                << absl::StrJoin(scenario.agent_names(), ", ") << std::endl;
+    }
+    return kExitOk;
+  }
+
+  InterruptWatcher watcher;
+  options.interrupt = watcher.interrupt();
+  options.on_step = [](const StepResult& step) {
+    std::cerr << ProgressLine(step) << std::endl;
+  };
+  std::vector<ScenarioResult> results;
+  for (const Scenario& scenario : scenarios) {
+    if (watcher.interrupt()->HasBeenNotified()) break;
+    std::cerr << "== " << scenario.name()
+              << (scenario.file().empty() ? "" : " (" + scenario.file() + ")")
+              << ": " << scenario.step_count() << " steps" << std::endl;
+    results.push_back(scenario.Run(options));
+    std::ostream& table = g.json ? std::cerr : std::cout;
+    table << SummaryTable(results.back()) << std::flush;
+  }
+  watcher.Stop();
+
+  int rc = kExitOk;
+  if (!args.junit.empty()) {
+    std::ofstream out(args.junit, std::ios::trunc);
+    out << JUnitXml(results);
+    out.close();
+    if (!out) {
+      std::cerr << "sockctl: cannot write " << args.junit << std::endl;
+      rc = kExitFalse;
+    }
+  }
+  if (g.json) std::cout << ResultsJson(results) << std::endl;
+  bool step_failed = false;
+  bool agent_failed = false;
+  for (const ScenarioResult& result : results) {
+    for (const StepResult& step : result.steps) {
+      if (step.status == StepStatus::kPassed ||
+          step.status == StepStatus::kSkipped) {
+        continue;
+      }
+      (step.kind == "session" ? agent_failed : step_failed) = true;
+    }
+    if (!result.ok() && !agent_failed) step_failed = true;
+  }
+  if (watcher.signal() != 0) return 128 + watcher.signal();
+  if (step_failed) return kExitFalse;
+  if (agent_failed) return kExitRpc;
+  return rc;
+}
+
 // ------------------------------------------------------------------- main
 
 // `text` with prose lines wrapped at 78 columns; lines starting with a space
@@ -1358,8 +1529,41 @@ int Main(int argc, char** argv) {
       ->expected(1, 2);
   on_run(nc_cmd, [&] { return Nc(nc); });
 
+  RunArgs run_args;
+  // `run`'s --agent-NAME=HOST:PORT options have free names, which CLI11
+  // cannot declare: they are taken out of argv before parsing.
+  std::vector<std::string> agent_overrides;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0 && absl::StartsWith(argv[i], "--agent-")) {
+      agent_overrides.push_back(argv[i]);
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  CLI::App* run_cmd = AddCommand(
+      &app, "run",
+      "Run scenario files, declarative distributed tests of named agents, "
+      "steps that map onto the RPCs and their expectations (the README's "
+      "Scenarios section has the file format). Progress goes to stderr, a "
+      "summary table to stdout (with "
+      "--json: one JSON report on stdout, the table on stderr), --junit "
+      "writes JUnit XML. Agents come from the file's address, "
+      "SOCKAGENT_AGENT_<NAME>, or --agent-NAME=HOST:PORT (strongest). "
+      "SIGINT/SIGTERM stops the run; cleanup (close every handle and "
+      "session) always runs. Exit 0 only when every expectation held.\n\n"
+      "Example:\n  sockctl run examples/scenarios/*.yaml --junit "
+      "report.xml --agent-b=127.0.0.1:7701");
+  run_cmd->add_option("files", run_args.files, "scenario files (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run_cmd->add_option("--junit", run_args.junit, "write JUnit XML here");
+  run_cmd->add_flag("--check", run_args.check,
+                    "only parse the files (exit 0, or 2 naming the error)");
+  on_run(run_cmd, [&] { return RunScenarios(run_args, agent_overrides); });
+
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
@@ -1374,6 +1578,11 @@ int Main(int argc, char** argv) {
     g.deadline = absl::Now() + *timeout;
   }
   if (!action) return kExitUsage;
+  if (!agent_overrides.empty() && !run_cmd->parsed()) {
+    return Usage(absl::InvalidArgumentError(absl::StrCat(
+        "unknown option ", agent_overrides.front(),
+        " (--agent-NAME=HOST:PORT is an option of `sockctl run`)")));
+  }
   return action();
 }
 

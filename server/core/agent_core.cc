@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -446,6 +447,10 @@ absl::Status AgentCore::Decide(const CallContext& ctx, const char* method,
                                const ManagedSocket* socket,
                                const std::string& remote, bool audit_allowed,
                                int family, int type) {
+  if (!decision.allowed || decision.would_deny) {
+    absl::MutexLock lock(&denials_mu_);
+    ++denials_[{decision.rule, decision.allowed ? "would_deny" : "deny"}];
+  }
   if (options_.audit != nullptr &&
       (audit_allowed || !decision.allowed || decision.would_deny)) {
     AuditEvent event;
@@ -1100,6 +1105,34 @@ absl::StatusOr<v1::ListSocketsResponse> AgentCore::ListSockets(
               return a.handle() < b.handle();
             });
   return response;
+}
+
+std::vector<AgentCore::SocketKindCount> AgentCore::CountSocketsByKind() const {
+  absl::flat_hash_map<std::tuple<int, int, int>, uint64_t> counts;
+  for (const std::shared_ptr<Session>& session : sessions_.List()) {
+    for (const std::shared_ptr<ManagedSocket>& socket : session->List()) {
+      ++counts[{socket->io()->family(), socket->io()->type(),
+                static_cast<int>(socket->state())}];
+    }
+  }
+  std::vector<SocketKindCount> result;
+  result.reserve(counts.size());
+  for (const auto& [kind, count] : counts) {
+    result.push_back({std::get<0>(kind), std::get<1>(kind),
+                      static_cast<v1::SocketState>(std::get<2>(kind)), count});
+  }
+  std::sort(result.begin(), result.end(),
+            [](const SocketKindCount& a, const SocketKindCount& b) {
+              return std::tie(a.family, a.type, a.state) <
+                     std::tie(b.family, b.type, b.state);
+            });
+  return result;
+}
+
+absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t>
+AgentCore::DenialCounts() const {
+  absl::MutexLock lock(&denials_mu_);
+  return denials_;
 }
 
 v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {

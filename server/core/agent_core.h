@@ -16,6 +16,8 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
@@ -152,6 +154,20 @@ class AgentCore {
   const Options& options() const { return options_; }
   PolicyEngine& policy() { return policy_; }
 
+  // Open sockets of every session counted by family, type and state.
+  struct SocketKindCount {
+    int family = 0;
+    int type = 0;
+    v1::SocketState state = v1::SOCKET_STATE_UNSPECIFIED;
+    uint64_t count = 0;
+  };
+  std::vector<SocketKindCount> CountSocketsByKind() const;
+  // Policy decisions that denied (or, in report-only mode, would have
+  // denied) since start, by rule: {rule, decision} -> count, where decision
+  // is "deny" or "would_deny".
+  absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t>
+  DenialCounts() const;
+
   // May ctx.identity call `method` ("Socket", "Connect", ...) at all?
   // PERMISSION_DENIED naming the rule, or RESOURCE_EXHAUSTED naming the
   // max_ops_per_second quota. Denials are audited.
@@ -221,6 +237,9 @@ class AgentCore {
   std::unique_ptr<PolicyEngine> own_policy_;
   PolicyEngine& policy_;
   absl::Mutex usage_mu_;
+  mutable absl::Mutex denials_mu_;
+  absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t> denials_
+      ABSL_GUARDED_BY(denials_mu_);
   // Who created a session, from where.
   struct Origin {
     std::string identity;

@@ -1,12 +1,15 @@
 #include "server/metrics/agent_metrics.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "prometheus/collectable.h"
 #include "proto/errno_status.h"
 #include "proto/status_codec.h"
@@ -17,14 +20,15 @@ namespace {
 
 using grpc::experimental::InterceptionHookPoints;
 
-// Refreshes the core gauges when the exposer collects; registered before the
-// registry so a scrape sees fresh values. Holds no metrics itself.
+// Refreshes the core gauges when the exposer collects, and reports the
+// families whose label sets come from the core (sockets by kind, denials by
+// rule); registered before the registry so a scrape sees fresh values.
 class CoreRefresher : public prometheus::Collectable {
  public:
   explicit CoreRefresher(AgentMetrics* metrics) : metrics_(metrics) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
     metrics_->RefreshCoreGauges();
-    return {};
+    return metrics_->CoreFamilies();
   }
 
  private:
@@ -346,6 +350,71 @@ void AgentMetrics::AddBytes(bool in, uint64_t bytes) {
 
 void AgentMetrics::AddDatagram(bool in) {
   (in ? datagrams_in_ : datagrams_out_)->Increment();
+}
+
+namespace {
+
+// "FAMILY_INET" -> "inet", "SOCKET_STATE_LISTENING" -> "listening"; a value
+// without a name (a raw number) is printed as that number.
+std::string EnumLabel(const std::string& name, absl::string_view prefix,
+                      int value) {
+  if (name.empty()) return absl::StrCat(value);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, prefix));
+}
+
+prometheus::ClientMetric Sample(
+    std::vector<prometheus::ClientMetric::Label> labels,
+    prometheus::MetricType type, double value) {
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  return metric;
+}
+
+}  // namespace
+
+std::vector<prometheus::MetricFamily> AgentMetrics::CoreFamilies() {
+  absl::MutexLock lock(&core_mu_);
+  if (core_ == nullptr) return {};
+  prometheus::MetricFamily sockets;
+  sockets.name = "sockagent_open_sockets_by_kind";
+  sockets.help = "Sockets held by all sessions, by family, type and state";
+  sockets.type = prometheus::MetricType::Gauge;
+  for (const AgentCore::SocketKindCount& kind : core_->CountSocketsByKind()) {
+    const std::string family =
+        EnumLabel(v1::Family_Name(kind.family), "FAMILY_", kind.family);
+    const std::string state = EnumLabel(v1::SocketState_Name(kind.state),
+                                        "SOCKET_STATE_", kind.state);
+    const std::string type =
+        EnumLabel(v1::SocketType_Name(kind.type), "SOCKET_TYPE_", kind.type);
+    sockets.metric.push_back(
+        Sample({{"family", family}, {"state", state}, {"type", type}},
+               sockets.type, static_cast<double>(kind.count)));
+  }
+  prometheus::MetricFamily denials;
+  denials.name = "sockagent_policy_denials_total";
+  denials.help =
+      "Policy decisions that denied (decision=deny) or in report-only mode "
+      "would have denied (decision=would_deny), by the deciding rule";
+  denials.type = prometheus::MetricType::Counter;
+  for (const auto& [key, count] : core_->DenialCounts()) {
+    denials.metric.push_back(
+        Sample({{"decision", key.second}, {"rule", key.first}}, denials.type,
+               static_cast<double>(count)));
+  }
+  std::sort(
+      denials.metric.begin(), denials.metric.end(),
+      [](const prometheus::ClientMetric& a, const prometheus::ClientMetric& b) {
+        return a.label < b.label;
+      });
+  std::vector<prometheus::MetricFamily> families;
+  families.push_back(std::move(sockets));
+  families.push_back(std::move(denials));
+  return families;
 }
 
 void AgentMetrics::RefreshCoreGauges() {

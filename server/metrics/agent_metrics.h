@@ -15,6 +15,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/support/server_interceptor.h>
 
@@ -26,6 +27,7 @@
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
+#include "prometheus/metric_family.h"
 #include "prometheus/registry.h"
 #include "server/core/agent_core.h"
 
@@ -59,6 +61,9 @@ class AgentMetrics {
 
   // Refreshes the gauges read from the core (called by the scrape).
   void RefreshCoreGauges();
+  // The families built from the core at each scrape: open sockets by
+  // family/type/state and policy denials by rule. Empty without a core.
+  std::vector<prometheus::MetricFamily> CoreFamilies();
 
  private:
   AgentMetrics() = default;

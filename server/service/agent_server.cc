@@ -194,11 +194,29 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   agent->limiter_->Start(std::move(acceptor));
   std::vector<uint16_t> protected_ports = options.protected_ports;
   protected_ports.push_back(static_cast<uint16_t>(agent->port_));
+  if (!options.health_listen.empty()) {
+    // Only the default health service: no API, no reflection.
+    grpc::ServerBuilder health_builder;
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health_builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                                      10 * 1000);
+    health_builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                                      60 * 1000);
+    health_builder.SetMaxReceiveMessageSize(4 * 1024);
+    health_builder.AddListeningPort(options.health_listen,
+                                    grpc::InsecureServerCredentials(),
+                                    &agent->health_port_);
+    agent->health_server_ = health_builder.BuildAndStart();
+    if (agent->health_server_ == nullptr || agent->health_port_ == 0) {
+      agent->server_->Shutdown();
+      return absl::UnavailableError(
+          absl::StrCat("cannot serve health on ", options.health_listen,
+                       ": the address is in use or not local to this host"));
+    }
+    protected_ports.push_back(static_cast<uint16_t>(agent->health_port_));
+  }
   agent->core_->policy().SetProtectedPorts(std::move(protected_ports));
-  grpc::HealthCheckServiceInterface* health =
-      agent->server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus("sockagent.v1.SocketAgent", true);
+  agent->SetServing(true);
   return agent;
 }
 
@@ -211,17 +229,28 @@ void AgentServer::Drain() {
     drained_ = true;
   }
   spdlog::info("draining: health NOT_SERVING, ending waiting calls");
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  health->SetServingStatus(false);
-  health->SetServingStatus("sockagent.v1.SocketAgent", false);
+  SetServing(false);
   limiter_->Stop();
   core_->Drain();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoSeconds(options_.drain_timeout));
   server_->Wait();
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(std::chrono::system_clock::now());
+    health_server_->Wait();
+  }
   spdlog::info("server stopped");
 }
 
 void AgentServer::Wait() { server_->Wait(); }
+
+void AgentServer::SetServing(bool serving) {
+  for (grpc::Server* server : {server_.get(), health_server_.get()}) {
+    if (server == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+    health->SetServingStatus(serving);
+    health->SetServingStatus("sockagent.v1.SocketAgent", serving);
+  }
+}
 
 }  // namespace sockagent

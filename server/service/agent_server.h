@@ -3,7 +3,8 @@
 
 // The running agent: AgentCore + the gRPC server (SocketAgent, health,
 // reflection) behind the agent's own listener (ConnectionLimiter: the
-// connection cap). Owns the shutdown order, written once here:
+// connection cap), and optionally a health-only plaintext server. Owns the
+// shutdown order, written once here:
 //   health NOT_SERVING -> the listener stops accepting -> core drains
 //   (waiting calls end UNAVAILABLE, sockets close) -> server shuts down
 //   within the drain deadline -> engine stops.
@@ -40,6 +41,11 @@ struct ServerOptions {
     bool require_client_cert = false;
     int refresh_interval_seconds = 10;
   } tls;
+  // host:port of a plaintext port serving only grpc.health.v1.Health (empty:
+  // none). It reveals nothing but the serving status, so it may listen on a
+  // pod address while the API port uses TLS: kubelet's native gRPC probes
+  // speak plaintext only.
+  std::string health_listen;
   // Bearer tokens ("TOKEN IDENTITY" lines); see Authenticator.
   std::string token_file;
   // Destinations on this host with these ports are hard-denied, besides the
@@ -79,6 +85,8 @@ class AgentServer {
 
   // The bound port.
   int port() const { return port_; }
+  // The bound health port (0 without health_listen).
+  int health_port() const { return health_port_; }
   AgentCore& core() { return *core_; }
   Authenticator& authenticator() { return *authenticator_; }
   const ConnectionLimiter& connection_limiter() const { return *limiter_; }
@@ -92,6 +100,8 @@ class AgentServer {
 
  private:
   AgentServer() = default;
+  // Both servers' health: overall and for sockagent.v1.SocketAgent.
+  void SetServing(bool serving);
 
   ServerOptions options_;
   std::unique_ptr<Authenticator> authenticator_;
@@ -99,7 +109,10 @@ class AgentServer {
   std::unique_ptr<SocketAgentService> service_;
   std::unique_ptr<ConnectionLimiter> limiter_;
   std::unique_ptr<grpc::Server> server_;
+  // Serves only health, plaintext (ServerOptions::health_listen).
+  std::unique_ptr<grpc::Server> health_server_;
   int port_ = 0;
+  int health_port_ = 0;
   absl::Mutex drain_mu_;
   bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;
 };

@@ -53,6 +53,7 @@ max_sessions: 33
 log_format: "json"
 log_level: "debug"
 metrics_listen: "127.0.0.1:0"
+health_listen: "127.0.0.1:0"
 CFG
 echo '{"sessionTtl": "9s", "maxSessions": 44, "logLevel": "warn"}' >"$TMP/good.json"
 echo 'sesion_ttl: "5s"' >"$TMP/typo.textproto"
@@ -112,6 +113,13 @@ sc sendto "$U1" "$U2ADDR" "0123456789" >/dev/null
 sc recvfrom "$U2" >/dev/null 2>&1
 C=$(sc socket)
 sc connect "$C" 127.0.0.1:1 2>/dev/null && fail "connect to port 1 succeeded"
+# The agent's own metrics port is on the hard-deny list: refused before any
+# packet is sent, and counted by rule.
+D=$(sc socket)
+sc connect "$D" "127.0.0.1:$METRICS_PORT" 2>"$TMP/deny.err" \
+  && fail "connect to the agent's own metrics port was allowed"
+grep -q PERMISSION_DENIED "$TMP/deny.err" || fail "not denied: $(cat "$TMP/deny.err")"
+sc close "$D"
 scrape "$METRICS_PORT" >"$TMP/metrics.txt" || fail "scrape failed"
 for series in \
   'sockagent_rpcs_total{code="OK",method="SendTo",service="sockagent.v1.SocketAgent"} 1' \
@@ -122,6 +130,9 @@ for series in \
   'sockagent_datagrams_total{direction="in"} 1' \
   'sockagent_sessions 1' \
   'sockagent_open_sockets 3' \
+  'sockagent_open_sockets_by_kind{family="inet",state="bound",type="dgram"} 1' \
+  'sockagent_open_sockets_by_kind{family="inet",state="open",type="dgram"} 1' \
+  'sockagent_policy_denials_total{decision="deny",rule="hard-deny:' \
   'sockagent_active_streams 0' \
   'sockagent_build_info{'; do
   grep -qF "$series" "$TMP/metrics.txt" || fail "metrics lack '$series'"
@@ -130,6 +141,22 @@ grep -q '^sockagent_rpc_duration_seconds_bucket{le="0.001",method="Socket"' "$TM
   || grep -q '^sockagent_rpc_duration_seconds_bucket{.*method="Socket"' "$TMP/metrics.txt" \
   || fail "no latency histogram for Socket"
 pass "metrics: RPCs by method and code, errno, bytes, datagrams, sessions, sockets"
+
+# --- the health-only port ---------------------------------------------------------
+wait_for "$TMP/agent.log" 'health on'
+HEALTH_PORT=$(grep -o 'health on [^ ]* (port [0-9]*' "$TMP/agent.log" | grep -o '[0-9]*$')
+[ "$(sc --agent "127.0.0.1:$HEALTH_PORT" health)" == SERVING ] \
+  || fail "health port does not answer SERVING"
+rc=0
+sc --agent "127.0.0.1:$HEALTH_PORT" gethostname >/dev/null 2>"$TMP/health_api.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "the health port serves the socket API"
+grep -q UNIMPLEMENTED "$TMP/health_api.err" || fail "health port API call: $(cat "$TMP/health_api.err")"
+H=$(sc socket)
+sc connect "$H" "127.0.0.1:$HEALTH_PORT" 2>"$TMP/deny.err" \
+  && fail "connect to the agent's own health port was allowed"
+grep -q 'hard-deny:agent-port' "$TMP/deny.err" || fail "health port not protected: $(cat "$TMP/deny.err")"
+sc close "$H"
+pass "health port: SERVING, no socket API, protected like the API port"
 
 # --- a busy metrics port is a clean startup error ---------------------------------
 rc=0

@@ -94,13 +94,18 @@ for (const w of workloads) {
   if (!strategy || strategy.type !== "RollingUpdate" || strategy.rollingUpdate.maxUnavailable !== 1)
     fail(`${w.kind}: rolling update with maxUnavailable 1`);
   const c = pod.containers[0];
-  const plaintext = profile === "plaintext";
+  const cmText = ((byKind.ConfigMap || [])[0] || {data: {}}).data["sockagentd.textproto"] || "";
+  const hm = /health_listen: "0\.0\.0\.0:(\d+)"/.exec(cmText);
+  const healthPort = hm && Number(hm[1]);
+  if (!healthPort) fail("ConfigMap: health_listen missing");
+  if (!(c.ports || []).some((p) => p.name === "health" && p.containerPort === healthPort))
+    fail("container: health port not declared");
   for (const probe of ["livenessProbe", "readinessProbe"]) {
     const p = c[probe];
     if (!p) fail(`${probe} missing`);
-    else if (plaintext && !p.grpc) fail(`${probe}: native gRPC probe expected without TLS`);
-    else if (!plaintext && !(p.exec && p.exec.command.includes("health")))
-      fail(`${probe}: sockctl health over TLS expected`);
+    else if (!p.grpc) fail(`${probe}: native gRPC probe expected`);
+    else if (!healthPort || p.grpc.port !== healthPort)
+      fail(`${probe}: must probe the health-only port (${healthPort}), got ${p.grpc.port}`);
   }
   // The grace period must exceed the drain deadline in the ConfigMap.
   const cm = (byKind.ConfigMap || [])[0];

@@ -360,6 +360,66 @@ TEST_F(AgentTest, SendStreamDelivers100MiBIntact) {
   EXPECT_EQ(got_hash, sent_hash);
 }
 
+// The stream reads one chunk ahead while the previous one is written; it
+// must still stop exactly at limit_bytes and leave the rest in the socket.
+TEST_F(AgentTest, RecvStreamStopsExactlyAtItsLimit) {
+  uint16_t port = 0;
+  LocalSocket listener = LocalSocket::ListenTcp(&port);
+  absl::StatusOr<std::string> handle =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(Connect(*handle, Inet("127.0.0.1", port)).ok());
+  LocalSocket peer = listener.Accept();
+  const std::string data = Pattern(0, 300000);
+  ASSERT_TRUE(peer.SendAll(data));
+
+  v1::RecvStreamRequest request;
+  request.set_handle(*handle);
+  request.set_limit_bytes(250001);
+  request.set_chunk_bytes(4096);
+  auto ctx = Ctx();
+  auto reader = stub_->RecvStream(ctx.get(), request);
+  v1::RecvStreamResponse message;
+  std::string received;
+  while (reader->Read(&message)) received += message.data();
+  grpc::Status status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(received.size(), 250001u);
+  EXPECT_TRUE(received == data.substr(0, 250001)) << "stream data differs";
+
+  absl::StatusOr<std::string> rest = Recv(*handle, 49999, MSG_WAITALL);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_TRUE(*rest == data.substr(250001)) << "the rest differs";
+}
+
+// Data read ahead before the peer's EOF is delivered before the stream ends.
+TEST_F(AgentTest, RecvStreamDeliversEverythingBeforeEof) {
+  uint16_t port = 0;
+  LocalSocket listener = LocalSocket::ListenTcp(&port);
+  absl::StatusOr<std::string> handle =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(Connect(*handle, Inet("127.0.0.1", port)).ok());
+  LocalSocket peer = listener.Accept();
+  for (int round = 0; round < 20; ++round) {
+    // Small chunks, so reads and writes interleave in every possible order.
+    v1::RecvStreamRequest request;
+    request.set_handle(*handle);
+    request.set_chunk_bytes(1);
+    request.set_limit_bytes(round == 19 ? 0 : 7);
+    auto ctx = Ctx();
+    auto reader = stub_->RecvStream(ctx.get(), request);
+    const std::string data = Pattern(static_cast<size_t>(round) * 7, 7);
+    ASSERT_TRUE(peer.SendAll(data));
+    if (round == 19) ::shutdown(peer.fd(), SHUT_WR);
+    v1::RecvStreamResponse message;
+    std::string received;
+    while (reader->Read(&message)) received += message.data();
+    grpc::Status status = reader->Finish();
+    ASSERT_TRUE(status.ok())
+        << "round " << round << ": " << status.error_message();
+    EXPECT_TRUE(received == data) << "round " << round;
+  }
+}
+
 TEST_F(AgentTest, RecvStreamStopsReadingWhenTheCallerStops) {
   uint16_t port = 0;
   LocalSocket listener = LocalSocket::ListenTcp(&port);

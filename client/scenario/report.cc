@@ -1,0 +1,295 @@
+// The reports of a scenario run: JUnit XML, JSON, the summary table and the
+// progress lines.
+
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "client/cli/cli_util.h"
+#include "client/scenario/model.h"
+#include "client/scenario/scenario.h"
+
+namespace sockagent {
+namespace {
+
+// Text for an XML attribute or element: markup characters escaped, control
+// characters XML 1.0 cannot hold replaced by '?', invalid UTF-8 by U+FFFD
+// (through the JSON escaper's validation).
+std::string Xml(absl::string_view text) {
+  std::string valid(text);
+  if (!cli::IsValidUtf8(text)) {
+    valid.clear();
+    for (unsigned char c : text) {
+      valid.push_back(c < 0x80 ? static_cast<char>(c) : '?');
+    }
+  }
+  std::string out;
+  for (char c : valid) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t' &&
+            c != '\r') {
+          out += '?';
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+// The host running the scenario (JUnit's testsuite hostname).
+std::string LocalHostname() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.3f", absl::ToDoubleSeconds(d));
+}
+
+std::string CaseName(const StepResult& step) {
+  if (step.index == 0) return step.name;
+  return absl::StrFormat("%02d %s", step.index, step.name);
+}
+
+std::string Detail(const StepResult& step) {
+  if (step.status == StepStatus::kFailed && !step.expected.empty()) {
+    return absl::StrCat("expected ", step.expected, "; actual ", step.actual);
+  }
+  return step.message;
+}
+
+std::string StatusWord(StepStatus status) {
+  switch (status) {
+    case StepStatus::kPassed:
+      return "PASS";
+    case StepStatus::kFailed:
+      return "FAIL";
+    case StepStatus::kError:
+      return "ERROR";
+    case StepStatus::kSkipped:
+      return "SKIP";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string JUnitXml(const std::vector<ScenarioResult>& results) {
+  int tests = 0, failures = 0, errors = 0, skipped = 0;
+  absl::Duration total;
+  for (const ScenarioResult& r : results) {
+    tests += static_cast<int>(r.steps.size()) + (r.interrupted ? 1 : 0);
+    failures += r.Count(StepStatus::kFailed);
+    errors += r.Count(StepStatus::kError) + (r.interrupted ? 1 : 0);
+    skipped += r.Count(StepStatus::kSkipped);
+    total += r.duration;
+  }
+  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  absl::StrAppend(&out, "<testsuites name=\"sockctl run\" tests=\"", tests,
+                  "\" failures=\"", failures, "\" errors=\"", errors,
+                  "\" skipped=\"", skipped, "\" time=\"", Seconds(total),
+                  "\">\n");
+  int id = 0;
+  for (const ScenarioResult& r : results) {
+    const int suite_errors =
+        r.Count(StepStatus::kError) + (r.interrupted ? 1 : 0);
+    absl::StrAppend(
+        &out, "  <testsuite name=\"", Xml(r.name), "\" id=\"", id++,
+        "\" tests=\"", r.steps.size() + (r.interrupted ? 1 : 0),
+        "\" failures=\"", r.Count(StepStatus::kFailed), "\" errors=\"",
+        suite_errors, "\" skipped=\"", r.Count(StepStatus::kSkipped),
+        "\" time=\"", Seconds(r.duration), "\" timestamp=\"",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", r.started, absl::UTCTimeZone()),
+        "\" hostname=\"", Xml(LocalHostname()), "\">\n");
+    if (!r.file.empty()) {
+      absl::StrAppend(&out,
+                      "    <properties>\n      <property name=\"file\" "
+                      "value=\"",
+                      Xml(r.file), "\"/>\n    </properties>\n");
+    }
+    const std::string classname = Xml(r.name);
+    for (const StepResult& step : r.steps) {
+      absl::StrAppend(&out, "    <testcase name=\"", Xml(CaseName(step)),
+                      "\" classname=\"", classname,
+                      step.agent.empty() ? "" : ".", Xml(step.agent),
+                      "\" time=\"", Seconds(step.duration), "\"");
+      switch (step.status) {
+        case StepStatus::kPassed:
+          absl::StrAppend(&out, "/>\n");
+          continue;
+        case StepStatus::kFailed: {
+          std::vector<std::string> lines = {
+              absl::StrCat("step:     ", CaseName(step)),
+              absl::StrCat("kind:     ", step.kind),
+              absl::StrCat("agent:    ", step.agent),
+              absl::StrCat("expected: ", step.expected),
+              absl::StrCat("actual:   ", step.actual),
+              absl::StrCat("attempts: ", step.attempts)};
+          for (const Check& check : step.checks) {
+            lines.push_back(absl::StrCat(
+                check.held ? "  held    " : "  FAILED  ", check.what,
+                ": expected ", check.expected, ", actual ", check.actual));
+          }
+          absl::StrAppend(&out, ">\n      <failure message=\"",
+                          Xml(Detail(step)), "\" type=\"expectation\">",
+                          Xml(absl::StrJoin(lines, "\n")),
+                          "</failure>\n    </testcase>\n");
+          continue;
+        }
+        case StepStatus::kError:
+          absl::StrAppend(&out, ">\n      <error message=\"", Xml(step.message),
+                          "\" type=\"", Xml(step.kind), "\">",
+                          Xml(step.message), "</error>\n    </testcase>\n");
+          continue;
+        case StepStatus::kSkipped:
+          absl::StrAppend(&out, ">\n      <skipped message=\"",
+                          Xml(step.message), "\"/>\n    </testcase>\n");
+          continue;
+      }
+    }
+    if (r.interrupted) {
+      absl::StrAppend(&out, "    <testcase name=\"interrupted\" classname=\"",
+                      classname,
+                      "\" time=\"0.000\">\n      <error message=\"the run was "
+                      "interrupted\" type=\"interrupt\">the run was "
+                      "interrupted; cleanup ran</error>\n    </testcase>\n");
+    }
+    absl::StrAppend(&out, "  </testsuite>\n");
+  }
+  absl::StrAppend(&out, "</testsuites>\n");
+  return out;
+}
+
+std::string ResultsJson(const std::vector<ScenarioResult>& results) {
+  bool all_ok = !results.empty();
+  std::vector<std::string> scenarios;
+  for (const ScenarioResult& r : results) {
+    all_ok = all_ok && r.ok();
+    std::vector<std::string> steps;
+    for (const StepResult& step : r.steps) {
+      std::vector<std::string> checks;
+      for (const Check& check : step.checks) {
+        checks.push_back(cli::JsonObject()
+                             .AddString("what", check.what)
+                             .AddString("expected", check.expected)
+                             .AddString("actual", check.actual)
+                             .AddBool("held", check.held)
+                             .Build());
+      }
+      cli::JsonObject object;
+      object.AddInt("index", step.index)
+          .AddString("name", step.name)
+          .AddString("kind", step.kind)
+          .AddString("agent", step.agent)
+          .AddString("status", StepStatusName(step.status))
+          .AddRaw("duration_s", Seconds(step.duration))
+          .AddInt("attempts", step.attempts)
+          .AddString("message", step.message);
+      if (!step.expected.empty() || !step.actual.empty()) {
+        object.AddString("expected", step.expected)
+            .AddString("actual", step.actual);
+      }
+      object.AddRaw("checks",
+                    absl::StrCat("[", absl::StrJoin(checks, ","), "]"));
+      steps.push_back(object.Build());
+    }
+    scenarios.push_back(
+        cli::JsonObject()
+            .AddString("name", r.name)
+            .AddString("file", r.file)
+            .AddBool("ok", r.ok())
+            .AddBool("interrupted", r.interrupted)
+            .AddString("started",
+                       absl::FormatTime(absl::RFC3339_full, r.started,
+                                        absl::UTCTimeZone()))
+            .AddRaw("duration_s", Seconds(r.duration))
+            .AddRaw("counts",
+                    cli::JsonObject()
+                        .AddInt("passed", r.Count(StepStatus::kPassed))
+                        .AddInt("failed", r.Count(StepStatus::kFailed))
+                        .AddInt("errors", r.Count(StepStatus::kError))
+                        .AddInt("skipped", r.Count(StepStatus::kSkipped))
+                        .Build())
+            .AddRaw("steps", absl::StrCat("[", absl::StrJoin(steps, ","), "]"))
+            .Build());
+  }
+  return cli::JsonObject()
+      .AddBool("ok", all_ok)
+      .AddRaw("scenarios",
+              absl::StrCat("[", absl::StrJoin(scenarios, ","), "]"))
+      .Build();
+}
+
+std::string SummaryTable(const ScenarioResult& result) {
+  std::vector<std::vector<std::string>> rows = {
+      {"#", "STEP", "AGENT", "STATUS", "TIME", "DETAIL"}};
+  for (const StepResult& step : result.steps) {
+    std::string detail = Detail(step);
+    if (detail.size() > 100) detail = absl::StrCat(detail.substr(0, 97), "...");
+    rows.push_back({step.index == 0 ? "-" : absl::StrCat(step.index), step.name,
+                    step.agent.empty() ? "-" : step.agent,
+                    StatusWord(step.status),
+                    scenario::DurationText(step.duration), detail});
+  }
+  std::string out =
+      absl::StrCat("scenario ", result.name, result.file.empty() ? "" : " (",
+                   result.file, result.file.empty() ? "" : ")", "\n");
+  for (absl::string_view line :
+       absl::StrSplit(cli::FormatTable(rows), '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
+  }
+  absl::StrAppend(&out, result.ok() ? "PASSED" : "FAILED", ": ",
+                  result.Count(StepStatus::kPassed), " passed, ",
+                  result.Count(StepStatus::kFailed), " failed, ",
+                  result.Count(StepStatus::kError), " errors, ",
+                  result.Count(StepStatus::kSkipped), " skipped",
+                  result.interrupted ? ", interrupted" : "", " in ",
+                  scenario::DurationText(result.duration), "\n");
+  return out;
+}
+
+std::string ProgressLine(const StepResult& step) {
+  std::string out = absl::StrFormat(
+      "[%3s] %-5s %-8s %s (%s)",
+      step.index == 0 ? "-" : absl::StrCat(step.index), StatusWord(step.status),
+      step.agent.empty() ? "-" : step.agent, step.name,
+      scenario::DurationText(step.duration));
+  if (step.attempts > 1)
+    absl::StrAppend(&out, " after ", step.attempts, " attempts");
+  if (step.status == StepStatus::kFailed && !step.expected.empty()) {
+    absl::StrAppend(&out, "\n      expected: ", step.expected,
+                    "\n      actual:   ", step.actual);
+  } else if (step.status != StepStatus::kPassed && !step.message.empty()) {
+    absl::StrAppend(&out, "\n      ", step.message);
+  } else if (step.status == StepStatus::kPassed && !step.message.empty()) {
+    absl::StrAppend(&out, ": ", step.message.substr(0, 80));
+  }
+  return out;
+}
+
+}  // namespace sockagent

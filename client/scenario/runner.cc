@@ -1,0 +1,1298 @@
+// Scenario::Run: executes a parsed scenario against its agents.
+//
+// Threads: the caller's thread runs the steps; each branch of a parallel
+// group runs in a thread of its own; an interrupt watcher thread turns
+// RunOptions::interrupt into a stop. Shared state (variables, sockets,
+// signals, results) is guarded by Run::mu_. Sockets are kept as handles and
+// used through non-owning Agent::AttachSocket objects, so a stop may close
+// a handle from any thread while a step is waiting on it (the waiting call
+// then ends with ABORTED).
+
+#include <algorithm>
+#include <cerrno>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <re2/re2.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "client/address.h"
+#include "client/agent.h"
+#include "client/cli/cli_util.h"
+#include "client/credentials.h"
+#include "client/scenario/fnv1a.h"
+#include "client/scenario/model.h"
+#include "client/scenario/scenario.h"
+#include "client/scenario/traffic_steps.h"
+#include "client/socket.h"
+#include "proto/errno_status.h"
+
+namespace sockagent {
+namespace scenario {
+namespace {
+
+// Largest single SendAll; bigger data goes in pieces (the agent's default
+// max_send_bytes is 4 MiB).
+constexpr size_t kSendPiece = 1 << 20;
+// Deadline of the calls that do not wait for a socket.
+constexpr absl::Duration kCallTimeout = absl::Seconds(10);
+
+using Fields = std::map<std::string, std::string>;
+
+// The text of a received or compared byte string in a report: printable
+// text as is (shortened), anything else as a count and hex preview.
+std::string Preview(absl::string_view data) {
+  constexpr size_t kMax = 64;
+  bool printable = true;
+  for (char c : data) {
+    if (!absl::ascii_isprint(static_cast<unsigned char>(c)) && c != '\n' &&
+        c != '\r' && c != '\t') {
+      printable = false;
+      break;
+    }
+  }
+  std::string shown;
+  if (printable) {
+    shown = absl::StrCat("\"", absl::CEscape(data.substr(0, kMax)),
+                         data.size() > kMax ? "..." : "", "\"");
+  } else {
+    shown = absl::StrCat("0x", absl::BytesToHexString(data.substr(0, 16)),
+                         data.size() > 16 ? "..." : "");
+  }
+  return absl::StrCat(data.size(), " bytes ", shown);
+}
+
+std::string StatusText(const absl::Status& status) {
+  if (status.ok()) return "OK";
+  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ",
+                      status.message());
+}
+
+void AddressFields(const v1::Address& address, absl::string_view prefix,
+                   Fields* fields) {
+  (*fields)[absl::StrCat(prefix, prefix.empty() ? "address" : "")] =
+      FormatAddress(address);
+  if (address.has_inet()) {
+    (*fields)[absl::StrCat(prefix, prefix.empty() ? "" : "_", "host")] =
+        address.inet().host();
+    (*fields)[absl::StrCat(prefix, prefix.empty() ? "" : "_", "port")] =
+        absl::StrCat(address.inet().port());
+  }
+}
+
+void DataFields(absl::string_view data, Fields* fields) {
+  Fnv1a64 sum;
+  sum.Update(data);
+  (*fields)["bytes"] = absl::StrCat(data.size());
+  (*fields)["checksum"] = sum.Hex();
+}
+
+// The outcome of one attempt at a step.
+struct Outcome {
+  absl::Status status;
+  Fields fields;  // "" is the step's main value
+  std::string data;
+  bool has_data = false;
+  std::optional<std::string> new_socket;  // a handle made by socket/accept
+  Fields socket_updates;                  // merged into the socket variable
+  bool closed_socket = false;
+  // The runner could not make the call (a bad value after substitution).
+  absl::Status runner_error;
+};
+
+class Run {
+ public:
+  Run(const Model& model, const RunOptions& options)
+      : model_(model), options_(options) {}
+
+  ScenarioResult Execute();
+
+ private:
+  struct AgentState {
+    std::unique_ptr<Agent> agent;
+    std::vector<std::string> handles;  // every handle made, in order
+  };
+
+  void ConnectAgents();
+  void RunSteps(const std::vector<Step>& steps);
+  void RunStep(const Step& step);
+  void RunLeaf(const Step& step);
+  void MarkSkipped(const std::vector<Step>& steps);
+  void Cleanup();
+
+  absl::StatusOr<std::string> Interpolate(absl::string_view text);
+  absl::StatusOr<std::string> Materialize(const DataSpec& spec);
+  // The agent a step runs on, and the socket handle it uses ("" if none).
+  absl::Status Target(const Step& step, const Fields& args, std::string* agent,
+                      std::string* handle);
+  Outcome Perform(const Step& step, const Fields& args, const std::string& data,
+                  const std::string& agent_name, const std::string& handle,
+                  absl::Time deadline);
+  std::vector<Check> Evaluate(const Step& step, const Outcome& outcome,
+                              absl::Duration elapsed, absl::Status* error);
+  void Save(const Step& step, const std::string& agent, const Outcome& out);
+  // The step's agent for reports: explicit, or its socket's when known.
+  std::string AgentOf(const Step& step);
+
+  // Stops the run: later steps are skipped, waits end, and every open
+  // handle is closed so that waiting calls return.
+  void Stop(const std::string& reason, bool interrupted);
+  void CloseAllHandles();
+  bool stopping() {
+    absl::MutexLock lock(&mu_);
+    return stopping_;
+  }
+  // Sleeps up to `duration`; false if the run was stopped meanwhile.
+  bool SleepUnlessStopped(absl::Duration duration);
+  void Record(StepResult result);
+
+  const Model& model_;
+  const RunOptions& options_;
+  std::map<std::string, AgentState> agents_;  // filled before steps run
+
+  absl::Mutex mu_;
+  std::map<std::string, Fields> vars_ ABSL_GUARDED_BY(mu_);
+  // Socket variable -> agent name.
+  std::map<std::string, std::string> socket_agents_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> closed_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> signals_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
+  std::string stop_reason_ ABSL_GUARDED_BY(mu_);
+  std::vector<StepResult> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<int, StepResult> results_ ABSL_GUARDED_BY(mu_);
+  std::vector<StepResult> cleanup_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex report_mu_;  // serializes on_step
+};
+
+void Run::Record(StepResult result) {
+  {
+    absl::MutexLock lock(&report_mu_);
+    if (options_.on_step) options_.on_step(result);
+  }
+  absl::MutexLock lock(&mu_);
+  if (result.kind == "session" || result.kind == "vars") {
+    sessions_.push_back(std::move(result));
+  } else if (result.kind == "cleanup") {
+    cleanup_.push_back(std::move(result));
+  } else {
+    results_[result.index] = std::move(result);
+  }
+}
+
+ScenarioResult Run::Execute() {
+  ScenarioResult result;
+  result.name = model_.name;
+  result.file = model_.file;
+  result.started = absl::Now();
+
+  absl::Notification done;
+  std::thread watcher;
+  if (options_.interrupt != nullptr) {
+    watcher = std::thread([this, &done] {
+      while (!done.HasBeenNotified()) {
+        if (options_.interrupt->WaitForNotificationWithTimeout(
+                absl::Milliseconds(50))) {
+          Stop("interrupted", true);
+          return;
+        }
+      }
+    });
+  }
+
+  for (const auto& [name, value] : model_.vars) {
+    absl::StatusOr<std::string> text = Interpolate(value);
+    if (!text.ok()) {
+      StepResult r;
+      r.kind = "vars";
+      r.name = absl::StrCat("vars.", name);
+      r.status = StepStatus::kError;
+      r.attempts = 1;
+      r.message = std::string(text.status().message());
+      Record(std::move(r));
+      Stop(absl::StrCat("vars.", name, " has no value"), false);
+      break;
+    }
+    absl::MutexLock lock(&mu_);
+    vars_[name][""] = *text;
+  }
+  if (!stopping()) ConnectAgents();
+  if (!stopping()) RunSteps(model_.steps);
+  MarkSkipped(model_.steps);
+  Cleanup();
+
+  done.Notify();
+  if (watcher.joinable()) watcher.join();
+
+  absl::MutexLock lock(&mu_);
+  result.interrupted = interrupted_;
+  for (StepResult& r : sessions_) result.steps.push_back(std::move(r));
+  for (auto& [index, r] : results_) result.steps.push_back(std::move(r));
+  for (StepResult& r : cleanup_) result.steps.push_back(std::move(r));
+  result.duration = absl::Now() - result.started;
+  return result;
+}
+
+void Run::ConnectAgents() {
+  for (const AgentSpec& spec : model_.agents) {
+    StepResult r;
+    r.kind = "session";
+    r.agent = spec.name;
+    r.name = absl::StrCat("session on ", spec.name);
+    if (stopping()) {
+      // An earlier agent failed or the run was interrupted: the steps will
+      // not run, so there is no point in waiting for this agent.
+      r.status = StepStatus::kSkipped;
+      {
+        absl::MutexLock lock(&mu_);
+        r.message = absl::StrCat("not connected: ", stop_reason_);
+      }
+      Record(std::move(r));
+      continue;
+    }
+    r.attempts = 1;
+    const absl::Time start = absl::Now();
+    std::string env_name =
+        absl::StrCat("SOCKAGENT_AGENT_", absl::AsciiStrToUpper(spec.name));
+    for (char& c : env_name) {
+      if (c == '-') c = '_';
+    }
+    std::string target;
+    absl::Status status;
+    if (auto it = options_.agent_targets.find(spec.name);
+        it != options_.agent_targets.end()) {
+      target = it->second;
+    } else if (const char* env = std::getenv(env_name.c_str());
+               env != nullptr && *env != '\0') {
+      target = env;
+    } else if (!spec.address.empty()) {
+      absl::StatusOr<std::string> text = Interpolate(spec.address);
+      if (text.ok()) {
+        target = *text;
+      } else {
+        status = text.status();
+      }
+    }
+    if (target.empty() && status.ok()) {
+      status = absl::InvalidArgumentError(absl::StrCat(
+          "agent ", spec.name, " has no address: set address: in the file, ",
+          env_name, ", or --agent-", spec.name, "=HOST:PORT"));
+    }
+    AgentOptions agent_options;
+    agent_options.target = target;
+    agent_options.session_ttl = spec.ttl;
+    agent_options.session_label =
+        absl::StrCat("scenario ", model_.name, " agent ", spec.name);
+    agent_options.connect_timeout = options_.connect_timeout;
+    agent_options.call_timeout = kCallTimeout;
+    AgentSecurity security = options_.default_security;
+    if (spec.has_security) {
+      security = AgentSecurity();
+      for (auto [from, to] :
+           std::vector<std::pair<const std::string*, std::string*>>{
+               {&spec.tls_ca, &security.tls_ca},
+               {&spec.tls_cert, &security.tls_cert},
+               {&spec.tls_key, &security.tls_key},
+               {&spec.tls_server_name, &security.tls_server_name},
+               {&spec.token, &security.token}}) {
+        absl::StatusOr<std::string> text = Interpolate(*from);
+        if (!text.ok() && status.ok()) status = text.status();
+        if (text.ok()) *to = *text;
+      }
+    }
+    agent_options.token = security.token;
+    agent_options.tls_server_name = security.tls_server_name;
+    if (status.ok() &&
+        (!security.tls_ca.empty() || !security.tls_cert.empty() ||
+         !security.tls_key.empty())) {
+      absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+          TlsCredentialsFromFiles(security.tls_ca, security.tls_cert,
+                                  security.tls_key);
+      if (credentials.ok()) {
+        agent_options.credentials = *credentials;
+      } else {
+        status = credentials.status();
+      }
+    }
+    if (status.ok()) {
+      absl::StatusOr<std::unique_ptr<Agent>> agent =
+          Agent::Connect(agent_options);
+      if (agent.ok()) {
+        absl::MutexLock lock(&mu_);
+        agents_[spec.name].agent = *std::move(agent);
+      } else {
+        status = agent.status();
+      }
+    }
+    r.duration = absl::Now() - start;
+    if (status.ok()) {
+      r.status = StepStatus::kPassed;
+      absl::MutexLock lock(&mu_);
+      r.message = absl::StrCat(target, " session ",
+                               agents_.at(spec.name).agent->session_id());
+    } else {
+      r.status = StepStatus::kError;
+      r.message =
+          absl::StrCat(target.empty() ? "" : target + ": ", StatusText(status));
+      Stop(absl::StrCat("no session on agent ", spec.name), false);
+    }
+    Record(std::move(r));
+  }
+}
+
+void Run::RunSteps(const std::vector<Step>& steps) {
+  for (const Step& step : steps) {
+    if (stopping()) return;
+    RunStep(step);
+  }
+}
+
+void Run::RunStep(const Step& step) {
+  if (step.kind == Kind::kGroup) {
+    RunSteps(step.children);
+    return;
+  }
+  if (step.kind == Kind::kParallel) {
+    std::vector<std::thread> branches;
+    branches.reserve(step.children.size());
+    for (const Step& child : step.children) {
+      branches.emplace_back([this, &child] { RunStep(child); });
+    }
+    for (std::thread& branch : branches) branch.join();
+    return;
+  }
+  RunLeaf(step);
+}
+
+void Run::MarkSkipped(const std::vector<Step>& steps) {
+  for (const Step& step : steps) {
+    if (step.index == 0) {
+      MarkSkipped(step.children);
+      continue;
+    }
+    std::string reason;
+    {
+      absl::MutexLock lock(&mu_);
+      if (results_.count(step.index) != 0) continue;
+      reason = stop_reason_;
+    }
+    StepResult r;
+    r.index = step.index;
+    r.name = step.name;
+    r.kind = step.kind_name;
+    r.agent = AgentOf(step);
+    r.status = StepStatus::kSkipped;
+    r.message = absl::StrCat("not run: ", reason);
+    Record(std::move(r));
+  }
+}
+
+absl::StatusOr<std::string> Run::Interpolate(absl::string_view text) {
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t start = text.find("${", pos);
+    if (start == absl::string_view::npos) {
+      absl::StrAppend(&out, text.substr(pos));
+      return out;
+    }
+    absl::StrAppend(&out, text.substr(pos, start - pos));
+    size_t end = text.find('}', start);
+    if (end == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unterminated ${ in \"", text, "\""));
+    }
+    const std::string ref(text.substr(start + 2, end - start - 2));
+    pos = end + 1;
+    if (absl::StartsWith(ref, "env.")) {
+      std::string name = ref.substr(4);
+      std::optional<std::string> fallback;
+      if (size_t colon = name.find(":-"); colon != std::string::npos) {
+        fallback = name.substr(colon + 2);
+        name.resize(colon);
+      }
+      const char* value = std::getenv(name.c_str());
+      if (value != nullptr && *value != '\0') {
+        absl::StrAppend(&out, value);
+      } else if (fallback.has_value()) {
+        absl::StrAppend(&out, *fallback);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "${", ref, "}: environment variable ", name, " is not set"));
+      }
+      continue;
+    }
+    size_t dot = ref.find('.');
+    const std::string root = ref.substr(0, dot);
+    const std::string field =
+        dot == std::string::npos ? "" : ref.substr(dot + 1);
+    absl::MutexLock lock(&mu_);
+    auto var = vars_.find(root);
+    if (var == vars_.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("${", ref, "}: ", root,
+                       " has no value yet (its step did not run "
+                       "or failed)"));
+    }
+    auto value = var->second.find(field);
+    if (value == var->second.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, v] : var->second) {
+        if (!name.empty()) names.push_back(name);
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "${", ref, "}: ", root, " has no ",
+          field.empty() ? "main value" : absl::StrCat("field ", field),
+          " (fields: ", absl::StrJoin(names, ", "), ")"));
+    }
+    absl::StrAppend(&out, value->second);
+  }
+}
+
+absl::StatusOr<std::string> Run::Materialize(const DataSpec& spec) {
+  absl::StatusOr<std::string> repeat_text = Interpolate(spec.repeat);
+  if (!repeat_text.ok()) return repeat_text.status();
+  absl::StatusOr<uint64_t> repeat = ParseUint(*repeat_text);
+  if (!repeat.ok()) return repeat.status();
+  std::string unit;
+  if (spec.text.has_value()) {
+    absl::StatusOr<std::string> text = Interpolate(*spec.text);
+    if (!text.ok()) return text.status();
+    unit = *text;
+  } else if (spec.hex.has_value()) {
+    unit = absl::HexStringToBytes(*spec.hex);
+  } else if (spec.size.has_value()) {
+    absl::StatusOr<std::string> size_text = Interpolate(*spec.size);
+    if (!size_text.ok()) return size_text.status();
+    absl::StatusOr<uint64_t> size = ParseSize(*size_text);
+    if (!size.ok()) return size.status();
+    absl::StatusOr<std::string> seed_text = Interpolate(spec.seed);
+    if (!seed_text.ok()) return seed_text.status();
+    absl::StatusOr<uint64_t> seed = ParseUint(*seed_text);
+    if (!seed.ok()) return seed.status();
+    unit.resize(*size);
+    if (absl::Status s =
+            FillPatternBytes(spec.pattern, *seed, 0, unit.data(), unit.size());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (*repeat == 1) return unit;
+  if (unit.size() * *repeat > (uint64_t{1} << 30)) {
+    return absl::InvalidArgumentError("data larger than 1 GiB");
+  }
+  std::string out;
+  out.reserve(unit.size() * *repeat);
+  for (uint64_t i = 0; i < *repeat; ++i) out += unit;
+  return out;
+}
+
+absl::Status Run::Target(const Step& step, const Fields& args,
+                         std::string* agent, std::string* handle) {
+  *agent = step.agent;
+  auto socket = args.find("socket");
+  if (socket != args.end()) {
+    absl::MutexLock lock(&mu_);
+    auto known = socket_agents_.find(socket->second);
+    if (known == socket_agents_.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("socket ", socket->second,
+                       " does not exist (its step did not run or failed)"));
+    }
+    if (!agent->empty() && *agent != known->second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("socket ", socket->second, " lives on agent ",
+                       known->second, ", not ", *agent));
+    }
+    *agent = known->second;
+    *handle = vars_[socket->second]["handle"];
+  }
+  return absl::OkStatus();
+}
+
+void Run::RunLeaf(const Step& step) {
+  StepResult r;
+  r.index = step.index;
+  r.name = step.name;
+  r.kind = step.kind_name;
+  r.agent = AgentOf(step);
+  const absl::Time first_start = absl::Now();
+  const absl::Duration timeout = step.timeout.value_or(model_.default_timeout);
+  const absl::Time retry_deadline = step.retry.until > absl::ZeroDuration()
+                                        ? first_start + step.retry.until
+                                        : absl::InfiniteFuture();
+
+  while (true) {
+    ++r.attempts;
+    r.checks.clear();
+    r.expected.clear();
+    r.actual.clear();
+    // Arguments and data after substitution.
+    Fields args;
+    absl::Status error;
+    for (const auto& [key, value] : step.args) {
+      absl::StatusOr<std::string> text = Interpolate(value);
+      if (!text.ok()) {
+        error = absl::InvalidArgumentError(
+            absl::StrCat(key, ": ", text.status().message()));
+        break;
+      }
+      args[key] = *text;
+    }
+    std::string data;
+    if (error.ok() && step.data.has_value()) {
+      absl::StatusOr<std::string> bytes = Materialize(*step.data);
+      if (bytes.ok()) {
+        data = *std::move(bytes);
+      } else {
+        error = absl::InvalidArgumentError(
+            absl::StrCat("data: ", bytes.status().message()));
+      }
+    }
+    std::string agent_name, handle;
+    if (error.ok()) error = Target(step, args, &agent_name, &handle);
+    if (error.ok()) r.agent = agent_name;
+
+    Outcome outcome;
+    absl::Duration elapsed;
+    if (error.ok()) {
+      const absl::Time start = absl::Now();
+      // A retried step's attempts end with the retry deadline.
+      absl::Time deadline = std::min(start + timeout, retry_deadline);
+      if (step.expect.no_data_for.has_value()) {
+        deadline = start + *step.expect.no_data_for;
+      }
+      outcome = Perform(step, args, data, agent_name, handle, deadline);
+      elapsed = absl::Now() - start;
+      if (outcome.new_socket.has_value()) {
+        absl::MutexLock lock(&mu_);
+        agents_[agent_name].handles.push_back(*outcome.new_socket);
+      }
+      error = outcome.runner_error;
+    }
+    r.duration = elapsed;
+    bool held = false;
+    if (error.ok()) {
+      r.checks = Evaluate(step, outcome, elapsed, &error);
+      held = error.ok();
+      for (const Check& check : r.checks) {
+        if (!check.held) {
+          held = false;
+          if (r.expected.empty() && r.actual.empty()) {
+            r.expected = absl::StrCat(check.what, ": ", check.expected);
+            r.actual = absl::StrCat(check.what, ": ", check.actual);
+          }
+        }
+      }
+    }
+    if (held || (error.ok() && outcome.status.ok())) {
+      Save(step, agent_name, outcome);
+    }
+    if (held) {
+      r.status = StepStatus::kPassed;
+      if (!outcome.status.ok()) {
+        r.message = std::string(outcome.status.message());
+      } else if (outcome.has_data) {
+        r.message = Preview(outcome.data);
+      } else if (step.kind == Kind::kSend || step.kind == Kind::kSendAll ||
+                 step.kind == Kind::kSendTo) {
+        r.message = absl::StrCat(outcome.fields["bytes"], " bytes sent");
+      } else if (outcome.fields.count("") != 0) {
+        r.message = outcome.fields[""];
+      }
+      break;
+    }
+    const bool stopped = stopping();
+    if (!stopped && step.retry.enabled && error.ok() &&
+        (step.retry.attempts == 0 || r.attempts < step.retry.attempts) &&
+        absl::Now() + step.retry.interval < retry_deadline &&
+        SleepUnlessStopped(step.retry.interval)) {
+      continue;
+    }
+    if (stopped) {
+      // A call cut short by the stop is not this step's failure.
+      absl::MutexLock lock(&mu_);
+      r.status = StepStatus::kSkipped;
+      r.message = absl::StrCat("stopped: ", stop_reason_);
+    } else if (!error.ok()) {
+      r.status = StepStatus::kError;
+      r.message = std::string(error.message());
+    } else {
+      r.status = StepStatus::kFailed;
+      r.message = absl::StrCat("expected ", r.expected, "; actual ", r.actual);
+    }
+    break;
+  }
+  r.duration = r.attempts > 1 ? absl::Now() - first_start : r.duration;
+  const bool failed =
+      r.status == StepStatus::kFailed || r.status == StepStatus::kError;
+  const std::string reason = absl::StrCat("step ", r.index, " (", r.name, ") ",
+                                          StepStatusName(r.status));
+  Record(std::move(r));
+  if (failed) Stop(reason, false);
+}
+
+bool Run::SleepUnlessStopped(absl::Duration duration) {
+  absl::MutexLock lock(&mu_);
+  auto stopped = [this]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+  return !mu_.AwaitWithTimeout(absl::Condition(&stopped), duration);
+}
+
+Outcome Run::Perform(const Step& step, const Fields& args,
+                     const std::string& data, const std::string& agent_name,
+                     const std::string& handle, absl::Time deadline) {
+  Outcome out;
+  auto arg = [&args](const char* key,
+                     const std::string& fallback = "") -> std::string {
+    auto it = args.find(key);
+    return it == args.end() ? fallback : it->second;
+  };
+  // Values were checked when literal; after substitution they may be bad.
+  auto bad = [](absl::string_view key, const absl::Status& status) {
+    Outcome failed;
+    failed.runner_error =
+        absl::InvalidArgumentError(absl::StrCat(key, ": ", status.message()));
+    return failed;
+  };
+
+  if (step.kind == Kind::kSignal) {
+    absl::MutexLock lock(&mu_);
+    signals_.insert(arg("name"));
+    return out;
+  }
+  if (step.kind == Kind::kWait) {
+    const std::string name = arg("name");
+    absl::MutexLock lock(&mu_);
+    auto ready = [this, &name]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || signals_.count(name) != 0;
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+    if (signals_.count(name) == 0) {
+      out.status = stopping_ ? absl::CancelledError("run stopped")
+                             : absl::DeadlineExceededError(absl::StrCat(
+                                   "signal ", name, " did not come"));
+    }
+    return out;
+  }
+  if (step.kind == Kind::kSleep) {
+    absl::StatusOr<absl::Duration> d = ParseDurationText(arg("duration"));
+    if (!d.ok()) {
+      out = bad("duration", d.status());
+    } else if (!SleepUnlessStopped(*d)) {
+      out.status = absl::CancelledError("run stopped");
+    }
+    return out;
+  }
+
+  auto agent_it = agents_.find(agent_name);
+  if (agent_it == agents_.end() || agent_it->second.agent == nullptr) {
+    out.runner_error = absl::FailedPreconditionError(
+        absl::StrCat("agent ", agent_name, " is not connected"));
+    return out;
+  }
+  Agent& agent = *agent_it->second.agent;
+  Socket socket = handle.empty() ? Socket() : agent.AttachSocket(handle);
+
+  switch (step.kind) {
+    case Kind::kSocket: {
+      v1::Family family = v1::FAMILY_INET;
+      v1::SocketType type = v1::SOCKET_TYPE_STREAM;
+      uint64_t protocol = 0;
+      if (args.count("family") != 0) {
+        absl::StatusOr<v1::Family> f = cli::ParseFamily(arg("family"));
+        if (!f.ok()) return bad("family", f.status());
+        family = *f;
+      }
+      if (args.count("type") != 0) {
+        absl::StatusOr<v1::SocketType> t = cli::ParseSocketType(arg("type"));
+        if (!t.ok()) return bad("type", t.status());
+        type = *t;
+      }
+      if (args.count("protocol") != 0) {
+        absl::StatusOr<uint64_t> p = ParseUint(arg("protocol"));
+        if (!p.ok()) return bad("protocol", p.status());
+        protocol = *p;
+      }
+      absl::StatusOr<Socket> made =
+          agent.CreateSocket(family, type, static_cast<int>(protocol));
+      out.status = made.status();
+      if (made.ok()) {
+        std::string h = made->Release();
+        out.new_socket = h;
+        out.fields[""] = h;
+        out.fields["handle"] = h;
+        out.fields["agent"] = agent_name;
+      }
+      return out;
+    }
+    case Kind::kBind:
+    case Kind::kConnect:
+    case Kind::kSendTo: {
+      absl::StatusOr<v1::Address> address = ParseAddress(arg("address"));
+      if (!address.ok()) return bad("address", address.status());
+      if (step.kind == Kind::kSendTo) {
+        absl::StatusOr<size_t> sent =
+            socket.SendTo(data, *address, 0, deadline);
+        out.status = sent.status();
+        if (sent.ok()) {
+          DataFields(absl::string_view(data).substr(0, *sent), &out.fields);
+          out.fields[""] = out.fields["bytes"];
+        }
+        return out;
+      }
+      absl::StatusOr<v1::Address> local =
+          step.kind == Kind::kBind ? socket.Bind(*address)
+                                   : socket.Connect(*address, deadline);
+      out.status = local.status();
+      if (local.ok()) {
+        AddressFields(*local, "", &out.fields);
+        out.fields[""] = out.fields["address"];
+        out.socket_updates = out.fields;
+        if (step.kind == Kind::kConnect) {
+          AddressFields(*address, "peer", &out.socket_updates);
+          out.fields["peer"] = out.socket_updates["peer"];
+        }
+      }
+      return out;
+    }
+    case Kind::kListen: {
+      absl::StatusOr<uint64_t> backlog = ParseUint(arg("backlog", "128"));
+      if (!backlog.ok()) return bad("backlog", backlog.status());
+      out.status = socket.Listen(static_cast<int>(*backlog));
+      return out;
+    }
+    case Kind::kAccept: {
+      absl::StatusOr<AcceptResult> accepted = socket.Accept(deadline);
+      out.status = accepted.status();
+      if (accepted.ok()) {
+        std::string h = accepted->socket.Release();
+        out.new_socket = h;
+        out.fields["handle"] = h;
+        out.fields["agent"] = agent_name;
+        AddressFields(accepted->peer, "peer", &out.fields);
+        out.fields[""] = out.fields["peer"];
+      }
+      return out;
+    }
+    case Kind::kSend: {
+      absl::StatusOr<size_t> sent = socket.Send(data, 0, deadline);
+      out.status = sent.status();
+      if (sent.ok()) {
+        DataFields(absl::string_view(data).substr(0, *sent), &out.fields);
+        out.fields[""] = out.fields["bytes"];
+      }
+      return out;
+    }
+    case Kind::kSendAll: {
+      for (size_t offset = 0; offset < data.size() && out.status.ok();
+           offset += kSendPiece) {
+        out.status = socket.SendAll(
+            absl::string_view(data).substr(offset, kSendPiece), 0, deadline);
+      }
+      if (out.status.ok()) {
+        DataFields(data, &out.fields);
+        out.fields[""] = out.fields["bytes"];
+      }
+      return out;
+    }
+    case Kind::kRecv: {
+      absl::StatusOr<uint64_t> max = ParseSize(arg("max", "65536"));
+      if (!max.ok() || *max == 0) {
+        return bad("max", max.ok()
+                              ? absl::InvalidArgumentError("must be at least 1")
+                              : max.status());
+      }
+      absl::StatusOr<int> flags = ParseRecvFlags(arg("flags"));
+      if (!flags.ok()) return bad("flags", flags.status());
+      absl::StatusOr<std::string> received =
+          socket.Recv(*max, *flags, deadline);
+      out.status = received.status();
+      if (received.ok()) {
+        out.data = *std::move(received);
+        out.has_data = true;
+        DataFields(out.data, &out.fields);
+        out.fields["eof"] = out.data.empty() ? "true" : "false";
+      }
+      return out;
+    }
+    case Kind::kRecvStream: {
+      absl::StatusOr<uint64_t> limit = ParseSize(arg("bytes", "0"));
+      if (!limit.ok()) return bad("bytes", limit.status());
+      absl::StatusOr<uint64_t> chunk = ParseSize(arg("chunk", "0"));
+      if (!chunk.ok()) return bad("chunk", chunk.status());
+      out.status = socket.RecvStream(
+          [&out](absl::string_view piece) {
+            out.data.append(piece.data(), piece.size());
+            return true;
+          },
+          *limit, static_cast<uint32_t>(*chunk), deadline);
+      out.has_data = true;
+      DataFields(out.data, &out.fields);
+      out.fields["eof"] =
+          out.status.ok() && (*limit == 0 || out.data.size() < *limit)
+              ? "true"
+              : "false";
+      return out;
+    }
+    case Kind::kRecvFrom: {
+      absl::StatusOr<uint64_t> max = ParseSize(arg("max", "65536"));
+      if (!max.ok() || *max == 0) {
+        return bad("max", max.ok()
+                              ? absl::InvalidArgumentError("must be at least 1")
+                              : max.status());
+      }
+      absl::StatusOr<Datagram> datagram = socket.RecvFrom(*max, 0, deadline);
+      out.status = datagram.status();
+      if (datagram.ok()) {
+        out.data = std::move(datagram->data);
+        out.has_data = true;
+        DataFields(out.data, &out.fields);
+        AddressFields(datagram->address, "from", &out.fields);
+      }
+      return out;
+    }
+    case Kind::kShutdown: {
+      absl::StatusOr<v1::ShutdownHow> how = cli::ParseShutdownHow(arg("how"));
+      if (!how.ok()) return bad("how", how.status());
+      out.status = socket.Shutdown(*how);
+      return out;
+    }
+    case Kind::kClose:
+      out.status = socket.Close();
+      out.closed_socket = out.status.ok();
+      return out;
+    case Kind::kSetSockOpt:
+    case Kind::kGetSockOpt: {
+      absl::StatusOr<cli::OptionSpec> option =
+          cli::ParseOptionName(arg("option"));
+      if (!option.ok()) return bad("option", option.status());
+      if (step.kind == Kind::kGetSockOpt) {
+        absl::StatusOr<v1::OptionValue> value =
+            socket.GetSockOpt(option->option);
+        out.status = value.status();
+        if (value.ok()) out.fields[""] = cli::FormatOptionValue(*value);
+        if (value.ok()) out.fields["value"] = out.fields[""];
+        return out;
+      }
+      absl::StatusOr<v1::OptionValue> value =
+          cli::ParseOptionValue(option->kind, arg("value"));
+      if (!value.ok()) return bad("value", value.status());
+      out.status = socket.SetSockOpt(option->option, *value);
+      return out;
+    }
+    case Kind::kGetSockName:
+    case Kind::kGetPeerName: {
+      const bool peer = step.kind == Kind::kGetPeerName;
+      absl::StatusOr<v1::Address> address =
+          peer ? socket.GetPeerName() : socket.GetSockName();
+      out.status = address.status();
+      if (address.ok()) {
+        AddressFields(*address, "", &out.fields);
+        out.fields[""] = out.fields["address"];
+        AddressFields(*address, peer ? "peer" : "", &out.socket_updates);
+      }
+      return out;
+    }
+    case Kind::kSetTimeout: {
+      absl::StatusOr<std::optional<absl::Duration>> timeout =
+          cli::ParseTimeout(arg("timeout"));
+      if (!timeout.ok()) return bad("timeout", timeout.status());
+      out.status = socket.SetTimeout(*timeout);
+      return out;
+    }
+    case Kind::kGetTimeout: {
+      absl::StatusOr<std::optional<absl::Duration>> timeout =
+          socket.GetTimeout();
+      out.status = timeout.status();
+      if (timeout.ok()) {
+        out.fields[""] =
+            timeout->has_value() ? cli::DurationText(**timeout) : "none";
+        out.fields["value"] = out.fields[""];
+      }
+      return out;
+    }
+    case Kind::kGetHostname: {
+      absl::StatusOr<std::string> name = agent.GetHostname();
+      out.status = name.status();
+      if (name.ok()) out.fields[""] = out.fields["value"] = *name;
+      return out;
+    }
+    case Kind::kGetAddrInfo: {
+      v1::Family family = v1::FAMILY_UNSPECIFIED;
+      v1::SocketType type = v1::SOCKET_TYPE_UNSPECIFIED;
+      if (args.count("family") != 0) {
+        absl::StatusOr<v1::Family> f = cli::ParseFamily(arg("family"));
+        if (!f.ok()) return bad("family", f.status());
+        family = *f;
+      }
+      if (args.count("type") != 0) {
+        absl::StatusOr<v1::SocketType> t = cli::ParseSocketType(arg("type"));
+        if (!t.ok()) return bad("type", t.status());
+        type = *t;
+      }
+      absl::StatusOr<std::vector<v1::AddrInfo>> infos =
+          agent.GetAddrInfo(arg("host"), arg("port"), family, type);
+      out.status = infos.status();
+      if (infos.ok()) {
+        std::vector<std::string> addresses;
+        for (const v1::AddrInfo& info : *infos) {
+          addresses.push_back(FormatAddress(info.address()));
+        }
+        out.fields["count"] = absl::StrCat(addresses.size());
+        out.fields["addresses"] = absl::StrJoin(addresses, ",");
+        if (!infos->empty()) {
+          AddressFields(infos->front().address(), "", &out.fields);
+        }
+        out.fields[""] = out.fields["addresses"];
+      }
+      return out;
+    }
+    case Kind::kListSockets: {
+      absl::StatusOr<std::vector<v1::SocketInfo>> sockets = agent.ListSockets();
+      out.status = sockets.status();
+      if (sockets.ok()) {
+        std::vector<std::string> handles;
+        for (const v1::SocketInfo& info : *sockets) {
+          handles.push_back(info.handle());
+        }
+        out.fields[""] = out.fields["count"] = absl::StrCat(handles.size());
+        out.fields["handles"] = absl::StrJoin(handles, ",");
+      }
+      return out;
+    }
+    case Kind::kTraffic:
+      out.status = RunTrafficStep(socket, args, deadline, &out.fields);
+      if (out.status.ok() && out.fields.count("bytes") != 0) {
+        out.fields[""] = out.fields["bytes"];
+      }
+      return out;
+    case Kind::kAbort:
+      out.status = RunAbortStep(socket);
+      out.closed_socket = out.status.ok();
+      return out;
+    case Kind::kFaults:
+      out.status = RunFaultsStep(socket, args);
+      return out;
+    case Kind::kParallel:
+    case Kind::kGroup:
+    case Kind::kSignal:
+    case Kind::kWait:
+    case Kind::kSleep:
+      break;
+  }
+  out.status = absl::InternalError("unhandled step kind");
+  return out;
+}
+
+std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
+                                 absl::Duration elapsed, absl::Status* error) {
+  const Expectation& e = step.expect;
+  std::vector<Check> checks;
+  const absl::Status& status = outcome.status;
+  std::optional<ErrnoInfo> err = GetErrno(status);
+  const std::string actual_errno =
+      err.has_value() ? err->name
+                      : absl::StrCat("none (", StatusText(status), ")");
+  const std::string actual_status = absl::StrCat(
+      absl::StatusCodeToString(status.code()),
+      status.ok() ? "" : absl::StrCat(" (", status.message(), ")"));
+
+  auto value_of = [&](absl::string_view template_text) -> std::string {
+    absl::StatusOr<std::string> text = Interpolate(template_text);
+    if (!text.ok()) {
+      if (error->ok()) *error = text.status();
+      return std::string(template_text);
+    }
+    return *text;
+  };
+
+  bool evaluate_data = status.ok();
+  if (e.no_data_for.has_value()) {
+    Check c{"no data for", DurationText(*e.no_data_for), "", false};
+    const bool timed_out = absl::IsDeadlineExceeded(status) ||
+                           (err.has_value() && (err->number == EAGAIN ||
+                                                err->number == ETIMEDOUT));
+    if (timed_out && outcome.data.empty()) {
+      c.held = true;
+      c.actual = "no data";
+    } else if (status.ok()) {
+      c.actual = outcome.data.empty() ? "EOF" : Preview(outcome.data);
+    } else {
+      c.actual = actual_status;
+    }
+    checks.push_back(std::move(c));
+    evaluate_data = false;
+  } else if (e.status.has_value() || e.errno_name.has_value()) {
+    if (e.status.has_value()) {
+      Check c{"status", *e.status, actual_status, false};
+      if (*e.status == "ERROR") {
+        c.held = !status.ok();
+      } else {
+        c.held = absl::StatusCodeToString(status.code()) == *e.status;
+      }
+      checks.push_back(std::move(c));
+    }
+    if (e.errno_name.has_value()) {
+      Check c{"errno", value_of(*e.errno_name), actual_errno, false};
+      c.held = err.has_value() && err->name == c.expected;
+      checks.push_back(std::move(c));
+    }
+  } else {
+    Check c{"status", "OK", actual_status, status.ok()};
+    checks.push_back(std::move(c));
+  }
+
+  const std::string data =
+      outcome.has_data ? outcome.data
+                       : (outcome.fields.count("") != 0 ? outcome.fields.at("")
+                                                        : std::string());
+  if (evaluate_data) {
+    if (e.data.has_value()) {
+      absl::StatusOr<std::string> want = Materialize(*e.data);
+      if (!want.ok()) {
+        if (error->ok()) *error = want.status();
+      } else {
+        Check c{"data", Preview(*want), Preview(data), *want == data};
+        if (!c.held && want->size() == data.size()) {
+          size_t at = 0;
+          while (at < data.size() && data[at] == (*want)[at]) ++at;
+          absl::StrAppend(&c.actual, ", first difference at byte ", at);
+        }
+        checks.push_back(std::move(c));
+      }
+    }
+    if (e.contains.has_value()) {
+      const std::string want = value_of(*e.contains);
+      checks.push_back(Check{"contains", absl::StrCat("\"", want, "\""),
+                             Preview(data), absl::StrContains(data, want)});
+    }
+    if (e.matches.has_value()) {
+      const std::string pattern = value_of(*e.matches);
+      RE2 re(pattern, RegexOptions());
+      if (!re.ok() && error->ok()) {
+        *error = absl::InvalidArgumentError(
+            absl::StrCat("matches: bad regex: ", re.error()));
+      }
+      const bool held = re.ok() && RE2::PartialMatch(data, re);
+      checks.push_back(Check{"matches", absl::StrCat("/", pattern, "/"),
+                             Preview(data), held});
+    }
+    if (e.bytes.has_value()) {
+      absl::StatusOr<uint64_t> want = ParseSize(value_of(*e.bytes));
+      const std::string actual = outcome.fields.count("bytes") != 0
+                                     ? outcome.fields.at("bytes")
+                                     : absl::StrCat(data.size());
+      if (!want.ok()) {
+        if (error->ok()) *error = want.status();
+      } else {
+        checks.push_back(Check{"bytes", absl::StrCat(*want), actual,
+                               absl::StrCat(*want) == actual});
+      }
+    }
+    if (e.checksum.has_value() || e.checksum_of.has_value()) {
+      std::string want;
+      if (e.checksum_of.has_value()) {
+        absl::StatusOr<std::string> bytes = Materialize(*e.checksum_of);
+        if (!bytes.ok() && error->ok()) *error = bytes.status();
+        Fnv1a64 sum;
+        if (bytes.ok()) sum.Update(*bytes);
+        want = sum.Hex();
+      } else {
+        want = value_of(*e.checksum);
+      }
+      std::string actual;
+      if (outcome.fields.count("checksum") != 0) {
+        actual = outcome.fields.at("checksum");
+      } else {
+        Fnv1a64 sum;
+        sum.Update(data);
+        actual = sum.Hex();
+      }
+      checks.push_back(Check{"checksum", want, actual, want == actual});
+    }
+    for (const auto& [field, expected] : e.values) {
+      const std::string want = value_of(expected);
+      auto it = outcome.fields.find(field);
+      if (it == outcome.fields.end()) {
+        std::vector<std::string> names;
+        for (const auto& [name, v] : outcome.fields) {
+          if (!name.empty()) names.push_back(name);
+        }
+        checks.push_back(Check{field, want,
+                               absl::StrCat("no such field (fields: ",
+                                            absl::StrJoin(names, ", "), ")"),
+                               false});
+      } else {
+        checks.push_back(Check{field, want, it->second, it->second == want});
+      }
+    }
+  }
+  if (e.within.has_value()) {
+    checks.push_back(Check{"within", DurationText(*e.within),
+                           DurationText(elapsed), elapsed <= *e.within});
+  }
+  return checks;
+}
+
+std::string Run::AgentOf(const Step& step) {
+  if (!step.agent.empty()) return step.agent;
+  auto socket = step.args.find("socket");
+  if (socket == step.args.end()) return "";
+  absl::MutexLock lock(&mu_);
+  auto known = socket_agents_.find(socket->second);
+  return known == socket_agents_.end() ? "" : known->second;
+}
+
+void Run::Save(const Step& step, const std::string& agent, const Outcome& out) {
+  absl::MutexLock lock(&mu_);
+  auto socket = step.args.find("socket");
+  if (socket != step.args.end() && socket_agents_.count(socket->second) != 0) {
+    Fields& var = vars_[socket->second];
+    for (const auto& [key, value] : out.socket_updates) {
+      if (!key.empty()) var[key] = value;
+    }
+    if (out.closed_socket) closed_.insert(var["handle"]);
+  }
+  if (step.save_as.empty()) return;
+  Fields fields = out.fields;
+  if (out.has_data) {
+    fields["data"] = out.data;
+    fields[""] = out.data;
+  }
+  if (out.new_socket.has_value()) {
+    socket_agents_[step.save_as] = agent;
+    fields[""] = *out.new_socket;
+  }
+  vars_[step.save_as] = std::move(fields);
+}
+
+void Run::Stop(const std::string& reason, bool interrupted) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (interrupted) interrupted_ = true;
+    if (stopping_) return;
+    stopping_ = true;
+    stop_reason_ = reason;
+  }
+  CloseAllHandles();
+}
+
+void Run::CloseAllHandles() {
+  std::vector<std::pair<Agent*, std::string>> open;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, state] : agents_) {
+      for (const std::string& handle : state.handles) {
+        if (closed_.count(handle) == 0 && state.agent != nullptr) {
+          open.emplace_back(state.agent.get(), handle);
+        }
+      }
+    }
+  }
+  for (auto& [agent, handle] : open) {
+    // NOT_FOUND: the step that used it closed it meanwhile.
+    agent->AttachSocket(handle).Close().IgnoreError();
+    absl::MutexLock lock(&mu_);
+    closed_.insert(handle);
+  }
+}
+
+void Run::Cleanup() {
+  for (const AgentSpec& spec : model_.agents) {
+    auto it = agents_.find(spec.name);
+    if (it == agents_.end() || it->second.agent == nullptr) continue;
+    AgentState& state = it->second;
+    StepResult r;
+    r.kind = "cleanup";
+    r.agent = spec.name;
+    r.name = absl::StrCat("cleanup on ", spec.name);
+    r.attempts = 1;
+    const absl::Time start = absl::Now();
+    int closed = 0;
+    std::vector<std::string> problems;
+    std::vector<std::string> handles;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const std::string& handle : state.handles) {
+        if (closed_.count(handle) == 0) handles.push_back(handle);
+      }
+    }
+    for (const std::string& handle : handles) {
+      absl::Status status = state.agent->AttachSocket(handle).Close();
+      if (status.ok()) {
+        ++closed;
+      } else if (!absl::IsNotFound(status)) {
+        problems.push_back(
+            absl::StrCat("close ", handle, ": ", StatusText(status)));
+      }
+      absl::MutexLock lock(&mu_);
+      closed_.insert(handle);
+    }
+    absl::StatusOr<uint32_t> session_closed = state.agent->CloseSession();
+    if (!session_closed.ok()) {
+      problems.push_back(
+          absl::StrCat("close session: ", StatusText(session_closed.status())));
+    }
+    r.duration = absl::Now() - start;
+    r.status = problems.empty() ? StepStatus::kPassed : StepStatus::kError;
+    r.message = problems.empty()
+                    ? absl::StrCat("closed ", closed,
+                                   " open handle(s); session closed (",
+                                   *session_closed, " socket(s) left in it)")
+                    : absl::StrJoin(problems, "; ");
+    Record(std::move(r));
+  }
+}
+
+}  // namespace
+}  // namespace scenario
+
+std::string StepStatusName(StepStatus status) {
+  switch (status) {
+    case StepStatus::kPassed:
+      return "passed";
+    case StepStatus::kFailed:
+      return "failed";
+    case StepStatus::kError:
+      return "error";
+    case StepStatus::kSkipped:
+      return "skipped";
+  }
+  return "unknown";
+}
+
+int ScenarioResult::Count(StepStatus status) const {
+  int n = 0;
+  for (const StepResult& step : steps) n += step.status == status ? 1 : 0;
+  return n;
+}
+
+bool ScenarioResult::ok() const {
+  return !interrupted && !steps.empty() &&
+         Count(StepStatus::kPassed) == static_cast<int>(steps.size());
+}
+
+ScenarioResult Scenario::Run(const RunOptions& options) const {
+  scenario::Run run(*model_, options);
+  return run.Execute();
+}
+
+}  // namespace sockagent
