@@ -189,6 +189,26 @@ absl::StatusOr<uint32_t> Agent::CloseSession() {
   return response.sockets_closed();
 }
 
+absl::StatusOr<uint32_t> Agent::CloseSession(const std::string& session_id) {
+  v1::CloseSessionRequest request;
+  request.set_session_id(session_id);
+  v1::CloseSessionResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::CloseSession, request, &response);
+  if (!status.ok()) return status;
+  return response.sockets_closed();
+}
+
+absl::StatusOr<std::vector<v1::SessionInfo>> Agent::ListSessions() {
+  v1::ListSessionsRequest request;
+  v1::ListSessionsResponse response;
+  absl::Status status =
+      connection_->Call(&Stub::ListSessions, request, &response);
+  if (!status.ok()) return status;
+  return std::vector<v1::SessionInfo>(response.sessions().begin(),
+                                      response.sessions().end());
+}
+
 std::string Agent::DetachSession() {
   StopKeepAlive();
   absl::MutexLock lock(&mu_);

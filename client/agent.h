@@ -94,6 +94,15 @@ class Agent {
   // Closes the session and every socket in it; returns how many sockets the
   // agent closed. Stops the keepalive thread. Later calls fail on the agent.
   absl::StatusOr<uint32_t> CloseSession();
+  // Closes the session `session_id` (needs no session of this Agent): one of
+  // this caller's identity, or any session for an admin identity
+  // (PERMISSION_DENIED naming the policy rule otherwise). Returns how many
+  // sockets the agent closed. Closing this Agent's own session this way
+  // does not stop its keepalive thread (use CloseSession()).
+  absl::StatusOr<uint32_t> CloseSession(const std::string& session_id);
+  // The sessions this caller may see: every session for an admin identity,
+  // the caller identity's own otherwise. Ordered by id.
+  absl::StatusOr<std::vector<v1::SessionInfo>> ListSessions();
   // Stops the keepalive thread and gives up ownership of the session: the
   // destructor will not close it, so it lives on (until its lease lapses)
   // for later processes to attach to. Returns the session id.

@@ -184,6 +184,31 @@ int main(int argc, char** argv) {
                  "HTTP/2 streams per connection")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
+  std::string max_connection_idle = "10m";
+  std::string max_connection_age = "24h";
+  std::string max_connection_age_grace = "5m";
+  app.add_option("--max-connections", options.max_connections,
+                 "concurrent connections to the gRPC port (0 = no cap); "
+                 "beyond it a connection may only ask for health")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--connection-health-headroom", options.health_headroom,
+                 "connections beyond --max-connections still accepted for "
+                 "health checks; the rest are closed at once")
+      ->check(CLI::Range(0, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--max-connection-idle", max_connection_idle,
+                 "close a connection without calls for this long")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--max-connection-age", max_connection_age,
+                 "GOAWAY to connections older than this (0s = never)")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--max-connection-age-grace", max_connection_age_grace,
+                 "how long calls may finish after the age GOAWAY")
+      ->check(DurationValidator())
+      ->capture_default_str();
   app.add_flag("--insecure-allow-non-loopback-without-tls",
                insecure_non_loopback,
                "DANGEROUS: serve plaintext on a non-loopback address");
@@ -239,6 +264,10 @@ int main(int argc, char** argv) {
   options.core.max_send_bytes = max_message;
   options.core.max_recv_bytes = max_message;
   options.drain_timeout = ParseDurationOrDie(drain_timeout);
+  options.max_connection_idle = ParseDurationOrDie(max_connection_idle);
+  options.max_connection_age = ParseDurationOrDie(max_connection_age);
+  options.max_connection_age_grace =
+      ParseDurationOrDie(max_connection_age_grace);
 
   sockagent::PolicyEngine policy;
   options.core.policy = &policy;

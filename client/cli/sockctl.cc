@@ -252,16 +252,54 @@ int SessionOpen(const std::string& ttl_text, const std::string& label) {
   return kExitOk;
 }
 
-int SessionClose() {
-  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(true);
+// Without `id`, closes the --session session; with it, that session (one of
+// the caller's identity, or any for an admin identity).
+int SessionClose(const std::string& id) {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(id.empty());
   if (!agent.ok()) return Fail("session close", agent.status());
-  absl::StatusOr<uint32_t> closed = (*agent)->CloseSession();
+  absl::StatusOr<uint32_t> closed =
+      id.empty() ? (*agent)->CloseSession() : (*agent)->CloseSession(id);
   if (!closed.ok()) return Fail("session close", closed.status());
   if (g.json) {
     PrintJson(JsonObject().AddInt("sockets_closed", *closed));
   } else if (g.verbose) {
     std::cerr << "closed " << *closed << " socket(s)" << std::endl;
   }
+  return kExitOk;
+}
+
+std::string TimestampText(const google::protobuf::Timestamp& t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                          absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+int SessionList() {
+  absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(false);
+  if (!agent.ok()) return Fail("session list", agent.status());
+  absl::StatusOr<std::vector<v1::SessionInfo>> sessions =
+      (*agent)->ListSessions();
+  if (!sessions.ok()) return Fail("session list", sessions.status());
+  if (g.json) {
+    v1::ListSessionsResponse response;
+    for (const v1::SessionInfo& info : *sessions) {
+      *response.add_sessions() = info;
+    }
+    std::cout << ProtoJson(response) << std::endl;
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"SESSION", "IDENTITY", "PEER", "LABEL", "CREATED", "LEASE_EXPIRY",
+       "SOCKETS", "SENT", "RECEIVED"}};
+  for (const v1::SessionInfo& info : *sessions) {
+    rows.push_back(
+        {info.session_id(), info.identity(), info.peer(),
+         info.label().empty() ? "-" : info.label(),
+         TimestampText(info.created()), TimestampText(info.lease_expiry()),
+         absl::StrCat(info.socket_count()), absl::StrCat(info.bytes_sent()),
+         absl::StrCat(info.bytes_received())});
+  }
+  std::cout << FormatTable(rows);
   return kExitOk;
 }
 
@@ -1383,16 +1421,34 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   open->add_option("--label", label, "free text shown by the agent");
   on_run(open, [&] { return SessionOpen(ttl, label); });
+  std::string close_id;
   CLI::App* close_session = AddCommand(
       session, "close",
-      "Close the session and every socket in it.\n\nExample:\n  sockctl "
-      "session close --session $SOCKAGENT_SESSION");
-  on_run(close_session, [] { return SessionClose(); });
+      "Close the session and every socket in it. --id closes that session "
+      "instead (one of your identity's, or any session for an admin "
+      "identity).\n\nExample:\n  sockctl session close --session "
+      "$SOCKAGENT_SESSION\n  sockctl session close --id ID   # admin");
+  close_session->add_option("--id", close_id,
+                            "close this session instead of --session");
+  on_run(close_session, [&] { return SessionClose(close_id); });
+  const char* kListHelp =
+      "List sessions: id, identity, peer, label, created, lease expiry, "
+      "sockets, bytes. An admin identity sees every session, others only "
+      "their own (needs no session).\n\nExample:\n  sockctl session list";
+  CLI::App* list_sessions = AddCommand(session, "list", kListHelp);
+  on_run(list_sessions, [] { return SessionList(); });
   CLI::App* keepalive = AddCommand(
       session, "keepalive",
       "Renew the session's lease and print its length.\n\nExample:\n  "
       "sockctl session keepalive   # prints e.g. 10m");
   on_run(keepalive, [] { return SessionKeepAlive(); });
+
+  // sessions list: the same as session list.
+  CLI::App* sessions = AddCommand(&app, "sessions",
+                                  "Sessions on the agent (as `session list`).");
+  sessions->require_subcommand(1);
+  CLI::App* sessions_list = AddCommand(sessions, "list", kListHelp);
+  on_run(sessions_list, [] { return SessionList(); });
 
   // socket
   std::string family = "inet", type = "stream";

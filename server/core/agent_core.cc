@@ -20,6 +20,9 @@
 namespace sockagent {
 namespace {
 
+constexpr PolicyEngine::Direction kSendBytes = PolicyEngine::Direction::kSend;
+constexpr PolicyEngine::Direction kRecvBytes = PolicyEngine::Direction::kRecv;
+
 constexpr int kSendFlags =
     MSG_OOB | MSG_DONTROUTE | MSG_DONTWAIT | MSG_EOR | MSG_MORE | MSG_NOSIGNAL;
 constexpr int kRecvFlags =
@@ -99,19 +102,26 @@ class AcceptOp final : public IoOp {
     ScopedFd fd;
     v1::Address peer;
   };
+  // A connection whose peer `filter` refuses is closed, and the wait goes on
+  // for the next one.
   AcceptOp(SocketOps& ops,
+           absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter,
            absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done)
-      : ops_(ops), done_(std::move(done)) {}
+      : ops_(ops), filter_(std::move(filter)), done_(std::move(done)) {}
 
   std::optional<absl::Status> Attempt(int fd) override {
-    SockAddr peer;
-    peer.length = sizeof(peer.storage);
-    SysCallInt rc = ops_.Accept(fd, peer.mutable_get(), &peer.length);
-    if (rc.would_block()) return std::nullopt;
-    if (!rc.ok()) return OsError(rc.error, "accept");
-    accepted_.fd.reset(rc.value);
-    accepted_.peer = ToWireAddress(peer.get(), peer.length);
-    return absl::OkStatus();
+    for (;;) {
+      SockAddr peer;
+      peer.length = sizeof(peer.storage);
+      SysCallInt rc = ops_.Accept(fd, peer.mutable_get(), &peer.length);
+      if (rc.would_block()) return std::nullopt;
+      if (!rc.ok()) return OsError(rc.error, "accept");
+      ScopedFd accepted(rc.value);
+      if (filter_ && !filter_(peer.get(), peer.length)) continue;
+      accepted_.fd = std::move(accepted);
+      accepted_.peer = ToWireAddress(peer.get(), peer.length);
+      return absl::OkStatus();
+    }
   }
   void Complete(absl::Status status) override {
     if (!status.ok()) return done_(std::move(status));
@@ -121,6 +131,7 @@ class AcceptOp final : public IoOp {
 
  private:
   SocketOps& ops_;
+  absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter_;
   Accepted accepted_;
   absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done_;
 };
@@ -244,8 +255,11 @@ class RecvOp final : public IoOp {
     std::string data;
     v1::Address from;
   };
+  // A datagram whose source `filter` (may be empty) refuses is dropped, and
+  // the wait goes on for the next one.
   RecvOp(SocketOps& ops, std::shared_ptr<ManagedSocket> socket,
-         size_t max_bytes, int flags, bool want_source, Callback<Received> done)
+         size_t max_bytes, int flags, bool want_source, Callback<Received> done,
+         absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter = {})
       : ops_(ops),
         socket_(std::move(socket)),
         max_bytes_(max_bytes),
@@ -254,6 +268,7 @@ class RecvOp final : public IoOp {
                   socket_->io()->type() == SOCK_STREAM),
         peek_((flags & MSG_PEEK) != 0),
         want_source_(want_source),
+        filter_(std::move(filter)),
         done_(std::move(done)) {}
 
   std::optional<absl::Status> Attempt(int fd) override {
@@ -268,9 +283,10 @@ class RecvOp final : public IoOp {
       SockAddr from;
       from.length = sizeof(from.storage);
       SysCallSize rc =
-          want_source_ ? ops_.RecvFrom(fd, target, max_bytes_ - got_, flags_,
-                                       from.mutable_get(), &from.length)
-                       : ops_.Recv(fd, target, max_bytes_ - got_, flags_);
+          want_source_ || filter_
+              ? ops_.RecvFrom(fd, target, max_bytes_ - got_, flags_,
+                              from.mutable_get(), &from.length)
+              : ops_.Recv(fd, target, max_bytes_ - got_, flags_);
       if (rc.would_block()) {
         // Waiting holds no buffer: 10,000 idle receives cost no memory.
         if (got_ == 0) buffer_ = std::string();
@@ -279,6 +295,11 @@ class RecvOp final : public IoOp {
       if (!rc.ok()) {
         if (got_ > 0) return absl::OkStatus();
         return OsError(rc.error, name());
+      }
+      if (filter_ && from.length > 0 && !filter_(from.get(), from.length)) {
+        // Dropped; a peeked datagram is consumed so the next one surfaces.
+        if (peek_) ops_.Recv(fd, target, 1, flags_ & ~MSG_PEEK);
+        continue;
       }
       if (want_source_) {
         result_.from = ToWireAddress(from.get(), from.length);
@@ -324,6 +345,7 @@ class RecvOp final : public IoOp {
   const bool wait_all_;
   const bool peek_;
   const bool want_source_;
+  absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter_;
   std::string buffer_;
   size_t got_ = 0;
   Received result_;
@@ -397,7 +419,7 @@ void AgentCore::CloseSockets(Session& session, const char* reason) {
 std::string AgentCore::OwnerOf(const std::string& session_id) {
   absl::MutexLock lock(&usage_mu_);
   auto it = session_owner_.find(session_id);
-  return it == session_owner_.end() ? "anonymous" : it->second;
+  return it == session_owner_.end() ? "anonymous" : it->second.identity;
 }
 
 absl::Status AgentCore::ReserveSocket(const std::string& identity,
@@ -514,10 +536,15 @@ size_t AgentCore::RevokeForbidden() {
               return ops_.GetPeerName(fd, peer.mutable_get(), &peer.length)
                   .ok();
             });
-        forbidden =
-            got.ok() && *got &&
-            !policy_.CheckDestination(owner, "connect", peer.get(), peer.length)
-                 .allowed;
+        // An accepted peer is judged by the accept filters, a connected one
+        // by the connect rules.
+        forbidden = got.ok() && *got &&
+                    !(socket->accepted()
+                          ? policy_.CheckSource(owner, "Accept", peer.get(),
+                                                peer.length)
+                          : policy_.CheckDestination(owner, "connect",
+                                                     peer.get(), peer.length))
+                         .allowed;
       }
       if (!forbidden || session->Remove(socket->handle()) == nullptr) {
         continue;
@@ -533,6 +560,37 @@ size_t AgentCore::RevokeForbidden() {
                  revoked);
   }
   return revoked;
+}
+
+absl::Status AgentCore::CheckByteRate(const CallContext& ctx,
+                                      const char* method,
+                                      const ManagedSocket& socket,
+                                      PolicyEngine::Direction direction) {
+  return Decide(ctx, method, policy_.CheckBytes(ctx.identity, direction),
+                &socket, "", /*audit_allowed=*/false);
+}
+
+AgentCore::SourceFilter AgentCore::SourceFilterFor(
+    const CallContext& ctx, const char* method,
+    const std::shared_ptr<ManagedSocket>& socket) {
+  if (!policy_.HasSourceFilter(ctx.identity)) return {};
+  CallContext audited;
+  audited.identity = ctx.identity;
+  audited.peer = ctx.peer;
+  audited.session_id = ctx.session_id;
+  return [this, audited = std::move(audited), method, socket](
+             const sockaddr* address, socklen_t length) {
+    const PolicyDecision decision =
+        policy_.CheckSource(audited.identity, method, address, length);
+    if (decision.allowed && !decision.would_deny) return true;
+    // Audited only; the refusal shows as a dropped source, not a status.
+    Decide(audited, method, decision, socket.get(),
+           Endpoint::FromSockAddr(address, length).ToString())
+        .IgnoreError();
+    if (decision.allowed) return true;
+    ++refused_sources_;
+    return false;
+  };
 }
 
 absl::Status AgentCore::Authorize(const CallContext& ctx, const char* method) {
@@ -646,7 +704,7 @@ absl::StatusOr<v1::CreateSessionResponse> AgentCore::CreateSession(
   {
     absl::MutexLock lock(&usage_mu_);
     if (session.ok()) {
-      session_owner_[(*session)->id()] = ctx.identity;
+      session_owner_[(*session)->id()] = Origin{ctx.identity, ctx.peer};
     } else {
       --usage_[ctx.identity].sessions;
     }
@@ -676,6 +734,83 @@ absl::StatusOr<v1::CloseSessionResponse> AgentCore::CloseSession(
   v1::CloseSessionResponse response;
   response.set_sockets_closed(static_cast<uint32_t>((*session)->size()));
   CloseSockets(**session, "session_closed");
+  return response;
+}
+
+absl::StatusOr<v1::CloseSessionResponse> AgentCore::CloseSession(
+    const CallContext& ctx, const v1::CloseSessionRequest& request) {
+  if (request.session_id().empty()) return CloseSession(ctx);
+  const std::string& id = request.session_id();
+  if (absl::Status valid = ids_.Check(id, "session_id"); !valid.ok()) {
+    return valid;
+  }
+  bool own = false;
+  {
+    absl::MutexLock lock(&usage_mu_);
+    auto it = session_owner_.find(id);
+    own = it != session_owner_.end() && it->second.identity == ctx.identity;
+  }
+  if (!own) {
+    // Decided before the lookup: a non-admin learns nothing about which
+    // sessions of others exist.
+    if (absl::Status allowed = Decide(
+            ctx, "CloseSession", policy_.CheckAdmin(ctx.identity), nullptr, "");
+        !allowed.ok()) {
+      return allowed;
+    }
+  }
+  std::shared_ptr<Session> session = sessions_.Remove(id);
+  if (session == nullptr) {
+    return absl::NotFoundError(absl::StrCat("session_id: unknown session '", id,
+                                            "' (closed, expired, or never "
+                                            "created)"));
+  }
+  v1::CloseSessionResponse response;
+  response.set_sockets_closed(static_cast<uint32_t>(session->size()));
+  const std::string owner = OwnerOf(id);
+  if (owner != ctx.identity) {
+    spdlog::info("session {} of {} closed by admin {}", id, owner,
+                 ctx.identity);
+  }
+  CloseSockets(*session,
+               owner == ctx.identity ? "session_closed" : "admin_closed");
+  return response;
+}
+
+absl::StatusOr<v1::ListSessionsResponse> AgentCore::ListSessions(
+    const CallContext& ctx) {
+  const bool admin = policy_.CheckAdmin(ctx.identity).allowed;
+  v1::ListSessionsResponse response;
+  for (const std::shared_ptr<Session>& session : sessions_.List()) {
+    Origin origin;
+    {
+      absl::MutexLock lock(&usage_mu_);
+      auto it = session_owner_.find(session->id());
+      if (it == session_owner_.end()) continue;  // closing meanwhile
+      origin = it->second;
+    }
+    if (!admin && origin.identity != ctx.identity) continue;
+    v1::SessionInfo* info = response.add_sessions();
+    info->set_session_id(session->id());
+    info->set_identity(origin.identity);
+    info->set_peer(origin.peer);
+    info->set_label(session->label());
+    auto to_timestamp = [](absl::Time t, google::protobuf::Timestamp* out) {
+      const timespec ts = absl::ToTimespec(t);
+      out->set_seconds(ts.tv_sec);
+      out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
+    };
+    to_timestamp(session->created(), info->mutable_created());
+    to_timestamp(session->expiry(), info->mutable_lease_expiry());
+    info->set_socket_count(static_cast<uint32_t>(session->size()));
+    info->set_bytes_sent(session->BytesSent());
+    info->set_bytes_received(session->BytesReceived());
+  }
+  std::sort(response.mutable_sessions()->begin(),
+            response.mutable_sessions()->end(),
+            [](const v1::SessionInfo& a, const v1::SessionInfo& b) {
+              return a.session_id() < b.session_id();
+            });
   return response;
 }
 
@@ -1137,6 +1272,8 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   stats->set_sessions(static_cast<uint32_t>(sessions_.size()));
   stats->set_open_sockets(sessions_.socket_count());
   stats->set_waiting_operations(engine_->waiting_ops());
+  stats->set_refused_sources(refused_sources_.load());
+  stats->set_policy_reloads_rejected(policy_.rejected_loads());
   if (auto hostname = GetHostname(); hostname.ok()) {
     response.set_hostname(hostname->hostname());
   }
@@ -1152,15 +1289,17 @@ void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
   if (!socket.ok()) return done(socket.status());
   std::shared_ptr<IoSocket> io = (*socket)->io();
   auto op = std::make_unique<AcceptOp>(
-      ops_, [this, session = *session, io, owner = ctx.identity,
-             done = std::move(done)](
-                absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
+      ops_, SourceFilterFor(ctx, "Accept", *socket),
+      [this, session = *session, io, owner = ctx.identity,
+       done = std::move(done)](
+          absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
         if (!accepted.ok()) return done(accepted.status());
         absl::StatusOr<std::shared_ptr<ManagedSocket>> peer =
             Adopt(*session, owner, std::move(accepted->fd), io->family(),
                   io->type(), io->protocol());
         if (!peer.ok()) return done(peer.status());
         (*peer)->set_state(v1::SOCKET_STATE_CONNECTED);
+        (*peer)->set_accepted();
         v1::AcceptResponse response;
         response.set_handle((*peer)->handle());
         *response.mutable_peer() = std::move(accepted->peer);
@@ -1205,20 +1344,25 @@ void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, request.handle());
   if (!socket.ok()) return done(socket.status());
+  if (absl::Status rate = CheckByteRate(ctx, "Send", **socket, kSendBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  engine_->Submit(
-      (*socket)->io(), Interest::kWrite,
-      std::make_unique<SendOp>(
-          ops_, *socket, request.data(), request.flags(), request.send_all(),
-          std::nullopt,
-          [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
-            if (!sent.ok()) return done(sent.status());
-            v1::SendResponse response;
-            response.set_bytes_sent(*sent);
-            done(std::move(response));
-          }),
-      wait);
+  engine_->Submit((*socket)->io(), Interest::kWrite,
+                  std::make_unique<SendOp>(
+                      ops_, *socket, request.data(), request.flags(),
+                      request.send_all(), std::nullopt,
+                      [this, identity = ctx.identity, done = std::move(done)](
+                          absl::StatusOr<uint64_t> sent) mutable {
+                        if (!sent.ok()) return done(sent.status());
+                        policy_.ChargeBytes(identity, kSendBytes, *sent);
+                        v1::SendResponse response;
+                        response.set_bytes_sent(*sent);
+                        done(std::move(response));
+                      }),
+                  wait);
 }
 
 void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
@@ -1233,17 +1377,28 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (absl::Status rate = CheckByteRate(ctx, "Recv", **socket, kRecvBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
+  SourceFilter filter;
+  if ((*socket)->io()->type() == SOCK_DGRAM) {
+    filter = SourceFilterFor(ctx, "Recv", *socket);
+  }
   engine_->Submit((*socket)->io(), Interest::kRead,
                   std::make_unique<RecvOp>(
                       ops_, *socket, request.max_bytes(), request.flags(),
                       /*want_source=*/false,
-                      [done = std::move(done)](
+                      [this, identity = ctx.identity, done = std::move(done)](
                           absl::StatusOr<RecvOp::Received> received) mutable {
                         if (!received.ok()) return done(received.status());
+                        policy_.ChargeBytes(identity, kRecvBytes,
+                                            received->data.size());
                         v1::RecvResponse response;
                         response.set_data(std::move(received->data));
                         done(std::move(response));
-                      }),
+                      },
+                      std::move(filter)),
                   wait);
 }
 
@@ -1273,20 +1428,25 @@ void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
       !allowed.ok()) {
     return done(allowed);
   }
+  if (absl::Status rate = CheckByteRate(ctx, "SendTo", **socket, kSendBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  engine_->Submit(
-      (*socket)->io(), Interest::kWrite,
-      std::make_unique<SendOp>(
-          ops_, *socket, request.data(), request.flags(), /*send_all=*/false,
-          *address,
-          [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
-            if (!sent.ok()) return done(sent.status());
-            v1::SendToResponse response;
-            response.set_bytes_sent(*sent);
-            done(std::move(response));
-          }),
-      wait);
+  engine_->Submit((*socket)->io(), Interest::kWrite,
+                  std::make_unique<SendOp>(
+                      ops_, *socket, request.data(), request.flags(),
+                      /*send_all=*/false, *address,
+                      [this, identity = ctx.identity, done = std::move(done)](
+                          absl::StatusOr<uint64_t> sent) mutable {
+                        if (!sent.ok()) return done(sent.status());
+                        policy_.ChargeBytes(identity, kSendBytes, *sent);
+                        v1::SendToResponse response;
+                        response.set_bytes_sent(*sent);
+                        done(std::move(response));
+                      }),
+                  wait);
 }
 
 void AgentCore::RecvFrom(const CallContext& ctx,
@@ -1302,18 +1462,29 @@ void AgentCore::RecvFrom(const CallContext& ctx,
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (absl::Status rate = CheckByteRate(ctx, "RecvFrom", **socket, kRecvBytes);
+      !rate.ok()) {
+    return done(rate);
+  }
+  SourceFilter filter;
+  if ((*socket)->io()->type() == SOCK_DGRAM) {
+    filter = SourceFilterFor(ctx, "RecvFrom", *socket);
+  }
   engine_->Submit((*socket)->io(), Interest::kRead,
                   std::make_unique<RecvOp>(
                       ops_, *socket, request.max_bytes(), request.flags(),
                       /*want_source=*/true,
-                      [done = std::move(done)](
+                      [this, identity = ctx.identity, done = std::move(done)](
                           absl::StatusOr<RecvOp::Received> received) mutable {
                         if (!received.ok()) return done(received.status());
+                        policy_.ChargeBytes(identity, kRecvBytes,
+                                            received->data.size());
                         v1::RecvFromResponse response;
                         response.set_data(std::move(received->data));
                         *response.mutable_address() = std::move(received->from);
                         done(std::move(response));
-                      }),
+                      },
+                      std::move(filter)),
                   wait);
 }
 

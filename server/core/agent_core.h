@@ -92,6 +92,17 @@ class AgentCore {
       const CallContext& ctx, const v1::CreateSessionRequest& request);
   absl::StatusOr<v1::KeepAliveResponse> KeepAlive(const CallContext& ctx);
   absl::StatusOr<v1::CloseSessionResponse> CloseSession(const CallContext& ctx);
+  // With request.session_id set, closes that session instead of ctx's: one
+  // of ctx.identity's own, or (PolicyEngine::CheckAdmin) any session; the
+  // sockets of another identity's session close with the audit reason
+  // "admin_closed". Errors: INVALID_ARGUMENT for a malformed session_id;
+  // PERMISSION_DENIED naming the rule for a non-admin and a session not its
+  // own (existing or not); NOT_FOUND for an admin and an unknown session.
+  absl::StatusOr<v1::CloseSessionResponse> CloseSession(
+      const CallContext& ctx, const v1::CloseSessionRequest& request);
+  // Every session for an admin identity, ctx.identity's own otherwise.
+  // Needs no session.
+  absl::StatusOr<v1::ListSessionsResponse> ListSessions(const CallContext& ctx);
 
   // Operations that finish at once.
   absl::StatusOr<v1::SocketResponse> Socket(const CallContext& ctx,
@@ -182,9 +193,10 @@ class AgentCore {
   absl::Status Authorize(const CallContext& ctx, const char* method);
 
   // Closes (audit reason "policy_revoked") every socket the current policy
-  // no longer allows its owner: a family/type no longer granted, or a
-  // connected peer no longer allowed. Runs on every policy load. Returns how
-  // many were closed.
+  // no longer allows its owner: a family/type no longer granted, a peer it
+  // connected to no longer allowed (connect rules), or the peer of an
+  // accepted connection no longer admitted (accept filters). Runs on every
+  // policy load. Returns how many were closed.
   size_t RevokeForbidden();
 
   // A streaming call of ctx.identity starts / ends. RESOURCE_EXHAUSTED
@@ -195,6 +207,19 @@ class AgentCore {
 
  private:
   AgentCore(Options options, std::unique_ptr<Engine> engine);
+
+  // The identity's byte-rate quota for `direction` (RESOURCE_EXHAUSTED
+  // naming it while the identity's bucket is in debt; audited).
+  absl::Status CheckByteRate(const CallContext& ctx, const char* method,
+                             const ManagedSocket& socket,
+                             PolicyEngine::Direction direction);
+  // Whether an accepted peer / a datagram source may reach the caller.
+  using SourceFilter = absl::AnyInvocable<bool(const sockaddr*, socklen_t)>;
+  // The policy's accept_allow / accept_deny for ctx.identity, checked at
+  // each arrival (refusals audited and counted); empty when the identity
+  // has no source filter.
+  SourceFilter SourceFilterFor(const CallContext& ctx, const char* method,
+                               const std::shared_ptr<ManagedSocket>& socket);
 
   absl::StatusOr<std::shared_ptr<Session>> SessionFor(const CallContext& ctx);
   absl::StatusOr<std::shared_ptr<ManagedSocket>> SocketFor(
@@ -239,7 +264,12 @@ class AgentCore {
   mutable absl::Mutex denials_mu_;
   absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t> denials_
       ABSL_GUARDED_BY(denials_mu_);
-  absl::flat_hash_map<std::string, std::string> session_owner_
+  // Who created a session, from where.
+  struct Origin {
+    std::string identity;
+    std::string peer;
+  };
+  absl::flat_hash_map<std::string, Origin> session_owner_
       ABSL_GUARDED_BY(usage_mu_);
   absl::flat_hash_map<std::string, Usage> usage_ ABSL_GUARDED_BY(usage_mu_);
   IdIssuer ids_;
@@ -248,6 +278,7 @@ class AgentCore {
   absl::Notification stop_reaper_;
   std::thread reaper_;
   std::atomic<bool> drained_{false};
+  std::atomic<uint64_t> refused_sources_{0};
 };
 
 }  // namespace sockagent

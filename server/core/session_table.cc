@@ -41,7 +41,23 @@ std::shared_ptr<ManagedSocket> Session::Remove(const std::string& handle) {
   if (it == sockets_.end()) return nullptr;
   std::shared_ptr<ManagedSocket> socket = std::move(it->second);
   sockets_.erase(it);
+  removed_bytes_sent_ += socket->bytes_sent;
+  removed_bytes_received_ += socket->bytes_received;
   return socket;
+}
+
+uint64_t Session::BytesSent() const {
+  absl::MutexLock lock(&mu_);
+  uint64_t total = removed_bytes_sent_;
+  for (const auto& [handle, socket] : sockets_) total += socket->bytes_sent;
+  return total;
+}
+
+uint64_t Session::BytesReceived() const {
+  absl::MutexLock lock(&mu_);
+  uint64_t total = removed_bytes_received_;
+  for (const auto& [handle, socket] : sockets_) total += socket->bytes_received;
+  return total;
 }
 
 std::vector<std::shared_ptr<ManagedSocket>> Session::Close() {

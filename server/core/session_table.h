@@ -61,6 +61,16 @@ class ManagedSocket {
     absl::MutexLock lock(&mu_);
     faults_ = std::move(faults);
   }
+  // True for a socket returned by Accept: its peer is a source (the
+  // policy's accept filters), not a destination it connected to.
+  bool accepted() const {
+    absl::MutexLock lock(&mu_);
+    return accepted_;
+  }
+  void set_accepted() {
+    absl::MutexLock lock(&mu_);
+    accepted_ = true;
+  }
 
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> bytes_received{0};
@@ -72,6 +82,7 @@ class ManagedSocket {
   std::optional<absl::Duration> timeout_ ABSL_GUARDED_BY(mu_);
   v1::SocketState state_ ABSL_GUARDED_BY(mu_) = v1::SOCKET_STATE_OPEN;
   v1::Faults faults_ ABSL_GUARDED_BY(mu_);
+  bool accepted_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // A lease and the sockets it owns. Thread-safe. Once closed it accepts no
@@ -82,11 +93,13 @@ class Session {
       : id_(std::move(id)),
         label_(std::move(label)),
         ttl_(ttl),
+        created_(now),
         expiry_(now + ttl) {}
 
   const std::string& id() const { return id_; }
   const std::string& label() const { return label_; }
   absl::Duration ttl() const { return ttl_; }
+  absl::Time created() const { return created_; }
 
   absl::Time expiry() const;
   void Renew(absl::Time now);
@@ -98,7 +111,8 @@ class Session {
   // The socket for `handle`, or nullptr.
   std::shared_ptr<ManagedSocket> Find(const std::string& handle) const;
 
-  // Removes and returns the socket for `handle`, or nullptr.
+  // Removes and returns the socket for `handle`, or nullptr. Its byte
+  // counts so far stay in the session's totals (BytesSent/BytesReceived).
   std::shared_ptr<ManagedSocket> Remove(const std::string& handle);
 
   // Marks the session closed and returns every socket it held.
@@ -107,11 +121,18 @@ class Session {
   std::vector<std::shared_ptr<ManagedSocket>> List() const;
   size_t size() const;
 
+  // Bytes sent / received by the session's sockets, removed ones included.
+  uint64_t BytesSent() const;
+  uint64_t BytesReceived() const;
+
  private:
   const std::string id_;
   const std::string label_;
   const absl::Duration ttl_;
+  const absl::Time created_;
   mutable absl::Mutex mu_;
+  uint64_t removed_bytes_sent_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t removed_bytes_received_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time expiry_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::shared_ptr<ManagedSocket>> sockets_

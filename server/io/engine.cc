@@ -292,9 +292,15 @@ void Engine::OnEvents(uint64_t socket_id, uint32_t events) {
 
 void Engine::RunQueueLocked(IoSocket& socket, Interest interest, Batch& batch) {
   auto& queue = socket.queues_[Index(interest)];
+  const absl::Time now = absl::Now();
   while (!queue.empty()) {
+    // A wait whose deadline passed ends here even if its timer has not run
+    // yet: it must not take a connection or data for a caller that gave up.
     std::optional<absl::Status> result =
-        queue.front().op->Attempt(socket.fd_.get());
+        queue.front().deadline <= now
+            ? absl::DeadlineExceededError(
+                  absl::StrCat(queue.front().op->name(), ": timed out"))
+            : queue.front().op->Attempt(socket.fd_.get());
     if (!result.has_value()) break;
     if (queue.front().deadline != absl::InfiniteFuture()) {
       batch.timers.emplace_back(queue.front().deadline, queue.front().id);

@@ -282,6 +282,22 @@ absl::StatusOr<std::unique_ptr<AgentMetrics>> AgentMetrics::Start(
            .Help("Calls waiting for a socket to become ready")
            .Register(r)
            .Add({});
+  metrics->policy_reloads_rejected_ =
+      &prometheus::BuildCounter()
+           .Name("sockagent_policy_reloads_rejected_total")
+           .Help(
+               "Invalid policy files rejected (the last valid policy "
+               "stayed in force)")
+           .Register(r)
+           .Add({});
+  metrics->refused_sources_ =
+      &prometheus::BuildCounter()
+           .Name("sockagent_refused_sources_total")
+           .Help(
+               "Connections closed and datagrams dropped by the policy's "
+               "accept_allow / accept_deny")
+           .Register(r)
+           .Add({});
   prometheus::BuildGauge()
       .Name("sockagent_build_info")
       .Help("Always 1; the labels name the build")
@@ -417,6 +433,15 @@ void AgentMetrics::RefreshCoreGauges() {
   sessions_->Set(info.stats().sessions());
   open_sockets_->Set(static_cast<double>(info.stats().open_sockets()));
   waiting_ops_->Set(static_cast<double>(info.stats().waiting_operations()));
+  auto advance = [](prometheus::Counter* counter, uint64_t now,
+                    uint64_t* seen) {
+    if (now > *seen) counter->Increment(static_cast<double>(now - *seen));
+    *seen = now;
+  };
+  advance(policy_reloads_rejected_, info.stats().policy_reloads_rejected(),
+          &seen_reloads_rejected_);
+  advance(refused_sources_, info.stats().refused_sources(),
+          &seen_refused_sources_);
 }
 
 }  // namespace sockagent

@@ -85,9 +85,15 @@ class AgentMetrics {
   prometheus::Gauge* sessions_ = nullptr;
   prometheus::Gauge* open_sockets_ = nullptr;
   prometheus::Gauge* waiting_ops_ = nullptr;
+  // Security counters read from the core's stats at scrape time.
+  prometheus::Counter* policy_reloads_rejected_ = nullptr;
+  prometheus::Counter* refused_sources_ = nullptr;
 
   absl::Mutex core_mu_;
   AgentCore* core_ ABSL_GUARDED_BY(core_mu_) = nullptr;
+  // What the counters above already count.
+  uint64_t seen_reloads_rejected_ ABSL_GUARDED_BY(core_mu_) = 0;
+  uint64_t seen_refused_sources_ ABSL_GUARDED_BY(core_mu_) = 0;
 };
 
 }  // namespace sockagent

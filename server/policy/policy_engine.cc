@@ -202,6 +202,12 @@ absl::StatusOr<v1::Policy> PolicyEngine::ParseFile(const std::string& path) {
 }
 
 absl::Status PolicyEngine::Load(const v1::Policy& policy) {
+  absl::Status loaded = LoadValid(policy);
+  if (!loaded.ok()) rejected_loads_.fetch_add(1);
+  return loaded;
+}
+
+absl::Status PolicyEngine::LoadValid(const v1::Policy& policy) {
   auto compiled = std::make_shared<Compiled>();
   compiled->report_only = policy.report_only();
   for (int r = 0; r < policy.rules_size(); ++r) {
@@ -258,6 +264,15 @@ absl::Status PolicyEngine::Load(const v1::Policy& policy) {
         !s.ok()) {
       return s;
     }
+    if (auto s =
+            compile(rule.accept_allow(), "accept_allow", &out.accept_allow);
+        !s.ok()) {
+      return s;
+    }
+    if (auto s = compile(rule.accept_deny(), "accept_deny", &out.accept_deny);
+        !s.ok()) {
+      return s;
+    }
     compiled->rules.push_back(std::move(out));
   }
   {
@@ -276,7 +291,10 @@ void PolicyEngine::SetLoadHook(std::function<void()> hook) {
 
 absl::Status PolicyEngine::LoadFile(const std::string& path) {
   absl::StatusOr<v1::Policy> policy = ParseFile(path);
-  if (!policy.ok()) return policy.status();
+  if (!policy.ok()) {
+    rejected_loads_.fetch_add(1);
+    return policy.status();
+  }
   return Load(*policy);
 }
 
@@ -606,6 +624,117 @@ bool PolicyEngine::IsAdmin(absl::string_view identity) const {
   if (compiled == nullptr) return false;
   const CompiledRule* rule = RuleFor(*compiled, identity);
   return rule != nullptr && rule->rule.admin();
+}
+
+PolicyDecision PolicyEngine::CheckAdmin(absl::string_view identity) const {
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  if (compiled == nullptr) return Allow(kPermissive);
+  const CompiledRule* rule = RuleFor(*compiled, identity);
+  if (rule == nullptr) {
+    return Deny(*compiled, "default-deny", NoRule(identity));
+  }
+  if (!rule->rule.admin()) {
+    return Deny(*compiled, absl::StrCat(rule->rule.name(), ".admin"),
+                absl::StrCat("identity '", identity,
+                             "' is not an admin: it may see and close only "
+                             "its own sessions"));
+  }
+  return Allow(absl::StrCat(rule->rule.name(), ".admin"));
+}
+
+PolicyDecision PolicyEngine::CheckSource(absl::string_view identity,
+                                         absl::string_view operation,
+                                         const sockaddr* address,
+                                         socklen_t length) const {
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  if (compiled == nullptr) return Allow(kPermissive);
+  const CompiledRule* rule = RuleFor(*compiled, identity);
+  if (rule == nullptr) {
+    return Deny(*compiled, "default-deny", NoRule(identity));
+  }
+  const Endpoint endpoint = Endpoint::FromSockAddr(address, length);
+  const std::string& name = rule->rule.name();
+  if (endpoint.family == 0) return Allow(name);  // AF_UNIX
+  for (size_t i = 0; i < rule->accept_deny.size(); ++i) {
+    const CompiledRange& range = rule->accept_deny[i];
+    if (RangeMatches(range.cidr, range.port_min, range.port_max, endpoint)) {
+      return Deny(
+          *compiled, absl::StrCat(name, ".accept_deny[", i, "]"),
+          absl::StrCat(operation, " from ", endpoint.ToString(), " is denied"));
+    }
+  }
+  if (rule->accept_allow.empty()) return Allow(name);
+  for (size_t i = 0; i < rule->accept_allow.size(); ++i) {
+    const CompiledRange& range = rule->accept_allow[i];
+    if (RangeMatches(range.cidr, range.port_min, range.port_max, endpoint)) {
+      return Allow(absl::StrCat(name, ".accept_allow[", i, "]"));
+    }
+  }
+  return Deny(*compiled, absl::StrCat(name, ".accept_allow"),
+              absl::StrCat(operation, " from ", endpoint.ToString(),
+                           " matches no accept_allow entry"));
+}
+
+bool PolicyEngine::HasSourceFilter(absl::string_view identity) const {
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  if (compiled == nullptr) return false;
+  const CompiledRule* rule = RuleFor(*compiled, identity);
+  return rule != nullptr &&
+         (!rule->accept_allow.empty() || !rule->accept_deny.empty());
+}
+
+void PolicyEngine::RefillLocked(ByteBucket& bucket, uint64_t rate,
+                                absl::Time now) {
+  const double capacity = static_cast<double>(rate);
+  if (bucket.refilled == absl::InfinitePast()) {
+    bucket.tokens = capacity;
+  } else {
+    bucket.tokens += absl::ToDoubleSeconds(now - bucket.refilled) * capacity;
+    if (bucket.tokens > capacity) bucket.tokens = capacity;
+  }
+  bucket.refilled = now;
+}
+
+PolicyDecision PolicyEngine::CheckBytes(absl::string_view identity,
+                                        Direction direction) {
+  const v1::PolicyQuotas quotas = Quotas(identity);
+  const bool send = direction == Direction::kSend;
+  const uint64_t rate = send ? quotas.max_send_bytes_per_second()
+                             : quotas.max_recv_bytes_per_second();
+  if (rate == 0) return Allow("");
+  const char* quota =
+      send ? "max_send_bytes_per_second" : "max_recv_bytes_per_second";
+  {
+    absl::MutexLock lock(&ops_mu_);
+    ByteBucket& bucket = (send ? send_bytes_ : recv_bytes_)[identity];
+    RefillLocked(bucket, rate, absl::Now());
+    if (bucket.tokens > 0) return Allow("");
+  }
+  std::shared_ptr<const Compiled> compiled = Snapshot();
+  const CompiledRule* rule =
+      compiled == nullptr ? nullptr : RuleFor(*compiled, identity);
+  PolicyDecision decision;
+  decision.allowed = false;
+  decision.rule =
+      absl::StrCat(rule == nullptr ? "" : rule->rule.name(), ".quotas.", quota);
+  decision.reason = absl::StrCat("quota ", quota, ": identity '", identity,
+                                 "' exceeded ", rate, " bytes per second");
+  decision.code = absl::StatusCode::kResourceExhausted;
+  return decision;
+}
+
+void PolicyEngine::ChargeBytes(absl::string_view identity, Direction direction,
+                               uint64_t bytes) {
+  if (bytes == 0) return;
+  const v1::PolicyQuotas quotas = Quotas(identity);
+  const bool send = direction == Direction::kSend;
+  const uint64_t rate = send ? quotas.max_send_bytes_per_second()
+                             : quotas.max_recv_bytes_per_second();
+  if (rate == 0) return;
+  absl::MutexLock lock(&ops_mu_);
+  ByteBucket& bucket = (send ? send_bytes_ : recv_bytes_)[identity];
+  RefillLocked(bucket, rate, absl::Now());
+  bucket.tokens -= static_cast<double>(bytes);
 }
 
 }  // namespace sockagent

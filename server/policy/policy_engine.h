@@ -20,6 +20,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -101,6 +102,10 @@ class PolicyEngine {
   // these ports are hard-denied. Snapshots this host's addresses.
   void SetProtectedPorts(std::vector<uint16_t> ports);
 
+  // Policies refused by Load() / LoadFile() (parse or validation errors)
+  // since the engine was made; the last valid policy stayed in force.
+  uint64_t rejected_loads() const { return rejected_loads_.load(); }
+
   // True once a policy was loaded.
   bool configured() const;
   bool report_only() const;
@@ -116,12 +121,32 @@ class PolicyEngine {
   PolicyDecision CheckBind(absl::string_view identity, const sockaddr* address,
                            socklen_t length) const;
   PolicyDecision CheckListen(absl::string_view identity, int backlog) const;
+  // The peer of an accepted connection or the source of a datagram, against
+  // the rule's accept_deny then accept_allow (empty = any source).
+  // `operation` names it in the reason.
+  PolicyDecision CheckSource(absl::string_view identity,
+                             absl::string_view operation,
+                             const sockaddr* address, socklen_t length) const;
+  // True when the identity's rule has source filters (CheckSource can deny).
+  bool HasSourceFilter(absl::string_view identity) const;
   PolicyDecision CheckSockOpt(absl::string_view identity,
                               const v1::SetSockOptRequest& request) const;
+  // Byte-rate quotas (PolicyQuotas.max_send_bytes_per_second /
+  // max_recv_bytes_per_second): CheckBytes admits a call unless the
+  // identity's bucket for `direction` is in debt (RESOURCE_EXHAUSTED naming
+  // the quota); ChargeBytes takes what the call moved.
+  enum class Direction { kSend, kRecv };
+  PolicyDecision CheckBytes(absl::string_view identity, Direction direction);
+  void ChargeBytes(absl::string_view identity, Direction direction,
+                   uint64_t bytes);
   // The identity's quotas (0 = unlimited); all zero when not configured or
   // the identity has no rule.
   v1::PolicyQuotas Quotas(absl::string_view identity) const;
   bool IsAdmin(absl::string_view identity) const;
+  // May `identity` list and close sessions of other identities? Allowed for
+  // an admin rule (PolicyRule.admin) and without a policy (the permissive
+  // default); otherwise denied naming "<rule>.admin" or "default-deny".
+  PolicyDecision CheckAdmin(absl::string_view identity) const;
 
   // The hard-deny list alone; empty rule when `endpoint` passes.
   PolicyDecision HardDeny(const Endpoint& endpoint) const;
@@ -137,6 +162,8 @@ class PolicyEngine {
     std::vector<CompiledRange> connect_allow;
     std::vector<CompiledRange> connect_deny;
     std::vector<CompiledRange> bind_allow;
+    std::vector<CompiledRange> accept_allow;
+    std::vector<CompiledRange> accept_deny;
   };
   struct Compiled {
     bool report_only = false;
@@ -146,7 +173,17 @@ class PolicyEngine {
     absl::Time window_start;
     uint32_t count = 0;
   };
+  // Bytes a direction may still move; refilled at the rate, capped at one
+  // second's worth; negative = in debt.
+  struct ByteBucket {
+    double tokens = 0;
+    absl::Time refilled = absl::InfinitePast();
+  };
+  // Refills `bucket` for `rate` bytes/s up to now.
+  static void RefillLocked(ByteBucket& bucket, uint64_t rate, absl::Time now);
 
+  // Load() without the rejection count.
+  absl::Status LoadValid(const v1::Policy& policy);
   std::shared_ptr<const Compiled> Snapshot() const;
   static const CompiledRule* RuleFor(const Compiled& compiled,
                                      absl::string_view identity);
@@ -154,6 +191,7 @@ class PolicyEngine {
   static PolicyDecision Deny(const Compiled& compiled, std::string rule,
                              std::string reason);
 
+  std::atomic<uint64_t> rejected_loads_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const Compiled> compiled_ ABSL_GUARDED_BY(mu_);
   std::vector<uint16_t> protected_ports_ ABSL_GUARDED_BY(mu_);
@@ -162,6 +200,10 @@ class PolicyEngine {
   std::function<void()> hook_ ABSL_GUARDED_BY(hook_mu_);
   absl::Mutex ops_mu_;
   absl::flat_hash_map<std::string, OpBucket> ops_ ABSL_GUARDED_BY(ops_mu_);
+  absl::flat_hash_map<std::string, ByteBucket> send_bytes_
+      ABSL_GUARDED_BY(ops_mu_);
+  absl::flat_hash_map<std::string, ByteBucket> recv_bytes_
+      ABSL_GUARDED_BY(ops_mu_);
 };
 
 }  // namespace sockagent

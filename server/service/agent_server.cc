@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -121,6 +123,15 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   agent->core_ = *std::move(core);
   agent->service_ = std::make_unique<SocketAgentService>(
       agent->core_.get(), agent->authenticator_.get());
+  // The agent accepts the connections itself, to cap them.
+  ConnectionLimiter::Options limits;
+  limits.max_connections = options.max_connections;
+  limits.health_headroom = options.health_headroom;
+  absl::StatusOr<std::unique_ptr<ConnectionLimiter>> limiter =
+      ConnectionLimiter::Listen(options.listen_address, limits);
+  if (!limiter.ok()) return limiter.status();
+  agent->limiter_ = *std::move(limiter);
+  agent->service_->set_connection_limiter(agent->limiter_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -137,9 +148,23 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              options.max_concurrent_streams);
-  builder.AddChannelArgument(
-      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-      static_cast<int>(absl::ToInt64Milliseconds(options.max_connection_idle)));
+  if (options.max_connection_idle > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+        static_cast<int>(std::min<int64_t>(
+            absl::ToInt64Milliseconds(options.max_connection_idle), INT_MAX)));
+  }
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(std::min<int64_t>(
+            absl::ToInt64Milliseconds(options.max_connection_age), INT_MAX)));
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(std::min<int64_t>(
+            absl::ToInt64Milliseconds(options.max_connection_age_grace),
+            INT_MAX)));
+  }
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
                              options.max_metadata_bytes);
   // The transport admits requests well above the payload limit so that an
@@ -150,17 +175,23 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
       static_cast<int>(options.core.max_send_bytes) * 4 + 64 * 1024);
   builder.SetMaxSendMessageSize(static_cast<int>(options.core.max_recv_bytes) +
                                 64 * 1024);
-  builder.AddListeningPort(options.listen_address, *credentials, &agent->port_);
+  std::shared_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor =
+      builder.experimental().AddExternalConnectionAcceptor(
+          grpc::ServerBuilder::experimental_type::ExternalConnectionType::
+              FROM_FD,
+          *credentials);
+  agent->port_ = agent->limiter_->port();
   builder.RegisterService(agent->service_.get());
   if (options.interceptors) {
     builder.experimental().SetInterceptorCreators(options.interceptors());
   }
   agent->server_ = builder.BuildAndStart();
-  if (agent->server_ == nullptr || agent->port_ == 0) {
+  if (agent->server_ == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen_address,
-                     ": the address is in use or not local to this host"));
+        absl::StrCat("cannot serve on ", options.listen_address,
+                     ": the gRPC server did not start"));
   }
+  agent->limiter_->Start(std::move(acceptor));
   std::vector<uint16_t> protected_ports = options.protected_ports;
   protected_ports.push_back(static_cast<uint16_t>(agent->port_));
   if (!options.health_listen.empty()) {
@@ -199,6 +230,7 @@ void AgentServer::Drain() {
   }
   spdlog::info("draining: health NOT_SERVING, ending waiting calls");
   SetServing(false);
+  limiter_->Stop();
   core_->Drain();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoSeconds(options_.drain_timeout));

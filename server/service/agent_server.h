@@ -2,10 +2,12 @@
 #define SOCKAGENT_SERVER_SERVICE_AGENT_SERVER_H_
 
 // The running agent: AgentCore + the gRPC server (SocketAgent, health,
-// reflection), and optionally a health-only plaintext server. Owns the shutdown
-// order, written once here:
-//   health NOT_SERVING -> core drains (waiting calls end UNAVAILABLE, sockets
-//   close) -> server shuts down within the drain deadline -> engine stops.
+// reflection) behind the agent's own listener (ConnectionLimiter: the
+// connection cap), and optionally a health-only plaintext server. Owns the
+// shutdown order, written once here:
+//   health NOT_SERVING -> the listener stops accepting -> core drains
+//   (waiting calls end UNAVAILABLE, sockets close) -> server shuts down
+//   within the drain deadline -> engine stops.
 // Start() and Drain() may be called from different threads.
 
 #include <functional>
@@ -18,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/agent_core.h"
+#include "server/service/connection_limiter.h"
 #include "server/service/socket_agent_service.h"
 
 namespace sockagent {
@@ -51,7 +54,18 @@ struct ServerOptions {
   // gRPC limits.
   // Per connection; high enough for 10,000 waiting calls on one channel.
   int max_concurrent_streams = 16384;
+  // A connection without calls for this long is closed. Zero = never.
   absl::Duration max_connection_idle = absl::Minutes(10);
+  // A connection older than this is sent GOAWAY (clients reconnect, and a
+  // rotated or revoked certificate is checked again); its calls get
+  // max_connection_age_grace to finish. Zero = no limit.
+  absl::Duration max_connection_age = absl::Hours(24);
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
+  // Concurrent connections to the gRPC port (enforced by the agent: gRPC
+  // 1.51 has no cap) and how many more may still ask for health; see
+  // ConnectionLimiter. 0 = no cap.
+  uint32_t max_connections = 1024;
+  uint32_t health_headroom = 16;
   int max_metadata_bytes = 16 * 1024;
   // How long Drain() lets calls finish before cancelling them.
   absl::Duration drain_timeout = absl::Seconds(5);
@@ -75,6 +89,7 @@ class AgentServer {
   int health_port() const { return health_port_; }
   AgentCore& core() { return *core_; }
   Authenticator& authenticator() { return *authenticator_; }
+  const ConnectionLimiter& connection_limiter() const { return *limiter_; }
 
   // Health NOT_SERVING, end waiting calls, close every socket, stop the
   // server. Idempotent; blocks until the server stopped.
@@ -92,6 +107,7 @@ class AgentServer {
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<AgentCore> core_;
   std::unique_ptr<SocketAgentService> service_;
+  std::unique_ptr<ConnectionLimiter> limiter_;
   std::unique_ptr<grpc::Server> server_;
   // Serves only health, plaintext (ServerOptions::health_listen).
   std::unique_ptr<grpc::Server> health_server_;

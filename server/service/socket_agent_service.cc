@@ -21,6 +21,15 @@ CallContext ContextOf(const grpc::CallbackServerContext& ctx,
                       const char* method, absl::Status* refused) {
   CallContext call;
   call.peer = ctx.peer();
+  if (const ConnectionLimiter* limiter = service.connection_limiter();
+      limiter != nullptr && limiter->OverCap(call.peer)) {
+    *refused = absl::ResourceExhaustedError(absl::StrCat(
+        "quota max_connections: the agent already serves ",
+        limiter->options().max_connections,
+        " connections; this connection may only ask grpc.health.v1 (close "
+        "idle channels, or raise --max-connections)"));
+    return call;
+  }
   if (service.authenticator() != nullptr) {
     absl::StatusOr<std::string> identity =
         service.authenticator()->Identify(ctx);
@@ -379,12 +388,21 @@ grpc::ServerUnaryReactor* SocketAgentService::KeepAlive(
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::CloseSession(
-    grpc::CallbackServerContext* ctx,
-    const v1::CloseSessionRequest* /*request*/,
+    grpc::CallbackServerContext* ctx, const v1::CloseSessionRequest* request,
     v1::CloseSessionResponse* response) {
+  return Immediate(*this, "CloseSession", ctx, response,
+                   [&](const CallContext& call) {
+                     return core_->CloseSession(call, *request);
+                   });
+}
+
+grpc::ServerUnaryReactor* SocketAgentService::ListSessions(
+    grpc::CallbackServerContext* ctx,
+    const v1::ListSessionsRequest* /*request*/,
+    v1::ListSessionsResponse* response) {
   return Immediate(
-      *this, "CloseSession", ctx, response,
-      [&](const CallContext& call) { return core_->CloseSession(call); });
+      *this, "ListSessions", ctx, response,
+      [&](const CallContext& call) { return core_->ListSessions(call); });
 }
 
 // The calls that finish at once share one shape.

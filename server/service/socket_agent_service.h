@@ -10,6 +10,7 @@
 
 #include "server/auth/authenticator.h"
 #include "server/core/agent_core.h"
+#include "server/service/connection_limiter.h"
 #include "sockagent/v1/sockagent.grpc.pb.h"
 
 namespace sockagent {
@@ -27,6 +28,13 @@ class SocketAgentService final : public v1::SocketAgent::CallbackService {
 
   AgentCore* core() const { return core_; }
   const Authenticator* authenticator() const { return authenticator_; }
+  // Calls on a connection accepted beyond the connection cap are refused
+  // (RESOURCE_EXHAUSTED naming max_connections). Not owned; set before the
+  // server starts; nullptr = no cap.
+  void set_connection_limiter(const ConnectionLimiter* limiter) {
+    limiter_ = limiter;
+  }
+  const ConnectionLimiter* connection_limiter() const { return limiter_; }
 
   grpc::ServerUnaryReactor* CreateSession(
       grpc::CallbackServerContext* ctx, const v1::CreateSessionRequest* request,
@@ -37,6 +45,9 @@ class SocketAgentService final : public v1::SocketAgent::CallbackService {
   grpc::ServerUnaryReactor* CloseSession(
       grpc::CallbackServerContext* ctx, const v1::CloseSessionRequest* request,
       v1::CloseSessionResponse* response) override;
+  grpc::ServerUnaryReactor* ListSessions(
+      grpc::CallbackServerContext* ctx, const v1::ListSessionsRequest* request,
+      v1::ListSessionsResponse* response) override;
   grpc::ServerUnaryReactor* Socket(grpc::CallbackServerContext* ctx,
                                    const v1::SocketRequest* request,
                                    v1::SocketResponse* response) override;
@@ -122,6 +133,7 @@ class SocketAgentService final : public v1::SocketAgent::CallbackService {
  private:
   AgentCore* const core_;
   const Authenticator* const authenticator_;
+  const ConnectionLimiter* limiter_ = nullptr;
 };
 
 }  // namespace sockagent

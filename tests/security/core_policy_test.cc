@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -45,6 +46,17 @@ absl::StatusOr<T> Wait(absl::AnyInvocable<void(Callback<T>)> start) {
     return absl::DeadlineExceededError("test: callback never ran");
   }
   return *result;
+}
+
+// Polls `predicate` every 10 ms for up to 10 s.
+template <typename Predicate>
+bool Eventually(Predicate predicate) {
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < end) {
+    if (predicate()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return predicate();
 }
 
 v1::Address Inet(const std::string& host, uint32_t port) {
@@ -517,6 +529,381 @@ TEST_F(CorePolicyTest, AnotherIdentitysSessionIsNotFound) {
   EXPECT_EQ(core_->KeepAlive(stolen).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_TRUE(core_->KeepAlive(mine).ok());
+}
+
+constexpr char kAdminPolicy[] = R"pb(
+  rules { name: "ops" identities: "ops" admin: true allow_rpcs: "*" }
+  rules {
+    name: "harness"
+    identities: [ "harness", "other" ]
+    allow_rpcs: "*"
+    families: FAMILY_INET
+    types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+  }
+)pb";
+
+std::vector<std::string> Ids(const v1::ListSessionsResponse& response) {
+  std::vector<std::string> ids;
+  for (const v1::SessionInfo& info : response.sessions()) {
+    ids.push_back(info.session_id());
+  }
+  return ids;
+}
+
+TEST_F(CorePolicyTest, AdminsListEverySessionOthersOnlyTheirOwn) {
+  LoadPolicy(kAdminPolicy);
+  CallContext harness = Session("harness");
+  harness.peer = "ipv4:127.0.0.1:40000";
+  CallContext harness2 = Session("harness");
+  CallContext other = Session("other");
+  ASSERT_TRUE(Socket(harness, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM).ok());
+  CallContext ops;
+  ops.identity = "ops";
+
+  absl::StatusOr<v1::ListSessionsResponse> all = core_->ListSessions(ops);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(Ids(*all),
+              ::testing::UnorderedElementsAre(
+                  harness.session_id, harness2.session_id, other.session_id));
+  absl::StatusOr<v1::ListSessionsResponse> own = core_->ListSessions(harness);
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_THAT(Ids(*own), ::testing::UnorderedElementsAre(harness.session_id,
+                                                         harness2.session_id));
+  for (const v1::SessionInfo& info : own->sessions()) {
+    EXPECT_EQ(info.identity(), "harness");
+    EXPECT_LE(info.created().seconds(), info.lease_expiry().seconds());
+    EXPECT_GT(info.created().seconds(), 0);
+    if (info.session_id() == harness.session_id) {
+      EXPECT_EQ(info.socket_count(), 1u);
+    }
+  }
+  CallContext nobody;
+  nobody.identity = "nobody";
+  absl::StatusOr<v1::ListSessionsResponse> stranger =
+      core_->ListSessions(nobody);
+  ASSERT_TRUE(stranger.ok());
+  EXPECT_EQ(stranger->sessions_size(), 0);
+}
+
+TEST_F(CorePolicyTest, OnlyAdminsCloseSessionsOfOtherIdentities) {
+  LoadPolicy(kAdminPolicy);
+  CallContext harness = Session("harness");
+  CallContext harness2 = Session("harness");
+  CallContext other = Session("other");
+  absl::StatusOr<std::string> handle =
+      Socket(other, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+
+  v1::CloseSessionRequest request;
+  request.set_session_id(other.session_id);
+  absl::StatusOr<v1::CloseSessionResponse> denied =
+      core_->CloseSession(harness, request);
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(denied.status().message(), HasSubstr("harness.admin"));
+  // An unknown id gets the same answer: no oracle for others' sessions.
+  v1::CloseSessionRequest unknown;
+  unknown.set_session_id(
+      harness.session_id.substr(0, harness.session_id.rfind('.') + 1) +
+      "0123456789abcdef");
+  EXPECT_EQ(core_->CloseSession(harness, unknown).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  v1::CloseSessionRequest malformed;
+  malformed.set_session_id("not-a-session");
+  absl::Status bad = core_->CloseSession(harness, malformed).status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), HasSubstr("session_id"));
+  EXPECT_EQ(core_->session_count(), 3u) << "nothing was closed";
+
+  // The same identity may close another session of its own.
+  v1::CloseSessionRequest own;
+  own.set_session_id(harness2.session_id);
+  EXPECT_TRUE(core_->CloseSession(harness, own).ok());
+
+  CallContext ops;
+  ops.identity = "ops";
+  absl::StatusOr<v1::CloseSessionResponse> closed =
+      core_->CloseSession(ops, request);
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(closed->sockets_closed(), 1u);
+  EXPECT_EQ(core_->CloseSession(ops, request).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(core_->session_count(), 1u);
+  absl::StatusOr<v1::ListSessionsResponse> left = core_->ListSessions(ops);
+  ASSERT_TRUE(left.ok());
+  EXPECT_THAT(Ids(*left), ::testing::ElementsAre(harness.session_id));
+  const std::string audit = AuditText();
+  EXPECT_THAT(audit, HasSubstr("\"close_reason\":\"admin_closed\""));
+  EXPECT_THAT(audit, HasSubstr("\"rule\":\"harness.admin\""));
+  EXPECT_THAT(audit, HasSubstr("\"rule\":\"ops.admin\""));
+}
+
+constexpr char kSourcePolicy[] = R"pb(
+  rules {
+    name: "harness"
+    identities: "harness"
+    allow_rpcs: "*"
+    families: FAMILY_INET
+    types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+    bind_allow { cidr: "127.0.0.1" }
+    accept_allow { cidr: "127.0.0.0/8" }
+    accept_deny { cidr: "127.0.0.3" }
+  }
+)pb";
+
+// A kernel socket of `type` bound to `ip`:0 (a loopback alias).
+int BoundSocket(int type, const char* ip) {
+  int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  ::inet_pton(AF_INET, ip, &address.sin_addr);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0)
+      << ip;
+  return fd;
+}
+
+sockaddr_in Loopback(uint32_t port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  return address;
+}
+
+TEST_F(CorePolicyTest, RefusedDatagramSourcesAreDroppedAndCounted) {
+  LoadPolicy(kSourcePolicy);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> handle =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  v1::BindRequest bind;
+  bind.set_handle(*handle);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(ctx, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+
+  const int refused = BoundSocket(SOCK_DGRAM, "127.0.0.3");
+  const int allowed = BoundSocket(SOCK_DGRAM, "127.0.0.2");
+  for (const auto& [fd, data] :
+       std::vector<std::pair<int, std::string>>{{refused, "refused-1"},
+                                                {allowed, "kept-1"},
+                                                {refused, "refused-2"},
+                                                {allowed, "kept-2"}}) {
+    ASSERT_EQ(
+        ::sendto(fd, data.data(), data.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&agent), sizeof(agent)),
+        static_cast<ssize_t>(data.size()));
+  }
+  v1::RecvFromRequest recv_from;
+  recv_from.set_handle(*handle);
+  recv_from.set_max_bytes(64);
+  absl::StatusOr<v1::RecvFromResponse> first =
+      Wait<v1::RecvFromResponse>([&](Callback<v1::RecvFromResponse> done) {
+        core_->RecvFrom(ctx, recv_from, std::move(done));
+      });
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->data(), "kept-1");
+  EXPECT_EQ(first->address().inet().host(), "127.0.0.2");
+  v1::RecvRequest recv;
+  recv.set_handle(*handle);
+  recv.set_max_bytes(64);
+  absl::StatusOr<v1::RecvResponse> second =
+      Wait<v1::RecvResponse>([&](Callback<v1::RecvResponse> done) {
+        core_->Recv(ctx, recv, std::move(done));
+      });
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->data(), "kept-2");
+  EXPECT_EQ(core_->GetAgentInfo().stats().refused_sources(), 2u);
+  const std::string audit = AuditText();
+  EXPECT_THAT(audit, HasSubstr("\"rule\":\"harness.accept_deny[0]\""));
+  EXPECT_THAT(audit, HasSubstr("\"remote\":\"127.0.0.3:"));
+  EXPECT_THAT(audit, Not(HasSubstr("refused-1")));
+  ::close(refused);
+  ::close(allowed);
+}
+
+TEST_F(CorePolicyTest, AcceptClosesRefusedPeersAndWaitsForTheNext) {
+  LoadPolicy(kSourcePolicy);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> listener =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  v1::BindRequest bind;
+  bind.set_handle(*listener);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(ctx, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  v1::ListenRequest listen;
+  listen.set_handle(*listener);
+  ASSERT_TRUE(core_->Listen(ctx, listen).ok());
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+
+  const int refused = BoundSocket(SOCK_STREAM, "127.0.0.3");
+  ASSERT_EQ(::connect(refused, reinterpret_cast<const sockaddr*>(&agent),
+                      sizeof(agent)),
+            0);
+  const int allowed = BoundSocket(SOCK_STREAM, "127.0.0.2");
+  ASSERT_EQ(::connect(allowed, reinterpret_cast<const sockaddr*>(&agent),
+                      sizeof(agent)),
+            0);
+  v1::AcceptRequest accept;
+  accept.set_handle(*listener);
+  absl::StatusOr<v1::AcceptResponse> accepted =
+      Wait<v1::AcceptResponse>([&](Callback<v1::AcceptResponse> done) {
+        core_->Accept(ctx, accept, std::move(done));
+      });
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+  EXPECT_EQ(accepted->peer().inet().host(), "127.0.0.2");
+  // The refused client's connection was closed by the agent.
+  timeval timeout{10, 0};
+  ::setsockopt(refused, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  char byte;
+  const ssize_t got = ::recv(refused, &byte, 1, 0);
+  EXPECT_TRUE(got == 0 || (got < 0 && errno == ECONNRESET))
+      << got << " errno " << errno;
+  EXPECT_EQ(core_->GetAgentInfo().stats().refused_sources(), 1u);
+  EXPECT_THAT(AuditText(), HasSubstr("\"rule\":\"harness.accept_deny[0]\""));
+  ::close(refused);
+  ::close(allowed);
+}
+
+// On a policy reload an accepted connection is judged by the accept filters,
+// not by the connect rules (which name no loopback destination here).
+TEST_F(CorePolicyTest, ReloadRevokesAcceptedPeersByTheAcceptFilters) {
+  const std::string base = R"pb(
+    rules { name: "harness" identities: "harness" allow_rpcs: "*"
+            families: FAMILY_INET
+            types: SOCKET_TYPE_STREAM
+            connect_allow { cidr: "10.0.0.0/8" }
+            bind_allow { cidr: "127.0.0.1" }
+            accept_allow { cidr: "127.0.0.0/8" }
+  )pb";
+  LoadPolicy(base + "}");
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> listener =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(listener.ok()) << listener.status();
+  v1::BindRequest bind;
+  bind.set_handle(*listener);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(ctx, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  v1::ListenRequest listen;
+  listen.set_handle(*listener);
+  ASSERT_TRUE(core_->Listen(ctx, listen).ok());
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+  const int client = BoundSocket(SOCK_STREAM, "127.0.0.2");
+  ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&agent),
+                      sizeof(agent)),
+            0);
+  v1::AcceptRequest accept;
+  accept.set_handle(*listener);
+  absl::StatusOr<v1::AcceptResponse> accepted =
+      Wait<v1::AcceptResponse>([&](Callback<v1::AcceptResponse> done) {
+        core_->Accept(ctx, accept, std::move(done));
+      });
+  ASSERT_TRUE(accepted.ok()) << accepted.status();
+
+  LoadPolicy(base + "}");  // unchanged: the accepted socket stays
+  v1::GetPeerNameRequest peer;
+  peer.set_handle(accepted->handle());
+  EXPECT_TRUE(core_->GetPeerName(ctx, peer).ok());
+
+  const std::string deny_peer = R"pb(accept_deny { cidr: "127.0.0.2" })pb";
+  LoadPolicy(base + deny_peer + "}");
+  EXPECT_EQ(core_->GetPeerName(ctx, peer).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(AuditText(), HasSubstr("\"close_reason\":\"policy_revoked\""));
+  v1::GetSockNameRequest name;
+  name.set_handle(*listener);
+  EXPECT_TRUE(core_->GetSockName(ctx, name).ok()) << "the listener stays";
+  ::close(client);
+}
+
+TEST_F(CorePolicyTest, SourceFiltersWithAnInvalidRangeAreRejected) {
+  v1::Policy policy;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(rules {
+             name: "r"
+             identities: "x"
+             accept_deny { cidr: "300.1.1.1" }
+           })pb",
+      &policy));
+  absl::Status loaded = policy_.Load(policy);
+  EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(loaded.message(), HasSubstr("accept_deny[0].cidr"));
+}
+
+constexpr char kByteRatePolicy[] = R"pb(
+  rules {
+    name: "harness"
+    identities: [ "harness", "other" ]
+    allow_rpcs: "*"
+    families: FAMILY_INET
+    types: SOCKET_TYPE_DGRAM
+    connect_allow { cidr: "127.0.0.1" }
+    bind_allow { cidr: "127.0.0.1" }
+    quotas { max_send_bytes_per_second: 1000 max_recv_bytes_per_second: 1000 }
+  }
+)pb";
+
+TEST_F(CorePolicyTest, ByteRateQuotasRefuseCallsInDebtPerIdentity) {
+  LoadPolicy(kByteRatePolicy);
+  UdpCanary canary;
+  CallContext harness = Session("harness");
+  CallContext other = Session("other");
+  absl::StatusOr<std::string> socket =
+      Socket(harness, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  absl::StatusOr<std::string> other_socket =
+      Socket(other, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(socket.ok() && other_socket.ok());
+  const v1::Address to = Inet("127.0.0.1", canary.port());
+  // One large datagram overdraws the one-second bucket (1000 -> -4000)...
+  EXPECT_TRUE(SendTo(harness, *socket, to, std::string(5000, 'a')).ok());
+  // ...so the next call is refused before reaching the wire, for 4 s.
+  absl::Status refused = SendTo(harness, *socket, to, "b");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(), HasSubstr("max_send_bytes_per_second"));
+  // Another identity has its own bucket.
+  EXPECT_TRUE(SendTo(other, *other_socket, to, "c").ok());
+  EXPECT_TRUE(Eventually([&] { return canary.Drain() == 2; }))
+      << canary.Drain();
+
+  // Receiving: the bytes received are charged.
+  absl::StatusOr<std::string> receiver =
+      Socket(harness, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(receiver.ok());
+  v1::BindRequest bind;
+  bind.set_handle(*receiver);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(harness, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  const int sender = BoundSocket(SOCK_DGRAM, "127.0.0.1");
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+  const std::string big(5000, 'd');
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(
+        ::sendto(sender, big.data(), big.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&agent), sizeof(agent)),
+        static_cast<ssize_t>(big.size()));
+  }
+  v1::RecvRequest recv;
+  recv.set_handle(*receiver);
+  recv.set_max_bytes(8192);
+  auto receive = [&] {
+    return Wait<v1::RecvResponse>([&](Callback<v1::RecvResponse> done) {
+      core_->Recv(harness, recv, std::move(done));
+    });
+  };
+  absl::StatusOr<v1::RecvResponse> first = receive();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->data().size(), big.size());
+  absl::StatusOr<v1::RecvResponse> second = receive();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(second.status().message(),
+              HasSubstr("harness.quotas.max_recv_bytes_per_second"));
+  ::close(sender);
 }
 
 }  // namespace

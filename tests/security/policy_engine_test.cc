@@ -269,6 +269,12 @@ TEST_F(PolicyEngineTest, InvalidPolicyIsRejectedAndThePreviousOneStays) {
   EXPECT_THAT(loaded.message(), HasSubstr("connect_deny[0]"));
   EXPECT_FALSE(Connect("ci-a", "10.1.1.1", 80).allowed) << "old policy stays";
   EXPECT_TRUE(Connect("ci-a", "127.0.0.1", 80).allowed);
+  EXPECT_EQ(engine_.rejected_loads(), 1u);
+  // An unparsable file counts too; a good policy does not.
+  EXPECT_FALSE(engine_.LoadFile("/nonexistent/policy.textproto").ok());
+  EXPECT_EQ(engine_.rejected_loads(), 2u);
+  ASSERT_TRUE(engine_.Load(ParsePolicy(kPolicy)).ok());
+  EXPECT_EQ(engine_.rejected_loads(), 2u);
 }
 
 TEST_F(PolicyEngineTest, CanonicalizationInputsClassifyLikeTheirCanonicalForm) {

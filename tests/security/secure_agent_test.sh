@@ -83,7 +83,7 @@ policy "$CANARY"
 "$SOCKAGENTD" --listen 127.0.0.1:0 --port-file port --tls-cert server.pem \
   --tls-key server.key --tls-client-ca ca.pem --token-file tokens \
   --policy policy.textproto --policy-reload-interval 200ms \
-  --audit-log audit.log > agent.log 2>&1 &
+  --audit-log audit.log --metrics-listen 127.0.0.1:0 > agent.log 2>&1 &
 PIDS+=($!)
 for i in $(seq 100); do [ -s port ] && break; sleep 0.1; done
 [ -s port ] || fail "agent did not start"
@@ -128,7 +128,37 @@ echo "rules { name: " > policy.textproto
 for i in $(seq 50); do grep -q "policy reload rejected" agent.log && break; sleep 0.1; done
 grep -q "policy reload rejected" agent.log || fail "bad policy not reported"
 sc sendto "$U" "127.0.0.1:$CANARY" x > /dev/null || fail "old policy lost"
-pass "an invalid policy file keeps the previous policy"
+METRICS_PORT=$(grep -o 'metrics on [^ ]* (port [0-9]*' agent.log | grep -o '[0-9]*$')
+"$PYTHON" -c 'import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode())' \
+  "$METRICS_PORT" > metrics.txt || fail "metrics scrape"
+grep -Eq '^sockagent_policy_reloads_rejected_total [1-9]' metrics.txt \
+  || fail "rejected reload not counted: $(grep rejected metrics.txt)"
+pass "an invalid policy file keeps the previous policy and is counted in the metrics"
+
+# 5b. Sessions: each identity lists only its own; a non-admin cannot close
+# another identity's session (exit 3 naming the rule) but can close its own.
+S=$SOCKAGENT_SESSION
+sc session list > list.cert || fail "session list"
+grep -q "$S" list.cert || fail "own session not listed"
+sc --json sessions list | grep -q '"identity": *"spiffe://sockagent.test/harness"' \
+  || fail "sessions list --json lacks the identity"
+(
+  unset SOCKAGENT_TLS_CERT SOCKAGENT_TLS_KEY SOCKAGENT_SESSION
+  export SOCKAGENT_TOKEN="$TOKEN"
+  sc session list > list.token || exit 1
+  ! grep -q "$S" list.token || exit 2
+  set +e
+  sc session close --id "$S" > /dev/null 2> close.err; rc=$?
+  [ "$rc" -eq 3 ] || exit 3
+  grep -q "harness.admin" close.err || exit 4
+) || fail "token identity saw or closed another identity's session ($?)"
+sc session close --id "$S" || fail "closing its own session by id"
+set +e
+sc sendto "$U" "127.0.0.1:$CANARY" x > /dev/null 2>&1; rc=$?
+set -e
+[ "$rc" -eq 3 ] || fail "the closed session still works (exit $rc)"
+pass "session list shows only the caller's sessions; non-admins close only their own"
 
 # 6. The token works without a certificate (TLS only).
 unset SOCKAGENT_TLS_CERT SOCKAGENT_TLS_KEY SOCKAGENT_SESSION

@@ -23,6 +23,8 @@
 #include <grpcpp/security/credentials.h>
 
 #include "absl/strings/str_cat.h"
+#include "client/address.h"
+#include "client/agent.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -327,13 +329,18 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
             "Close",         "GetSockName", "GetPeerName",    "SetSockOpt",
             "GetSockOpt",    "SetTimeout",  "GetTimeout",     "GetHostname",
             "GetAddrInfo",   "ListSockets", "GetAgentInfo",   "Traffic",
-            "Abort",         "SetFaults"
+            "Abort",         "SetFaults",   "ListSessions"
           ]
         }
         rules {
           name: "readonly"
           identities: "readonly"
-          allow_rpcs: [ "GetAgentInfo", "GetHostname", "ListSockets" ]
+          allow_rpcs: [
+            "GetAgentInfo",
+            "GetHostname",
+            "ListSockets",
+            "ListSessions"
+          ]
         }
       )pb",
       &policy));
@@ -366,6 +373,12 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
          v1::CloseSessionRequest request;
          v1::CloseSessionResponse response;
          return stub.CloseSession(context, request, &response);
+       }},
+      {"ListSessions",
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         v1::ListSessionsRequest request;
+         v1::ListSessionsResponse response;
+         return stub.ListSessions(context, request, &response);
        }},
       {"Socket",
        [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
@@ -536,7 +549,7 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
          return reader->Finish();
        }},
   };
-  ASSERT_EQ(rpcs.size(), 30u) << "every RPC of the service";
+  ASSERT_EQ(rpcs.size(), 31u) << "every RPC of the service";
   ASSERT_EQ(static_cast<size_t>(v1::TrafficRequest::descriptor()
                                     ->file()
                                     ->FindServiceByName("SocketAgent")
@@ -544,7 +557,7 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
             rpcs.size())
       << "a new RPC must join this table";
   const std::vector<std::string> read_only = {"GetAgentInfo", "GetHostname",
-                                              "ListSockets"};
+                                              "ListSockets", "ListSessions"};
   for (const char* identity : {"admin", "harness", "readonly", "unknown"}) {
     const std::string id = identity;
     // The token file's tokens: "tok-<identity>-" padded with '0' to 22.
@@ -568,6 +581,78 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
           << identity << " " << method;
     }
   }
+}
+
+// The client library's ListSessions / CloseSession(id) over a real channel:
+// a harness sees only its own session and may not close the admin's; the
+// admin sees both and closes the harness's, whose socket is gone.
+TEST_F(TlsAuthTest, AdminListsAndClosesSessionsThroughTheClientLibrary) {
+  ServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.token_file = pki_->Path("admin-tokens");
+  std::ofstream(options.token_file) << "tok-admin-000000000000 admin\n"
+                                    << "tok-harness-0000000000 harness\n";
+  v1::Policy policy;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      R"pb(
+        rules { name: "admin" identities: "admin" admin: true allow_rpcs: "*" }
+        rules {
+          name: "harness"
+          identities: "harness"
+          allow_rpcs: "*"
+          families: FAMILY_INET
+          types: SOCKET_TYPE_DGRAM
+          bind_allow { cidr: "127.0.0.0/8" }
+        }
+      )pb",
+      &policy));
+  ASSERT_TRUE(policy_.Load(policy).ok());
+  options.core.policy = &policy_;
+  absl::StatusOr<std::unique_ptr<AgentServer>> server =
+      AgentServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  auto connect = [&](const std::string& token) {
+    AgentOptions agent_options;
+    agent_options.target = absl::StrCat("127.0.0.1:", server_->port());
+    agent_options.token = token;
+    agent_options.keepalive = false;
+    return Agent::Connect(agent_options);
+  };
+  absl::StatusOr<std::unique_ptr<Agent>> admin =
+      connect("tok-admin-000000000000");
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  absl::StatusOr<std::unique_ptr<Agent>> harness =
+      connect("tok-harness-0000000000");
+  ASSERT_TRUE(harness.ok()) << harness.status();
+  absl::StatusOr<Socket> socket =
+      (*harness)->CreateSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(socket.ok()) << socket.status();
+  ASSERT_TRUE(socket->Bind(InetAddress("127.0.0.1", 0)).ok());
+
+  absl::StatusOr<std::vector<v1::SessionInfo>> own = (*harness)->ListSessions();
+  ASSERT_TRUE(own.ok()) << own.status();
+  ASSERT_EQ(own->size(), 1u);
+  EXPECT_EQ((*own)[0].session_id(), (*harness)->session_id());
+  EXPECT_EQ((*own)[0].identity(), "harness");
+  EXPECT_THAT((*own)[0].peer(), HasSubstr("127.0.0.1"));
+  EXPECT_EQ((*own)[0].socket_count(), 1u);
+  EXPECT_GT((*own)[0].lease_expiry().seconds(), 0);
+
+  absl::StatusOr<uint32_t> denied =
+      (*harness)->CloseSession((*admin)->session_id());
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(denied.status().message(), HasSubstr("harness.admin"));
+
+  absl::StatusOr<std::vector<v1::SessionInfo>> all = (*admin)->ListSessions();
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->size(), 2u);
+  absl::StatusOr<uint32_t> closed =
+      (*admin)->CloseSession((*harness)->session_id());
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(*closed, 1u);
+  EXPECT_EQ(server_->core().session_count(), 1u);
+  EXPECT_EQ(socket->GetSockName().status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(TlsAuthTest, IdleConnectionFloodDoesNotStopAnAuthorizedClient) {

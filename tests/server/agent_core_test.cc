@@ -372,7 +372,9 @@ TEST_F(AgentCoreTest, CloseSessionClosesItsSocketsAndForgetsIt) {
 TEST_F(AgentCoreTest, SessionExpiryClosesTheSessionsSockets) {
   const int baseline = OpenFdCount();
   ASSERT_GT(baseline, 0);
-  CallContext ctx = NewSession(absl::Milliseconds(300));
+  // Long enough that the setup below cannot outlive the lease on a loaded
+  // machine (300 ms did once, under a parallel ASan build).
+  CallContext ctx = NewSession(absl::Seconds(2));
   TcpPair pair = MustTcpPair(ctx);
   std::string udp = MustSocket(ctx, SOCK_DGRAM);
   ASSERT_TRUE(BindLoopback(ctx, udp).ok());

@@ -230,6 +230,68 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
 };
 
+// Completes once data arrives; the completion then holds the engine thread
+// until `release` (bounded), so readiness and timers pile up meanwhile.
+class BlockingReadOp final : public IoOp {
+ public:
+  BlockingReadOp(absl::Notification* entered, absl::Notification* release)
+      : entered_(entered), release_(release) {}
+  std::optional<absl::Status> Attempt(int fd) override {
+    char byte;
+    if (::recv(fd, &byte, 1, 0) < 0) return std::nullopt;
+    return absl::OkStatus();
+  }
+  void Complete(absl::Status) override {
+    entered_->Notify();
+    release_->WaitForNotificationWithTimeout(kWait);
+  }
+  const char* name() const override { return "recv"; }
+
+ private:
+  absl::Notification* const entered_;
+  absl::Notification* const release_;
+};
+
+// The engine thread gets the socket's readiness in the same epoll batch as
+// another socket's, whose completion holds it until the op's deadline passed
+// (its timer not yet run): the op ends DEADLINE_EXCEEDED and the data stays
+// for the next reader instead of going to a caller that gave up.
+TEST_F(EngineTest, OpPastItsDeadlineTakesNothingWhenReadinessComesFirst) {
+  Endpoint first = NewEndpoint();
+  Endpoint second = NewEndpoint();
+  Endpoint endpoint = NewEndpoint();
+  absl::Notification entered1, release1, entered2, release2;
+  engine_->Submit(first.io, Interest::kRead,
+                  std::make_unique<BlockingReadOp>(&entered1, &release1), {});
+  WriteAll(first.peer.get(), "x");
+  ASSERT_TRUE(entered1.WaitForNotificationWithTimeout(kWait));
+
+  // While the engine thread is held: a read with a deadline, and a blocker
+  // whose socket becomes ready just before the read's.
+  auto late = std::make_shared<Outcome>();
+  WaitOptions options;
+  options.deadline = absl::Now() + absl::Milliseconds(300);
+  SubmitRead(endpoint, late, options);
+  engine_->Submit(second.io, Interest::kRead,
+                  std::make_unique<BlockingReadOp>(&entered2, &release2), {});
+  WriteAll(second.peer.get(), "y");
+  WriteAll(endpoint.peer.get(), "kept");
+  release1.Notify();
+  ASSERT_TRUE(entered2.WaitForNotificationWithTimeout(kWait));
+  while (absl::Now() <= options.deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  release2.Notify();
+  ASSERT_TRUE(late->Wait());
+  EXPECT_EQ(late->status.code(), absl::StatusCode::kDeadlineExceeded)
+      << late->status << " data '" << late->data << "'";
+
+  auto next = std::make_shared<Outcome>();
+  SubmitRead(endpoint, next);
+  ASSERT_TRUE(next->Wait());
+  EXPECT_EQ(next->data, "kept");
+}
+
 TEST_F(EngineTest, ReadyOpCompletesInlineInSubmit) {
   Endpoint endpoint = NewEndpoint();
   WriteAll(endpoint.peer.get(), "hello");
