@@ -1026,6 +1026,15 @@ void AgentCore::Traffic(const CallContext& ctx,
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, request.handle());
   if (!socket.ok()) return done(socket.status());
+  // Byte-rate quotas: admitted unless a bucket is in debt; the bytes moved
+  // are charged when the traffic ends, so a long traffic overdraws once
+  // and the identity's next calls wait for the average to recover.
+  for (const PolicyEngine::Direction direction : {kSendBytes, kRecvBytes}) {
+    if (absl::Status rate = CheckByteRate(ctx, "Traffic", **socket, direction);
+        !rate.ok()) {
+      return done(rate);
+    }
+  }
   const IoSocket& io = *(*socket)->io();
   TrafficOptions options;
   if (request.has_source() && request.source().has_destination()) {
@@ -1070,8 +1079,19 @@ void AgentCore::Traffic(const CallContext& ctx,
     CloseHandle(*session, owner, handle, reset, "fault_close_after_bytes")
         .IgnoreError();  // already closed: nothing left to do
   };
-  StartTraffic(ops_, *engine_, *std::move(socket), std::move(options),
-               std::move(hooks), std::move(done));
+  // Datagrams from sources the policy's accept filters refuse are dropped
+  // (audited, counted), as RecvFrom drops them.
+  hooks.accept_source = SourceFilterFor(ctx, "Traffic", *socket);
+  StartTraffic(
+      ops_, *engine_, *std::move(socket), std::move(options), std::move(hooks),
+      [this, identity = ctx.identity, done = std::move(done)](
+          absl::StatusOr<v1::TrafficResponse> result) mutable {
+        if (result.ok()) {
+          policy_.ChargeBytes(identity, kSendBytes, result->bytes_sent());
+          policy_.ChargeBytes(identity, kRecvBytes, result->bytes_received());
+        }
+        done(std::move(result));
+      });
 }
 
 absl::StatusOr<v1::GetSockNameResponse> AgentCore::GetSockName(

@@ -240,6 +240,11 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
       End(v1::TRAFFIC_END_EOF);
       return false;
     }
+    if (!stream_ && hooks_.accept_source &&
+        from_.length > sizeof(sa_family_t) &&
+        !hooks_.accept_source(from_.get(), from_.length)) {
+      return true;  // dropped; receive the next one
+    }
     received_ += n;
     socket_->bytes_received += n;
     if (!stream_) ++datagrams_received_;

@@ -45,6 +45,11 @@ struct TrafficHooks {
   // Closes the socket for Faults.close_after_bytes: removes it from its
   // session and closes it, abortively (RST) when `reset`.
   absl::AnyInvocable<void(bool reset)> fault_close;
+  // Whether a datagram from this source is admitted (the policy's accept
+  // filters); a refused one is dropped as if it never came: not counted,
+  // not checksummed, not echoed. Unset admits every source.
+  absl::AnyInvocable<bool(const sockaddr* source, socklen_t length)>
+      accept_source;
 };
 
 struct TrafficOptions {

@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
+#include "proto/traffic_data.h"
 #include "server/core/agent_core.h"
 #include "server/policy/audit_log.h"
 #include "server/policy/policy_engine.h"
@@ -723,6 +724,50 @@ TEST_F(CorePolicyTest, RefusedDatagramSourcesAreDroppedAndCounted) {
   ::close(allowed);
 }
 
+// A UDP sink/echo is a receiver like RecvFrom: refused sources are dropped
+// before they are counted, checksummed or echoed.
+TEST_F(CorePolicyTest, TrafficOnADatagramSocketDropsRefusedSources) {
+  LoadPolicy(kSourcePolicy);
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> handle =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(handle.ok()) << handle.status();
+  v1::BindRequest bind;
+  bind.set_handle(*handle);
+  *bind.mutable_address() = Inet("127.0.0.1", 0);
+  absl::StatusOr<v1::BindResponse> bound = core_->Bind(ctx, bind);
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  const sockaddr_in agent = Loopback(bound->address().inet().port());
+
+  const int refused = BoundSocket(SOCK_DGRAM, "127.0.0.3");
+  const int allowed = BoundSocket(SOCK_DGRAM, "127.0.0.2");
+  for (const auto& [fd, data] :
+       std::vector<std::pair<int, std::string>>{{refused, "refused-1"},
+                                                {allowed, "kept-1"},
+                                                {refused, "refused-2"},
+                                                {allowed, "kept-2"}}) {
+    ASSERT_EQ(
+        ::sendto(fd, data.data(), data.size(), 0,
+                 reinterpret_cast<const sockaddr*>(&agent), sizeof(agent)),
+        static_cast<ssize_t>(data.size()));
+  }
+  v1::TrafficRequest request;
+  request.set_handle(*handle);
+  request.mutable_sink()->set_max_bytes(12);  // "kept-1" + "kept-2"
+  absl::StatusOr<v1::TrafficResponse> sunk =
+      Wait<v1::TrafficResponse>([&](Callback<v1::TrafficResponse> done) {
+        core_->Traffic(ctx, request, std::move(done));
+      });
+  ASSERT_TRUE(sunk.ok()) << sunk.status();
+  EXPECT_EQ(sunk->datagrams_received(), 2u);
+  EXPECT_EQ(sunk->bytes_received(), 12u);
+  EXPECT_EQ(sunk->checksum(), Fnv1a64Hex("kept-1kept-2"));
+  EXPECT_EQ(core_->GetAgentInfo().stats().refused_sources(), 2u);
+  EXPECT_THAT(AuditText(), HasSubstr("\"rule\":\"harness.accept_deny[0]\""));
+  ::close(refused);
+  ::close(allowed);
+}
+
 TEST_F(CorePolicyTest, AcceptClosesRefusedPeersAndWaitsForTheNext) {
   LoadPolicy(kSourcePolicy);
   CallContext ctx = Session("harness");
@@ -904,6 +949,36 @@ TEST_F(CorePolicyTest, ByteRateQuotasRefuseCallsInDebtPerIdentity) {
   EXPECT_THAT(second.status().message(),
               HasSubstr("harness.quotas.max_recv_bytes_per_second"));
   ::close(sender);
+}
+
+// Agent-side traffic is charged like the data calls: a source that overdraws
+// the bucket makes the identity's next Traffic RESOURCE_EXHAUSTED.
+TEST_F(CorePolicyTest, ByteRateQuotasChargeAgentSideTraffic) {
+  LoadPolicy(kByteRatePolicy);
+  UdpCanary canary;
+  CallContext harness = Session("harness");
+  absl::StatusOr<std::string> socket =
+      Socket(harness, v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(socket.ok());
+  v1::TrafficRequest request;
+  request.set_handle(*socket);
+  request.mutable_source()->set_bytes(5000);
+  request.mutable_source()->set_datagram_bytes(1000);
+  *request.mutable_source()->mutable_destination() =
+      Inet("127.0.0.1", canary.port());
+  auto traffic = [&] {
+    return Wait<v1::TrafficResponse>([&](Callback<v1::TrafficResponse> done) {
+      core_->Traffic(harness, request, std::move(done));
+    });
+  };
+  absl::StatusOr<v1::TrafficResponse> first = traffic();
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->bytes_sent(), 5000u);
+  absl::StatusOr<v1::TrafficResponse> second = traffic();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(second.status().message(),
+              HasSubstr("max_send_bytes_per_second"));
+  EXPECT_TRUE(Eventually([&] { return canary.Drain() == 5; }));
 }
 
 }  // namespace
