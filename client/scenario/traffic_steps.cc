@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/address.h"
+#include "client/cli/cli_util.h"
 #include "client/scenario/model.h"
 #include "google/protobuf/duration.pb.h"
 
@@ -40,21 +41,6 @@ absl::Status Optional(const StepArgs& args, const char* key, Parse parse,
   if (!value.ok()) return Bad(key, value.status());
   *out = *value;
   return absl::OkStatus();
-}
-
-std::string EndName(v1::TrafficEnd end) {
-  switch (end) {
-    case v1::TRAFFIC_END_EOF:
-      return "eof";
-    case v1::TRAFFIC_END_BYTES:
-      return "bytes";
-    case v1::TRAFFIC_END_DURATION:
-      return "duration";
-    case v1::TRAFFIC_END_FAULT:
-      return "fault";
-    default:
-      return "unspecified";
-  }
 }
 
 }  // namespace
@@ -115,7 +101,7 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
       absl::StrCat(response->datagrams_received());
   (*fields)["datagrams_sent"] = absl::StrCat(response->datagrams_sent());
   (*fields)["checksum"] = response->checksum();
-  (*fields)["end"] = EndName(response->end());
+  (*fields)["end"] = cli::TrafficEndName(response->end());
   (*fields)["bytes_per_second"] =
       absl::StrFormat("%.0f", response->bytes_per_second());
   (*fields)["elapsed_ms"] =
