@@ -140,9 +140,9 @@ def main():
     lines.append(f"- gRPC {grpc}, protobuf {pb} (Debian), Release build")
     lines.append(f"- load average at start: {args.load_start}; at the end: "
                  f"{open('/proc/loadavg').read().strip()}")
-    lines.append("- shared machine: other engineers compile on the same 2 "
-                 "cores during runs, so absolute numbers move; ratios are "
-                 "the figures to read.\n")
+    lines.append("- shared machine: other engineers may compile on the same "
+                 "2 cores during runs (see the load averages above), so "
+                 "absolute numbers move; ratios are the figures to read.\n")
     lines.append("## Figures\n")
     lines.append("| figure | sockagent | compared to | peer | ratio | target | met |")
     lines.append("| --- | --- | --- | --- | --- | --- | --- |")
