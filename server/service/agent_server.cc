@@ -208,7 +208,7 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
                                     &agent->health_port_);
     agent->health_server_ = health_builder.BuildAndStart();
     if (agent->health_server_ == nullptr || agent->health_port_ == 0) {
-      agent->server_->Shutdown();
+      // ~AgentServer drains the API server that did start.
       return absl::UnavailableError(
           absl::StrCat("cannot serve health on ", options.health_listen,
                        ": the address is in use or not local to this host"));

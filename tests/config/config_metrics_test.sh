@@ -166,6 +166,13 @@ timeout "$STEP_TIMEOUT" "$SOCKAGENTD" --listen 127.0.0.1:0 \
 grep -q "cannot serve metrics on 127.0.0.1:$METRICS_PORT" "$TMP/busy.err" \
   || fail "busy metrics port: $(cat "$TMP/busy.err")"
 pass "busy metrics port: exit 1 with the reason"
+rc=0
+timeout "$STEP_TIMEOUT" "$SOCKAGENTD" --listen 127.0.0.1:0 \
+  --health-listen "127.0.0.1:$HEALTH_PORT" 2>"$TMP/busy_health.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "busy health port: exit $rc, expected 1"
+grep -q "cannot serve health on 127.0.0.1:$HEALTH_PORT" "$TMP/busy_health.err" \
+  || fail "busy health port: $(cat "$TMP/busy_health.err")"
+pass "busy health port: exit 1 with the reason"
 
 # --- SIGHUP re-reads the log level ------------------------------------------------
 sed -i 's/log_level: "debug"/log_level: "warn"/' "$TMP/good.textproto"
