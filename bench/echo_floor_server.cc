@@ -4,6 +4,7 @@
 //
 //   echo_floor_server PORT_FILE   listens on 127.0.0.1:0, writes the port to
 //                                 PORT_FILE, serves until SIGTERM/SIGINT.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -101,6 +102,11 @@ int main(int argc, char** argv) {
   // As sockagentd does in release builds: no lock-graph upkeep on every
   // Mutex operation (gRPC's own mutexes are absl::Mutex too).
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // And sockagentd's malloc settings (server/main.cc): measured alone, they
+  // make this floor's client streaming 1.5-2x faster, so the floor keeps them
+  // too and the ratios stay the agent's own cost above gRPC.
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   if (argc != 2) {
     std::fprintf(stderr, "usage: echo_floor_server PORT_FILE\n");
     return 2;

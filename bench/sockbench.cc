@@ -6,7 +6,8 @@
 //
 //   sockbench run --agent=HOST:PORT --agent-pid=PID [--floor=HOST:PORT]
 //                 --cases=small,lifecycle,streams,many,storm,slow
-//                 [--reps=N] [--smoke]
+//                 [--reps=N] [--smoke] [--chunks=16,64,256]
+//                 [--streams=download,upload,recv,send]
 //   sockbench peers PORT_FILE   an echo and a source server for the RPyC
 //                               peer; writes "ECHO_PORT SOURCE_PORT"; runs
 //                               until SIGTERM/SIGINT.
@@ -57,7 +58,15 @@ struct Config {
   int many_sockets = 0;  // 0: the mode's default
   bool smoke = false;
   std::vector<std::string> cases;
+  std::vector<uint32_t> chunk_kib = {16, 64, 256};  // streams' chunk sizes
+  // Which stream directions to measure: the floor's download/upload and the
+  // agent's recv/send (all four unless --streams= names some).
+  std::vector<std::string> streams = {"download", "upload", "recv", "send"};
 };
+
+bool Has(const std::vector<std::string>& names, absl::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
 
 void Emit(const std::string& bench_case, const std::string& metric,
           const std::string& unit, int rep, double value) {
@@ -295,12 +304,12 @@ double MBps(uint64_t bytes, absl::Duration elapsed) {
 void Streams(const Config& config, int rep) {
   const uint64_t total = config.smoke ? (8u << 20) : (256u << 20);
   std::unique_ptr<Agent> agent = ConnectAgent(config);
-  for (uint32_t kib : {16u, 64u, 256u}) {
+  for (uint32_t kib : config.chunk_kib) {
     const uint32_t chunk = kib * 1024;
     const std::string label = absl::StrCat(kib, "k");
     if (!config.floor.empty()) {
       auto stub = bench::v1::Echo::NewStub(FloorChannel(config));
-      {
+      if (Has(config.streams, "download")) {
         grpc::ClientContext ctx;
         bench::v1::DownloadRequest request;
         request.set_chunk_bytes(chunk);
@@ -315,7 +324,7 @@ void Streams(const Config& config, int rep) {
         Emit("streams", "floor.download." + label, "MB/s", rep,
              MBps(got, absl::Now() - start));
       }
-      {
+      if (Has(config.streams, "upload")) {
         grpc::ClientContext ctx;
         bench::v1::UploadResponse response;
         const absl::Time start = absl::Now();
@@ -332,7 +341,7 @@ void Streams(const Config& config, int rep) {
              MBps(response.bytes(), absl::Now() - start));
       }
     }
-    {
+    if (Has(config.streams, "recv")) {
       PeerServer source(PeerServer::Mode::kSource);
       Socket s = ConnectedSocket(*agent, source.port());
       uint64_t got = 0;
@@ -346,7 +355,7 @@ void Streams(const Config& config, int rep) {
       Emit("streams", "agent.recvstream." + label, "MB/s", rep,
            MBps(got, absl::Now() - start));
     }
-    {
+    if (Has(config.streams, "send")) {
       PeerServer sink(PeerServer::Mode::kSink);
       Socket s = ConnectedSocket(*agent, sink.port());
       const std::string data(chunk, 's');
@@ -615,6 +624,19 @@ int main(int argc, char** argv) {
       config.many_sockets = std::atoi(v);
     } else if (const char* v = value("--cases=")) {
       config.cases = absl::StrSplit(v, ',', absl::SkipEmpty());
+    } else if (const char* v = value("--chunks=")) {
+      config.chunk_kib.clear();
+      for (absl::string_view kib : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        uint32_t n = 0;
+        if (!absl::SimpleAtoi(kib, &n) || n == 0 || n > 4096) {
+          std::fprintf(stderr, "sockbench: --chunks: bad size in KiB: %s\n",
+                       std::string(kib).c_str());
+          return 2;
+        }
+        config.chunk_kib.push_back(n);
+      }
+    } else if (const char* v = value("--streams=")) {
+      config.streams = absl::StrSplit(v, ',', absl::SkipEmpty());
     } else if (arg == "--smoke") {
       config.smoke = true;
     } else {

@@ -483,12 +483,11 @@ RecvStreamReader::~RecvStreamReader() {
 
 bool RecvStreamReader::Next(std::string* data) {
   if (done_) return false;
-  v1::RecvStreamResponse response;
-  if (!reader_->Read(&response)) {
+  if (!reader_->Read(&response_)) {
     ended_ = true;
     return false;
   }
-  *data = std::move(*response.mutable_data());
+  data->swap(*response_.mutable_data());
   return true;
 }
 
@@ -586,11 +585,14 @@ absl::Status SendStreamWriter::Write(absl::string_view data) {
     return error_.ok() ? absl::FailedPreconditionError("stream is finished")
                        : error_;
   }
-  v1::SendStreamRequest request;
-  if (first_) request.set_handle(handle_);
-  request.set_data(std::string(data));
+  if (first_) {
+    request_.set_handle(handle_);
+  } else {
+    request_.clear_handle();
+  }
+  request_.mutable_data()->assign(data.data(), data.size());
   first_ = false;
-  if (!writer_->Write(request)) {
+  if (!writer_->Write(request_)) {
     return absl::UnavailableError(
         "send stream ended early; Finish() gives the reason");
   }

@@ -235,6 +235,9 @@ class RecvStreamReader {
   std::shared_ptr<const internal::Connection> connection_;
   std::unique_ptr<grpc::ClientContext> context_;
   std::unique_ptr<grpc::ClientReaderInterface<v1::RecvStreamResponse>> reader_;
+  // Parsed into again and again: its data buffer and the caller's trade
+  // places on every Next(), so a steady stream allocates nothing per chunk.
+  v1::RecvStreamResponse response_;
   absl::Status error_;
   bool ended_ = false;  // Next() saw the end of the stream.
   bool done_ = false;   // Finish() ran (or the stream never started).
@@ -285,6 +288,7 @@ class SendStreamWriter {
   std::unique_ptr<grpc::ClientContext> context_;
   v1::SendStreamResponse response_;
   std::unique_ptr<grpc::ClientWriterInterface<v1::SendStreamRequest>> writer_;
+  v1::SendStreamRequest request_;  // reused: its buffer keeps its capacity
   absl::Status error_;
   bool first_ = true;
   bool finished_ = false;

@@ -1,5 +1,6 @@
 // sockagentd: performs socket operations for remote callers over gRPC.
 
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -103,6 +104,15 @@ int main(int argc, char** argv) {
   // mutexes included. Only Debug builds (no NDEBUG) keep it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
+  // glibc's defaults return freed memory to the kernel eagerly: every
+  // per-thread arena shrinks (madvise) once 128 KiB at its top are free, and
+  // blocks from 128 KiB up are mmapped and unmapped per allocation. Stream
+  // chunks (up to 4 MiB) and gRPC's read buffers are allocated and freed at
+  // that size all the time, so each one was faulted in again: 400,000 page
+  // faults for 768 MiB of SendStream (bench/NOTES.md). Keep up to 32 MiB
+  // per arena and serve blocks below 4 MiB from the heap.
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   CLI::App app(kDescription, "sockagentd");
   app.get_formatter()->column_width(36);
   sockagent::ServerOptions options;
