@@ -40,6 +40,10 @@ for kib in (16, 64, 256):
     ROWS.append((f"RecvStream {kib} KiB chunks (MB/s)",
                  f"agent.recvstream.{kib}k", "iperf3 single stream",
                  "iperf3", "share", None))
+    ROWS.append((f"RecvStream {kib} KiB chunks (MB/s)",
+                 f"agent.recvstream.{kib}k",
+                 f"TCP relay, no gRPC, {kib} KiB reads", f"relay.{kib}k",
+                 "share", None))
 for kib in (16, 64, 256):
     ROWS.append((f"SendStream {kib} KiB chunks (MB/s)",
                  f"agent.sendstream.{kib}k",
@@ -48,6 +52,10 @@ for kib in (16, 64, 256):
     ROWS.append((f"SendStream {kib} KiB chunks (MB/s)",
                  f"agent.sendstream.{kib}k", "iperf3 single stream",
                  "iperf3", "share", None))
+    ROWS.append((f"SendStream {kib} KiB chunks (MB/s)",
+                 f"agent.sendstream.{kib}k",
+                 f"TCP relay, no gRPC, {kib} KiB reads", f"relay.{kib}k",
+                 "share", None))
 ROWS += [
     ("bulk remote recv into the client (MB/s; RecvStream 64 KiB)",
      "agent.recvstream.64k", "RPyC recv(65536) loop", "rpyc.recv64k", ">=",
@@ -196,12 +204,13 @@ def main():
 
     with open(os.path.join(args.out, "throughput.dat"), "w") as f:
         f.write("# KiB agent_recvstream floor_download agent_sendstream "
-                "floor_upload iperf3\n")
+                "floor_upload iperf3 relay\n")
         for kib in (16, 64, 256):
             f.write(f"{kib} {med(f'agent.recvstream.{kib}k')} "
                     f"{med(f'floor.download.{kib}k')} "
                     f"{med(f'agent.sendstream.{kib}k')} "
-                    f"{med(f'floor.upload.{kib}k')} {med('iperf3')}\n")
+                    f"{med(f'floor.upload.{kib}k')} {med('iperf3')} "
+                    f"{med(f'relay.{kib}k')}\n")
     with open(os.path.join(args.out, "latency.dat"), "w") as f:
         f.write("# call p50_us p99_us\n")
         for label, m in (("floor-unary-64B", "floor.unary64"),
@@ -227,7 +236,8 @@ plot "throughput.dat" using 1:2 with linespoints lw 2 title "agent RecvStream", 
      "" using 1:3 with linespoints lw 2 dt 2 title "floor server stream", \\
      "" using 1:4 with linespoints lw 2 title "agent SendStream", \\
      "" using 1:5 with linespoints lw 2 dt 2 title "floor client stream", \\
-     "" using 1:6 with lines lw 1 lc rgb "black" title "iperf3 (1 TCP stream)"
+     "" using 1:6 with lines lw 1 lc rgb "black" title "iperf3 (1 TCP stream)", \\
+     "" using 1:7 with linespoints lw 1 dt 3 lc rgb "gray40" title "TCP relay, no gRPC (2 hops)"
 unset logscale x
 set autoscale x
 set title "Unary latency percentiles"

@@ -7,17 +7,24 @@
 //   sockbench run --agent=HOST:PORT --agent-pid=PID [--floor=HOST:PORT]
 //                 --cases=small,lifecycle,streams,many,storm,slow
 //                 [--reps=N] [--smoke] [--chunks=16,64,256]
-//                 [--streams=download,upload,recv,send]
+//                 [--streams=download,upload,relay,recv,send]
 //   sockbench peers PORT_FILE   an echo and a source server for the RPyC
 //                               peer; writes "ECHO_PORT SOURCE_PORT"; runs
 //                               until SIGTERM/SIGINT.
 // Every loop is bounded in count and time.
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -60,8 +67,9 @@ struct Config {
   std::vector<std::string> cases;
   std::vector<uint32_t> chunk_kib = {16, 64, 256};  // streams' chunk sizes
   // Which stream directions to measure: the floor's download/upload and the
-  // agent's recv/send (all four unless --streams= names some).
-  std::vector<std::string> streams = {"download", "upload", "recv", "send"};
+  // relay bound and the agent's recv/send (all unless --streams= names some).
+  std::vector<std::string> streams = {"download", "upload", "relay", "recv",
+                                      "send"};
 };
 
 bool Has(const std::vector<std::string>& names, absl::string_view name) {
@@ -301,6 +309,89 @@ double MBps(uint64_t bytes, absl::Duration elapsed) {
   return bytes / 1e6 / absl::ToDoubleSeconds(elapsed);
 }
 
+// A blocking loopback TCP connection to 127.0.0.1:`port`, with 10 s receive
+// and send timeouts so that no loop here can hang.
+int ConnectLoopback(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) Fail("relay socket", absl::InternalError(strerror(errno)));
+  const timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    Fail("relay connect", absl::InternalError(strerror(errno)));
+  }
+  return fd;
+}
+
+// The relay bound: the agent's stream path without gRPC. A thread reads up
+// to `chunk` bytes at a time from a source peer and writes each completely
+// to a second loopback TCP connection, which this thread drains: two TCP
+// hops, peer -> relay -> reader, as RecvStream has (peer -> agent ->
+// client) and SendStream mirrors. On a machine whose cores are busy with
+// the TCP work of both hops, no relay can be faster than this, with or
+// without gRPC. Returns MB/s.
+double RelayMBps(uint32_t chunk, uint64_t total) {
+  PeerServer source(PeerServer::Mode::kSource);
+  const int listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (listen_fd < 0 ||
+      ::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+          0 ||
+      ::listen(listen_fd, 1) != 0 ||
+      ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) !=
+          0) {
+    Fail("relay listen", absl::InternalError(strerror(errno)));
+  }
+  const int reader = ConnectLoopback(ntohs(addr.sin_port));
+  const int down = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  ::close(listen_fd);
+  const int up = ConnectLoopback(source.port());
+  if (down < 0) Fail("relay accept", absl::InternalError(strerror(errno)));
+  const timeval timeout{10, 0};
+  ::setsockopt(down, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+
+  const absl::Time start = absl::Now();
+  std::thread relay([&] {
+    std::string buffer(chunk, '\0');
+    uint64_t moved = 0;
+    while (moved < total) {
+      const ssize_t n = ::recv(up, buffer.data(),
+                               std::min<uint64_t>(chunk, total - moved), 0);
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n;) {
+        const ssize_t w = ::send(down, buffer.data() + off, n - off,
+                                 MSG_NOSIGNAL);
+        if (w <= 0) break;
+        off += w;
+      }
+      moved += n;
+    }
+    ::shutdown(down, SHUT_WR);
+  });
+  std::string buffer(std::max<uint32_t>(chunk, 64 * 1024), '\0');
+  uint64_t got = 0;
+  for (;;) {
+    const ssize_t n = ::recv(reader, buffer.data(), buffer.size(), 0);
+    if (n <= 0) break;
+    got += n;
+  }
+  const absl::Duration elapsed = absl::Now() - start;
+  relay.join();
+  for (int fd : {reader, down, up}) ::close(fd);
+  if (got != total) {
+    Fail("relay", absl::DataLossError(absl::StrCat("moved ", got, " of ",
+                                                   total, " bytes")));
+  }
+  return MBps(got, elapsed);
+}
+
 void Streams(const Config& config, int rep) {
   const uint64_t total = config.smoke ? (8u << 20) : (256u << 20);
   std::unique_ptr<Agent> agent = ConnectAgent(config);
@@ -340,6 +431,9 @@ void Streams(const Config& config, int rep) {
         Emit("streams", "floor.upload." + label, "MB/s", rep,
              MBps(response.bytes(), absl::Now() - start));
       }
+    }
+    if (Has(config.streams, "relay")) {
+      Emit("streams", "relay." + label, "MB/s", rep, RelayMBps(chunk, total));
     }
     if (Has(config.streams, "recv")) {
       PeerServer source(PeerServer::Mode::kSource);
