@@ -560,12 +560,12 @@ void Many(const Config& config, int rep) {
   phase("session closed");
 }
 
-// ---- 100 clients doing lifecycles
+// ---- 100 clients doing lifecycles for 30 s
 // ---------------------------------------------
 
 void Storm(const Config& config, int rep) {
   const int clients = config.smoke ? 10 : 100;
-  const absl::Duration duration = absl::Seconds(config.smoke ? 1 : 20);
+  const absl::Duration duration = absl::Seconds(config.smoke ? 1 : 30);
   PeerServer echo(PeerServer::Mode::kEcho);
   const int fds0 = FdCount(config.agent_pid);
   std::atomic<int64_t> ok{0}, errors{0};
