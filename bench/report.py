@@ -70,6 +70,8 @@ ROWS += [
      "info", None),
     ("agent threads: loaded - idle", "agent.threads.delta", None, None, "<=",
      0),
+    ("  of which gRPC's executor growing to its cap (2 per core)",
+     "agent.threads.executor_delta", None, None, "info", None),
     ("GetHostname p99 under that load (us)", "agent.gethostname.loaded.p99",
      "the same, idle", "agent.gethostname.idle.p99", "<=", 2.0),
     ("storm: clients", "agent.storm.clients", None, None, "info", None),

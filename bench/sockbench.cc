@@ -145,6 +145,22 @@ double ProcStatus(int pid, const std::string& field) {
   return -1;
 }
 
+// Threads of `pid` whose name starts with `prefix` (/proc/PID/task/*/comm).
+int ThreadsNamed(int pid, const std::string& prefix) {
+  const std::string dir_name = absl::StrCat("/proc/", pid, "/task");
+  DIR* dir = ::opendir(dir_name.c_str());
+  if (dir == nullptr) return -1;
+  int n = 0;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    std::ifstream in(absl::StrCat(dir_name, "/", entry->d_name, "/comm"));
+    std::string name;
+    if (std::getline(in, name) && name.rfind(prefix, 0) == 0) ++n;
+  }
+  ::closedir(dir);
+  return n;
+}
+
 int FdCount(int pid) {
   DIR* dir = ::opendir(absl::StrCat("/proc/", pid, "/fd").c_str());
   if (dir == nullptr) return -1;
@@ -345,8 +361,7 @@ double RelayMBps(uint32_t chunk, uint64_t total) {
       ::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
           0 ||
       ::listen(listen_fd, 1) != 0 ||
-      ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) !=
-          0) {
+      ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     Fail("relay listen", absl::InternalError(strerror(errno)));
   }
   const int reader = ConnectLoopback(ntohs(addr.sin_port));
@@ -366,8 +381,8 @@ double RelayMBps(uint32_t chunk, uint64_t total) {
                                std::min<uint64_t>(chunk, total - moved), 0);
       if (n <= 0) break;
       for (ssize_t off = 0; off < n;) {
-        const ssize_t w = ::send(down, buffer.data() + off, n - off,
-                                 MSG_NOSIGNAL);
+        const ssize_t w =
+            ::send(down, buffer.data() + off, n - off, MSG_NOSIGNAL);
         if (w <= 0) break;
         off += w;
       }
@@ -386,8 +401,8 @@ double RelayMBps(uint32_t chunk, uint64_t total) {
   relay.join();
   for (int fd : {reader, down, up}) ::close(fd);
   if (got != total) {
-    Fail("relay", absl::DataLossError(absl::StrCat("moved ", got, " of ",
-                                                   total, " bytes")));
+    Fail("relay", absl::DataLossError(
+                      absl::StrCat("moved ", got, " of ", total, " bytes")));
   }
   return MBps(got, elapsed);
 }
@@ -487,6 +502,10 @@ void Many(const Config& config, int rep) {
               Latencies(count, limit, hostname));
   const double rss0 = ProcStatus(config.agent_pid, "VmRSS");
   const double threads0 = ProcStatus(config.agent_pid, "Threads");
+  // gRPC's iomgr executor starts with one thread and grows on demand to a
+  // fixed cap (2 per core); counted apart so that the report can tell it
+  // from threads that would follow the load.
+  const int executor0 = ThreadsNamed(config.agent_pid, "default-executo");
 
   std::vector<Socket> open;
   open.reserve(sockets);
@@ -536,6 +555,7 @@ void Many(const Config& config, int rep) {
   absl::SleepFor(absl::Milliseconds(300));
   const double rss2 = ProcStatus(config.agent_pid, "VmRSS");
   const double threads2 = ProcStatus(config.agent_pid, "Threads");
+  const int executor2 = ThreadsNamed(config.agent_pid, "default-executo");
   EmitLatency("many", "agent.gethostname.loaded", rep,
               Latencies(count, limit, hostname));
   const double n = static_cast<double>(open.size());
@@ -549,6 +569,8 @@ void Many(const Config& config, int rep) {
   Emit("many", "agent.threads.idle", "count", rep, threads0);
   Emit("many", "agent.threads.loaded", "count", rep, threads2);
   Emit("many", "agent.threads.delta", "count", rep, threads2 - threads0);
+  Emit("many", "agent.threads.executor_delta", "count", rep,
+       executor2 - executor0);
 
   for (Pending& p : pending) p.ctx->TryCancel();
   for (int i = 0; i < 200 && finished.load() < static_cast<int>(n); ++i) {
