@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -1385,41 +1386,53 @@ void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
                   wait);
 }
 
-void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
-                     Callback<v1::RecvResponse> done) {
-  if (absl::Status s = CheckRecvArgs(request.flags(), request.max_bytes(),
-                                     options_.max_recv_bytes);
+// Recv and RecvFrom differ only in the response: RecvFrom's also names the
+// source.
+template <typename Response>
+void AgentCore::Receive(const CallContext& ctx, const char* method,
+                        const std::string& handle, uint32_t max_bytes,
+                        int32_t flags, Callback<Response> done) {
+  constexpr bool kWantSource = std::is_same_v<Response, v1::RecvFromResponse>;
+  if (absl::Status s = CheckRecvArgs(flags, max_bytes, options_.max_recv_bytes);
       !s.ok()) {
     return done(s);
   }
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      SocketFor(ctx, request.handle());
+      SocketFor(ctx, handle);
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
-  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  if (absl::Status rate = CheckByteRate(ctx, "Recv", **socket, kRecvBytes);
+  if ((flags & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (absl::Status rate = CheckByteRate(ctx, method, **socket, kRecvBytes);
       !rate.ok()) {
     return done(rate);
   }
   SourceFilter filter;
   if ((*socket)->io()->type() == SOCK_DGRAM) {
-    filter = SourceFilterFor(ctx, "Recv", *socket);
+    filter = SourceFilterFor(ctx, method, *socket);
   }
-  engine_->Submit((*socket)->io(), Interest::kRead,
-                  std::make_unique<RecvOp>(
-                      ops_, *socket, request.max_bytes(), request.flags(),
-                      /*want_source=*/false,
-                      [this, identity = ctx.identity, done = std::move(done)](
-                          absl::StatusOr<RecvOp::Received> received) mutable {
-                        if (!received.ok()) return done(received.status());
-                        policy_.ChargeBytes(identity, kRecvBytes,
-                                            received->data.size());
-                        v1::RecvResponse response;
-                        response.set_data(std::move(received->data));
-                        done(std::move(response));
-                      },
-                      std::move(filter)),
-                  wait);
+  engine_->Submit(
+      (*socket)->io(), Interest::kRead,
+      std::make_unique<RecvOp>(
+          ops_, *socket, max_bytes, flags, kWantSource,
+          [this, identity = ctx.identity, done = std::move(done)](
+              absl::StatusOr<RecvOp::Received> received) mutable {
+            if (!received.ok()) return done(received.status());
+            policy_.ChargeBytes(identity, kRecvBytes, received->data.size());
+            Response response;
+            response.set_data(std::move(received->data));
+            if constexpr (kWantSource) {
+              *response.mutable_address() = std::move(received->from);
+            }
+            done(std::move(response));
+          },
+          std::move(filter)),
+      wait);
+}
+
+void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
+                     Callback<v1::RecvResponse> done) {
+  Receive(ctx, "Recv", request.handle(), request.max_bytes(), request.flags(),
+          std::move(done));
 }
 
 void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
@@ -1472,40 +1485,8 @@ void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
 void AgentCore::RecvFrom(const CallContext& ctx,
                          const v1::RecvFromRequest& request,
                          Callback<v1::RecvFromResponse> done) {
-  if (absl::Status s = CheckRecvArgs(request.flags(), request.max_bytes(),
-                                     options_.max_recv_bytes);
-      !s.ok()) {
-    return done(s);
-  }
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      SocketFor(ctx, request.handle());
-  if (!socket.ok()) return done(socket.status());
-  WaitOptions wait = WaitFor(ctx, **socket);
-  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
-  if (absl::Status rate = CheckByteRate(ctx, "RecvFrom", **socket, kRecvBytes);
-      !rate.ok()) {
-    return done(rate);
-  }
-  SourceFilter filter;
-  if ((*socket)->io()->type() == SOCK_DGRAM) {
-    filter = SourceFilterFor(ctx, "RecvFrom", *socket);
-  }
-  engine_->Submit((*socket)->io(), Interest::kRead,
-                  std::make_unique<RecvOp>(
-                      ops_, *socket, request.max_bytes(), request.flags(),
-                      /*want_source=*/true,
-                      [this, identity = ctx.identity, done = std::move(done)](
-                          absl::StatusOr<RecvOp::Received> received) mutable {
-                        if (!received.ok()) return done(received.status());
-                        policy_.ChargeBytes(identity, kRecvBytes,
-                                            received->data.size());
-                        v1::RecvFromResponse response;
-                        response.set_data(std::move(received->data));
-                        *response.mutable_address() = std::move(received->from);
-                        done(std::move(response));
-                      },
-                      std::move(filter)),
-                  wait);
+  Receive(ctx, "RecvFrom", request.handle(), request.max_bytes(),
+          request.flags(), std::move(done));
 }
 
 }  // namespace sockagent

@@ -206,6 +206,11 @@ class AgentCore {
   void ReleaseStream(const CallContext& ctx);
 
  private:
+  // The shared body of Recv and RecvFrom (agent_core.cc).
+  template <typename Response>
+  void Receive(const CallContext& ctx, const char* method,
+               const std::string& handle, uint32_t max_bytes, int32_t flags,
+               Callback<Response> done);
   AgentCore(Options options, std::unique_ptr<Engine> engine);
 
   // The identity's byte-rate quota for `direction` (RESOURCE_EXHAUSTED

@@ -250,28 +250,22 @@ absl::Status PolicyEngine::LoadValid(const v1::Policy& policy) {
       }
       return absl::OkStatus();
     };
-    if (auto s =
-            compile(rule.connect_allow(), "connect_allow", &out.connect_allow);
-        !s.ok()) {
-      return s;
-    }
-    if (auto s =
-            compile(rule.connect_deny(), "connect_deny", &out.connect_deny);
-        !s.ok()) {
-      return s;
-    }
-    if (auto s = compile(rule.bind_allow(), "bind_allow", &out.bind_allow);
-        !s.ok()) {
-      return s;
-    }
-    if (auto s =
-            compile(rule.accept_allow(), "accept_allow", &out.accept_allow);
-        !s.ok()) {
-      return s;
-    }
-    if (auto s = compile(rule.accept_deny(), "accept_deny", &out.accept_deny);
-        !s.ok()) {
-      return s;
+    const struct {
+      const google::protobuf::RepeatedPtrField<v1::NetworkRange>& ranges;
+      const char* field;
+      std::vector<CompiledRange>* into;
+    } lists[] = {
+        {rule.connect_allow(), "connect_allow", &out.connect_allow},
+        {rule.connect_deny(), "connect_deny", &out.connect_deny},
+        {rule.bind_allow(), "bind_allow", &out.bind_allow},
+        {rule.accept_allow(), "accept_allow", &out.accept_allow},
+        {rule.accept_deny(), "accept_deny", &out.accept_deny},
+    };
+    for (const auto& list : lists) {
+      if (absl::Status s = compile(list.ranges, list.field, list.into);
+          !s.ok()) {
+        return s;
+      }
     }
     compiled->rules.push_back(std::move(out));
   }
