@@ -1095,30 +1095,29 @@ void AgentCore::Traffic(const CallContext& ctx,
       });
 }
 
-absl::StatusOr<v1::GetSockNameResponse> AgentCore::GetSockName(
-    const CallContext& ctx, const v1::GetSockNameRequest& request) {
+// GetSockName and GetPeerName differ only in the name asked for.
+template <typename Response>
+absl::StatusOr<Response> AgentCore::Name(const CallContext& ctx,
+                                         const std::string& handle, bool peer) {
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      SocketFor(ctx, request.handle());
+      SocketFor(ctx, handle);
   if (!socket.ok()) return socket.status();
   absl::StatusOr<v1::Address> address = OnFd<v1::Address>(
-      **socket, [&](int fd) { return NameOf(ops_, fd, /*peer=*/false); });
+      **socket, [&](int fd) { return NameOf(ops_, fd, peer); });
   if (!address.ok()) return address.status();
-  v1::GetSockNameResponse response;
+  Response response;
   *response.mutable_address() = *std::move(address);
   return response;
 }
 
+absl::StatusOr<v1::GetSockNameResponse> AgentCore::GetSockName(
+    const CallContext& ctx, const v1::GetSockNameRequest& request) {
+  return Name<v1::GetSockNameResponse>(ctx, request.handle(), /*peer=*/false);
+}
+
 absl::StatusOr<v1::GetPeerNameResponse> AgentCore::GetPeerName(
     const CallContext& ctx, const v1::GetPeerNameRequest& request) {
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      SocketFor(ctx, request.handle());
-  if (!socket.ok()) return socket.status();
-  absl::StatusOr<v1::Address> address = OnFd<v1::Address>(
-      **socket, [&](int fd) { return NameOf(ops_, fd, /*peer=*/true); });
-  if (!address.ok()) return address.status();
-  v1::GetPeerNameResponse response;
-  *response.mutable_address() = *std::move(address);
-  return response;
+  return Name<v1::GetPeerNameResponse>(ctx, request.handle(), /*peer=*/true);
 }
 
 absl::StatusOr<v1::SetSockOptResponse> AgentCore::SetSockOpt(

@@ -211,6 +211,10 @@ class AgentCore {
   void Receive(const CallContext& ctx, const char* method,
                const std::string& handle, uint32_t max_bytes, int32_t flags,
                Callback<Response> done);
+  // The shared body of GetSockName and GetPeerName (agent_core.cc).
+  template <typename Response>
+  absl::StatusOr<Response> Name(const CallContext& ctx,
+                                const std::string& handle, bool peer);
   AgentCore(Options options, std::unique_ptr<Engine> engine);
 
   // The identity's byte-rate quota for `direction` (RESOURCE_EXHAUSTED
