@@ -361,14 +361,24 @@ std::string NoRule(absl::string_view identity) {
 
 }  // namespace
 
+PolicyEngine::Governing PolicyEngine::Govern(absl::string_view identity) const {
+  Governing out;
+  out.compiled = Snapshot();
+  if (out.compiled == nullptr) {
+    out.decided = Allow(kPermissive);
+    return out;
+  }
+  out.rule = RuleFor(*out.compiled, identity);
+  if (out.rule == nullptr) {
+    out.decided = Deny(*out.compiled, "default-deny", NoRule(identity));
+  }
+  return out;
+}
+
 PolicyDecision PolicyEngine::CheckRpc(absl::string_view identity,
                                       absl::string_view method) {
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   const auto& rpcs = rule->rule.allow_rpcs();
   if (std::find(rpcs.begin(), rpcs.end(), "*") == rpcs.end() &&
       std::find(rpcs.begin(), rpcs.end(), std::string(method)) == rpcs.end()) {
@@ -401,12 +411,8 @@ PolicyDecision PolicyEngine::CheckRpc(absl::string_view identity,
 
 PolicyDecision PolicyEngine::CheckSocket(absl::string_view identity, int family,
                                          int type) const {
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   const auto& families = rule->rule.families();
   if (std::find(families.begin(), families.end(), family) == families.end()) {
     return Deny(*compiled, absl::StrCat(rule->rule.name(), ".families"),
@@ -501,12 +507,8 @@ PolicyDecision PolicyEngine::CheckDestination(absl::string_view identity,
                                               socklen_t length) const {
   const Endpoint endpoint = Endpoint::FromSockAddr(address, length);
   if (PolicyDecision hard = HardDeny(endpoint); !hard.allowed) return hard;
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   if (endpoint.family == 0) return Allow(rule->rule.name());  // AF_UNIX
   const std::string& name = rule->rule.name();
   for (size_t i = 0; i < rule->connect_deny.size(); ++i) {
@@ -531,12 +533,8 @@ PolicyDecision PolicyEngine::CheckDestination(absl::string_view identity,
 PolicyDecision PolicyEngine::CheckBind(absl::string_view identity,
                                        const sockaddr* address,
                                        socklen_t length) const {
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   const Endpoint endpoint = Endpoint::FromSockAddr(address, length);
   const std::string& name = rule->rule.name();
   if (endpoint.family == 0) return Allow(name);  // AF_UNIX
@@ -566,12 +564,8 @@ PolicyDecision PolicyEngine::CheckBind(absl::string_view identity,
 
 PolicyDecision PolicyEngine::CheckListen(absl::string_view identity,
                                          int backlog) const {
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   const uint32_t max = rule->rule.max_listen_backlog();
   if (max != 0 && backlog > static_cast<int>(max)) {
     return Deny(*compiled,
@@ -583,12 +577,8 @@ PolicyDecision PolicyEngine::CheckListen(absl::string_view identity,
 
 PolicyDecision PolicyEngine::CheckSockOpt(
     absl::string_view identity, const v1::SetSockOptRequest& request) const {
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   const std::string& name = rule->rule.name();
   if (request.option_kind_case() == v1::SetSockOptRequest::kRawOption) {
     if (rule->rule.allow_raw_options()) return Allow(name);
@@ -621,12 +611,8 @@ bool PolicyEngine::IsAdmin(absl::string_view identity) const {
 }
 
 PolicyDecision PolicyEngine::CheckAdmin(absl::string_view identity) const {
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   if (!rule->rule.admin()) {
     return Deny(*compiled, absl::StrCat(rule->rule.name(), ".admin"),
                 absl::StrCat("identity '", identity,
@@ -640,12 +626,8 @@ PolicyDecision PolicyEngine::CheckSource(absl::string_view identity,
                                          absl::string_view operation,
                                          const sockaddr* address,
                                          socklen_t length) const {
-  std::shared_ptr<const Compiled> compiled = Snapshot();
-  if (compiled == nullptr) return Allow(kPermissive);
-  const CompiledRule* rule = RuleFor(*compiled, identity);
-  if (rule == nullptr) {
-    return Deny(*compiled, "default-deny", NoRule(identity));
-  }
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) return *decided;
   const Endpoint endpoint = Endpoint::FromSockAddr(address, length);
   const std::string& name = rule->rule.name();
   if (endpoint.family == 0) return Allow(name);  // AF_UNIX

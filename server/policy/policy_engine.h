@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -185,6 +186,15 @@ class PolicyEngine {
   // Load() without the rejection count.
   absl::Status LoadValid(const v1::Policy& policy);
   std::shared_ptr<const Compiled> Snapshot() const;
+  // The policy and the rule that govern `identity`; `decided` is set when
+  // no rule is needed: allowed while no policy is loaded, default-deny when
+  // no rule names the identity.
+  struct Governing {
+    std::shared_ptr<const Compiled> compiled;
+    const CompiledRule* rule = nullptr;
+    std::optional<PolicyDecision> decided;
+  };
+  Governing Govern(absl::string_view identity) const;
   static const CompiledRule* RuleFor(const Compiled& compiled,
                                      absl::string_view identity);
   // Applies report-only to a policy denial.
