@@ -30,11 +30,15 @@
 #include "proto/errno_status.h"
 #include "server/io/cancel_token.h"
 #include "sockagent/v1/sockagent.pb.h"
+#include "tests/server/core_test_util.h"
 #include "tests/server/fake_socket_ops.h"
 
 namespace sockagent {
 namespace {
 
+using core_test::ErrnoOf;
+using core_test::Loopback;
+using core_test::Waiter;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 using Call = FakeSocketOps::Call;
@@ -45,50 +49,6 @@ constexpr size_t kMaxSendBytes = 64 * 1024;
 
 std::string Message(const absl::Status& status) {
   return std::string(status.message());
-}
-
-int ErrnoOf(const absl::Status& status) {
-  std::optional<ErrnoInfo> info = GetErrno(status);
-  return info.has_value() ? info->number : 0;
-}
-
-// Collects the one result of an operation that may wait. Copies of the
-// callback share the state, so a late callback never touches a dead object.
-template <typename T>
-class Waiter {
- public:
-  Callback<T> callback() {
-    return [state = state_](absl::StatusOr<T> result) {
-      if (state->calls.fetch_add(1) != 0) return;  // counted, not recorded
-      state->result = std::move(result);
-      state->done.Notify();
-    };
-  }
-
-  bool done() const { return state_->done.HasBeenNotified(); }
-  int calls() const { return state_->calls.load(); }
-
-  absl::StatusOr<T> Wait() {
-    if (!state_->done.WaitForNotificationWithTimeout(kWait)) {
-      return absl::InternalError("test: the callback did not run in 10 s");
-    }
-    return state_->result;
-  }
-
- private:
-  struct State {
-    absl::Notification done;
-    std::atomic<int> calls{0};
-    absl::StatusOr<T> result = absl::UnknownError("test: no result");
-  };
-  std::shared_ptr<State> state_ = std::make_shared<State>();
-};
-
-v1::Address Loopback(uint32_t port = 0) {
-  v1::Address address;
-  address.mutable_inet()->set_host("127.0.0.1");
-  address.mutable_inet()->set_port(port);
-  return address;
 }
 
 // Descriptors of this process, for leak checks.

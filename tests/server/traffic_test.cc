@@ -30,57 +30,19 @@
 #include "proto/traffic_data.h"
 #include "server/core/agent_core.h"
 #include "server/io/cancel_token.h"
+#include "tests/server/core_test_util.h"
 #include "tests/server/fake_socket_ops.h"
 
 namespace sockagent {
 namespace {
 
+using core_test::ErrnoOf;
+using core_test::Loopback;
+using core_test::Waiter;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
-
-int ErrnoOf(const absl::Status& status) {
-  std::optional<ErrnoInfo> info = GetErrno(status);
-  return info.has_value() ? info->number : 0;
-}
-
-// The one result of a call that may wait; late or repeated callbacks are
-// counted, never recorded.
-template <typename T>
-class Waiter {
- public:
-  Callback<T> callback() {
-    return [state = state_](absl::StatusOr<T> result) {
-      if (state->calls.fetch_add(1) != 0) return;
-      state->result = std::move(result);
-      state->done.Notify();
-    };
-  }
-  bool done() const { return state_->done.HasBeenNotified(); }
-  int calls() const { return state_->calls.load(); }
-  absl::StatusOr<T> Wait() {
-    if (!state_->done.WaitForNotificationWithTimeout(kWait)) {
-      return absl::InternalError("test: the callback did not run in time");
-    }
-    return state_->result;
-  }
-
- private:
-  struct State {
-    absl::Notification done;
-    std::atomic<int> calls{0};
-    absl::StatusOr<T> result = absl::UnknownError("test: no result");
-  };
-  std::shared_ptr<State> state_ = std::make_shared<State>();
-};
-
-v1::Address Loopback(uint32_t port = 0) {
-  v1::Address address;
-  address.mutable_inet()->set_host("127.0.0.1");
-  address.mutable_inet()->set_port(port);
-  return address;
-}
 
 std::string Expected(v1::TrafficPattern pattern, uint64_t seed, size_t n) {
   std::string bytes(n, '\0');
