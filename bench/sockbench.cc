@@ -753,6 +753,16 @@ int main(int argc, char** argv) {
       }
     } else if (const char* v = value("--streams=")) {
       config.streams = absl::StrSplit(v, ',', absl::SkipEmpty());
+      for (const std::string& name : config.streams) {
+        if (!sockbench::Has({"download", "upload", "relay", "recv", "send"},
+                            name)) {
+          std::fprintf(stderr,
+                       "sockbench: --streams: unknown stream %s (known: "
+                       "download, upload, relay, recv, send)\n",
+                       name.c_str());
+          return 2;
+        }
+      }
     } else if (arg == "--smoke") {
       config.smoke = true;
     } else {
