@@ -539,6 +539,12 @@ void Run::RunLeaf(const Step& step) {
                                         ? first_start + step.retry.until
                                         : absl::InfiniteFuture();
 
+  // What the last attempt that ran to its end found; see `cut` below.
+  struct Answer {
+    std::vector<Check> checks;
+    std::string expected, actual;
+  };
+  std::optional<Answer> answer;
   while (true) {
     ++r.attempts;
     r.checks.clear();
@@ -572,6 +578,8 @@ void Run::RunLeaf(const Step& step) {
 
     Outcome outcome;
     absl::Duration elapsed;
+    // True when the retry deadline, not the step's timeout, ended the call.
+    bool cut = false;
     if (error.ok()) {
       const absl::Time start = absl::Now();
       // A retried step's attempts end with the retry deadline.
@@ -580,6 +588,8 @@ void Run::RunLeaf(const Step& step) {
         deadline = start + *step.expect.no_data_for;
       }
       outcome = Perform(step, args, data, agent_name, handle, deadline);
+      cut = deadline == retry_deadline && deadline < start + timeout &&
+            absl::IsDeadlineExceeded(outcome.status);
       elapsed = absl::Now() - start;
       if (outcome.new_socket.has_value()) {
         absl::MutexLock lock(&mu_);
@@ -618,6 +628,16 @@ void Run::RunLeaf(const Step& step) {
         r.message = outcome.fields[""];
       }
       break;
+    }
+    if (cut && answer.has_value()) {
+      // An attempt that started just before the retry deadline and was cut
+      // by it found nothing; the step reports the attempt before it (an
+      // ECONNREFUSED, not a DEADLINE_EXCEEDED of the runner's making).
+      r.checks = answer->checks;
+      r.expected = answer->expected;
+      r.actual = answer->actual;
+    } else if (error.ok()) {
+      answer = Answer{r.checks, r.expected, r.actual};
     }
     const bool stopped = stopping();
     if (!stopped && step.retry.enabled && error.ok() &&

@@ -22,6 +22,7 @@ namespace sockagent {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class ScenarioRunnerTest : public ::testing::Test {
  protected:
@@ -299,6 +300,25 @@ TEST_F(ScenarioRunnerTest, RetriesUntilTheDeadlineThenFail) {
   EXPECT_EQ(failed->status, StepStatus::kFailed);
   EXPECT_GT(failed->attempts, 1);
   EXPECT_THAT(failed->actual, HasSubstr("ECONNREFUSED"));
+}
+
+// The first recv finds "hi"; every later one waits for data that never comes
+// until the retry deadline cuts it. The step reports what the first found.
+TEST_F(ScenarioRunnerTest, AnAttemptCutByTheRetryDeadlineReportsThePrevious) {
+  ScenarioResult result = RunSteps(absl::StrCat(kConnected, R"(
+  - send: {socket: c, data: hi}
+  - name: wait for a greeting that never comes
+    recv: {socket: s, max: 64}
+    retry: {until: 300ms, interval: 10ms}
+    expect: {data: hello}
+)"));
+  const StepResult* failed = Step(result, 8);
+  ASSERT_NE(failed, nullptr) << Dump(result);
+  EXPECT_EQ(failed->status, StepStatus::kFailed) << Dump(result);
+  EXPECT_EQ(failed->attempts, 2);
+  EXPECT_THAT(failed->actual, HasSubstr("\"hi\""));
+  EXPECT_THAT(failed->actual, Not(HasSubstr("DEADLINE_EXCEEDED")));
+  EXPECT_GE(failed->duration, absl::Milliseconds(300));
 }
 
 TEST_F(ScenarioRunnerTest, RetriesStopAtTheAttemptCount) {
