@@ -111,6 +111,38 @@ class WaitingReactor final : public grpc::ServerUnaryReactor {
   Response* const response_;
 };
 
+// What every call that holds a stream carries: who calls, its cancellation,
+// and its place among limits.max_concurrent_streams, which is given back
+// when the reactor is deleted (in OnDone).
+class StreamCall {
+ public:
+  StreamCall(const SocketAgentService& service,
+             grpc::CallbackServerContext* ctx, const char* method)
+      : core_(service.core()),
+        call_(ContextOf(*ctx, &cancel_, service, method, &refused_)) {
+    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
+    holds_stream_ = refused_.ok();
+  }
+  ~StreamCall() {
+    if (holds_stream_) core_->ReleaseStream(call_);
+  }
+  StreamCall(const StreamCall&) = delete;
+  StreamCall& operator=(const StreamCall&) = delete;
+
+  const CallContext& call() const { return call_; }
+  // Not OK when the call may not run (refused, or no stream left); the
+  // reactor finishes with it at once.
+  const absl::Status& refused() const { return refused_; }
+  void Cancel() { cancel_.Cancel(); }
+
+ private:
+  AgentCore* const core_;
+  CancelToken cancel_;
+  absl::Status refused_;
+  bool holds_stream_ = false;
+  const CallContext call_;
+};
+
 // Agent-side traffic: a unary call that waits until the traffic ends. It
 // counts as a stream against max_concurrent_streams while it runs.
 class TrafficReactor final : public grpc::ServerUnaryReactor {
@@ -119,34 +151,26 @@ class TrafficReactor final : public grpc::ServerUnaryReactor {
                  grpc::CallbackServerContext* ctx,
                  const v1::TrafficRequest& request,
                  v1::TrafficResponse* response)
-      : core_(service.core()),
-        call_(ContextOf(*ctx, &cancel_, service, "Traffic", &refused_)),
+      : stream_(service, ctx, "Traffic"),
+        core_(service.core()),
         response_(response) {
-    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
-    if (!refused_.ok()) {
-      Finish(ToGrpcStatus(refused_));
+    if (!stream_.refused().ok()) {
+      Finish(ToGrpcStatus(stream_.refused()));
       return;
     }
-    holds_stream_ = true;
-    core_->Traffic(call_, request,
+    core_->Traffic(stream_.call(), request,
                    [this](absl::StatusOr<v1::TrafficResponse> result) {
                      if (result.ok()) *response_ = *std::move(result);
                      Finish(ToGrpcStatus(result.status()));
                    });
   }
 
-  void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override {
-    if (holds_stream_) core_->ReleaseStream(call_);
-    delete this;
-  }
+  void OnCancel() override { stream_.Cancel(); }
+  void OnDone() override { delete this; }
 
  private:
+  StreamCall stream_;
   AgentCore* const core_;
-  CancelToken cancel_;
-  absl::Status refused_;
-  bool holds_stream_ = false;
-  const CallContext call_;
   v1::TrafficResponse* const response_;
 };
 
@@ -160,15 +184,13 @@ class RecvStreamReactor final
   RecvStreamReactor(const SocketAgentService& service,
                     grpc::CallbackServerContext* ctx,
                     const v1::RecvStreamRequest& request)
-      : core_(service.core()),
-        call_(ContextOf(*ctx, &cancel_, service, "RecvStream", &refused_)),
+      : stream_(service, ctx, "RecvStream"),
+        core_(service.core()),
         limit_(request.limit_bytes()) {
-    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
-    if (!refused_.ok()) {
-      Finish(ToGrpcStatus(refused_));
+    if (!stream_.refused().ok()) {
+      Finish(ToGrpcStatus(stream_.refused()));
       return;
     }
-    holds_stream_ = true;
     const uint32_t chunk =
         request.chunk_bytes() == 0 ? kDefaultChunkBytes : request.chunk_bytes();
     if (chunk > core_->options().max_recv_bytes) {
@@ -194,11 +216,8 @@ class RecvStreamReactor final
     }
     ReadNext();
   }
-  void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override {
-    if (holds_stream_) core_->ReleaseStream(call_);
-    delete this;
-  }
+  void OnCancel() override { stream_.Cancel(); }
+  void OnDone() override { delete this; }
 
  private:
   void ReadNext() {
@@ -208,26 +227,24 @@ class RecvStreamReactor final
         recv_.set_max_bytes(static_cast<uint32_t>(left));
       }
     }
-    core_->Recv(call_, recv_, [this](absl::StatusOr<v1::RecvResponse> got) {
-      if (!got.ok()) {
-        Finish(ToGrpcStatus(got.status()));
-        return;
-      }
-      if (got->data().empty()) {  // orderly EOF
-        Finish(grpc::Status::OK);
-        return;
-      }
-      received_ += got->data().size();
-      response_.set_data(std::move(*got->mutable_data()));
-      StartWrite(&response_);
-    });
+    core_->Recv(stream_.call(), recv_,
+                [this](absl::StatusOr<v1::RecvResponse> got) {
+                  if (!got.ok()) {
+                    Finish(ToGrpcStatus(got.status()));
+                    return;
+                  }
+                  if (got->data().empty()) {  // orderly EOF
+                    Finish(grpc::Status::OK);
+                    return;
+                  }
+                  received_ += got->data().size();
+                  response_.set_data(std::move(*got->mutable_data()));
+                  StartWrite(&response_);
+                });
   }
 
+  StreamCall stream_;
   AgentCore* const core_;
-  CancelToken cancel_;
-  absl::Status refused_;
-  bool holds_stream_ = false;
-  const CallContext call_;
   const uint64_t limit_;
   uint64_t received_ = 0;
   v1::RecvRequest recv_;
@@ -241,15 +258,13 @@ class RecvFromStreamReactor final
   RecvFromStreamReactor(const SocketAgentService& service,
                         grpc::CallbackServerContext* ctx,
                         const v1::RecvFromStreamRequest& request)
-      : core_(service.core()),
-        call_(ContextOf(*ctx, &cancel_, service, "RecvFromStream", &refused_)),
+      : stream_(service, ctx, "RecvFromStream"),
+        core_(service.core()),
         limit_(request.limit_datagrams()) {
-    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
-    if (!refused_.ok()) {
-      Finish(ToGrpcStatus(refused_));
+    if (!stream_.refused().ok()) {
+      Finish(ToGrpcStatus(stream_.refused()));
       return;
     }
-    holds_stream_ = true;
     recv_.set_handle(request.handle());
     recv_.set_max_bytes(request.max_bytes() == 0 ? kDefaultChunkBytes
                                                  : request.max_bytes());
@@ -268,32 +283,27 @@ class RecvFromStreamReactor final
     }
     ReadNext();
   }
-  void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override {
-    if (holds_stream_) core_->ReleaseStream(call_);
-    delete this;
-  }
+  void OnCancel() override { stream_.Cancel(); }
+  void OnDone() override { delete this; }
 
  private:
   void ReadNext() {
-    core_->RecvFrom(
-        call_, recv_, [this](absl::StatusOr<v1::RecvFromResponse> got) {
-          if (!got.ok()) {
-            Finish(ToGrpcStatus(got.status()));
-            return;
-          }
-          ++delivered_;
-          response_.set_data(std::move(*got->mutable_data()));
-          *response_.mutable_address() = std::move(*got->mutable_address());
-          StartWrite(&response_);
-        });
+    core_->RecvFrom(stream_.call(), recv_,
+                    [this](absl::StatusOr<v1::RecvFromResponse> got) {
+                      if (!got.ok()) {
+                        Finish(ToGrpcStatus(got.status()));
+                        return;
+                      }
+                      ++delivered_;
+                      response_.set_data(std::move(*got->mutable_data()));
+                      *response_.mutable_address() =
+                          std::move(*got->mutable_address());
+                      StartWrite(&response_);
+                    });
   }
 
+  StreamCall stream_;
   AgentCore* const core_;
-  CancelToken cancel_;
-  absl::Status refused_;
-  bool holds_stream_ = false;
-  const CallContext call_;
   const uint64_t limit_;
   uint64_t delivered_ = 0;
   v1::RecvFromRequest recv_;
@@ -308,15 +318,13 @@ class SendStreamReactor final
   SendStreamReactor(const SocketAgentService& service,
                     grpc::CallbackServerContext* ctx,
                     v1::SendStreamResponse* response)
-      : core_(service.core()),
-        call_(ContextOf(*ctx, &cancel_, service, "SendStream", &refused_)),
+      : stream_(service, ctx, "SendStream"),
+        core_(service.core()),
         response_(response) {
-    if (refused_.ok()) refused_ = core_->AcquireStream(call_);
-    if (!refused_.ok()) {
-      Finish(ToGrpcStatus(refused_));
+    if (!stream_.refused().ok()) {
+      Finish(ToGrpcStatus(stream_.refused()));
       return;
     }
-    holds_stream_ = true;
     send_.set_send_all(true);
     StartRead(&request_);
   }
@@ -341,27 +349,22 @@ class SendStreamReactor final
       return;
     }
     send_.mutable_data()->swap(*request_.mutable_data());
-    core_->Send(call_, send_, [this](absl::StatusOr<v1::SendResponse> result) {
-      if (!result.ok()) {
-        Finish(ToGrpcStatus(result.status()));
-        return;
-      }
-      sent_ += result->bytes_sent();
-      StartRead(&request_);
-    });
+    core_->Send(stream_.call(), send_,
+                [this](absl::StatusOr<v1::SendResponse> result) {
+                  if (!result.ok()) {
+                    Finish(ToGrpcStatus(result.status()));
+                    return;
+                  }
+                  sent_ += result->bytes_sent();
+                  StartRead(&request_);
+                });
   }
-  void OnCancel() override { cancel_.Cancel(); }
-  void OnDone() override {
-    if (holds_stream_) core_->ReleaseStream(call_);
-    delete this;
-  }
+  void OnCancel() override { stream_.Cancel(); }
+  void OnDone() override { delete this; }
 
  private:
+  StreamCall stream_;
   AgentCore* const core_;
-  CancelToken cancel_;
-  absl::Status refused_;
-  bool holds_stream_ = false;
-  const CallContext call_;
   v1::SendStreamResponse* const response_;
   uint64_t sent_ = 0;
   v1::SendStreamRequest request_;
