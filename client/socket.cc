@@ -462,52 +462,83 @@ absl::StatusOr<std::optional<absl::Duration>> Socket::GetTimeout() {
   return std::optional<absl::Duration>(internal::FromProto(response.timeout()));
 }
 
-// RecvStreamReader ----------------------------------------------------------
+// ServerStream --------------------------------------------------------------
 
-RecvStreamReader::RecvStreamReader(
-    std::shared_ptr<const internal::Connection> connection,
-    const v1::RecvStreamRequest& request, absl::Time deadline,
-    absl::Status error)
+namespace internal {
+
+template <typename Response>
+ServerStream<Response>::ServerStream(
+    std::shared_ptr<const Connection> connection, absl::Time deadline,
+    absl::Status error, Start start)
     : connection_(std::move(connection)), error_(std::move(error)) {
   if (!error_.ok()) {
     done_ = true;
     return;
   }
   context_ = connection_->MakeContext(CallKind::kWaiting, deadline);
-  reader_ = connection_->stub().RecvStream(context_.get(), request);
+  reader_ = start(*connection_, context_.get());
 }
 
-RecvStreamReader::~RecvStreamReader() {
+template <typename Response>
+ServerStream<Response>::~ServerStream() {
   if (!done_) Finish().IgnoreError();
 }
 
-bool RecvStreamReader::Next(std::string* data) {
+template <typename Response>
+bool ServerStream<Response>::Read(Response* response) {
   if (done_) return false;
-  if (!reader_->Read(&response_)) {
+  if (!reader_->Read(response)) {
     ended_ = true;
     return false;
   }
-  data->swap(*response_.mutable_data());
   return true;
 }
 
-absl::Status RecvStreamReader::Finish() {
+template <typename Response>
+absl::Status ServerStream<Response>::Finish() {
   if (done_) return error_;
   done_ = true;
   if (!ended_) {
     // Stopped early: cancel, then drain what is already in flight.
     context_->TryCancel();
-    v1::RecvStreamResponse ignored;
+    Response ignored;
     while (reader_->Read(&ignored)) {
     }
   }
-  error_ = internal::Connection::Convert(reader_->Finish());
+  error_ = Connection::Convert(reader_->Finish());
   return error_;
 }
 
-void RecvStreamReader::Cancel() {
+template <typename Response>
+void ServerStream<Response>::Cancel() {
   if (context_ != nullptr) context_->TryCancel();
 }
+
+template class ServerStream<v1::RecvStreamResponse>;
+template class ServerStream<v1::RecvFromStreamResponse>;
+
+}  // namespace internal
+
+// RecvStreamReader ----------------------------------------------------------
+
+RecvStreamReader::RecvStreamReader(
+    std::shared_ptr<const internal::Connection> connection,
+    const v1::RecvStreamRequest& request, absl::Time deadline,
+    absl::Status error)
+    : stream_(std::move(connection), deadline, std::move(error),
+              [&](const internal::Connection& c, grpc::ClientContext* context) {
+                return c.stub().RecvStream(context, request);
+              }) {}
+
+bool RecvStreamReader::Next(std::string* data) {
+  if (!stream_.Read(&response_)) return false;
+  data->swap(*response_.mutable_data());
+  return true;
+}
+
+absl::Status RecvStreamReader::Finish() { return stream_.Finish(); }
+
+void RecvStreamReader::Cancel() { stream_.Cancel(); }
 
 // RecvFromStreamReader ------------------------------------------------------
 
@@ -515,47 +546,22 @@ RecvFromStreamReader::RecvFromStreamReader(
     std::shared_ptr<const internal::Connection> connection,
     const v1::RecvFromStreamRequest& request, absl::Time deadline,
     absl::Status error)
-    : connection_(std::move(connection)), error_(std::move(error)) {
-  if (!error_.ok()) {
-    done_ = true;
-    return;
-  }
-  context_ = connection_->MakeContext(CallKind::kWaiting, deadline);
-  reader_ = connection_->stub().RecvFromStream(context_.get(), request);
-}
-
-RecvFromStreamReader::~RecvFromStreamReader() {
-  if (!done_) Finish().IgnoreError();
-}
+    : stream_(std::move(connection), deadline, std::move(error),
+              [&](const internal::Connection& c, grpc::ClientContext* context) {
+                return c.stub().RecvFromStream(context, request);
+              }) {}
 
 bool RecvFromStreamReader::Next(Datagram* datagram) {
-  if (done_) return false;
   v1::RecvFromStreamResponse response;
-  if (!reader_->Read(&response)) {
-    ended_ = true;
-    return false;
-  }
+  if (!stream_.Read(&response)) return false;
   datagram->data = std::move(*response.mutable_data());
   datagram->address = std::move(*response.mutable_address());
   return true;
 }
 
-absl::Status RecvFromStreamReader::Finish() {
-  if (done_) return error_;
-  done_ = true;
-  if (!ended_) {
-    context_->TryCancel();
-    v1::RecvFromStreamResponse ignored;
-    while (reader_->Read(&ignored)) {
-    }
-  }
-  error_ = internal::Connection::Convert(reader_->Finish());
-  return error_;
-}
+absl::Status RecvFromStreamReader::Finish() { return stream_.Finish(); }
 
-void RecvFromStreamReader::Cancel() {
-  if (context_ != nullptr) context_->TryCancel();
-}
+void RecvFromStreamReader::Cancel() { stream_.Cancel(); }
 
 // SendStreamWriter ----------------------------------------------------------
 

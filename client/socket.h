@@ -48,6 +48,38 @@ namespace sockagent {
 
 namespace internal {
 class Connection;
+
+// A server-streaming call as the stream readers use it: started at
+// construction (unless `error` says it may not run), read until its end, and
+// if finished before the end, cancelled and drained. Read() and Finish() from
+// one thread; Cancel() from any. Defined for the two stream responses only.
+template <typename Response>
+class ServerStream {
+ public:
+  using Start =
+      absl::FunctionRef<std::unique_ptr<grpc::ClientReaderInterface<Response>>(
+          const Connection&, grpc::ClientContext*)>;
+  ServerStream(std::shared_ptr<const Connection> connection,
+               absl::Time deadline, absl::Status error, Start start);
+  // Finishes (cancelling) a stream that was not finished.
+  ~ServerStream();
+  ServerStream(const ServerStream&) = delete;
+  ServerStream& operator=(const ServerStream&) = delete;
+
+  // The next message into `*response`; false at the end of the stream.
+  bool Read(Response* response);
+  // The call's final status, computed once.
+  absl::Status Finish();
+  void Cancel();
+
+ private:
+  std::shared_ptr<const Connection> connection_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReaderInterface<Response>> reader_;
+  absl::Status error_;
+  bool ended_ = false;  // Read() saw the end of the stream.
+  bool done_ = false;   // Finish() ran (or the stream never started).
+};
 }  // namespace internal
 
 struct AcceptResult;
@@ -216,7 +248,6 @@ struct Datagram {
 // thread; Cancel() may be called from any thread at any time.
 class RecvStreamReader {
  public:
-  ~RecvStreamReader();
   // Stores the next chunk in `*data` and returns true, or returns false at
   // the end of the stream (then call Finish()).
   bool Next(std::string* data);
@@ -232,21 +263,15 @@ class RecvStreamReader {
                    const v1::RecvStreamRequest& request, absl::Time deadline,
                    absl::Status error);
 
-  std::shared_ptr<const internal::Connection> connection_;
-  std::unique_ptr<grpc::ClientContext> context_;
-  std::unique_ptr<grpc::ClientReaderInterface<v1::RecvStreamResponse>> reader_;
+  internal::ServerStream<v1::RecvStreamResponse> stream_;
   // Parsed into again and again: its data buffer and the caller's trade
   // places on every Next(), so a steady stream allocates nothing per chunk.
   v1::RecvStreamResponse response_;
-  absl::Status error_;
-  bool ended_ = false;  // Next() saw the end of the stream.
-  bool done_ = false;   // Finish() ran (or the stream never started).
 };
 
 // Pull form of datagram reception. Same threading as RecvStreamReader.
 class RecvFromStreamReader {
  public:
-  ~RecvFromStreamReader();
   bool Next(Datagram* datagram);
   absl::Status Finish();
   void Cancel();
@@ -257,13 +282,7 @@ class RecvFromStreamReader {
                        const v1::RecvFromStreamRequest& request,
                        absl::Time deadline, absl::Status error);
 
-  std::shared_ptr<const internal::Connection> connection_;
-  std::unique_ptr<grpc::ClientContext> context_;
-  std::unique_ptr<grpc::ClientReaderInterface<v1::RecvFromStreamResponse>>
-      reader_;
-  absl::Status error_;
-  bool ended_ = false;  // Next() saw the end of the stream.
-  bool done_ = false;   // Finish() ran (or the stream never started).
+  internal::ServerStream<v1::RecvFromStreamResponse> stream_;
 };
 
 // Bulk sending on one stream call. Not thread-safe except Cancel().
