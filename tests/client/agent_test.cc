@@ -45,6 +45,20 @@ class AgentTest : public ::testing::Test {
     agent_ = *std::move(agent);
   }
 
+  // Polls (at most 10 s) until no call waits on a socket in the agent. A
+  // call the client gave up on (deadline, Cancel) ends in the agent a little
+  // later, and until then it may still take what reaches the socket.
+  void AwaitNoWaitingOperation() {
+    uint64_t waiting = 1;
+    for (int i = 0; i < 1000 && waiting != 0; ++i) {
+      absl::StatusOr<v1::GetAgentInfoResponse> info = agent_->GetAgentInfo();
+      ASSERT_TRUE(info.ok()) << info.status();
+      waiting = info->stats().waiting_operations();
+      if (waiting != 0) absl::SleepFor(absl::Milliseconds(10));
+    }
+    ASSERT_EQ(waiting, 0u) << "a call the client gave up on still waits";
+  }
+
   Socket MustSocket(v1::SocketType type = v1::SOCKET_TYPE_STREAM) {
     absl::StatusOr<Socket> socket = agent_->CreateSocket(v1::FAMILY_INET, type);
     EXPECT_TRUE(socket.ok()) << socket.status();
@@ -220,9 +234,11 @@ TEST_F(AgentTest, WaitDeadlineEndsAcceptAndLeavesTheSocketUsable) {
   absl::StatusOr<AcceptResult> accepted =
       listener.Accept(absl::Now() + absl::Milliseconds(100));
   EXPECT_EQ(accepted.status().code(), absl::StatusCode::kDeadlineExceeded);
+  // Until the agent ends that accept, it could take the connection below.
+  ASSERT_NO_FATAL_FAILURE(AwaitNoWaitingOperation());
   absl::StatusOr<Socket> client = agent_->CreateConnection(address);
   ASSERT_TRUE(client.ok());
-  EXPECT_TRUE(listener.Accept().ok());
+  EXPECT_TRUE(listener.Accept(absl::Now() + absl::Seconds(10)).ok());
 }
 
 // Cancel() unblocks a Next() waiting in another thread, and the socket
@@ -253,15 +269,8 @@ TEST_F(AgentTest, RecvStreamReaderCancelUnblocksNext) {
   EXPECT_TRUE(ended.WaitForNotificationWithTimeout(absl::Seconds(10)));
   blocked.join();
   EXPECT_EQ(reader->Finish().code(), absl::StatusCode::kCancelled);
-  // The agent ends the stream's pending receive (bounded wait).
-  uint64_t waiting = 1;
-  for (int i = 0; i < 1000 && waiting != 0; ++i) {
-    absl::StatusOr<v1::GetAgentInfoResponse> info = agent_->GetAgentInfo();
-    ASSERT_TRUE(info.ok()) << info.status();
-    waiting = info->stats().waiting_operations();
-    if (waiting != 0) absl::SleepFor(absl::Milliseconds(10));
-  }
-  ASSERT_EQ(waiting, 0u) << "the cancelled stream's receive is still waiting";
+  // The agent ends the stream's pending receive.
+  ASSERT_NO_FATAL_FAILURE(AwaitNoWaitingOperation());
   // The socket stays usable after the cancelled stream.
   ASSERT_TRUE(client->SendAll("second").ok());
   absl::StatusOr<std::string> second =

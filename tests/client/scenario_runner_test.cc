@@ -309,7 +309,7 @@ TEST_F(ScenarioRunnerTest, AnAttemptCutByTheRetryDeadlineReportsThePrevious) {
   - send: {socket: c, data: hi}
   - name: wait for a greeting that never comes
     recv: {socket: s, max: 64}
-    retry: {until: 300ms, interval: 10ms}
+    retry: {until: 1s, interval: 10ms}
     expect: {data: hello}
 )"));
   const StepResult* failed = Step(result, 8);
@@ -318,7 +318,7 @@ TEST_F(ScenarioRunnerTest, AnAttemptCutByTheRetryDeadlineReportsThePrevious) {
   EXPECT_EQ(failed->attempts, 2);
   EXPECT_THAT(failed->actual, HasSubstr("\"hi\""));
   EXPECT_THAT(failed->actual, Not(HasSubstr("DEADLINE_EXCEEDED")));
-  EXPECT_GE(failed->duration, absl::Milliseconds(300));
+  EXPECT_GE(failed->duration, absl::Seconds(1));
 }
 
 TEST_F(ScenarioRunnerTest, RetriesStopAtTheAttemptCount) {
@@ -430,7 +430,7 @@ TEST_F(ScenarioRunnerTest, AnInterruptStopsTheRunAndCleansUp) {
 TEST_F(ScenarioRunnerTest, AnUnreachableAgentIsAnErrorAndNothingRuns) {
   RunOptions options = Options();
   options.agent_targets["b"] = "127.0.0.1:1";
-  options.connect_timeout = absl::Milliseconds(500);
+  options.connect_timeout = absl::Seconds(3);  // also bounds the live agent
   ScenarioResult result = RunSteps(R"(
   - {agent: a, socket: {}, save_as: l}
 )",
@@ -447,7 +447,7 @@ TEST_F(ScenarioRunnerTest, AnUnreachableAgentIsAnErrorAndNothingRuns) {
 TEST_F(ScenarioRunnerTest, AfterAnUnreachableAgentTheOthersAreNotConnected) {
   RunOptions options = Options();
   options.agent_targets["a"] = "127.0.0.1:1";
-  options.connect_timeout = absl::Milliseconds(500);
+  options.connect_timeout = absl::Seconds(3);  // also bounds the live agent
   ScenarioResult result = RunSteps("  - {agent: b, gethostname: }\n", options);
   ASSERT_EQ(result.steps.size(), 3u) << Dump(result);
   EXPECT_EQ(result.steps[0].status, StepStatus::kError);

@@ -177,7 +177,7 @@ pass "busy health port: exit 1 with the reason"
 # --- SIGHUP re-reads the log level ------------------------------------------------
 sed -i 's/log_level: "debug"/log_level: "warn"/' "$TMP/good.textproto"
 kill -HUP "$AGENT"
-wait_for "$TMP/agent.log" 'reloaded'
+wait_for "$TMP/agent.log" 'log level warn'
 lines_before=$(wc -l <"$TMP/agent.log")
 sc session close
 kill -TERM "$AGENT"

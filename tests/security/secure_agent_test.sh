@@ -63,12 +63,13 @@ rules {
 POLICY
   mv policy.textproto.tmp policy.textproto
 }
-# Canary: a UDP socket on 127.0.0.1 that counts datagrams for 30 s.
+# Canary: a UDP socket on 127.0.0.1 that counts datagrams for 120 s (it is
+# stopped by its pid when the test ends).
 "$PYTHON" - > canary.port 2> canary.err <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", 0)); print(s.getsockname()[1], flush=True)
-s.settimeout(0.2); n = 0; end = time.time() + 30
+s.settimeout(0.2); n = 0; end = time.time() + 120
 while time.time() < end:
     try:
         s.recv(2048); n += 1; open("canary.count", "w").write(str(n))
@@ -76,7 +77,8 @@ while time.time() < end:
         pass
 PY
 PIDS+=($!)
-for i in $(seq 50); do [ -s canary.port ] && break; sleep 0.1; done
+for i in $(seq 300); do [ -s canary.port ] && break; sleep 0.1; done
+[ -s canary.port ] || fail "the canary did not start: $(cat canary.err)"
 CANARY=$(cat canary.port)
 policy "$CANARY"
 
@@ -85,7 +87,7 @@ policy "$CANARY"
   --policy policy.textproto --policy-reload-interval 200ms \
   --audit-log audit.log --metrics-listen 127.0.0.1:0 > agent.log 2>&1 &
 PIDS+=($!)
-for i in $(seq 100); do [ -s port ] && break; sleep 0.1; done
+for i in $(seq 300); do [ -s port ] && break; sleep 0.1; done
 [ -s port ] || fail "agent did not start"
 PORT=$(cat port)
 
