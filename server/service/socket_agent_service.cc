@@ -79,10 +79,24 @@ grpc::ServerUnaryReactor* Immediate(const SocketAgentService& service,
   return FinishNow(ctx, response, absl::StatusOr<Response>(run(call)));
 }
 
+// A reactor whose OnDone and OnCancel run on the thread where gRPC ends or
+// cancels the call. Otherwise gRPC 1.51 hands each of them to its executor,
+// a pool that grows to 2 threads per core after one burst (10,000 calls
+// ending at once) and never shrinks, and adds a thread hop to every call.
+// Every reactor here qualifies: OnDone only deletes, and OnCancel only
+// signals a token, whose callback holds one socket's lock briefly and then
+// finishes the call, never waiting. gRPC calls InternalInlineable() "not
+// API"; with a gRPC that drops it, the override stops compiling.
+template <typename Reactor>
+class Inline : public Reactor {
+ public:
+  bool InternalInlineable() override { return true; }
+};
+
 // A unary call that may wait: cancellation reaches the core through the
 // token, and the core's callback finishes the reactor exactly once.
 template <typename Response>
-class WaitingReactor final : public grpc::ServerUnaryReactor {
+class WaitingReactor final : public Inline<grpc::ServerUnaryReactor> {
  public:
   WaitingReactor(const SocketAgentService& service, const char* method,
                  grpc::CallbackServerContext* ctx, Response* response)
@@ -145,7 +159,7 @@ class StreamCall {
 
 // Agent-side traffic: a unary call that waits until the traffic ends. It
 // counts as a stream against max_concurrent_streams while it runs.
-class TrafficReactor final : public grpc::ServerUnaryReactor {
+class TrafficReactor final : public Inline<grpc::ServerUnaryReactor> {
  public:
   TrafficReactor(const SocketAgentService& service,
                  grpc::CallbackServerContext* ctx,
@@ -179,7 +193,7 @@ class TrafficReactor final : public grpc::ServerUnaryReactor {
 // previous message was sent, so a slow reader stalls the socket and the
 // remote sender sees the TCP window close.
 class RecvStreamReactor final
-    : public grpc::ServerWriteReactor<v1::RecvStreamResponse> {
+    : public Inline<grpc::ServerWriteReactor<v1::RecvStreamResponse>> {
  public:
   RecvStreamReactor(const SocketAgentService& service,
                     grpc::CallbackServerContext* ctx,
@@ -253,7 +267,7 @@ class RecvStreamReactor final
 
 // One message per datagram, until the limit, close, error or cancellation.
 class RecvFromStreamReactor final
-    : public grpc::ServerWriteReactor<v1::RecvFromStreamResponse> {
+    : public Inline<grpc::ServerWriteReactor<v1::RecvFromStreamResponse>> {
  public:
   RecvFromStreamReactor(const SocketAgentService& service,
                         grpc::CallbackServerContext* ctx,
@@ -313,7 +327,7 @@ class RecvFromStreamReactor final
 // Sends every message's data completely, in order; one send in flight, so
 // the client's stream is read only as fast as the socket drains.
 class SendStreamReactor final
-    : public grpc::ServerReadReactor<v1::SendStreamRequest> {
+    : public Inline<grpc::ServerReadReactor<v1::SendStreamRequest>> {
  public:
   SendStreamReactor(const SocketAgentService& service,
                     grpc::CallbackServerContext* ctx,
