@@ -1346,6 +1346,75 @@ std::string Wrap(absl::string_view text) {
   return out;
 }
 
+// Levenshtein distance, for "did you mean".
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// CLI11 reports a word that names no subcommand as "A subcommand is
+// required", which hides the cause. Walks `args` down the subcommands they
+// name, stepping over options and their values, and returns a message naming
+// the first unknown word (with the closest names), or "" when there is none.
+std::string UnknownSubcommand(const CLI::App& app,
+                              const std::vector<char*>& args) {
+  const CLI::App* current = &app;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const absl::string_view word = args[i];
+    if (absl::StartsWith(word, "-")) {
+      if (absl::StrContains(word, "=")) continue;
+      const CLI::Option* option = nullptr;
+      for (const CLI::App* a = current; a != nullptr && option == nullptr;
+           a = a->get_parent()) {
+        option = a->get_option_no_throw(std::string(word));
+      }
+      if (option != nullptr && option->get_type_size_max() > 0) ++i;
+      continue;
+    }
+    const std::vector<const CLI::App*> subcommands =
+        current->get_subcommands({});
+    if (subcommands.empty()) return "";  // a leaf's positional argument
+    const CLI::App* next = nullptr;
+    std::vector<std::string> close;
+    for (const CLI::App* sub : subcommands) {
+      const std::string& name = sub->get_name();
+      if (name == word) next = sub;
+      const bool contains =
+          word.size() >= 3 && name.size() >= 3 &&
+          (absl::StrContains(name, word) || absl::StrContains(word, name));
+      if ((contains || EditDistance(name, word) <= 2) && close.size() < 4) {
+        close.push_back(name);
+      }
+    }
+    if (next != nullptr) {
+      current = next;
+      continue;
+    }
+    std::string message = absl::StrCat("unknown subcommand '", word, "'");
+    if (current != &app) absl::StrAppend(&message, " of ", current->get_name());
+    if (!close.empty()) {
+      absl::StrAppend(&message, " (did you mean ", absl::StrJoin(close, ", "),
+                      "?)");
+    }
+    absl::StrAppend(&message, "; `sockctl ",
+                    current == &app ? "" : current->get_name() + " ",
+                    "--help` lists them");
+    return message;
+  }
+  return "";
+}
+
 // A subcommand whose one-line summary is the first sentence of `help`; the
 // whole text (description and example) ends its --help.
 CLI::App* AddCommand(CLI::App* parent, const std::string& name,
@@ -1832,6 +1901,11 @@ int Main(int argc, char** argv) {
   try {
     app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
+    if (const std::string unknown = UnknownSubcommand(app, args);
+        !unknown.empty() && e.get_exit_code() != 0) {
+      std::cerr << "sockctl: " << unknown << "\n";
+      return kExitUsage;
+    }
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }

@@ -330,8 +330,20 @@ rc=0
 sc bind "$L" 'not an address' 2>/dev/null || rc=$?
 expect_eq "exit code for a bad address" 2 "$rc"
 rc=0
-sc no-such-command 2>/dev/null || rc=$?
+sc no-such-command 2>"$TMP/nosuch.err" || rc=$?
 expect_eq "exit code for an unknown command" 2 "$rc"
+grep -q "unknown subcommand 'no-such-command'" "$TMP/nosuch.err" \
+  || fail "unknown command: $(cat "$TMP/nosuch.err")"
+rc=0
+sc hostname 2>"$TMP/hostname.err" || rc=$?
+expect_eq "exit code for a misspelt command" 2 "$rc"
+grep -q "unknown subcommand 'hostname' (did you mean gethostname?)" \
+  "$TMP/hostname.err" || fail "misspelt command: $(cat "$TMP/hostname.err")"
+rc=0
+sc session opne 2>"$TMP/opne.err" || rc=$?
+expect_eq "exit code for a misspelt nested command" 2 "$rc"
+grep -q "unknown subcommand 'opne' of session (did you mean open?)" \
+  "$TMP/opne.err" || fail "misspelt nested command: $(cat "$TMP/opne.err")"
 pass "exit codes"
 
 # --- session close ----------------------------------------------------------
