@@ -29,7 +29,7 @@ run_check() {
 }
 echo "== Helm chart check (lint, render, schema, security; SOCKAGENT_SKIP_HELM=1 skips)"
 run_check bash tests/helm/check.sh build/server/sockagentd
-echo "== container check (mmdebstrap, podman build with ctest inside, run, health, SIGTERM; SOCKAGENT_SKIP_CONTAINER=1 skips)"
+echo "== container check (fresh podman store in .cache, mmdebstrap, podman build, run, health, SIGTERM; SOCKAGENT_SKIP_CONTAINER=1 skips)"
 run_check bash tests/container/check.sh build/client/sockctl
 
 if [[ "${SOCKAGENT_SKIP_ASAN:-0}" != 1 ]]; then

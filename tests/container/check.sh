@@ -8,8 +8,10 @@
 #   tests/container/check.sh [SOCKCTL]      (default: build/client/sockctl)
 #
 # SOCKAGENT_SKIP_CONTAINER=1 skips it. Needs root (rootful podman); installs
-# podman, runc and mmdebstrap when missing. The base image tarball is cached
-# in .cache/container/ (ignored by git). The container uses the host's
+# podman, runc and mmdebstrap when missing. Nothing comes from state outside
+# the clone: podman's image store lives in .cache/container/storage and the
+# base image tarball in .cache/container/ (both ignored by git), so on a fresh
+# clone every step runs (mmdebstrap, import, build), as on a new CI machine. The container uses the host's
 # network namespace and the agent listens on a free 127.0.0.1 port: without
 # TLS the agent serves loopback only, so a published port (which arrives on
 # the container's eth0) would be refused by design.
@@ -69,28 +71,40 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
 export CONTAINERS_CONF=$TMP/containers.conf
+# The image store is the clone's own: an image left in the machine's store by
+# an earlier run cannot stand in for a step that no longer works.
+mkdir -p "$CACHE/storage"
+cat >"$TMP/storage.conf" <<CONF
+[storage]
+driver = "overlay"
+graphroot = "$CACHE/storage"
+runroot = "$TMP/run"
+CONF
+export CONTAINERS_STORAGE_CONF=$TMP/storage.conf
 
 # --- base image --------------------------------------------------------------
 mkdir -p "$CACHE"
 if ! podman image exists "$BASE_IMAGE"; then
   if [ ! -s "$CACHE/bookworm-min.tar" ]; then
     step "mmdebstrap bookworm minbase"
-    mmdebstrap --variant=minbase --mode=root bookworm "$CACHE/bookworm-min.tar.part" \
-      /etc/apt/sources.list.d/debian.sources >"$TMP/mmdebstrap.log" 2>&1 \
+    # --format: mmdebstrap picks the format from the file name otherwise, and
+    # "x.tar.part" would be written as a directory.
+    mmdebstrap --variant=minbase --mode=root --format=tar bookworm \
+      "$CACHE/bookworm-min.tar.part" /etc/apt/sources.list.d/debian.sources >"$TMP/mmdebstrap.log" 2>&1 \
       || { tail -n 30 "$TMP/mmdebstrap.log"; fail "mmdebstrap failed"; }
+    [ -f "$CACHE/bookworm-min.tar.part" ] || fail "mmdebstrap did not write a tar file"
     mv "$CACHE/bookworm-min.tar.part" "$CACHE/bookworm-min.tar"
   fi
   step "podman import"
   podman import --change 'CMD ["/bin/bash"]' "$CACHE/bookworm-min.tar" "$BASE_IMAGE" >/dev/null
 fi
 
-# --- build (tests run inside the build stage) ----------------------------------
-step "podman build (compiles and runs ctest inside)"
+# --- build ------------------------------------------------------------------------
+step "podman build (compiles sockagentd and sockctl; ctest runs on the host)"
 podman build --format docker --network host --pull=never \
-  --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg JOBS="${JOBS:-2}" \
+  --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg JOBS="${JOBS:-2}" --build-arg RUN_TESTS=0 \
   -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$ROOT" >"$TMP/build.log" 2>&1 \
   || { tail -n 60 "$TMP/build.log"; fail "podman build failed"; }
-grep -E "tests passed|tests failed" "$TMP/build.log" || true
 
 # --- the runtime image ------------------------------------------------------------
 step "inspect runtime image"
