@@ -8,6 +8,10 @@
 #   bash bench/run.sh --smoke   seconds; every case once with tiny sizes,
 #                               no targets asserted; writes to build-bench/smoke/
 #
+# BENCH_BUILD_DIR=DIR uses an existing build tree instead (configured with
+# -DSOCKAGENT_BUILD_BENCH=ON; tests/run-all.sh passes its own build for the
+# smoke run, so CI compiles the project once less). Full runs keep Release.
+#
 # Loopback only. Every process started here is stopped by its pid on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,10 +38,15 @@ if ((${#missing[@]})); then
   fi
 fi
 
-build=$root/build-bench
-echo "== build (Release, $build)"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-  -DSOCKAGENT_BUILD_TESTS=OFF -DSOCKAGENT_BUILD_BENCH=ON >/dev/null
+if [[ -n "${BENCH_BUILD_DIR:-}" ]]; then
+  build=$(cd "$BENCH_BUILD_DIR" && pwd)
+  echo "== build (reusing $build)"
+else
+  build=$root/build-bench
+  echo "== build (Release, $build)"
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DSOCKAGENT_BUILD_TESTS=OFF -DSOCKAGENT_BUILD_BENCH=ON >/dev/null
+fi
 ninja -C "$build" sockagentd sockbench echo_floor_server
 
 if ((smoke)); then
