@@ -10,7 +10,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/config/config_file.h"
@@ -167,6 +169,11 @@ int main(int argc, char** argv) {
   app.add_option("--health-listen", options.health_listen,
                  "also serve plaintext grpc.health.v1 (health only) on "
                  "host:port, for kubelet gRPC probes (off when empty)");
+  std::string nat64_prefixes;
+  app.add_option("--nat64-prefixes", nat64_prefixes,
+                 "your NAT64 prefixes, comma-separated IPv6 CIDRs of length "
+                 "32/40/48/56/64/96: IPv4 embedded in them meets the "
+                 "hard-deny list (64:ff9b::/96 and 64:ff9b:1::/48 always do)");
   std::string policy_file;
   std::string audit_log;
   std::string policy_reload_interval = "2s";
@@ -310,6 +317,10 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   RaiseFileLimit();
 
+  for (absl::string_view prefix :
+       absl::StrSplit(nat64_prefixes, ',', absl::SkipWhitespace())) {
+    options.nat64_prefixes.emplace_back(absl::StripAsciiWhitespace(prefix));
+  }
   std::unique_ptr<sockagent::AgentMetrics> metrics;
   if (!metrics_listen.empty()) {
     absl::StatusOr<std::unique_ptr<sockagent::AgentMetrics>> started =

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "proto/errno_status.h"
 #include "server/core/address.h"
+#include "server/core/destination.h"
 #include "server/core/socket_options.h"
 #include "server/core/traffic.h"
 #include "spdlog/spdlog.h"
@@ -97,6 +99,23 @@ absl::StatusOr<T> OnFd(ManagedSocket& socket, Fn fn) {
   return result;
 }
 
+// Where the kernel sends `requested` from `socket` (destination.h): the
+// address that is checked is the address that is used.
+SockAddr Effective(SocketOps& ops, ManagedSocket& socket,
+                   const SockAddr& requested) {
+  SockAddr out = requested;
+  socket.io()->WithFd(
+      [&](int fd) { out = KernelDestination(ops, fd, requested); });
+  return out;
+}
+
+bool SameEndpoint(const SockAddr& a, const SockAddr& b) {
+  const Endpoint x = Endpoint::FromSockAddr(a.get(), a.length);
+  const Endpoint y = Endpoint::FromSockAddr(b.get(), b.length);
+  return x.family == y.family && x.port == y.port &&
+         std::memcmp(x.bytes, y.bytes, sizeof(x.bytes)) == 0;
+}
+
 class AcceptOp final : public IoOp {
  public:
   struct Accepted {
@@ -139,11 +158,16 @@ class AcceptOp final : public IoOp {
 
 class ConnectOp final : public IoOp {
  public:
+  // `check_peer` judges the connected peer when it differs from `address`
+  // (what was allowed); a refusal ends the call with its status.
   ConnectOp(SocketOps& ops, std::shared_ptr<ManagedSocket> socket,
-            SockAddr address, Callback<v1::ConnectResponse> done)
+            SockAddr address,
+            absl::AnyInvocable<absl::Status(const SockAddr&)> check_peer,
+            Callback<v1::ConnectResponse> done)
       : ops_(ops),
         socket_(std::move(socket)),
         address_(address),
+        check_peer_(std::move(check_peer)),
         done_(std::move(done)) {}
 
   // The outcome of a non-blocking connect is read by calling connect()
@@ -172,6 +196,14 @@ class ConnectOp final : public IoOp {
 
  private:
   absl::Status Connected(int fd) {
+    SockAddr peer;
+    peer.length = sizeof(peer.storage);
+    if (ops_.GetPeerName(fd, peer.mutable_get(), &peer.length).ok() &&
+        !SameEndpoint(peer, address_)) {
+      if (absl::Status allowed = check_peer_(peer); !allowed.ok()) {
+        return allowed;
+      }
+    }
     socket_->set_state(v1::SOCKET_STATE_CONNECTED);
     absl::StatusOr<v1::Address> local = NameOf(ops_, fd, /*peer=*/false);
     if (local.ok()) *response_.mutable_local() = *std::move(local);
@@ -181,6 +213,7 @@ class ConnectOp final : public IoOp {
   SocketOps& ops_;
   std::shared_ptr<ManagedSocket> socket_;
   SockAddr address_;
+  absl::AnyInvocable<absl::Status(const SockAddr&)> check_peer_;
   bool started_ = false;
   v1::ConnectResponse response_;
   Callback<v1::ConnectResponse> done_;
@@ -1048,6 +1081,7 @@ void AgentCore::Traffic(const CallContext& ctx,
         ResolveAddress(request.source().destination(), io.family(), io.type(),
                        "source.destination");
     if (!address.ok()) return done(address.status());
+    *address = Effective(ops_, **socket, *address);
     // Audited once here; every datagram is checked again (hooks below).
     if (absl::Status allowed = Decide(
             ctx, "Traffic",
@@ -1338,6 +1372,7 @@ void AgentCore::Connect(const CallContext& ctx,
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return done(address.status());
+  *address = Effective(ops_, **socket, *address);
   // The resolved address is checked and connected to: no second lookup.
   if (absl::Status allowed = Decide(
           ctx, "Connect",
@@ -1348,9 +1383,42 @@ void AgentCore::Connect(const CallContext& ctx,
       !allowed.ok()) {
     return done(allowed);
   }
+  // Belt and braces: a peer other than the address allowed is judged by
+  // the same rules, and a refused one closes the socket (reset).
+  CallContext audited;
+  audited.identity = ctx.identity;
+  audited.peer = ctx.peer;
+  audited.session_id = ctx.session_id;
+  auto refused = std::make_shared<bool>(false);
+  auto check_peer = [this, audited, socket = *socket,
+                     refused](const SockAddr& peer) -> absl::Status {
+    absl::Status allowed =
+        Decide(audited, "Connect",
+               policy_.CheckDestination(audited.identity, "connect", peer.get(),
+                                        peer.length),
+               socket.get(),
+               Endpoint::FromSockAddr(peer.get(), peer.length).ToString());
+    if (!allowed.ok()) *refused = true;
+    return allowed;
+  };
+  auto finish = [this, refused, audited, handle = request.handle(),
+                 done = std::move(done)](
+                    absl::StatusOr<v1::ConnectResponse> result) mutable {
+    if (*refused) {
+      if (absl::StatusOr<std::shared_ptr<Session>> session =
+              SessionFor(audited);
+          session.ok()) {
+        CloseHandle(**session, audited.identity, handle, /*reset=*/true,
+                    "policy_peer_mismatch")
+            .IgnoreError();  // already closed: nothing left to do
+      }
+    }
+    done(std::move(result));
+  };
   engine_->Submit(
       (*socket)->io(), Interest::kWrite,
-      std::make_unique<ConnectOp>(ops_, *socket, *address, std::move(done)),
+      std::make_unique<ConnectOp>(ops_, *socket, *address,
+                                  std::move(check_peer), std::move(finish)),
       WaitFor(ctx, **socket));
 }
 
@@ -1448,6 +1516,7 @@ void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return done(address.status());
+  *address = Effective(ops_, **socket, *address);
   // Checked per datagram, before anything reaches the wire. Allowed
   // datagrams are not audited one by one (denials are).
   if (absl::Status allowed = Decide(

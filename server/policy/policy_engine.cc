@@ -1,7 +1,6 @@
 #include "server/policy/policy_engine.h"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
@@ -25,33 +24,6 @@ namespace {
 
 constexpr char kPermissive[] = "permissive-default";
 
-bool Ipv4In(const uint8_t* v4, uint8_t a, uint8_t b, int prefix_bits) {
-  if (prefix_bits >= 8 && v4[0] != a) return false;
-  if (prefix_bits >= 16 && v4[1] != b) return false;
-  return true;
-}
-
-// The hard-denied IPv4 ranges: 169.254.0.0/16 (link-local, cloud metadata
-// 169.254.169.254). Empty when `v4` passes.
-std::string HardDeniedIpv4(const uint8_t* v4) {
-  if (Ipv4In(v4, 169, 254, 16)) return "hard-deny:link-local-ipv4";
-  return "";
-}
-
-bool Ipv6Prefix(const uint8_t* v6, std::initializer_list<uint8_t> prefix) {
-  size_t i = 0;
-  for (uint8_t byte : prefix) {
-    if (v6[i++] != byte) return false;
-  }
-  return true;
-}
-
-std::string FormatIp(int family, const uint8_t* bytes) {
-  char text[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(family, bytes, text, sizeof(text));
-  return text;
-}
-
 bool RangeMatches(const Cidr& cidr, uint16_t port_min, uint16_t port_max,
                   const Endpoint& endpoint) {
   return cidr.Contains(endpoint.family, endpoint.bytes) &&
@@ -66,107 +38,12 @@ bool IdentityMatches(absl::string_view pattern, absl::string_view identity) {
   return pattern == identity;
 }
 
-bool IsWildcard(const Endpoint& endpoint) {
-  const int n = endpoint.family == AF_INET ? 4 : 16;
-  for (int i = 0; i < n; ++i) {
-    if (endpoint.bytes[i] != 0) return false;
-  }
-  return true;
-}
-
-bool IsLoopback(const Endpoint& endpoint) {
-  if (endpoint.family == AF_INET) return endpoint.bytes[0] == 127;
-  static const uint8_t kV6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0,
-                                          0, 0, 0, 0, 0, 0, 0, 1};
-  return endpoint.family == AF_INET6 &&
-         std::memcmp(endpoint.bytes, kV6Loopback, 16) == 0;
-}
-
 }  // namespace
 
 absl::Status PolicyDecision::ToStatus() const {
   if (allowed) return absl::OkStatus();
   return absl::Status(code,
                       absl::StrCat("policy: ", reason, " (rule ", rule, ")"));
-}
-
-absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
-  Cidr cidr;
-  std::string host(text);
-  int prefix = -1;
-  if (size_t slash = host.find('/'); slash != std::string::npos) {
-    if (!absl::SimpleAtoi(host.substr(slash + 1), &prefix)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", text, "' has a malformed prefix length"));
-    }
-    host.resize(slash);
-  }
-  if (::inet_pton(AF_INET, host.c_str(), cidr.bytes) == 1) {
-    cidr.family = AF_INET;
-  } else if (::inet_pton(AF_INET6, host.c_str(), cidr.bytes) == 1) {
-    cidr.family = AF_INET6;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", text, "' is not an IP address or CIDR"));
-  }
-  const int max = cidr.family == AF_INET ? 32 : 128;
-  if (prefix == -1) prefix = max;
-  if (prefix < 0 || prefix > max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", text, "': prefix length out of range 0..", max));
-  }
-  cidr.prefix = prefix;
-  return cidr;
-}
-
-bool Cidr::Contains(int address_family, const uint8_t* address) const {
-  if (address_family != family) return false;
-  const int full = prefix / 8;
-  if (std::memcmp(bytes, address, full) != 0) return false;
-  const int rest = prefix % 8;
-  if (rest == 0) return true;
-  const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
-  return (bytes[full] & mask) == (address[full] & mask);
-}
-
-Endpoint Endpoint::FromSockAddr(const sockaddr* address, socklen_t length) {
-  Endpoint endpoint;
-  if (address == nullptr) return endpoint;
-  if (address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
-    endpoint.family = AF_INET;
-    std::memcpy(endpoint.bytes, &in->sin_addr, 4);
-    endpoint.port = ntohs(in->sin_port);
-  } else if (address->sa_family == AF_INET6 && length >= sizeof(sockaddr_in6)) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
-    const uint8_t* b = in6->sin6_addr.s6_addr;
-    endpoint.port = ntohs(in6->sin6_port);
-    static const uint8_t kZero[12] = {};
-    const bool mapped =
-        std::memcmp(b, kZero, 10) == 0 && b[10] == 0xff && b[11] == 0xff;
-    // ::a.b.c.d (deprecated IPv4-compatible), but not :: and ::1.
-    const bool compatible =
-        std::memcmp(b, kZero, 12) == 0 &&
-        !(b[12] == 0 && b[13] == 0 && b[14] == 0 && (b[15] == 0 || b[15] == 1));
-    if (mapped || compatible) {
-      endpoint.family = AF_INET;
-      std::memcpy(endpoint.bytes, b + 12, 4);
-    } else {
-      endpoint.family = AF_INET6;
-      std::memcpy(endpoint.bytes, b, 16);
-    }
-  }
-  return endpoint;
-}
-
-std::string Endpoint::ToString() const {
-  if (family == AF_INET) {
-    return absl::StrCat(FormatIp(family, bytes), ":", port);
-  }
-  if (family == AF_INET6) {
-    return absl::StrCat("[", FormatIp(family, bytes), "]:", port);
-  }
-  return "(non-IP)";
 }
 
 PolicyEngine::PolicyEngine() = default;
@@ -293,22 +170,12 @@ absl::Status PolicyEngine::LoadFile(const std::string& path) {
 }
 
 void PolicyEngine::SetProtectedPorts(std::vector<uint16_t> ports) {
-  std::vector<Endpoint> local;
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) == 0) {
-    for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
-      if (it->ifa_addr == nullptr) continue;
-      const socklen_t length = it->ifa_addr->sa_family == AF_INET6
-                                   ? sizeof(sockaddr_in6)
-                                   : sizeof(sockaddr_in);
-      Endpoint endpoint = Endpoint::FromSockAddr(it->ifa_addr, length);
-      if (endpoint.family != 0) local.push_back(endpoint);
-    }
-    ::freeifaddrs(list);
-  }
-  absl::MutexLock lock(&mu_);
-  protected_ports_ = std::move(ports);
-  local_addresses_ = std::move(local);
+  hard_deny_.SetProtectedPorts(std::move(ports));
+}
+
+absl::Status PolicyEngine::SetNat64Prefixes(
+    const std::vector<std::string>& prefixes) {
+  return hard_deny_.SetNat64Prefixes(prefixes, "nat64_prefixes");
 }
 
 bool PolicyEngine::configured() const { return Snapshot() != nullptr; }
@@ -426,79 +293,22 @@ PolicyDecision PolicyEngine::CheckSocket(absl::string_view identity, int family,
   return Allow(rule->rule.name());
 }
 
-PolicyDecision PolicyEngine::HardDeny(const Endpoint& endpoint) const {
+namespace {
+
+PolicyDecision Refuse(std::optional<HardDenial> denial) {
   PolicyDecision decision;
-  auto deny = [&](std::string rule, absl::string_view why) {
-    decision.allowed = false;
-    decision.code = absl::StatusCode::kPermissionDenied;
-    decision.rule = std::move(rule);
-    decision.reason =
-        absl::StrCat(endpoint.ToString(), " is ", why, " and never allowed");
-    return decision;
-  };
-  const uint8_t* b = endpoint.bytes;
-  if (endpoint.family == AF_INET) {
-    if (std::string rule = HardDeniedIpv4(b); !rule.empty()) {
-      return deny(rule, "link-local / cloud metadata (169.254.0.0/16)");
-    }
-  } else if (endpoint.family == AF_INET6) {
-    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) {
-      return deny("hard-deny:link-local-ipv6", "IPv6 link-local (fe80::/10)");
-    }
-    static const uint8_t kEc2Metadata[16] = {
-        0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54};
-    if (std::memcmp(b, kEc2Metadata, 16) == 0) {
-      return deny("hard-deny:cloud-metadata-ipv6",
-                  "the EC2 metadata service (fd00:ec2::254)");
-    }
-    // IPv6 forms that embed an IPv4 address.
-    auto check = [&](const uint8_t* v4, const char* form) -> bool {
-      if (!HardDeniedIpv4(v4).empty()) {
-        deny(absl::StrCat("hard-deny:", form, "-embedded-ipv4"),
-             absl::StrCat("a ", form, " form of ", FormatIp(AF_INET, v4),
-                          " (169.254.0.0/16)"));
-        return true;
-      }
-      return false;
-    };
-    // NAT64 well-known prefix 64:ff9b::/96.
-    if (Ipv6Prefix(b, {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0}) &&
-        check(b + 12, "nat64")) {
-      return decision;
-    }
-    // NAT64 local-use 64:ff9b:1::/48 (RFC 6052: bits 48..63, 72..87).
-    if (Ipv6Prefix(b, {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01})) {
-      const uint8_t v4[4] = {b[6], b[7], b[9], b[10]};
-      if (check(v4, "nat64") || check(b + 12, "nat64")) return decision;
-    }
-    // 6to4 2002::/16: bits 16..47.
-    if (Ipv6Prefix(b, {0x20, 0x02}) && check(b + 2, "6to4")) return decision;
-    // Teredo 2001:0::/32: server at bits 32..63, client inverted at 96..127.
-    if (Ipv6Prefix(b, {0x20, 0x01, 0x00, 0x00})) {
-      const uint8_t client[4] = {
-          static_cast<uint8_t>(~b[12]), static_cast<uint8_t>(~b[13]),
-          static_cast<uint8_t>(~b[14]), static_cast<uint8_t>(~b[15])};
-      if (check(b + 4, "teredo") || check(client, "teredo")) return decision;
-    }
-  }
-  if (endpoint.family != 0) {
-    absl::MutexLock lock(&mu_);
-    if (std::find(protected_ports_.begin(), protected_ports_.end(),
-                  endpoint.port) != protected_ports_.end()) {
-      bool local = IsLoopback(endpoint) || IsWildcard(endpoint);
-      for (const Endpoint& address : local_addresses_) {
-        if (address.family == endpoint.family &&
-            std::memcmp(address.bytes, endpoint.bytes,
-                        endpoint.family == AF_INET ? 4 : 16) == 0) {
-          local = true;
-        }
-      }
-      if (local) {
-        return deny("hard-deny:agent-port", "one of the agent's own ports");
-      }
-    }
-  }
+  if (!denial.has_value()) return decision;
+  decision.allowed = false;
+  decision.code = absl::StatusCode::kPermissionDenied;
+  decision.rule = std::move(denial->rule);
+  decision.reason = std::move(denial->reason);
   return decision;
+}
+
+}  // namespace
+
+PolicyDecision PolicyEngine::HardDeny(const Endpoint& endpoint) const {
+  return Refuse(hard_deny_.CheckDestination(endpoint));
 }
 
 PolicyDecision PolicyEngine::CheckDestination(absl::string_view identity,
@@ -533,9 +343,13 @@ PolicyDecision PolicyEngine::CheckDestination(absl::string_view identity,
 PolicyDecision PolicyEngine::CheckBind(absl::string_view identity,
                                        const sockaddr* address,
                                        socklen_t length) const {
+  const Endpoint endpoint = Endpoint::FromSockAddr(address, length);
+  if (PolicyDecision hard = Refuse(hard_deny_.CheckBind(endpoint));
+      !hard.allowed) {
+    return hard;
+  }
   const auto [compiled, rule, decided] = Govern(identity);
   if (decided.has_value()) return *decided;
-  const Endpoint endpoint = Endpoint::FromSockAddr(address, length);
   const std::string& name = rule->rule.name();
   if (endpoint.family == 0) return Allow(name);  // AF_UNIX
   if (endpoint.port != 0 && endpoint.port < 1024 &&
@@ -544,7 +358,7 @@ PolicyDecision PolicyEngine::CheckBind(absl::string_view identity,
                 absl::StrCat("binding privileged port ", endpoint.port,
                              " is not granted"));
   }
-  if (IsWildcard(endpoint) && !rule->rule.allow_wildcard_bind()) {
+  if (endpoint.IsWildcard() && !rule->rule.allow_wildcard_bind()) {
     return Deny(*compiled, absl::StrCat(name, ".allow_wildcard_bind"),
                 absl::StrCat("binding the wildcard address ",
                              endpoint.ToString(), " is not granted"));
@@ -577,6 +391,14 @@ PolicyDecision PolicyEngine::CheckListen(absl::string_view identity,
 
 PolicyDecision PolicyEngine::CheckSockOpt(
     absl::string_view identity, const v1::SetSockOptRequest& request) const {
+  if (request.option_kind_case() == v1::SetSockOptRequest::kRawOption) {
+    const v1::RawOption& raw = request.raw_option();
+    if (PolicyDecision hard = Refuse(HardDenyList::CheckRawOption(
+            raw.level(), raw.name(), request.value().raw()));
+        !hard.allowed) {
+      return hard;
+    }
+  }
   const auto [compiled, rule, decided] = Govern(identity);
   if (decided.has_value()) return *decided;
   const std::string& name = rule->rule.name();

@@ -12,11 +12,10 @@
 // deny-by-default.
 //
 // Destination checks canonicalize first (IPv4-mapped and IPv4-compatible
-// IPv6 become IPv4), then apply, in order: the hard-deny list (169.254.0.0/16,
-// fe80::/10, fd00:ec2::254, NAT64 / 6to4 / Teredo forms embedding a
-// hard-denied IPv4, the agent's own ports on this host's addresses; never
-// overridable, enforced also in report-only mode) -> the rule's deny list ->
-// its allow list -> default deny.
+// IPv6 become IPv4), then apply, in order: the hard-deny list (hard_deny.h;
+// never overridable, enforced also in report-only mode and without a policy)
+// -> the rule's deny list -> its allow list -> default deny. Binds and raw
+// socket options meet the hard-deny list first too.
 
 #include <sys/socket.h>
 
@@ -35,6 +34,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/policy/cidr.h"
+#include "server/policy/hard_deny.h"
 #include "sockagent/v1/policy.pb.h"
 #include "sockagent/v1/sockagent.pb.h"
 
@@ -58,27 +59,6 @@ struct PolicyDecision {
   absl::Status ToStatus() const;
 };
 
-// An IP prefix. Parsed from "10.0.0.0/8", "::1/128" or a bare address.
-struct Cidr {
-  int family = 0;  // AF_INET or AF_INET6
-  uint8_t bytes[16] = {};
-  int prefix = 0;
-
-  static absl::StatusOr<Cidr> Parse(absl::string_view text);
-  // `address` is 4 (AF_INET) or 16 (AF_INET6) bytes in network order.
-  bool Contains(int address_family, const uint8_t* address) const;
-};
-
-// A canonical IP endpoint: IPv4-mapped/compatible IPv6 folded to IPv4.
-struct Endpoint {
-  int family = 0;  // AF_INET, AF_INET6, or 0 for anything else (AF_UNIX)
-  uint8_t bytes[16] = {};
-  uint16_t port = 0;
-
-  static Endpoint FromSockAddr(const sockaddr* address, socklen_t length);
-  std::string ToString() const;
-};
-
 class PolicyEngine {
  public:
   // Permissive until Load().
@@ -99,9 +79,14 @@ class PolicyEngine {
   // clears it. Clearing waits for a running hook to return.
   void SetLoadHook(std::function<void()> hook);
 
-  // The agent's own ports (gRPC, metrics): destinations on this host with
-  // these ports are hard-denied. Snapshots this host's addresses.
+  // The agent's own ports (gRPC, health, metrics): destinations that the
+  // kernel routes to this host with these ports are hard-denied (asked of
+  // the kernel at each check, so addresses added later count).
   void SetProtectedPorts(std::vector<uint16_t> ports);
+  // The operator's NAT64 prefixes (AgentConfig.nat64_prefixes): IPv4
+  // addresses embedded in them are classified like the IPv4 itself.
+  // INVALID_ARGUMENT naming the entry.
+  absl::Status SetNat64Prefixes(const std::vector<std::string>& prefixes);
 
   // Policies refused by Load() / LoadFile() (parse or validation errors)
   // since the engine was made; the last valid policy stayed in force.
@@ -204,8 +189,7 @@ class PolicyEngine {
   std::atomic<uint64_t> rejected_loads_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const Compiled> compiled_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint16_t> protected_ports_ ABSL_GUARDED_BY(mu_);
-  std::vector<Endpoint> local_addresses_ ABSL_GUARDED_BY(mu_);
+  HardDenyList hard_deny_;
   absl::Mutex hook_mu_;
   std::function<void()> hook_ ABSL_GUARDED_BY(hook_mu_);
   absl::Mutex ops_mu_;

@@ -216,6 +216,11 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
     protected_ports.push_back(static_cast<uint16_t>(agent->health_port_));
   }
   agent->core_->policy().SetProtectedPorts(std::move(protected_ports));
+  if (absl::Status nat64 =
+          agent->core_->policy().SetNat64Prefixes(options.nat64_prefixes);
+      !nat64.ok()) {
+    return nat64;  // ~AgentServer drains what did start
+  }
   agent->SetServing(true);
   return agent;
 }

@@ -51,6 +51,9 @@ struct ServerOptions {
   // Destinations on this host with these ports are hard-denied, besides the
   // gRPC port itself (e.g. a metrics port).
   std::vector<uint16_t> protected_ports;
+  // The operator's NAT64 prefixes (AgentConfig.nat64_prefixes), decoded by
+  // the hard-deny list besides the well-known and local-use ones.
+  std::vector<std::string> nat64_prefixes;
   // gRPC limits.
   // Per connection; high enough for 10,000 waiting calls on one channel.
   int max_concurrent_streams = 16384;

@@ -240,6 +240,55 @@ TEST_F(CorePolicyTest, HardDenyAppliesWithoutAnyConfiguredPolicy) {
   EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kConnect), 0);
 }
 
+TEST_F(CorePolicyTest, APeerOtherThanTheOneAllowedIsJudgedAgainAndClosed) {
+  // A listener on 127.0.0.1; the policy allows it and denies 127.0.0.2. The
+  // fake reports the connected peer as 127.0.0.2 (what a NAT could do).
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(
+      ::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+      0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  const uint16_t port = ntohs(address.sin_port);
+  LoadPolicy(R"pb(
+    rules {
+      name: "harness"
+      identities: "harness"
+      allow_rpcs: "*"
+      families: FAMILY_INET
+      types: SOCKET_TYPE_STREAM
+      connect_allow { cidr: "127.0.0.1" }
+      connect_deny { cidr: "127.0.0.2" }
+    }
+  )pb");
+  CallContext ctx = Session("harness");
+  absl::StatusOr<std::string> tcp =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(tcp.ok()) << tcp.status();
+  sockaddr_in other = address;
+  other.sin_addr.s_addr = htonl(0x7f000002);
+  fake_.ReportNextPeerAs(reinterpret_cast<sockaddr*>(&other), sizeof(other));
+  absl::Status connected = Connect(ctx, *tcp, Inet("127.0.0.1", port));
+  EXPECT_EQ(connected.code(), absl::StatusCode::kPermissionDenied) << connected;
+  EXPECT_THAT(connected.message(), HasSubstr("harness.connect_deny[0]"));
+  // The socket is gone, and the audit says why.
+  v1::GetPeerNameRequest request;
+  request.set_handle(*tcp);
+  EXPECT_EQ(core_->GetPeerName(ctx, request).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(AuditText(), HasSubstr("policy_peer_mismatch"));
+  // Without the rewrite the same connect is allowed.
+  absl::StatusOr<std::string> again =
+      Socket(ctx, v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(Connect(ctx, *again, Inet("127.0.0.1", port)).ok());
+  ::close(listener);
+}
+
 TEST_F(CorePolicyTest,
        AlternatingAllowedAndDeniedDatagramsNeverReachTheCanary) {
   UdpCanary allowed;

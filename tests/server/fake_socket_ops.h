@@ -11,9 +11,13 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <deque>
+#include <optional>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -124,7 +128,25 @@ class FakeSocketOps final : public SocketOps {
   }
   SysCallInt GetPeerName(int fd, sockaddr* address, socklen_t* len) override {
     if (int error = Take(Call::kGetPeerName)) return {-1, error};
-    return real().GetPeerName(fd, address, len);
+    SysCallInt rc = real().GetPeerName(fd, address, len);
+    absl::MutexLock lock(&mu_);
+    if (rc.ok() && next_peer_.has_value()) {
+      // What a NAT or a kernel quirk could make of the peer.
+      std::memcpy(address, &next_peer_->first,
+                  std::min<socklen_t>(*len, next_peer_->second));
+      *len = next_peer_->second;
+      next_peer_.reset();
+    }
+    return rc;
+  }
+
+  // The next successful GetPeerName reports `address` instead of the real
+  // peer.
+  void ReportNextPeerAs(const sockaddr* address, socklen_t len) {
+    absl::MutexLock lock(&mu_);
+    sockaddr_storage storage{};
+    std::memcpy(&storage, address, len);
+    next_peer_.emplace(storage, len);
   }
 
  private:
@@ -144,6 +166,8 @@ class FakeSocketOps final : public SocketOps {
 
   mutable absl::Mutex mu_;
   std::array<std::deque<int>, kCallCount> failures_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::pair<sockaddr_storage, socklen_t>> next_peer_
+      ABSL_GUARDED_BY(mu_);
   std::array<int, kCallCount> calls_ ABSL_GUARDED_BY(mu_){};
 };
 
