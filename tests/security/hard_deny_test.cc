@@ -414,7 +414,7 @@ TEST(HardDenyPropertyTest, EverySpellingGetsTheVerdictOfItsCanonicalForm) {
     }
     const auto& prefixes = v6 ? v6_prefixes : v4_prefixes;
     const std::vector<uint8_t>& prefix = prefixes[random() % prefixes.size()];
-    std::memcpy(bytes, prefix.data(), prefix.size());
+    if (!prefix.empty()) std::memcpy(bytes, prefix.data(), prefix.size());
     const int family = v6 ? AF_INET6 : AF_INET;
     std::vector<v1::Address> forms;
     for (const std::string& text : Spellings(family, bytes)) {
