@@ -133,7 +133,11 @@ std::string FormatAddress(const v1::Address& address) {
         host = absl::StrFormat("%d.%d.%d.%d", v >> 24, (v >> 16) & 0xff,
                                (v >> 8) & 0xff, v & 0xff);
       } else if (absl::StrContains(inet.host(), ':')) {
-        host = absl::StrCat("[", inet.host(), "]");
+        // The agent returns the bare address with the scope in scope_id
+        // (as Python does); print it as a numeric %scope.
+        host = inet.scope_id() != 0 && !absl::StrContains(inet.host(), '%')
+                   ? absl::StrCat("[", inet.host(), "%", inet.scope_id(), "]")
+                   : absl::StrCat("[", inet.host(), "]");
       } else {
         host = inet.host();
       }

@@ -35,7 +35,8 @@ v1::Address AbstractAddress(absl::string_view name);
 absl::StatusOr<v1::Address> ParseAddress(absl::string_view text);
 
 // The inverse of ParseAddress for canonical addresses: "127.0.0.1:80",
-// "[::1]:80", "unix:/p", "abstract:n". Non-printable bytes of an abstract
+// "[::1]:80", "[fe80::1%2]:80" (scope_id as a number), "unix:/p",
+// "abstract:n". Non-printable bytes of an abstract
 // name are C-escaped ("abstract:a\x01"). An unnamed Unix socket gives "unix:",
 // an Address with no kind gives "".
 std::string FormatAddress(const v1::Address& address);

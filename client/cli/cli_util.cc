@@ -181,6 +181,8 @@ std::string SocketTypeName(v1::SocketType type) {
       return "dgram";
     case v1::SOCKET_TYPE_SEQPACKET:
       return "seqpacket";
+    case v1::SOCKET_TYPE_RAW:
+      return "raw";
     default:
       return absl::StrCat(static_cast<int>(type));
   }
