@@ -151,6 +151,13 @@ std::string FormatAddress(const v1::Address& address) {
         return absl::StrCat("abstract:",
                             absl::CHexEscape(address.unix().abstract()));
       }
+      if (!address.unix().path().empty() && address.unix().path()[0] == '\0') {
+        // A path starting with NUL names an abstract socket, as in Python.
+        return absl::StrCat(
+            "abstract:",
+            absl::CHexEscape(
+                absl::string_view(address.unix().path()).substr(1)));
+      }
       return absl::StrCat("unix:", address.unix().path());
     case v1::Address::KIND_NOT_SET:
       break;

@@ -449,7 +449,22 @@ absl::StatusOr<SockAddr> ResolveUnix(const v1::UnixAddress& unix_address,
     case v1::UnixAddress::kPath: {
       const std::string& path = unix_address.path();
       const std::string path_field = absl::StrCat(field, ".unix.path");
-      if (path.empty()) return Invalid(path_field, "empty");
+      if (path.empty()) {
+        // Python's bind(""): the unnamed address, so bind autobinds.
+        out.length = kSunPathOffset;
+        break;
+      }
+      if (path[0] == '\0') {
+        // Python's "\0name": the abstract name after the NUL.
+        if (path.size() > kSunPathSize) {
+          return Invalid(path_field,
+                         absl::StrFormat("%d bytes is longer than %d bytes",
+                                         path.size(), kSunPathSize));
+        }
+        std::memcpy(sun.sun_path, path.data(), path.size());
+        out.length = static_cast<socklen_t>(kSunPathOffset + path.size());
+        break;
+      }
       if (path.find('\0') != std::string::npos) {
         return Invalid(path_field,
                        absl::StrCat("'", Echo(path), "' contains a NUL byte"));

@@ -188,6 +188,11 @@ TEST(FormatAddressTest, Unix) {
   EXPECT_EQ(FormatAddress(AbstractAddress("n")), "abstract:n");
 }
 
+TEST(FormatAddressTest, PathStartingWithNulIsShownAsAbstract) {
+  EXPECT_EQ(FormatAddress(UnixPathAddress(std::string("\0n\x01", 3))),
+            "abstract:n\\x01");
+}
+
 TEST(FormatAddressTest, AbstractNonPrintableBytesAreEscaped) {
   EXPECT_EQ(FormatAddress(AbstractAddress(std::string("a\0", 2))),
             "abstract:a\\x00");

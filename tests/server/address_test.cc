@@ -492,10 +492,46 @@ TEST(AddressTest, UnixPathOf107BytesFitsAnd108IsTooLong) {
               HasSubstr("longer than 107 bytes"));
 }
 
-TEST(AddressTest, EmptyOrNulUnixPathIsInvalidArgument) {
-  ExpectInvalidNaming(ResolveUnix(UnixPath("")), "address.unix.path");
+// Python's bind(""): the unnamed address, which bind(2) autobinds.
+TEST(AddressTest, EmptyUnixPathIsTheUnnamedAddress) {
+  absl::StatusOr<SockAddr> result = ResolveUnix(UnixPath(""));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->family(), AF_UNIX);
+  EXPECT_EQ(result->length, kSunPathOffset);
+}
+
+TEST(AddressTest, NulInsideAUnixPathIsInvalidArgument) {
   ExpectInvalidNaming(ResolveUnix(UnixPath(std::string("/tmp/a\0b", 8))),
                       "address.unix.path");
+}
+
+// Python's "\0name" as a path is the abstract name "name".
+TEST(AddressTest, UnixPathStartingWithNulIsAnAbstractName) {
+  const std::string name("\0ab\xff", 4);
+  absl::StatusOr<SockAddr> result = ResolveUnix(UnixPath(name));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->length, kSunPathOffset + 4);
+  EXPECT_EQ(std::string(AsUnix(*result).sun_path, 4), name);
+  absl::StatusOr<SockAddr> same = ResolveUnix(UnixAbstract("ab\xff"));
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->length, result->length);
+  EXPECT_EQ(std::memcmp(&same->storage, &result->storage, same->length), 0);
+
+  EXPECT_TRUE(
+      ResolveUnix(UnixPath(std::string(1, '\0') + std::string(107, 'n'))).ok());
+  ExpectInvalidNaming(
+      ResolveUnix(UnixPath(std::string(1, '\0') + std::string(108, 'n'))),
+      "address.unix.path");
+}
+
+// Linux paths are bytes: one that is not UTF-8 is used as it is.
+TEST(AddressTest, NonUtf8UnixPathIsKeptByteForByte) {
+  const std::string path = "/tmp/\xff\xfe-sock";
+  absl::StatusOr<SockAddr> result = ResolveUnix(UnixPath(path));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(std::string(AsUnix(*result).sun_path), path);
+  const v1::Address wire = ToWireAddress(result->get(), result->length);
+  EXPECT_EQ(wire.unix().path(), path);
 }
 
 TEST(AddressTest, AbstractNameStartsWithNulAndHasNoTerminator) {
