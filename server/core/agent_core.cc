@@ -853,7 +853,12 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
   absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
   if (!session.ok()) return session.status();
   const int family = static_cast<int>(request.family());
-  const int type = static_cast<int>(request.type());
+  // Python accepts SOCK_NONBLOCK / SOCK_CLOEXEC OR-ed into the type and
+  // reports the type without them. Every agent socket is close-on-exec and
+  // non-blocking underneath; SOCK_NONBLOCK sets the socket's timeout to 0.
+  const int type_flags =
+      static_cast<int>(request.type()) & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int type = static_cast<int>(request.type()) & ~type_flags;
   if (family != AF_INET && family != AF_INET6 && family != AF_UNIX) {
     return OsErrorWithCode(
         absl::StatusCode::kInvalidArgument, EAFNOSUPPORT, "socket",
@@ -867,7 +872,8 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
         absl::StrCat("type: socket type ", type,
                      " is not supported (ESOCKTNOSUPPORT); use "
                      "SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM or "
-                     "SOCKET_TYPE_SEQPACKET"));
+                     "SOCKET_TYPE_SEQPACKET, optionally with SOCK_NONBLOCK "
+                     "or SOCK_CLOEXEC"));
   }
   if (request.protocol() < 0 || request.protocol() > 255) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -885,6 +891,9 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
       Adopt(**session, ctx.identity, ScopedFd(rc.value), family, type,
             request.protocol());
   if (!socket.ok()) return socket.status();
+  if ((type_flags & SOCK_NONBLOCK) != 0) {
+    (*socket)->set_timeout(absl::ZeroDuration());
+  }
   v1::SocketResponse response;
   response.set_handle((*socket)->handle());
   return response;

@@ -390,6 +390,44 @@ TEST_F(AgentCoreTest, RawSocketTypeIsInvalidArgumentWithEsocktnosupport) {
   EXPECT_EQ(fake_.calls(Call::kSocket), 0);
 }
 
+// Python: socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC) is a
+// stream socket with timeout 0 whose type reads SOCK_STREAM.
+TEST_F(AgentCoreTest, NonblockAndCloexecTypeFlagsAreAcceptedAndStripped) {
+  absl::StatusOr<std::string> nonblocking =
+      NewSocket(ctx_, AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ASSERT_TRUE(nonblocking.ok()) << nonblocking.status();
+  absl::StatusOr<v1::SocketInfo> info = InfoOf(ctx_, *nonblocking);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->type(), v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(info->has_timeout());
+  EXPECT_EQ(info->timeout().seconds(), 0);
+  EXPECT_EQ(info->timeout().nanos(), 0);
+  ASSERT_TRUE(BindLoopback(ctx_, *nonblocking).ok());
+  // Timeout 0: a Recv with nothing queued fails at once with EAGAIN.
+  absl::StatusOr<std::string> data = Recv(ctx_, *nonblocking, 16);
+  ASSERT_FALSE(data.ok());
+  EXPECT_EQ(ErrnoOf(data.status()), EAGAIN) << data.status();
+
+  absl::StatusOr<std::string> cloexec =
+      NewSocket(ctx_, AF_INET, SOCK_STREAM | SOCK_CLOEXEC);
+  ASSERT_TRUE(cloexec.ok()) << cloexec.status();
+  info = InfoOf(ctx_, *cloexec);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->type(), v1::SOCKET_TYPE_STREAM);
+  EXPECT_FALSE(info->has_timeout()) << "SOCK_CLOEXEC alone stays blocking";
+  v1::GetSockOptRequest so_type;
+  so_type.set_handle(*cloexec);
+  so_type.set_option(v1::OPT_SO_TYPE);
+  absl::StatusOr<v1::GetSockOptResponse> got = core_->GetSockOpt(ctx_, so_type);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->value().int_value(), SOCK_STREAM);
+
+  // Any other bit is still an unsupported type.
+  absl::StatusOr<std::string> odd =
+      NewSocket(ctx_, AF_INET, SOCK_STREAM | 0x100);
+  EXPECT_EQ(ErrnoOf(odd.status()), ESOCKTNOSUPPORT) << odd.status();
+}
+
 TEST_F(AgentCoreTest, InjectedEmfileOnSocketIsResourceExhaustedWithEmfile) {
   fake_.FailNext(Call::kSocket, EMFILE);
 
