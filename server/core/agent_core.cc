@@ -658,6 +658,8 @@ absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::SocketFor(
   }
   std::shared_ptr<ManagedSocket> socket = (*session)->Find(handle);
   if (socket == nullptr) {
+    // A closed socket is EBADF, as Python's OSError on a closed socket.
+    if ((*session)->WasClosed(handle)) return ClosedHandle();
     return absl::NotFoundError(
         absl::StrCat("handle: unknown handle '", handle, "' in this session"));
   }
@@ -997,6 +999,10 @@ absl::StatusOr<v1::CloseResponse> AgentCore::Close(
   if (absl::Status closed = CloseHandle(**session, ctx.identity,
                                         request.handle(), false, "close");
       !closed.ok()) {
+    // Closing a closed socket is OK, as Python's close().
+    if (absl::IsNotFound(closed) && (*session)->WasClosed(request.handle())) {
+      return v1::CloseResponse();
+    }
     return closed;
   }
   return v1::CloseResponse();
@@ -1041,6 +1047,9 @@ absl::StatusOr<v1::AbortResponse> AgentCore::Abort(
   if (absl::Status closed =
           CloseHandle(**session, ctx.identity, request.handle(), true, "abort");
       !closed.ok()) {
+    if (absl::IsNotFound(closed) && (*session)->WasClosed(request.handle())) {
+      return ClosedHandle();
+    }
     return closed;
   }
   return v1::AbortResponse();

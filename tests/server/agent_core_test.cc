@@ -621,12 +621,45 @@ TEST_F(AgentCoreTest, MalformedHandleIsInvalidArgumentNamingHandle) {
   EXPECT_THAT(Message(status), StartsWith("handle: "));
 }
 
-TEST_F(AgentCoreTest, CloseTwiceIsNotFound) {
+// Python: close() is idempotent; any other call on a closed socket is
+// OSError(EBADF). A handle the session never had stays NOT_FOUND.
+TEST_F(AgentCoreTest, CloseTwiceIsOkAndOtherCallsOnTheClosedHandleAreEbadf) {
   std::string handle = MustSocket(ctx_);
   EXPECT_TRUE(Close(ctx_, handle).ok());
-  absl::Status again = Close(ctx_, handle);
-  EXPECT_EQ(again.code(), absl::StatusCode::kNotFound) << again;
-  EXPECT_EQ(SetTimeout(ctx_, handle, std::nullopt).code(),
+  EXPECT_TRUE(Close(ctx_, handle).ok());
+  EXPECT_TRUE(Close(ctx_, handle).ok());
+
+  absl::Status timeout = SetTimeout(ctx_, handle, std::nullopt);
+  EXPECT_EQ(ErrnoOf(timeout), EBADF) << timeout;
+  EXPECT_THAT(Message(timeout), StartsWith("handle: "));
+  v1::GetSockNameRequest name;
+  name.set_handle(handle);
+  absl::Status sockname = core_->GetSockName(ctx_, name).status();
+  EXPECT_EQ(ErrnoOf(sockname), EBADF) << sockname;
+  absl::StatusOr<std::string> data = Recv(ctx_, handle, 10);
+  EXPECT_EQ(ErrnoOf(data.status()), EBADF) << data.status();
+  EXPECT_EQ(BindLoopback(ctx_, handle).status().code(), timeout.code());
+  v1::AbortRequest abort;
+  abort.set_handle(handle);
+  absl::Status aborted = core_->Abort(ctx_, abort).status();
+  EXPECT_EQ(ErrnoOf(aborted), EBADF) << aborted;
+
+  // Well formed, this run's, never issued: unknown, for Close too.
+  std::string never = MustSocket(ctx_);
+  never.back() = never.back() == '0' ? '1' : '0';
+  EXPECT_EQ(Close(ctx_, never).code(), absl::StatusCode::kNotFound);
+  name.set_handle(never);
+  EXPECT_EQ(core_->GetSockName(ctx_, name).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// A handle closed in one session is unknown (not closed) in another.
+TEST_F(AgentCoreTest, AnotherSessionsClosedHandleIsNotFound) {
+  CallContext other = NewSession(absl::Seconds(60));
+  std::string foreign = MustSocket(other);
+  ASSERT_TRUE(Close(other, foreign).ok());
+  EXPECT_EQ(Close(ctx_, foreign).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SetTimeout(ctx_, foreign, std::nullopt).code(),
             absl::StatusCode::kNotFound);
 }
 
