@@ -56,15 +56,6 @@ absl::Status CheckSendArgs(int flags, size_t size, size_t limit) {
   return CheckSize(size, limit, "data", "max_send_bytes");
 }
 
-// The checks every Recv/RecvFrom shares: flags, then 1 <= max_bytes <= limit.
-absl::Status CheckRecvArgs(int flags, uint32_t max_bytes, size_t limit) {
-  if (absl::Status s = CheckFlags(flags, kRecvFlags); !s.ok()) return s;
-  if (max_bytes == 0) {
-    return absl::InvalidArgumentError("max_bytes: must be at least 1");
-  }
-  return CheckSize(max_bytes, limit, "max_bytes", "max_recv_bytes");
-}
-
 absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
@@ -1478,13 +1469,17 @@ void AgentCore::Receive(const CallContext& ctx, const char* method,
                         const std::string& handle, uint32_t max_bytes,
                         int32_t flags, Callback<Response> done) {
   constexpr bool kWantSource = std::is_same_v<Response, v1::RecvFromResponse>;
-  if (absl::Status s = CheckRecvArgs(flags, max_bytes, options_.max_recv_bytes);
-      !s.ok()) {
-    return done(s);
-  }
+  if (absl::Status s = CheckFlags(flags, kRecvFlags); !s.ok()) return done(s);
+  // Like a kernel receive into a smaller buffer: at most the agent's limit.
+  const size_t want = std::min<size_t>(max_bytes, options_.max_recv_bytes);
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, handle);
   if (!socket.ok()) return done(socket.status());
+  if constexpr (!kWantSource) {
+    // Python's recv(0) returns b'' at once without receiving: it neither
+    // waits nor consumes a datagram. (recvfrom(0) does receive: below.)
+    if (want == 0) return done(Response());
+  }
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((flags & MSG_DONTWAIT) != 0) wait.nonblocking = true;
   if (absl::Status rate = CheckByteRate(ctx, method, **socket, kRecvBytes);
@@ -1498,7 +1493,7 @@ void AgentCore::Receive(const CallContext& ctx, const char* method,
   engine_->Submit(
       (*socket)->io(), Interest::kRead,
       std::make_unique<RecvOp>(
-          ops_, *socket, max_bytes, flags, kWantSource,
+          ops_, *socket, want, flags, kWantSource,
           [this, identity = ctx.identity, done = std::move(done)](
               absl::StatusOr<RecvOp::Received> received) mutable {
             if (!received.ok()) return done(received.status());
