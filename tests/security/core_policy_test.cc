@@ -275,11 +275,11 @@ TEST_F(CorePolicyTest, APeerOtherThanTheOneAllowedIsJudgedAgainAndClosed) {
   absl::Status connected = Connect(ctx, *tcp, Inet("127.0.0.1", port));
   EXPECT_EQ(connected.code(), absl::StatusCode::kPermissionDenied) << connected;
   EXPECT_THAT(connected.message(), HasSubstr("harness.connect_deny[0]"));
-  // The socket is gone, and the audit says why.
+  // The socket is closed (calls on it are EBADF), and the audit says why.
   v1::GetPeerNameRequest request;
   request.set_handle(*tcp);
   EXPECT_EQ(core_->GetPeerName(ctx, request).status().code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(AuditText(), HasSubstr("policy_peer_mismatch"));
   // Without the rewrite the same connect is allowed.
   absl::StatusOr<std::string> again =
