@@ -133,7 +133,11 @@ std::string FormatAddress(const v1::Address& address) {
         host = absl::StrFormat("%d.%d.%d.%d", v >> 24, (v >> 16) & 0xff,
                                (v >> 8) & 0xff, v & 0xff);
       } else if (absl::StrContains(inet.host(), ':')) {
-        host = absl::StrCat("[", inet.host(), "]");
+        // The agent returns the bare address with the scope in scope_id
+        // (as Python does); print it as a numeric %scope.
+        host = inet.scope_id() != 0 && !absl::StrContains(inet.host(), '%')
+                   ? absl::StrCat("[", inet.host(), "%", inet.scope_id(), "]")
+                   : absl::StrCat("[", inet.host(), "]");
       } else {
         host = inet.host();
       }
@@ -146,6 +150,13 @@ std::string FormatAddress(const v1::Address& address) {
       if (address.unix().name_case() == v1::UnixAddress::kAbstract) {
         return absl::StrCat("abstract:",
                             absl::CHexEscape(address.unix().abstract()));
+      }
+      if (!address.unix().path().empty() && address.unix().path()[0] == '\0') {
+        // A path starting with NUL names an abstract socket, as in Python.
+        return absl::StrCat(
+            "abstract:",
+            absl::CHexEscape(
+                absl::string_view(address.unix().path()).substr(1)));
       }
       return absl::StrCat("unix:", address.unix().path());
     case v1::Address::KIND_NOT_SET:

@@ -35,9 +35,12 @@ v1::Address AbstractAddress(absl::string_view name);
 absl::StatusOr<v1::Address> ParseAddress(absl::string_view text);
 
 // The inverse of ParseAddress for canonical addresses: "127.0.0.1:80",
-// "[::1]:80", "unix:/p", "abstract:n". Non-printable bytes of an abstract
-// name are C-escaped ("abstract:a\x01"). An unnamed Unix socket gives "unix:",
-// an Address with no kind gives "".
+// "[::1]:80", "[fe80::1%2]:80" (scope_id as a number), "unix:/p",
+// "abstract:n". Non-printable bytes of an abstract
+// name are C-escaped ("abstract:a\x01"); a path starting with NUL is shown as
+// the abstract name it names. A path's other bytes are printed as they are
+// (Linux paths need not be UTF-8). An unnamed Unix socket gives "unix:", an
+// Address with no kind gives "".
 std::string FormatAddress(const v1::Address& address);
 
 }  // namespace sockagent

@@ -67,6 +67,10 @@ std::string ErrnoLine(const ErrnoInfo& info, const absl::Status& status) {
   if (absl::StartsWith(info.name, "EAI_") || info.number <= 0) {
     return std::string(status.message());
   }
+  // No system call failed (a closed handle's EBADF): the agent's message.
+  if (info.syscall.empty()) {
+    return absl::StrCat(status.message(), " (", info.name, ")");
+  }
   return absl::StrCat(info.syscall, ": ", std::strerror(info.number), " (",
                       info.name, ")");
 }
@@ -181,6 +185,8 @@ std::string SocketTypeName(v1::SocketType type) {
       return "dgram";
     case v1::SOCKET_TYPE_SEQPACKET:
       return "seqpacket";
+    case v1::SOCKET_TYPE_RAW:
+      return "raw";
     default:
       return absl::StrCat(static_cast<int>(type));
   }

@@ -258,6 +258,19 @@ absl::Status ResolveHostName(const std::string& host, int family,
                                    "' has no address of the socket's family"));
 }
 
+// Parses every numeric IPv4 form inet_aton(3) accepts ("127.0.0.1", "127.1",
+// "2130706433", "0x7f.1", "0177.0.0.1") and nothing else: inet_aton ignores
+// whatever follows a blank, so a host with a blank is refused first (as
+// getaddrinfo's numeric parse refuses it).
+bool ParseInet4Numeric(const std::string& host, in_addr& out) {
+  if (host.empty() || std::any_of(host.begin(), host.end(), [](char c) {
+        return absl::ascii_isspace(c) || c == '\0';
+      })) {
+    return false;
+  }
+  return inet_aton(host.c_str(), &out) != 0;
+}
+
 // Checks the host string common to both IP families: no NUL byte, bounded.
 absl::Status CheckHostString(const std::string& host,
                              absl::string_view host_field) {
@@ -299,16 +312,24 @@ absl::StatusOr<SockAddr> ResolveInet4(const v1::InetAddress& inet, int type,
       sin.sin_addr.s_addr = htonl(INADDR_ANY);
     } else if (host == "<broadcast>") {
       sin.sin_addr.s_addr = htonl(INADDR_BROADCAST);
+    } else if (ParseInet4Numeric(host, sin.sin_addr)) {
+      // Every numeric form inet_aton takes: "127.1", "2130706433", "0x7f.1".
     } else if (IsDigitsAndDots(host)) {
-      if (inet_pton(AF_INET, host.c_str(), &sin.sin_addr) != 1) {
-        return Invalid(
-            host_field,
-            absl::StrCat("'", Echo(host), "' is not a valid IPv4 address"));
-      }
+      // Not a number inet_aton takes, and no host name either: the
+      // getaddrinfo failure Python reports, without a DNS query.
+      return NamedOsError(
+          absl::StatusCode::kNotFound, EAI_NONAME, EaiName(EAI_NONAME),
+          "getaddrinfo",
+          absl::StrCat(host_field, ": '", Echo(host),
+                       "' is not a valid IPv4 address (EAI_NONAME)"));
     } else if (host.find(':') != std::string::npos) {
-      return Invalid(host_field,
-                     absl::StrCat("'", Echo(host),
-                                  "' is not an IPv4 address (AF_INET socket)"));
+      // getaddrinfo(AF_INET) of an IPv6 literal: EAI_ADDRFAMILY, as Python.
+      return NamedOsError(
+          absl::StatusCode::kNotFound, EAI_ADDRFAMILY, EaiName(EAI_ADDRFAMILY),
+          "getaddrinfo",
+          absl::StrCat(host_field, ": '", Echo(host),
+                       "' is not an IPv4 address (AF_INET socket; "
+                       "EAI_ADDRFAMILY)"));
     } else {
       absl::Status s = ResolveHostName(host, AF_INET, host_field, out);
       if (!s.ok()) return s;
@@ -323,46 +344,38 @@ absl::StatusOr<SockAddr> ResolveInet4(const v1::InetAddress& inet, int type,
   return out;
 }
 
-// Parses an IPv6 literal with an optional "%scope" (an interface name or a
-// number) into `sin6`. Returns INVALID_ARGUMENT naming `host_field`.
+// Parses an IPv6 literal with an optional "%scope" into `sin6` exactly as
+// glibc's getaddrinfo does for Python (AI_NUMERICHOST, so never a DNS query):
+// an interface name is a scope only for a link-local address ("fe80::1%lo"),
+// a number for any ("::1%1"). A string that is no such literal is NOT_FOUND
+// with EAI_NONAME naming `host_field`, Python's gaierror.
 absl::Status ParseInet6Literal(const std::string& host,
                                absl::string_view host_field,
                                sockaddr_in6& sin6) {
-  absl::string_view text = host;
-  absl::string_view scope;
-  bool has_scope = false;
-  if (size_t percent = text.find('%'); percent != absl::string_view::npos) {
-    scope = text.substr(percent + 1);
-    text = text.substr(0, percent);
-    has_scope = true;
+  addrinfo hints{};
+  hints.ai_family = AF_INET6;
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* raw = nullptr;
+  const int eai = getaddrinfo(host.c_str(), nullptr, &hints, &raw);
+  const int saved_errno = errno;
+  AddrInfoPtr results(raw);
+  if (eai != 0) {
+    return EaiError(eai, saved_errno,
+                    absl::StrCat(host_field, ": '", Echo(host),
+                                 "' is not a valid IPv6 address"));
   }
-  const std::string address(text);
-  if (inet_pton(AF_INET6, address.c_str(), &sin6.sin6_addr) != 1) {
-    return Invalid(host_field, absl::StrCat("'", Echo(host),
-                                            "' is not a valid IPv6 address"));
+  const addrinfo* ai = results.get();
+  if (ai == nullptr || ai->ai_family != AF_INET6 ||
+      ai->ai_addrlen != sizeof(sockaddr_in6)) {
+    return NamedOsError(absl::StatusCode::kNotFound, EAI_NONAME,
+                        EaiName(EAI_NONAME), "getaddrinfo",
+                        absl::StrCat(host_field, ": '", Echo(host),
+                                     "' is not a valid IPv6 address"));
   }
-  if (!has_scope) return absl::OkStatus();
-  if (scope.empty()) {
-    return Invalid(host_field,
-                   absl::StrCat("'", Echo(host), "' has an empty %scope"));
-  }
-  if (IsDigits(scope)) {
-    uint32_t index = 0;
-    if (!absl::SimpleAtoi(scope, &index)) {
-      return Invalid(host_field, absl::StrCat("'", Echo(host),
-                                              "' has an out-of-range scope"));
-    }
-    sin6.sin6_scope_id = index;
-    return absl::OkStatus();
-  }
-  const std::string name(scope);
-  const unsigned int index =
-      name.size() < IF_NAMESIZE ? if_nametoindex(name.c_str()) : 0;
-  if (index == 0) {
-    return Invalid(host_field, absl::StrCat("'", Echo(host),
-                                            "' names an unknown interface"));
-  }
-  sin6.sin6_scope_id = index;
+  sockaddr_in6 parsed{};
+  std::memcpy(&parsed, ai->ai_addr, sizeof(parsed));
+  sin6.sin6_addr = parsed.sin6_addr;
+  sin6.sin6_scope_id = parsed.sin6_scope_id;
   return absl::OkStatus();
 }
 
@@ -436,7 +449,22 @@ absl::StatusOr<SockAddr> ResolveUnix(const v1::UnixAddress& unix_address,
     case v1::UnixAddress::kPath: {
       const std::string& path = unix_address.path();
       const std::string path_field = absl::StrCat(field, ".unix.path");
-      if (path.empty()) return Invalid(path_field, "empty");
+      if (path.empty()) {
+        // Python's bind(""): the unnamed address, so bind autobinds.
+        out.length = kSunPathOffset;
+        break;
+      }
+      if (path[0] == '\0') {
+        // Python's "\0name": the abstract name after the NUL.
+        if (path.size() > kSunPathSize) {
+          return Invalid(path_field,
+                         absl::StrFormat("%d bytes is longer than %d bytes",
+                                         path.size(), kSunPathSize));
+        }
+        std::memcpy(sun.sun_path, path.data(), path.size());
+        out.length = static_cast<socklen_t>(kSunPathOffset + path.size());
+        break;
+      }
       if (path.find('\0') != std::string::npos) {
         return Invalid(path_field,
                        absl::StrCat("'", Echo(path), "' contains a NUL byte"));
@@ -489,30 +517,15 @@ absl::StatusOr<int> WireFamilyToNative(int family) {
   }
 }
 
+// The wire enums' values are Linux's (and proto3 enums are open), so any
+// family or type the C library reports passes through unchanged: SOCK_RAW
+// stays 3, as Python's getaddrinfo reports it.
 v1::Family NativeFamilyToWire(int family) {
-  switch (family) {
-    case AF_INET:
-      return v1::FAMILY_INET;
-    case AF_INET6:
-      return v1::FAMILY_INET6;
-    case AF_UNIX:
-      return v1::FAMILY_UNIX;
-    default:
-      return v1::FAMILY_UNSPECIFIED;
-  }
+  return static_cast<v1::Family>(family);
 }
 
 v1::SocketType NativeTypeToWire(int type) {
-  switch (type) {
-    case SOCK_STREAM:
-      return v1::SOCKET_TYPE_STREAM;
-    case SOCK_DGRAM:
-      return v1::SOCKET_TYPE_DGRAM;
-    case SOCK_SEQPACKET:
-      return v1::SOCKET_TYPE_SEQPACKET;
-    default:
-      return v1::SOCKET_TYPE_UNSPECIFIED;
-  }
+  return static_cast<v1::SocketType>(type);
 }
 
 }  // namespace
@@ -573,17 +586,9 @@ v1::Address ToWireAddress(const sockaddr* address, socklen_t length) {
       if (inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof(text)) == nullptr) {
         return wire;
       }
-      std::string host = text;
-      if (sin6.sin6_scope_id != 0) {
-        char name[IF_NAMESIZE] = {};
-        if (if_indextoname(sin6.sin6_scope_id, name) != nullptr) {
-          absl::StrAppend(&host, "%", name);
-        } else {
-          absl::StrAppend(&host, "%", sin6.sin6_scope_id);
-        }
-      }
+      // The bare address, the scope in scope_id only, as Python 3.7+.
       v1::InetAddress* inet = wire.mutable_inet();
-      inet->set_host(std::move(host));
+      inet->set_host(text);
       inet->set_port(ntohs(sin6.sin6_port));
       inet->set_flowinfo(ntohl(sin6.sin6_flowinfo));
       inet->set_scope_id(sin6.sin6_scope_id);
@@ -628,12 +633,15 @@ absl::StatusOr<std::vector<v1::AddrInfo>> GetAddrInfo(
     case v1::SOCKET_TYPE_SEQPACKET:
       type = SOCK_SEQPACKET;
       break;
+    case v1::SOCKET_TYPE_RAW:
+      type = SOCK_RAW;
+      break;
     default:
       return OsErrorWithCode(
           absl::StatusCode::kInvalidArgument, ESOCKTNOSUPPORT, "getaddrinfo",
           absl::StrCat("type: ", static_cast<int>(request.type()),
-                       " is not supported (0, SOCK_STREAM, SOCK_DGRAM or "
-                       "SOCK_SEQPACKET)"));
+                       " is not supported (0, SOCK_STREAM, SOCK_DGRAM, "
+                       "SOCK_RAW or SOCK_SEQPACKET)"));
   }
 
   constexpr int kAllowedFlags = AI_PASSIVE | AI_CANONNAME | AI_NUMERICHOST |
@@ -647,9 +655,6 @@ absl::StatusOr<std::vector<v1::AddrInfo>> GetAddrInfo(
 
   const std::string& host = request.host();
   const std::string& port = request.port();
-  if (host.empty() && port.empty()) {
-    return Invalid("host", "host and port cannot both be empty");
-  }
   if (absl::Status s = CheckHostString(host, "host"); !s.ok()) return s;
   if (port.find('\0') != std::string::npos) {
     return Invalid("port",

@@ -56,15 +56,6 @@ absl::Status CheckSendArgs(int flags, size_t size, size_t limit) {
   return CheckSize(size, limit, "data", "max_send_bytes");
 }
 
-// The checks every Recv/RecvFrom shares: flags, then 1 <= max_bytes <= limit.
-absl::Status CheckRecvArgs(int flags, uint32_t max_bytes, size_t limit) {
-  if (absl::Status s = CheckFlags(flags, kRecvFlags); !s.ok()) return s;
-  if (max_bytes == 0) {
-    return absl::InvalidArgumentError("max_bytes: must be at least 1");
-  }
-  return CheckSize(max_bytes, limit, "max_bytes", "max_recv_bytes");
-}
-
 absl::Duration FromProto(const google::protobuf::Duration& d) {
   return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
@@ -658,6 +649,8 @@ absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::SocketFor(
   }
   std::shared_ptr<ManagedSocket> socket = (*session)->Find(handle);
   if (socket == nullptr) {
+    // A closed socket is EBADF, as Python's OSError on a closed socket.
+    if ((*session)->WasClosed(handle)) return ClosedHandle();
     return absl::NotFoundError(
         absl::StrCat("handle: unknown handle '", handle, "' in this session"));
   }
@@ -853,7 +846,12 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
   absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
   if (!session.ok()) return session.status();
   const int family = static_cast<int>(request.family());
-  const int type = static_cast<int>(request.type());
+  // Python accepts SOCK_NONBLOCK / SOCK_CLOEXEC OR-ed into the type and
+  // reports the type without them. Every agent socket is close-on-exec and
+  // non-blocking underneath; SOCK_NONBLOCK sets the socket's timeout to 0.
+  const int type_flags =
+      static_cast<int>(request.type()) & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+  const int type = static_cast<int>(request.type()) & ~type_flags;
   if (family != AF_INET && family != AF_INET6 && family != AF_UNIX) {
     return OsErrorWithCode(
         absl::StatusCode::kInvalidArgument, EAFNOSUPPORT, "socket",
@@ -867,7 +865,8 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
         absl::StrCat("type: socket type ", type,
                      " is not supported (ESOCKTNOSUPPORT); use "
                      "SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM or "
-                     "SOCKET_TYPE_SEQPACKET"));
+                     "SOCKET_TYPE_SEQPACKET, optionally with SOCK_NONBLOCK "
+                     "or SOCK_CLOEXEC"));
   }
   if (request.protocol() < 0 || request.protocol() > 255) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -885,6 +884,9 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
       Adopt(**session, ctx.identity, ScopedFd(rc.value), family, type,
             request.protocol());
   if (!socket.ok()) return socket.status();
+  if ((type_flags & SOCK_NONBLOCK) != 0) {
+    (*socket)->set_timeout(absl::ZeroDuration());
+  }
   v1::SocketResponse response;
   response.set_handle((*socket)->handle());
   return response;
@@ -988,6 +990,10 @@ absl::StatusOr<v1::CloseResponse> AgentCore::Close(
   if (absl::Status closed = CloseHandle(**session, ctx.identity,
                                         request.handle(), false, "close");
       !closed.ok()) {
+    // Closing a closed socket is OK, as Python's close().
+    if (absl::IsNotFound(closed) && (*session)->WasClosed(request.handle())) {
+      return v1::CloseResponse();
+    }
     return closed;
   }
   return v1::CloseResponse();
@@ -1032,6 +1038,9 @@ absl::StatusOr<v1::AbortResponse> AgentCore::Abort(
   if (absl::Status closed =
           CloseHandle(**session, ctx.identity, request.handle(), true, "abort");
       !closed.ok()) {
+    if (absl::IsNotFound(closed) && (*session)->WasClosed(request.handle())) {
+      return ClosedHandle();
+    }
     return closed;
   }
   return v1::AbortResponse();
@@ -1460,13 +1469,17 @@ void AgentCore::Receive(const CallContext& ctx, const char* method,
                         const std::string& handle, uint32_t max_bytes,
                         int32_t flags, Callback<Response> done) {
   constexpr bool kWantSource = std::is_same_v<Response, v1::RecvFromResponse>;
-  if (absl::Status s = CheckRecvArgs(flags, max_bytes, options_.max_recv_bytes);
-      !s.ok()) {
-    return done(s);
-  }
+  if (absl::Status s = CheckFlags(flags, kRecvFlags); !s.ok()) return done(s);
+  // Like a kernel receive into a smaller buffer: at most the agent's limit.
+  const size_t want = std::min<size_t>(max_bytes, options_.max_recv_bytes);
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, handle);
   if (!socket.ok()) return done(socket.status());
+  if constexpr (!kWantSource) {
+    // Python's recv(0) returns b'' at once without receiving: it neither
+    // waits nor consumes a datagram. (recvfrom(0) does receive: below.)
+    if (want == 0) return done(Response());
+  }
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((flags & MSG_DONTWAIT) != 0) wait.nonblocking = true;
   if (absl::Status rate = CheckByteRate(ctx, method, **socket, kRecvBytes);
@@ -1480,7 +1493,7 @@ void AgentCore::Receive(const CallContext& ctx, const char* method,
   engine_->Submit(
       (*socket)->io(), Interest::kRead,
       std::make_unique<RecvOp>(
-          ops_, *socket, max_bytes, flags, kWantSource,
+          ops_, *socket, want, flags, kWantSource,
           [this, identity = ctx.identity, done = std::move(done)](
               absl::StatusOr<RecvOp::Received> received) mutable {
             if (!received.ok()) return done(received.status());

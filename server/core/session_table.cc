@@ -41,9 +41,15 @@ std::shared_ptr<ManagedSocket> Session::Remove(const std::string& handle) {
   if (it == sockets_.end()) return nullptr;
   std::shared_ptr<ManagedSocket> socket = std::move(it->second);
   sockets_.erase(it);
+  closed_handles_.Add(handle);
   removed_bytes_sent_ += socket->bytes_sent;
   removed_bytes_received_ += socket->bytes_received;
   return socket;
+}
+
+bool Session::WasClosed(const std::string& handle) const {
+  absl::MutexLock lock(&mu_);
+  return closed_handles_.Contains(handle);
 }
 
 uint64_t Session::BytesSent() const {

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/core/closed_handles.h"
 #include "server/core/ids.h"
 #include "server/io/engine.h"
 #include "sockagent/v1/sockagent.pb.h"
@@ -112,8 +113,13 @@ class Session {
   std::shared_ptr<ManagedSocket> Find(const std::string& handle) const;
 
   // Removes and returns the socket for `handle`, or nullptr. Its byte
-  // counts so far stay in the session's totals (BytesSent/BytesReceived).
+  // counts so far stay in the session's totals (BytesSent/BytesReceived),
+  // and the handle is remembered as closed (WasClosed).
   std::shared_ptr<ManagedSocket> Remove(const std::string& handle);
+
+  // True if `handle` was this session's and has been removed, among the
+  // last ClosedHandles::kDefaultCapacity removed (see closed_handles.h).
+  bool WasClosed(const std::string& handle) const;
 
   // Marks the session closed and returns every socket it held.
   std::vector<std::shared_ptr<ManagedSocket>> Close();
@@ -137,6 +143,7 @@ class Session {
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::shared_ptr<ManagedSocket>> sockets_
       ABSL_GUARDED_BY(mu_);
+  ClosedHandles closed_handles_ ABSL_GUARDED_BY(mu_);
 };
 
 // All live sessions. Thread-safe.

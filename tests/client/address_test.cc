@@ -157,6 +157,12 @@ TEST(FormatAddressTest, Ipv6IsBracketed) {
   EXPECT_EQ(FormatAddress(InetAddress("fe80::1%lo", 7)), "[fe80::1%lo]:7");
 }
 
+TEST(FormatAddressTest, ScopeIdOfABareIpv6HostIsANumericScope) {
+  v1::Address a = InetAddress("fe80::1", 7);
+  a.mutable_inet()->set_scope_id(2);
+  EXPECT_EQ(FormatAddress(a), "[fe80::1%2]:7");
+}
+
 TEST(FormatAddressTest, HostIntIsDottedQuad) {
   v1::Address a;
   a.mutable_inet()->set_host_int(0x7f000001);
@@ -180,6 +186,11 @@ TEST(FormatAddressTest, UnsetPortIsZero) {
 TEST(FormatAddressTest, Unix) {
   EXPECT_EQ(FormatAddress(UnixPathAddress("/p")), "unix:/p");
   EXPECT_EQ(FormatAddress(AbstractAddress("n")), "abstract:n");
+}
+
+TEST(FormatAddressTest, PathStartingWithNulIsShownAsAbstract) {
+  EXPECT_EQ(FormatAddress(UnixPathAddress(std::string("\0n\x01", 3))),
+            "abstract:n\\x01");
 }
 
 TEST(FormatAddressTest, AbstractNonPrintableBytesAreEscaped) {

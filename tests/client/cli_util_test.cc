@@ -23,6 +23,14 @@ TEST(DescribeErrorTest, ErrnoErrorReadsLikeOsError) {
             "connect: Connection refused (ECONNREFUSED)");
 }
 
+TEST(DescribeErrorTest, ErrnoWithoutASyscallKeepsTheAgentsMessage) {
+  EXPECT_EQ(
+      DescribeError(
+          "recv", OsErrorWithCode(absl::StatusCode::kFailedPrecondition, EBADF,
+                                  "", "handle: the socket is closed")),
+      "handle: the socket is closed (EBADF)");
+}
+
 TEST(DescribeErrorTest, PlainErrorNamesContextAndCode) {
   EXPECT_EQ(DescribeError("recv", absl::NotFoundError("no such handle")),
             "recv: no such handle (NOT_FOUND)");

@@ -404,8 +404,9 @@ TEST_F(TrafficIntegrationTest, CloseAfterBytesGivesEofAfterExactlyNBytes) {
   const std::string got = peer->Read(1 << 20, &error);
   EXPECT_EQ(error, 0);
   EXPECT_EQ(got, Pattern(v1::TRAFFIC_PATTERN_SEQUENCE, 0, 7777));
-  // The handle is gone.
-  EXPECT_EQ(socket.SetFaults(v1::Faults()).code(), absl::StatusCode::kNotFound);
+  // The handle is closed: calls on it are EBADF.
+  EXPECT_EQ(socket.SetFaults(v1::Faults()).code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(TrafficIntegrationTest, CloseAfterBytesWithResetGivesEconnreset) {

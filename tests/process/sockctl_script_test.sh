@@ -316,7 +316,14 @@ assert e == {"code": "UNAVAILABLE", "message": e["message"], "errno": 111,
 sc close "$R"
 
 rc=0
-sc recv "$T" 2>"$TMP/unknown.err" || rc=$?   # closed above: an unknown handle
+sc recv "$T" 2>"$TMP/closed.err" || rc=$?   # closed above: EBADF, as Python
+expect_eq "exit code for a closed handle" 4 "$rc"
+grep -q 'EBADF' "$TMP/closed.err" || fail "closed handle: $(cat "$TMP/closed.err")"
+sc close "$T" || fail "a second close is not OK"
+# Well formed, never issued: the last hex digit of a real handle changed.
+case "$T" in *0) NEVER="${T%?}1" ;; *) NEVER="${T%?}0" ;; esac
+rc=0
+sc recv "$NEVER" 2>"$TMP/unknown.err" || rc=$?
 expect_eq "exit code for an unknown handle" 3 "$rc"
 grep -q 'NOT_FOUND' "$TMP/unknown.err" || fail "unknown handle: $(cat "$TMP/unknown.err")"
 

@@ -275,11 +275,11 @@ TEST_F(CorePolicyTest, APeerOtherThanTheOneAllowedIsJudgedAgainAndClosed) {
   absl::Status connected = Connect(ctx, *tcp, Inet("127.0.0.1", port));
   EXPECT_EQ(connected.code(), absl::StatusCode::kPermissionDenied) << connected;
   EXPECT_THAT(connected.message(), HasSubstr("harness.connect_deny[0]"));
-  // The socket is gone, and the audit says why.
+  // The socket is closed (calls on it are EBADF), and the audit says why.
   v1::GetPeerNameRequest request;
   request.set_handle(*tcp);
   EXPECT_EQ(core_->GetPeerName(ctx, request).status().code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(AuditText(), HasSubstr("policy_peer_mismatch"));
   // Without the rewrite the same connect is allowed.
   absl::StatusOr<std::string> again =
@@ -906,8 +906,9 @@ TEST_F(CorePolicyTest, ReloadRevokesAcceptedPeersByTheAcceptFilters) {
 
   const std::string deny_peer = R"pb(accept_deny { cidr: "127.0.0.2" })pb";
   LoadPolicy(base + deny_peer + "}");
+  // Closed by the agent: calls on the handle are EBADF.
   EXPECT_EQ(core_->GetPeerName(ctx, peer).status().code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(AuditText(), HasSubstr("\"close_reason\":\"policy_revoked\""));
   v1::GetSockNameRequest name;
   name.set_handle(*listener);

@@ -12,8 +12,10 @@
 
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <net/if.h>
@@ -170,16 +172,72 @@ TEST(AddressTest, LocalhostResolvesThroughEtcHosts) {
   EXPECT_EQ(PortOf(*result), 80);
 }
 
-TEST(AddressTest, MalformedDottedQuadsAreInvalidArgumentNotLookups) {
-  for (const char* host : {"1.2.3.999", "256.1.1.1", "1.2.3", "1..2.3",
-                           "1.2.3.4.", "01.2.3.4444"}) {
+// Python resolves an AF_INET host with getaddrinfo, whose numeric parse is
+// inet_aton's: short, whole-number, hex and octal forms all name an address.
+TEST(AddressTest, EveryFormInetAtonAcceptsIsAnIpv4Address) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"127.1", "127.0.0.1"},
+      {"127.0.1", "127.0.0.1"},
+      {"2130706433", "127.0.0.1"},
+      {"0x7f.1", "127.0.0.1"},
+      {"0177.0.0.1", "127.0.0.1"},
+      {"0x7f000001", "127.0.0.1"},
+      {"017700000001", "127.0.0.1"},
+      {"1.2.3", "1.2.0.3"},
+      {"4294967295", "255.255.255.255"},
+      {"0", "0.0.0.0"},
+  };
+  for (const auto& [host, want] : cases) {
     SCOPED_TRACE(host);
-    ExpectInvalidNaming(Resolve4(InetHost(host)), "address.inet.host");
+    absl::StatusOr<SockAddr> result = Resolve4(InetHostPort(host, 7));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->length, sizeof(sockaddr_in));
+    EXPECT_EQ(Ipv4Text(*result), want);
+    EXPECT_EQ(PortOf(*result), 7);
   }
 }
 
-TEST(AddressTest, Ipv6LiteralForInetSocketIsInvalidArgument) {
-  ExpectInvalidNaming(Resolve4(InetHost("::1")), "address.inet.host");
+// Digits and dots that inet_aton refuses are names that cannot resolve:
+// Python's gaierror EAI_NONAME, answered without a DNS query.
+TEST(AddressTest, MalformedDottedQuadsAreEaiNonameNotLookups) {
+  for (const char* host : {"1.2.3.999", "256.1.1.1", "1..2.3", "1.2.3.4.",
+                           "01.2.3.4444", "4294967296", "1.2.3.4.5"}) {
+    SCOPED_TRACE(host);
+    absl::StatusOr<SockAddr> result = Resolve4(InetHost(host));
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound)
+        << result.status();
+    EXPECT_THAT(std::string(result.status().message()),
+                StartsWith("address.inet.host:"));
+    std::optional<ErrnoInfo> detail = GetErrno(result.status());
+    ASSERT_TRUE(detail.has_value());
+    EXPECT_EQ(detail->name, "EAI_NONAME");
+  }
+}
+
+// inet_aton stops at a blank and ignores the rest; getaddrinfo does not, so
+// such a host is a name. (The name's empty label makes glibc refuse it
+// before any DNS query.)
+TEST(AddressTest, NumericHostFollowedByABlankIsAName) {
+  absl::StatusOr<SockAddr> result = Resolve4(InetHost("127.0.0.1 a..b"));
+  ASSERT_FALSE(result.ok()) << Ipv4Text(*result);
+  std::optional<ErrnoInfo> detail = GetErrno(result.status());
+  ASSERT_TRUE(detail.has_value()) << result.status();
+  EXPECT_EQ(detail->syscall, "getaddrinfo");
+  EXPECT_EQ(detail->name, "EAI_NONAME");
+}
+
+TEST(AddressTest, Ipv6LiteralForInetSocketIsEaiAddrfamily) {
+  absl::StatusOr<SockAddr> result = Resolve4(InetHost("::1"));
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound)
+      << result.status();
+  EXPECT_THAT(std::string(result.status().message()),
+              StartsWith("address.inet.host:"));
+  std::optional<ErrnoInfo> detail = GetErrno(result.status());
+  ASSERT_TRUE(detail.has_value());
+  EXPECT_EQ(detail->name, "EAI_ADDRFAMILY");
+  EXPECT_EQ(detail->number, EAI_ADDRFAMILY);
 }
 
 TEST(AddressTest, UnresolvableNameIsNotFoundWithEaiDetail) {
@@ -286,12 +344,36 @@ TEST(AddressTest, FlowinfoAboveTwentyBitsIsInvalidArgument) {
   ExpectInvalidNaming(Resolve6(address), "address.inet.flowinfo");
 }
 
-TEST(AddressTest, MalformedIpv6LiteralsAreInvalidArgument) {
+// Python (glibc's getaddrinfo) raises gaierror EAI_NONAME for each of these,
+// "::1%lo" included: an interface name scopes only a link-local address.
+TEST(AddressTest, MalformedIpv6LiteralsAreEaiNoname) {
   for (const char* host :
        {"::zz", "1:2:3", ":::", "fe80::1%", "fe80::1%nosuchif0",
-        "fe80::1%99999999999", "fe80::1%lo%lo"}) {
+        "fe80::1%99999999999", "fe80::1%lo%lo", "::1%lo", "ff05::1%lo"}) {
     SCOPED_TRACE(host);
-    ExpectInvalidNaming(Resolve6(InetHost(host)), "address.inet.host");
+    absl::StatusOr<SockAddr> result = Resolve6(InetHost(host));
+    ASSERT_FALSE(result.ok()) << Ipv6Text(*result);
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound)
+        << result.status();
+    EXPECT_THAT(std::string(result.status().message()),
+                StartsWith("address.inet.host:"));
+    std::optional<ErrnoInfo> detail = GetErrno(result.status());
+    ASSERT_TRUE(detail.has_value());
+    EXPECT_EQ(detail->name, "EAI_NONAME");
+  }
+}
+
+// A numeric scope is taken for any address, a name for link-local unicast
+// and multicast ones, as glibc does.
+TEST(AddressTest, NumericScopeForAnyAddressNamedScopeForLinkLocal) {
+  const unsigned int lo = if_nametoindex("lo");
+  ASSERT_NE(lo, 0u);
+  for (const std::string& host :
+       {std::string("::1%") + std::to_string(lo), std::string("ff02::1%lo")}) {
+    SCOPED_TRACE(host);
+    absl::StatusOr<SockAddr> result = Resolve6(InetHost(host));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(AsInet6(*result).sin6_scope_id, lo);
   }
 }
 
@@ -410,10 +492,46 @@ TEST(AddressTest, UnixPathOf107BytesFitsAnd108IsTooLong) {
               HasSubstr("longer than 107 bytes"));
 }
 
-TEST(AddressTest, EmptyOrNulUnixPathIsInvalidArgument) {
-  ExpectInvalidNaming(ResolveUnix(UnixPath("")), "address.unix.path");
+// Python's bind(""): the unnamed address, which bind(2) autobinds.
+TEST(AddressTest, EmptyUnixPathIsTheUnnamedAddress) {
+  absl::StatusOr<SockAddr> result = ResolveUnix(UnixPath(""));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->family(), AF_UNIX);
+  EXPECT_EQ(result->length, kSunPathOffset);
+}
+
+TEST(AddressTest, NulInsideAUnixPathIsInvalidArgument) {
   ExpectInvalidNaming(ResolveUnix(UnixPath(std::string("/tmp/a\0b", 8))),
                       "address.unix.path");
+}
+
+// Python's "\0name" as a path is the abstract name "name".
+TEST(AddressTest, UnixPathStartingWithNulIsAnAbstractName) {
+  const std::string name("\0ab\xff", 4);
+  absl::StatusOr<SockAddr> result = ResolveUnix(UnixPath(name));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->length, kSunPathOffset + 4);
+  EXPECT_EQ(std::string(AsUnix(*result).sun_path, 4), name);
+  absl::StatusOr<SockAddr> same = ResolveUnix(UnixAbstract("ab\xff"));
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->length, result->length);
+  EXPECT_EQ(std::memcmp(&same->storage, &result->storage, same->length), 0);
+
+  EXPECT_TRUE(
+      ResolveUnix(UnixPath(std::string(1, '\0') + std::string(107, 'n'))).ok());
+  ExpectInvalidNaming(
+      ResolveUnix(UnixPath(std::string(1, '\0') + std::string(108, 'n'))),
+      "address.unix.path");
+}
+
+// Linux paths are bytes: one that is not UTF-8 is used as it is.
+TEST(AddressTest, NonUtf8UnixPathIsKeptByteForByte) {
+  const std::string path = "/tmp/\xff\xfe-sock";
+  absl::StatusOr<SockAddr> result = ResolveUnix(UnixPath(path));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(std::string(AsUnix(*result).sun_path), path);
+  const v1::Address wire = ToWireAddress(result->get(), result->length);
+  EXPECT_EQ(wire.unix().path(), path);
 }
 
 TEST(AddressTest, AbstractNameStartsWithNulAndHasNoTerminator) {
@@ -504,25 +622,28 @@ TEST(AddressTest, ToWireAddressRoundTripsInet6WithFlowinfo) {
   EXPECT_EQ(std::memcmp(&again->storage, &resolved->storage, again->length), 0);
 }
 
-TEST(AddressTest, ToWireAddressAppendsTheScopeOfAScopedInet6Address) {
+// Python 3.7+ gives ('fe80::1', port, flowinfo, scope_id): the bare address.
+TEST(AddressTest, ToWireAddressGivesTheBareAddressAndTheScopeInScopeId) {
   const unsigned int lo = if_nametoindex("lo");
   ASSERT_NE(lo, 0u);
   absl::StatusOr<SockAddr> resolved = Resolve6(InetHostPort("fe80::1%lo", 1));
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   const v1::Address wire = ToWireAddress(resolved->get(), resolved->length);
   ASSERT_TRUE(wire.has_inet());
-  EXPECT_EQ(wire.inet().host(), "fe80::1%lo");
+  EXPECT_EQ(wire.inet().host(), "fe80::1");
   EXPECT_EQ(wire.inet().scope_id(), lo);
   absl::StatusOr<SockAddr> again = Resolve6(wire);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(AsInet6(*again).sin6_scope_id, lo);
 
-  // An index without an interface comes back as a number.
+  // An index without an interface is the same: bare host, number in
+  // scope_id.
   sockaddr_in6 sin6 = AsInet6(*resolved);
   sin6.sin6_scope_id = 4000000000u;
   const v1::Address numeric =
       ToWireAddress(reinterpret_cast<const sockaddr*>(&sin6), sizeof(sin6));
-  EXPECT_EQ(numeric.inet().host(), "fe80::1%4000000000");
+  EXPECT_EQ(numeric.inet().host(), "fe80::1");
+  EXPECT_EQ(numeric.inet().scope_id(), 4000000000u);
 }
 
 TEST(AddressTest, ToWireAddressRoundTripsUnixPath) {
@@ -647,7 +768,7 @@ TEST(AddressTest, GetAddrInfoWithBadFamilyIsInvalidArgumentWithEafnosupport) {
 TEST(AddressTest, GetAddrInfoWithBadTypeIsInvalidArgument) {
   absl::StatusOr<std::vector<v1::AddrInfo>> results =
       GetAddrInfo(AddrInfoRequest("localhost", "80", v1::FAMILY_INET,
-                                  static_cast<v1::SocketType>(3)));
+                                  static_cast<v1::SocketType>(4)));
   ASSERT_FALSE(results.ok());
   EXPECT_EQ(results.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(results.status().message()), StartsWith("type:"));
@@ -662,13 +783,36 @@ TEST(AddressTest, GetAddrInfoWithUnknownFlagBitsIsInvalidArgument) {
   EXPECT_THAT(std::string(results.status().message()), StartsWith("flags:"));
 }
 
-TEST(AddressTest, GetAddrInfoWithEmptyHostAndPortIsInvalidArgument) {
+// Python's getaddrinfo(None, None) is gaierror EAI_NONAME.
+TEST(AddressTest, GetAddrInfoWithEmptyHostAndPortIsNotFoundWithEaiNoname) {
   absl::StatusOr<std::vector<v1::AddrInfo>> results = GetAddrInfo(
       AddrInfoRequest("", "", v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM));
   ASSERT_FALSE(results.ok());
-  EXPECT_EQ(results.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(results.status().message(),
-            "host: host and port cannot both be empty");
+  EXPECT_EQ(results.status().code(), absl::StatusCode::kNotFound)
+      << results.status();
+  std::optional<ErrnoInfo> detail = GetErrno(results.status());
+  ASSERT_TRUE(detail.has_value());
+  EXPECT_EQ(detail->number, EAI_NONAME);
+  EXPECT_EQ(detail->name, "EAI_NONAME");
+}
+
+// Without a type, glibc lists a SOCK_RAW entry per address; it is reported
+// as SOCK_RAW (3), the Linux value, as Python's getaddrinfo reports it.
+TEST(AddressTest, GetAddrInfoWithoutATypeReportsRawEntriesAsSockRaw) {
+  absl::StatusOr<std::vector<v1::AddrInfo>> results =
+      GetAddrInfo(AddrInfoRequest("127.0.0.1", "80", v1::FAMILY_INET,
+                                  v1::SOCKET_TYPE_UNSPECIFIED));
+  ASSERT_TRUE(results.ok()) << results.status();
+  std::vector<int> types;
+  for (const v1::AddrInfo& info : *results) {
+    types.push_back(static_cast<int>(info.type()));
+  }
+  EXPECT_THAT(types, ::testing::ElementsAre(SOCK_STREAM, SOCK_DGRAM, SOCK_RAW));
+  absl::StatusOr<std::vector<v1::AddrInfo>> raw = GetAddrInfo(
+      AddrInfoRequest("127.0.0.1", "", v1::FAMILY_INET, v1::SOCKET_TYPE_RAW));
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  ASSERT_EQ(raw->size(), 1u);
+  EXPECT_EQ((*raw)[0].type(), v1::SOCKET_TYPE_RAW);
 }
 
 TEST(AddressTest, GetAddrInfoNumericHostWithANameIsNotFoundWithEaiNoname) {

@@ -188,6 +188,20 @@ class AgentCoreTest : public ::testing::Test {
     return response->bytes_sent();
   }
 
+  absl::StatusOr<uint64_t> SendTo(const CallContext& ctx,
+                                  const std::string& handle,
+                                  const std::string& data, uint32_t port) {
+    v1::SendToRequest request;
+    request.set_handle(handle);
+    request.set_data(data);
+    *request.mutable_address() = Loopback(port);
+    Waiter<v1::SendToResponse> waiter;
+    core_->SendTo(ctx, request, waiter.callback());
+    absl::StatusOr<v1::SendToResponse> response = waiter.Wait();
+    if (!response.ok()) return response.status();
+    return response->bytes_sent();
+  }
+
   // Starts a Recv; the request is copied into the call, so it may go away.
   Waiter<v1::RecvResponse> StartRecv(const CallContext& ctx,
                                      const std::string& handle,
@@ -390,6 +404,44 @@ TEST_F(AgentCoreTest, RawSocketTypeIsInvalidArgumentWithEsocktnosupport) {
   EXPECT_EQ(fake_.calls(Call::kSocket), 0);
 }
 
+// Python: socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC) is a
+// stream socket with timeout 0 whose type reads SOCK_STREAM.
+TEST_F(AgentCoreTest, NonblockAndCloexecTypeFlagsAreAcceptedAndStripped) {
+  absl::StatusOr<std::string> nonblocking =
+      NewSocket(ctx_, AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
+  ASSERT_TRUE(nonblocking.ok()) << nonblocking.status();
+  absl::StatusOr<v1::SocketInfo> info = InfoOf(ctx_, *nonblocking);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->type(), v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(info->has_timeout());
+  EXPECT_EQ(info->timeout().seconds(), 0);
+  EXPECT_EQ(info->timeout().nanos(), 0);
+  ASSERT_TRUE(BindLoopback(ctx_, *nonblocking).ok());
+  // Timeout 0: a Recv with nothing queued fails at once with EAGAIN.
+  absl::StatusOr<std::string> data = Recv(ctx_, *nonblocking, 16);
+  ASSERT_FALSE(data.ok());
+  EXPECT_EQ(ErrnoOf(data.status()), EAGAIN) << data.status();
+
+  absl::StatusOr<std::string> cloexec =
+      NewSocket(ctx_, AF_INET, SOCK_STREAM | SOCK_CLOEXEC);
+  ASSERT_TRUE(cloexec.ok()) << cloexec.status();
+  info = InfoOf(ctx_, *cloexec);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->type(), v1::SOCKET_TYPE_STREAM);
+  EXPECT_FALSE(info->has_timeout()) << "SOCK_CLOEXEC alone stays blocking";
+  v1::GetSockOptRequest so_type;
+  so_type.set_handle(*cloexec);
+  so_type.set_option(v1::OPT_SO_TYPE);
+  absl::StatusOr<v1::GetSockOptResponse> got = core_->GetSockOpt(ctx_, so_type);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->value().int_value(), SOCK_STREAM);
+
+  // Any other bit is still an unsupported type.
+  absl::StatusOr<std::string> odd =
+      NewSocket(ctx_, AF_INET, SOCK_STREAM | 0x100);
+  EXPECT_EQ(ErrnoOf(odd.status()), ESOCKTNOSUPPORT) << odd.status();
+}
+
 TEST_F(AgentCoreTest, InjectedEmfileOnSocketIsResourceExhaustedWithEmfile) {
   fake_.FailNext(Call::kSocket, EMFILE);
 
@@ -583,12 +635,45 @@ TEST_F(AgentCoreTest, MalformedHandleIsInvalidArgumentNamingHandle) {
   EXPECT_THAT(Message(status), StartsWith("handle: "));
 }
 
-TEST_F(AgentCoreTest, CloseTwiceIsNotFound) {
+// Python: close() is idempotent; any other call on a closed socket is
+// OSError(EBADF). A handle the session never had stays NOT_FOUND.
+TEST_F(AgentCoreTest, CloseTwiceIsOkAndOtherCallsOnTheClosedHandleAreEbadf) {
   std::string handle = MustSocket(ctx_);
   EXPECT_TRUE(Close(ctx_, handle).ok());
-  absl::Status again = Close(ctx_, handle);
-  EXPECT_EQ(again.code(), absl::StatusCode::kNotFound) << again;
-  EXPECT_EQ(SetTimeout(ctx_, handle, std::nullopt).code(),
+  EXPECT_TRUE(Close(ctx_, handle).ok());
+  EXPECT_TRUE(Close(ctx_, handle).ok());
+
+  absl::Status timeout = SetTimeout(ctx_, handle, std::nullopt);
+  EXPECT_EQ(ErrnoOf(timeout), EBADF) << timeout;
+  EXPECT_THAT(Message(timeout), StartsWith("handle: "));
+  v1::GetSockNameRequest name;
+  name.set_handle(handle);
+  absl::Status sockname = core_->GetSockName(ctx_, name).status();
+  EXPECT_EQ(ErrnoOf(sockname), EBADF) << sockname;
+  absl::StatusOr<std::string> data = Recv(ctx_, handle, 10);
+  EXPECT_EQ(ErrnoOf(data.status()), EBADF) << data.status();
+  EXPECT_EQ(BindLoopback(ctx_, handle).status().code(), timeout.code());
+  v1::AbortRequest abort;
+  abort.set_handle(handle);
+  absl::Status aborted = core_->Abort(ctx_, abort).status();
+  EXPECT_EQ(ErrnoOf(aborted), EBADF) << aborted;
+
+  // Well formed, this run's, never issued: unknown, for Close too.
+  std::string never = MustSocket(ctx_);
+  never.back() = never.back() == '0' ? '1' : '0';
+  EXPECT_EQ(Close(ctx_, never).code(), absl::StatusCode::kNotFound);
+  name.set_handle(never);
+  EXPECT_EQ(core_->GetSockName(ctx_, name).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// A handle closed in one session is unknown (not closed) in another.
+TEST_F(AgentCoreTest, AnotherSessionsClosedHandleIsNotFound) {
+  CallContext other = NewSession(absl::Seconds(60));
+  std::string foreign = MustSocket(other);
+  ASSERT_TRUE(Close(other, foreign).ok());
+  EXPECT_EQ(Close(ctx_, foreign).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SetTimeout(ctx_, foreign, std::nullopt).code(),
             absl::StatusCode::kNotFound);
 }
 
@@ -715,15 +800,77 @@ TEST_F(AgentCoreTest, CancelledRecvEndsWithCancelledAndTheSocketStaysUsable) {
 
 // --- Argument checks ---
 
-TEST_F(AgentCoreTest, RecvMaxBytesZeroOrAboveTheLimitIsInvalidArgument) {
+// Python's recv(0) returns b'' at once, with no system call: nothing is
+// waited for and no datagram consumed.
+TEST_F(AgentCoreTest, RecvZeroReturnsEmptyAtOnceAndConsumesNothing) {
   TcpPair pair = MustTcpPair(ctx_);
-  for (uint32_t max_bytes : {0u, static_cast<uint32_t>(kMaxRecvBytes + 1)}) {
-    absl::StatusOr<std::string> data = Recv(ctx_, pair.server, max_bytes);
-    EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument)
-        << max_bytes;
-    EXPECT_THAT(Message(data.status()), StartsWith("max_bytes: ")) << max_bytes;
+  Waiter<v1::RecvResponse> empty = StartRecv(ctx_, pair.server, 0);
+  ASSERT_TRUE(empty.done()) << "recv(0) waited for data";
+  absl::StatusOr<v1::RecvResponse> got = empty.Wait();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->data(), "");
+
+  std::string receiver = MustSocket(ctx_, SOCK_DGRAM);
+  absl::StatusOr<uint32_t> port = BindLoopback(ctx_, receiver);
+  ASSERT_TRUE(port.ok()) << port.status();
+  std::string sender = MustSocket(ctx_, SOCK_DGRAM);
+  ASSERT_TRUE(SendTo(ctx_, sender, "one", *port).ok());
+  const int receives = fake_.calls(Call::kRecv) + fake_.calls(Call::kRecvFrom);
+  absl::StatusOr<std::string> zero = Recv(ctx_, receiver, 0);
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_EQ(*zero, "");
+  EXPECT_EQ(fake_.calls(Call::kRecv) + fake_.calls(Call::kRecvFrom), receives);
+  absl::StatusOr<std::string> one = Recv(ctx_, receiver, 100);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(*one, "one");
+}
+
+// Python's recvfrom(0) does call recvfrom(2) with length 0: it waits for a
+// datagram, consumes it, and reports its source.
+TEST_F(AgentCoreTest, RecvFromZeroConsumesADatagramAndReportsItsSource) {
+  std::string receiver = MustSocket(ctx_, SOCK_DGRAM);
+  absl::StatusOr<uint32_t> port = BindLoopback(ctx_, receiver);
+  ASSERT_TRUE(port.ok()) << port.status();
+  std::string sender = MustSocket(ctx_, SOCK_DGRAM);
+  absl::StatusOr<uint32_t> sender_port = BindLoopback(ctx_, sender);
+  ASSERT_TRUE(sender_port.ok()) << sender_port.status();
+  ASSERT_TRUE(SendTo(ctx_, sender, "one", *port).ok());
+  ASSERT_TRUE(SendTo(ctx_, sender, "two", *port).ok());
+
+  v1::RecvFromRequest recv;
+  recv.set_handle(receiver);
+  recv.set_max_bytes(0);
+  Waiter<v1::RecvFromResponse> received;
+  core_->RecvFrom(ctx_, recv, received.callback());
+  absl::StatusOr<v1::RecvFromResponse> response = received.Wait();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->data(), "");
+  EXPECT_EQ(response->address().inet().port(), *sender_port);
+  absl::StatusOr<std::string> next = Recv(ctx_, receiver, 100);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, "two") << "recvfrom(0) left its datagram queued";
+}
+
+// Like a kernel receive into a smaller buffer: a max_bytes above the
+// agent's limit returns at most the limit instead of failing.
+TEST_F(AgentCoreTest, RecvAboveTheLimitReturnsAtMostTheLimit) {
+  TcpPair pair = MustTcpPair(ctx_);
+  const std::string chunk(kMaxSendBytes, 'x');
+  size_t sent = 0;
+  for (int i = 0; i < 100 && sent < kMaxRecvBytes + 10; ++i) {
+    absl::StatusOr<uint64_t> n =
+        Send(ctx_, pair.client, chunk.substr(0, kMaxRecvBytes + 10 - sent));
+    ASSERT_TRUE(n.ok()) << n.status();
+    sent += *n;
   }
-  EXPECT_EQ(fake_.calls(Call::kRecv), 0);
+  ASSERT_EQ(sent, kMaxRecvBytes + 10);
+  absl::StatusOr<std::string> data =
+      Recv(ctx_, pair.server, UINT32_MAX, MSG_WAITALL);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->size(), kMaxRecvBytes);
+  absl::StatusOr<std::string> rest = Recv(ctx_, pair.server, 10, MSG_WAITALL);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->size(), 10u);
 }
 
 TEST_F(AgentCoreTest, UnknownSendFlagsAreInvalidArgumentNamingFlags) {

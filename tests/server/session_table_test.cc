@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/closed_handles.h"
 
 namespace sockagent {
 namespace {
@@ -274,6 +275,30 @@ TEST(SessionTest, CloseReturnsEverySocketAndLaterAddIsAborted) {
   EXPECT_EQ(added.code(), absl::StatusCode::kAborted) << added;
   EXPECT_EQ(session.size(), 0u);
   EXPECT_THAT(session.Close(), IsEmpty());
+}
+
+TEST(SessionTest, RemovedHandlesAreRememberedAsClosed) {
+  Session session("s", "", absl::Seconds(5), kT0);
+  ASSERT_TRUE(session.Add(SocketNamed("a"), 10).ok());
+  EXPECT_FALSE(session.WasClosed("a"));
+  ASSERT_NE(session.Remove("a"), nullptr);
+  EXPECT_TRUE(session.WasClosed("a"));
+  EXPECT_FALSE(session.WasClosed("b")) << "never held";
+}
+
+TEST(ClosedHandlesTest, KeepsOnlyTheLastCapacityHandles) {
+  ClosedHandles closed(3);
+  for (const char* handle : {"a", "b", "c", "d"}) closed.Add(handle);
+  EXPECT_EQ(closed.size(), 3u);
+  EXPECT_FALSE(closed.Contains("a")) << "the oldest is forgotten";
+  EXPECT_TRUE(closed.Contains("b"));
+  EXPECT_TRUE(closed.Contains("d"));
+  closed.Add("d");  // already there: no growth, nothing evicted
+  EXPECT_EQ(closed.size(), 3u);
+  EXPECT_TRUE(closed.Contains("b"));
+  for (int i = 0; i < 10000; ++i) closed.Add(std::to_string(i));
+  EXPECT_EQ(closed.size(), 3u);
+  EXPECT_TRUE(closed.Contains("9999"));
 }
 
 TEST(ManagedSocketTest, StartsOpenBlockingAndUncounted) {

@@ -477,9 +477,9 @@ TEST_F(TrafficTest, CloseAfterBytesSendsExactlyThatManyThenFin) {
   const std::string got = peer.ReadAll(&error);
   EXPECT_EQ(error, 0) << "EOF expected";
   EXPECT_EQ(got.size(), 12345u);
-  // The fault closed the handle.
+  // The fault closed the handle: calls on it are EBADF.
   EXPECT_EQ(SetFaults(server, v1::Faults()).code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(TrafficTest, CloseAfterBytesWithResetGivesThePeerEconnreset) {
@@ -553,8 +553,9 @@ TEST_F(TrafficTest, AbortGivesThePeerEconnresetAndForgetsTheHandle) {
   int error = 0;
   peer.ReadAll(&error);
   EXPECT_EQ(error, ECONNRESET);
+  // The handle is closed: a second Abort is EBADF.
   EXPECT_EQ(core_->Abort(ctx_, abort).status().code(),
-            absl::StatusCode::kNotFound);
+            absl::StatusCode::kFailedPrecondition);
 }
 
 // --- Every traffic ends with a status ---
