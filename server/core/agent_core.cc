@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -80,6 +81,13 @@ absl::StatusOr<v1::Address> NameOf(SocketOps& ops, int fd, bool peer) {
 absl::Status ClosedHandle() {
   return OsErrorWithCode(absl::StatusCode::kFailedPrecondition, EBADF, "",
                          "handle: the socket is closed");
+}
+
+// Whether `status` is ClosedHandle()'s.
+bool IsClosedHandle(const absl::Status& status) {
+  if (!absl::IsFailedPrecondition(status)) return false;
+  std::optional<ErrnoInfo> info = GetErrno(status);
+  return info.has_value() && info->number == EBADF && info->syscall.empty();
 }
 
 // Runs `fn(fd)` on an open socket, or reports it closed.
@@ -1474,12 +1482,15 @@ void AgentCore::Receive(const CallContext& ctx, const char* method,
   const size_t want = std::min<size_t>(max_bytes, options_.max_recv_bytes);
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, handle);
-  if (!socket.ok()) return done(socket.status());
   if constexpr (!kWantSource) {
     // Python's recv(0) returns b'' at once without receiving: it neither
-    // waits nor consumes a datagram. (recvfrom(0) does receive: below.)
-    if (want == 0) return done(Response());
+    // waits nor consumes a datagram, and even a closed socket answers b''.
+    // (recvfrom(0) does receive: below.)
+    if (want == 0 && (socket.ok() || IsClosedHandle(socket.status()))) {
+      return done(Response());
+    }
   }
+  if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
   if ((flags & MSG_DONTWAIT) != 0) wait.nonblocking = true;
   if (absl::Status rate = CheckByteRate(ctx, method, **socket, kRecvBytes);

@@ -823,6 +823,13 @@ TEST_F(AgentCoreTest, RecvZeroReturnsEmptyAtOnceAndConsumesNothing) {
   absl::StatusOr<std::string> one = Recv(ctx_, receiver, 100);
   ASSERT_TRUE(one.ok()) << one.status();
   EXPECT_EQ(*one, "one");
+
+  // Python's recv(0) on a closed socket is b'' too; recv(1) is EBADF.
+  ASSERT_TRUE(Close(ctx_, receiver).ok());
+  absl::StatusOr<std::string> closed = Recv(ctx_, receiver, 0);
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(*closed, "");
+  EXPECT_EQ(ErrnoOf(Recv(ctx_, receiver, 1).status()), EBADF);
 }
 
 // Python's recvfrom(0) does call recvfrom(2) with length 0: it waits for a
