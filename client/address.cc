@@ -76,9 +76,8 @@ v1::Address AbstractAddress(absl::string_view name) {
 absl::StatusOr<v1::Address> ParseAddress(absl::string_view text) {
   if (text.empty()) return absl::InvalidArgumentError("address is empty");
   if (absl::ConsumePrefix(&text, "unix:") || absl::StartsWith(text, "/")) {
-    if (text.empty()) {
-      return absl::InvalidArgumentError("address \"unix:\": empty path");
-    }
+    // "unix:" alone is the unnamed address: bind autobinds (Python's
+    // bind("")).
     return UnixPathAddress(text);
   }
   if (absl::ConsumePrefix(&text, "abstract:") ||

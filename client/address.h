@@ -28,10 +28,11 @@ v1::Address AbstractAddress(absl::string_view name);
 //   "host:port"       "127.0.0.1:80", "localhost:8080", ":80" (wildcard)
 //   "host:service"    "localhost:http" (the service is looked up on the agent)
 //   "[v6]:port"       "[::1]:80", "[fe80::1%eth0]:http", "[]:80" (wildcard)
-//   "unix:/path"      also a bare "/path"
+//   "unix:/path"      also a bare "/path"; "unix:" alone is the unnamed
+//                     address, which bind autobinds (Python's bind(""))
 //   "abstract:name"   also "@name"; the name is taken literally
 // Errors: INVALID_ARGUMENT saying what is wrong (missing port, port out of
-// range, unbracketed IPv6 literal, empty path, ...).
+// range, unbracketed IPv6 literal, empty abstract name, ...).
 absl::StatusOr<v1::Address> ParseAddress(absl::string_view text);
 
 // The inverse of ParseAddress for canonical addresses: "127.0.0.1:80",

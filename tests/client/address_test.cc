@@ -142,10 +142,17 @@ TEST(ParseAddressTest, RejectsGarbageAfterBracket) {
   ExpectInvalid("[::1]x:80");
 }
 
-TEST(ParseAddressTest, RejectsEmptyUnixAndAbstractNames) {
-  ExpectInvalid("unix:");
+TEST(ParseAddressTest, RejectsEmptyAbstractNames) {
   ExpectInvalid("abstract:");
   ExpectInvalid("@");
+}
+
+// The unnamed address, as FormatAddress prints it: bind autobinds.
+TEST(ParseAddressTest, BareUnixPrefixIsTheUnnamedAddress) {
+  v1::Address a = MustParse("unix:");
+  ASSERT_EQ(a.unix().name_case(), v1::UnixAddress::kPath);
+  EXPECT_EQ(a.unix().path(), "");
+  EXPECT_EQ(FormatAddress(a), "unix:");
 }
 
 TEST(FormatAddressTest, Ipv4) {

@@ -131,6 +131,14 @@ sc close "$U1"
 sc close "$U2"
 pass "UDP exchange"
 
+# --- Unix autobind: bind to "unix:" (Python's bind("")) -----------------------
+UA=$(sc socket --family unix --type dgram)
+UAADDR=$(sc bind "$UA" unix:)
+case "$UAADDR" in abstract:?????) ;; *) fail "autobind gave '$UAADDR'" ;; esac
+expect_eq "autobound name" "$UAADDR" "$(sc getsockname "$UA")"
+sc close "$UA"
+pass "Unix autobind"
+
 # --- sockctl nc -> a plain local TCP peer ------------------------------------
 # The peer greets, reads until EOF (so it answers only once nc forwarded the
 # stdin EOF as a half-close), answers with the reversed bytes, and closes.
