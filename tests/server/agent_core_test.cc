@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -594,6 +595,34 @@ TEST_F(AgentCoreTest, UdpSendToAndRecvFromOnLoopback) {
   EXPECT_EQ(response->data(), "datagram");
   EXPECT_EQ(response->address().inet().host(), "127.0.0.1");
   EXPECT_EQ(response->address().inet().port(), *sender_port);
+}
+
+// Every inet_aton spelling is parsed to the address it names, and that
+// address is what the hard-deny list judges: each spelling of the cloud
+// metadata address is refused before any connect(2). (Forced failures stand
+// in for the kernel so that not even a broken build sends a SYN there.)
+TEST_F(AgentCoreTest, EveryInetAtonSpellingOfTheMetadataAddressIsHardDenied) {
+  const char* const spellings[] = {
+      "169.254.169.254",     "169.254.43518",   "169.16689662",
+      "2852039166",          "0xa9fea9fe",      "0251.0376.0251.0376",
+      "0xa9.0xfe.0xa9.0xfe", "0XA9.254.0xa9fe",
+  };
+  fake_.FailNext(Call::kConnect, ENETUNREACH, std::size(spellings));
+  for (const char* host : spellings) {
+    SCOPED_TRACE(host);
+    std::string handle = MustSocket(ctx_);
+    v1::ConnectRequest request;
+    request.set_handle(handle);
+    request.mutable_address()->mutable_inet()->set_host(host);
+    request.mutable_address()->mutable_inet()->set_port(80);
+    Waiter<v1::ConnectResponse> waiter;
+    core_->Connect(ctx_, request, waiter.callback());
+    absl::StatusOr<v1::ConnectResponse> connected = waiter.Wait();
+    EXPECT_EQ(connected.status().code(), absl::StatusCode::kPermissionDenied)
+        << connected.status();
+  }
+  EXPECT_EQ(fake_.calls(Call::kConnect), 0);
+  fake_.ClearFailures();
 }
 
 // --- Handles ---
