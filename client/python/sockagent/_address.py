@@ -54,10 +54,14 @@ def to_proto(address, family, call):
                 f"'{type(address).__name__}'")
         if raw.startswith(b"\0"):
             return pb.Address(unix=pb.UnixAddress(abstract=raw[1:]))
-        # Linux paths are bytes; the proto carries UTF-8 text. A path that is
-        # not UTF-8 goes as its surrogate-escaped form and the agent decides.
-        return pb.Address(unix=pb.UnixAddress(
-            path=raw.decode("utf-8", "surrogateescape")))
+        # Linux paths are bytes; sockagent.v1 carries them as UTF-8 text.
+        try:
+            path = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{call}(): the AF_UNIX path {raw!r} is not UTF-8, which "
+                f"the agent's protocol cannot carry") from None
+        return pb.Address(unix=pb.UnixAddress(path=path))
     if family == AF_INET:
         if not isinstance(address, tuple):
             raise TypeError(f"AF_INET address must be tuple, not "

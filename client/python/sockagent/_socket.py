@@ -161,7 +161,7 @@ class RemoteSocket:
                                       waiting=waiting)
 
     def _check_open(self, name, args=()):
-        if self._closed:
+        if self._closed or self._agent._closed:
             raise _errors.closed_error(
                 f"agent {self._agent.target}: {self._context(name, args)}")
 
@@ -338,6 +338,8 @@ class RemoteSocket:
         if self._released:
             return
         self._released = True
+        if self._agent._closed:
+            return  # the session's end closed it on the agent
         try:
             self._stub.Close(pb.CloseRequest(handle=self._handle),
                              metadata=self._md, timeout=self._call_timeout)
@@ -421,6 +423,8 @@ class RemoteSocket:
         args = (level, optname) if buflen is None else (level, optname,
                                                         buflen)
         self._check_open("getsockopt", args)
+        if buflen == 0:
+            buflen = None  # Python: 0 means "an int"
         if buflen is not None and not 0 < buflen <= 1024:
             raise OSError("getsockopt buflen out of range")
         request = pb.GetSockOptRequest(
