@@ -98,6 +98,9 @@ def to_proto(address, family, call):
 def from_proto(address, family):
     """The Python address for an Address message from the agent, as Python
     returns it for a ``family`` socket; None for an unset address."""
+    if family == AF_INET and address.HasField("inet"):  # the common case
+        inet = address.inet
+        return (inet.host, inet.port)
     kind = address.WhichOneof("kind")
     if kind == "inet":
         inet = address.inet

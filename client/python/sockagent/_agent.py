@@ -104,7 +104,9 @@ class Agent:
     call. ``ttl``: the lease in seconds (None: the agent's default).
     ``label``: shown in the agent's logs and session list.
     ``connect_timeout``: how long to wait for the agent. ``call_timeout``:
-    the deadline of every call that does not wait for a socket.
+    the deadline (seconds) of every call that does not wait for a socket;
+    None (the default, as in the C++ client) sets none: an unreachable
+    agent still fails at once (UNAVAILABLE), only a hung one is waited for.
 
     Raises AgentUnavailableError when the agent cannot be reached,
     AuthenticationError / PolicyDeniedError / QuotaExceededError when it
@@ -112,7 +114,7 @@ class Agent:
     """
 
     def __init__(self, target, *, tls=None, token=None, ttl=None, label="",
-                 connect_timeout=10.0, call_timeout=30.0):
+                 connect_timeout=10.0, call_timeout=None):
         self.target = target
         self._call_timeout = call_timeout
         credentials, tls_options = _credentials(tls)

@@ -149,6 +149,9 @@ class RemoteSocket:
         self._closed = False    # close() was called
         self._released = False  # the remote handle is closed
         self._io_refs = 0       # makefile() objects still open
+        # Built once: the two address queries are the hottest small calls.
+        self._sockname_request = pb.GetSockNameRequest(handle=handle)
+        self._peername_request = pb.GetPeerNameRequest(handle=handle)
 
     # --- plumbing ----------------------------------------------------------
 
@@ -377,7 +380,7 @@ class RemoteSocket:
         self._check_open("getsockname")
         try:
             response = self._stub.GetSockName(
-                pb.GetSockNameRequest(handle=self._handle), metadata=self._md,
+                self._sockname_request, metadata=self._md,
                 timeout=self._call_timeout)
         except grpc.RpcError as e:
             raise self._fail(e, "getsockname", ()) from None
@@ -387,7 +390,7 @@ class RemoteSocket:
         self._check_open("getpeername")
         try:
             response = self._stub.GetPeerName(
-                pb.GetPeerNameRequest(handle=self._handle), metadata=self._md,
+                self._peername_request, metadata=self._md,
                 timeout=self._call_timeout)
         except grpc.RpcError as e:
             raise self._fail(e, "getpeername", ()) from None
