@@ -124,3 +124,29 @@ class socket_bound_not_listening:
 
     def __exit__(self, *exc):
         self._sock.close()
+
+
+def test_tls_and_token_options(tmp_path, secured_agent):
+    source = """
+        def test_bind(sockagent_socket):
+            s = sockagent_socket()
+            s.bind(("127.0.0.1", 0))
+            assert s.getsockname()[0] == "127.0.0.1"
+    """
+    target = ["--sockagent", f"default={secured_agent.target}"]
+    code, out = run_pytest(tmp_path, source, *target,
+                           "--sockagent-tls-ca", secured_agent.ca,
+                           "--sockagent-tls-server-name", "localhost",
+                           "--sockagent-token", secured_agent.token)
+    assert code == 0, out
+    code, out = run_pytest(tmp_path, source, *target, env={
+        "SOCKAGENT_TLS_CA": secured_agent.ca,
+        "SOCKAGENT_TLS_CERT": secured_agent.cert,
+        "SOCKAGENT_TLS_KEY": secured_agent.key,
+        "SOCKAGENT_TLS_SERVER_NAME": "localhost"})
+    assert code == 0, out
+    # TLS but neither token nor certificate: the agent wants credentials.
+    code, out = run_pytest(tmp_path, source, *target,
+                           "--sockagent-tls-ca", secured_agent.ca,
+                           "--sockagent-tls-server-name", "localhost")
+    assert code == 1 and "AuthenticationError" in out, out

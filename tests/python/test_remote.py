@@ -13,7 +13,6 @@ import time
 import pytest
 
 import sockagent
-from sockagent import pytest_plugin
 
 
 def pair(agent):
@@ -100,6 +99,10 @@ def test_closing_the_agent_ends_the_session_and_its_sockets(sockagent_agents):
         client.send(b"x")
     assert info.value.errno == errno.EBADF
     client.close()  # no error: already closed with the session
+    with pytest.raises(sockagent.AgentError, match="Agent is closed"):
+        agent.socket()
+    with pytest.raises(sockagent.AgentError, match="Agent is closed"):
+        agent.gethostname()
 
 
 def test_keepalive_renews_a_short_lease(sockagent_agent):
@@ -183,34 +186,9 @@ def test_unreachable_agent_is_an_agent_error():
         sockagent.Agent(f"127.0.0.1:{port}", connect_timeout=0.3)
 
 
-POLICY = """
-rules {
-  name: "tester"
-  identities: "tester"
-  allow_rpcs: "*"
-  families: [ FAMILY_INET ]
-  types: [ SOCKET_TYPE_STREAM ]
-  connect_allow { cidr: "127.0.0.0/8" port_min: 20000 port_max: 65535 }
-  bind_allow { cidr: "127.0.0.0/8" }
-}
-"""
-
-
-@pytest.fixture(scope="module")
-def secured_agent(tmp_path_factory, request):
-    d = tmp_path_factory.mktemp("secured")
-    (d / "policy.textproto").write_text(POLICY)
-    (d / "tokens").write_text("s3cret-token-for-tests tester\n")
-    local = pytest_plugin._LocalAgent(
-        pytest_plugin._find_sockagentd(request.config), "secured",
-        ["--policy", str(d / "policy.textproto"),
-         "--token-file", str(d / "tokens")])
-    yield local.target
-    local.stop()
-
-
 def test_policy_denial_is_a_permission_error(secured_agent):
-    with sockagent.Agent(secured_agent, token="s3cret-token-for-tests") as agent:
+    with sockagent.Agent(secured_agent.target, tls=secured_agent.tls,
+                         token=secured_agent.token) as agent:
         s = agent.socket()
         with pytest.raises(sockagent.PolicyDeniedError) as info:
             s.connect(("127.0.0.1", 1))
@@ -223,4 +201,58 @@ def test_policy_denial_is_a_permission_error(secured_agent):
 
 def test_bad_token_is_an_authentication_error(secured_agent):
     with pytest.raises(sockagent.AuthenticationError):
-        sockagent.Agent(secured_agent, token="wrong")
+        sockagent.Agent(secured_agent.target, tls=secured_agent.tls,
+                        token="wrong-token-of-some-length")
+
+
+def test_mutual_tls_with_a_client_certificate(secured_agent):
+    tls = sockagent.TLS(ca_file=secured_agent.ca, cert_file=secured_agent.cert,
+                        key_file=secured_agent.key, server_name="localhost")
+    with sockagent.Agent(secured_agent.target, tls=tls) as agent:
+        s = agent.socket()
+        s.bind(("127.0.0.1", 0))
+        assert s.getsockname()[0] == "127.0.0.1"
+    with pytest.raises(ValueError, match="go together"):
+        sockagent.Agent(secured_agent.target, tls={
+            "ca_file": secured_agent.ca, "cert_file": secured_agent.cert})
+
+
+def test_session_lapse_is_handle_not_found(sockagent_agent):
+    sessions = sockagent_agent.info().stats["sessions"]
+    agent = sockagent.Agent(sockagent_agent.target, ttl=0.3)
+    try:
+        agent._stop.set()  # no more renewals: the lease lapses
+        agent._renewer.join()
+        s = agent.socket()
+        # Wait (bounded) until the agent reaped the session; the observer's
+        # calls do not renew it.
+        deadline = time.monotonic() + 20
+        while sockagent_agent.info().stats["sessions"] > sessions:
+            assert time.monotonic() < deadline, "the session never lapsed"
+        with pytest.raises(sockagent.HandleNotFoundError,
+                           match="unknown session"):
+            s.getsockname()
+    finally:
+        agent.close()
+
+
+def test_close_from_another_thread_ends_a_waiting_accept(sockagent_agent):
+    server = sockagent_agent.create_server(("127.0.0.1", 0))
+    errors = []
+
+    def waiter():
+        try:
+            server.accept()
+        except OSError as e:
+            errors.append(e)
+
+    before = sockagent_agent.info().stats["waiting_operations"]
+    t = threading.Thread(target=waiter)
+    t.start()
+    for _ in range(400):  # bounded: until the accept waits on the agent
+        if sockagent_agent.info().stats["waiting_operations"] > before:
+            break
+    server.close()
+    t.join(30)
+    assert not t.is_alive()
+    assert [e.errno for e in errors] == [errno.EBADF]

@@ -170,7 +170,14 @@ class Agent:
 
     # --- session -----------------------------------------------------------
 
+    def _check_open(self, name):
+        if self._closed:
+            raise _errors.AgentError(
+                f"agent {self.target}: {name}: the Agent is closed (its "
+                f"session ended)", agent=self.target, call=name)
+
     def _call(self, method, request, name, timeout=None):
+        self._check_open(f"{name}()")
         try:
             return method(request, metadata=self._metadata,
                           timeout=timeout or self._call_timeout)
@@ -264,6 +271,7 @@ class Agent:
         """socket.getaddrinfo() on the agent's host: a list of (family, type,
         proto, canonname, sockaddr) exactly as Python returns them."""
         args = (host, port, family, type, proto, flags)
+        self._check_open("getaddrinfo()")
         if isinstance(host, (bytes, bytearray)):
             host = bytes(host).decode("ascii")
         elif host is not None and not isinstance(host, str):

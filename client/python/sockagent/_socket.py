@@ -114,6 +114,7 @@ class RemoteSocket:
         nonblocking = bool(type & _socket.SOCK_NONBLOCK)
         base_type = type & ~_TYPE_FLAGS
         call = f"socket({family!r}, {type!r}, {proto!r})"
+        agent._check_open(call)
         try:
             response = agent._stub.Socket(
                 pb.SocketRequest(family=family, type=base_type,
