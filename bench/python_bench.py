@@ -14,7 +14,6 @@ Loopback only; every loop is bounded in count and time.
 """
 import argparse
 import json
-import socket
 import statistics
 import sys
 import threading

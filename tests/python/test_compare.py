@@ -7,8 +7,6 @@ import socket
 import struct
 import threading
 
-import pytest
-
 import sockagent
 from sockcompare import outcome, pysem
 

@@ -16,6 +16,7 @@ send in another) as Python's socket may; close() while another thread waits
 ends that wait with OSError(EBADF).
 """
 
+import errno
 import io
 import socket as _socket
 import struct
@@ -309,7 +310,7 @@ class RemoteSocket:
         except (_socket.gaierror, _errors.AgentError):
             raise
         except TimeoutError:
-            return 11  # EAGAIN / EWOULDBLOCK, as Python's connect_ex
+            return errno.EAGAIN  # EWOULDBLOCK, as Python's connect_ex
         except OSError as e:
             if e.errno is None:
                 raise
@@ -321,7 +322,7 @@ class RemoteSocket:
         how_proto = _SHUT.get(how)
         if how_proto is None:
             raise _errors.remote_oserror(
-                22, "Invalid argument",
+                errno.EINVAL, "Invalid argument",
                 f"agent {self._agent.target}: shutdown({how!r})")
         try:
             self._stub.Shutdown(

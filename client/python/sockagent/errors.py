@@ -23,6 +23,7 @@ a quota, bad credentials, a handle the agent no longer knows.
 
 import ctypes
 import errno as _errno
+import functools
 import os
 import socket as _socket
 
@@ -132,6 +133,7 @@ def remote_timeout(context):
     return exc
 
 
+@functools.lru_cache(maxsize=None)
 def _gai_strerror(number):
     try:
         libc = ctypes.CDLL(None)
