@@ -5,7 +5,9 @@
   same through conn.modules.socket (socket, bind, listen, socket, connect,
   accept, close x3: the same function runs on both modules);
 - small-op latency: RemoteSocket.getsockname() and send(64 B) against a
-  bare grpcio unary call (Ping, 64 B) to the floor server.
+  bare grpcio unary call (Ping, 64 B) to the floor server, and
+  getsockname() against the same RPC on the bare generated stub (the
+  client layer's own cost).
 
 Loopback only; every loop is bounded in count and time.
 
@@ -54,17 +56,26 @@ def rate(fn, seconds):
     return done / (time.monotonic() - start)
 
 
-def latencies(fn, count, limit_s):
-    for _ in range(min(100, count)):  # warm-up
-        fn()
-    samples = []
+def latencies(fns, count, limit_s, block=100):
+    """Samples (microseconds, sorted) per function, taken in blocks of
+    `block` calls in turn (a x100, b x100, ..., a x100, ...): every function
+    sees the same load of this shared machine, and no call pays for a switch
+    from another channel."""
+    for fn in fns:  # warm-up
+        for _ in range(min(100, count)):
+            fn()
+    samples = [[] for _ in fns]
     deadline = time.monotonic() + limit_s
     clock = time.perf_counter_ns
-    while len(samples) < count and time.monotonic() < deadline:
-        t0 = clock()
-        fn()
-        samples.append((clock() - t0) / 1000.0)
-    samples.sort()
+    while len(samples[0]) < count and time.monotonic() < deadline:
+        for fn, out in zip(fns, samples):
+            fn()  # the first call after a switch is not sampled
+            for _ in range(min(block, count - len(out))):
+                t0 = clock()
+                fn()
+                out.append((clock() - t0) / 1000.0)
+    for out in samples:
+        out.sort()
     return samples
 
 
@@ -111,15 +122,23 @@ def main():
                                 daemon=True)
         sink.start()
         payload = b"p" * 64
+        raw_stub = agent._stub
+        raw_request = sockagent._stubs.pb.GetSockNameRequest(
+            handle=client.handle)
+        raw_metadata = agent._metadata
         for rep in range(args.reps):
-            emit_latency("pyfloor.unary64", rep,
-                         latencies(lambda: floor.Ping(ping), args.count,
-                                   limit_s))
-            emit_latency("python.getsockname", rep,
-                         latencies(client.getsockname, args.count, limit_s))
-            emit_latency("python.send64", rep,
-                         latencies(lambda: client.send(payload), args.count,
-                                   limit_s))
+            calls = {
+                "pyfloor.unary64": lambda: floor.Ping(ping),
+                "python.getsockname": client.getsockname,
+                # The same RPC on the generated stub alone: what the client
+                # layer adds is the difference.
+                "python.rawstub.getsockname": lambda: raw_stub.GetSockName(
+                    raw_request, metadata=raw_metadata),
+                "python.send64": lambda: client.send(payload),
+            }
+            for metric, samples in zip(calls, latencies(
+                    list(calls.values()), args.count, limit_s)):
+                emit_latency(metric, rep, samples)
             emit("lifecycle", "python.lifecycle.rate1", "1/s", rep,
                  rate(lambda: lifecycle(mod), args.seconds))
             if rpyc_conn is not None:
