@@ -487,3 +487,15 @@ def test_inet_aton_forms(compare):
                                    (form, server.getsockname()[1])))
         return results
     assert compare(scenario) == [("ok", None)] * 4
+
+
+def test_nonblocking_connect_and_accept(compare):
+    def scenario(env):
+        server = env.keep(env.mod.create_server(("127.0.0.1", 0)))
+        server.setblocking(False)
+        empty = outcome(server.accept)
+        c = env.sock()
+        c.setblocking(False)
+        return [empty, outcome(c.connect, server.getsockname())]
+    assert compare(scenario) == [("raise", "BlockingIOError", errno.EAGAIN),
+                                 ("raise", "BlockingIOError", errno.EINPROGRESS)]
