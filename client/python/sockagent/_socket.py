@@ -77,6 +77,102 @@ def _enum(cls, value):
         return value
 
 
+# --- argument checks and requests shared with sockagent.aio ----------------
+
+
+def listen_backlog(backlog):
+    """The backlog Python's listen() passes: its default when None, negative
+    values as 0, OverflowError beyond a C int."""
+    if backlog is None:
+        return min(_socket.SOMAXCONN, 128)
+    backlog = int(backlog)
+    if not _INT_MIN <= backlog <= _INT_MAX:
+        raise OverflowError(
+            "signed integer is greater than maximum" if backlog > 0
+            else "signed integer is less than minimum")
+    return max(backlog, 0)
+
+
+def setsockopt_bytes(value, optlen):
+    """The option bytes of setsockopt(level, name, value[, optlen]) as Python
+    builds them: an int as a C int, a buffer as is, None with optlen."""
+    if optlen is not None:
+        if value is not None:
+            raise TypeError("setsockopt() value must be None with optlen")
+        return b"\0" * optlen  # Python passes a NULL buffer of optlen
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise OverflowError("Python int too large to convert to C int")
+        return struct.pack("i", value)
+    return _as_bytes(value)
+
+
+def getsockopt_buflen(buflen):
+    """None for "return an int" (Python's buflen None or 0), else buflen,
+    checked as Python checks it."""
+    if not buflen:
+        return None
+    if not 0 < buflen <= 1024:
+        raise OSError("getsockopt buflen out of range")
+    return buflen
+
+
+def getsockopt_value(raw, buflen):
+    if buflen is None:
+        return struct.unpack("i", raw[:4].ljust(4, b"\0"))[0]
+    return raw
+
+
+def traffic_request(handle, family, mode, *, max_bytes=0, bytes=0,
+                    duration=None, pattern="sequence", seed=0, rate=0,
+                    shutdown_write=False, datagram_bytes=0, destination=None):
+    request = pb.TrafficRequest(handle=handle)
+    if mode == "echo":
+        request.echo.max_bytes = max_bytes
+    elif mode == "sink":
+        request.sink.max_bytes = max_bytes
+    elif mode == "source":
+        source = request.source
+        source.bytes = bytes
+        source.pattern = pb.TrafficPattern.Value(
+            "TRAFFIC_PATTERN_" + pattern.upper())
+        source.seed = seed
+        source.rate_bytes_per_second = rate
+        source.shutdown_write_at_end = shutdown_write
+        source.datagram_bytes = datagram_bytes
+        if destination is not None:
+            source.destination.CopyFrom(_address.to_proto(
+                destination, family, "traffic"))
+    else:
+        raise ValueError(f"traffic(): mode must be 'echo', 'sink' or "
+                         f"'source', not {mode!r}")
+    if duration is not None:
+        request.duration.CopyFrom(_seconds_to_duration(duration))
+    return request
+
+
+def faults_message(send_delay=None, send_rate=0, slice_bytes=0,
+                   slice_delay=None, close_after_bytes=0,
+                   close_with_reset=False, stop_reading=False):
+    faults = pb.Faults(send_rate_bytes_per_second=send_rate,
+                       slice_bytes=slice_bytes,
+                       close_after_bytes=close_after_bytes,
+                       close_with_reset=close_with_reset,
+                       stop_reading=stop_reading)
+    if send_delay is not None:
+        faults.send_delay.CopyFrom(_seconds_to_duration(send_delay))
+    if slice_delay is not None:
+        faults.slice_delay.CopyFrom(_seconds_to_duration(slice_delay))
+    return faults
+
+
+def timeout_request(handle, value):
+    request = pb.SetTimeoutRequest(handle=handle)
+    if value is not None:
+        request.timeout.CopyFrom(_seconds_to_duration(value))
+    return request
+
+
 class TrafficResult:
     """What an agent-side traffic run did (see RemoteSocket.traffic)."""
 
@@ -224,9 +320,7 @@ class RemoteSocket:
     def settimeout(self, value):
         value = _check_timeout(value)
         self._check_open("settimeout", (value,))
-        request = pb.SetTimeoutRequest(handle=self._handle)
-        if value is not None:
-            request.timeout.CopyFrom(_seconds_to_duration(value))
+        request = timeout_request(self._handle, value)
         try:
             self._stub.SetTimeout(request, metadata=self._md,
                                   timeout=self._call_timeout)
@@ -258,17 +352,8 @@ class RemoteSocket:
 
     def listen(self, backlog=None):
         self._check_open("listen", () if backlog is None else (backlog,))
-        request = pb.ListenRequest(handle=self._handle)
-        if backlog is None:
-            backlog = min(_socket.SOMAXCONN, 128)
-        else:
-            backlog = int(backlog)
-            if not _INT_MIN <= backlog <= _INT_MAX:
-                raise OverflowError(
-                    "signed integer is greater than maximum" if backlog > 0
-                    else "signed integer is less than minimum")
-            backlog = max(backlog, 0)
-        request.backlog = backlog
+        backlog = listen_backlog(backlog)
+        request = pb.ListenRequest(handle=self._handle, backlog=backlog)
         try:
             self._stub.Listen(request, metadata=self._md,
                               timeout=self._call_timeout)
@@ -404,16 +489,7 @@ class RemoteSocket:
         args = (level, optname, value) if optlen is None else \
             (level, optname, value, optlen)
         self._check_open("setsockopt", args)
-        if optlen is not None:
-            if value is not None:
-                raise TypeError("setsockopt() value must be None with optlen")
-            raw = b"\0" * optlen  # Python passes a NULL buffer of optlen
-        elif isinstance(value, int):
-            if not _INT_MIN <= value <= _INT_MAX:
-                raise OverflowError("Python int too large to convert to C int")
-            raw = struct.pack("i", value)
-        else:
-            raw = _as_bytes(value)
+        raw = setsockopt_bytes(value, optlen)
         request = pb.SetSockOptRequest(
             handle=self._handle,
             raw_option=pb.RawOption(level=level, name=optname),
@@ -428,10 +504,7 @@ class RemoteSocket:
         args = (level, optname) if buflen is None else (level, optname,
                                                         buflen)
         self._check_open("getsockopt", args)
-        if buflen == 0:
-            buflen = None  # Python: 0 means "an int"
-        if buflen is not None and not 0 < buflen <= 1024:
-            raise OSError("getsockopt buflen out of range")
+        buflen = getsockopt_buflen(buflen)
         request = pb.GetSockOptRequest(
             handle=self._handle,
             raw_option=pb.RawOption(level=level, name=optname),
@@ -441,10 +514,7 @@ class RemoteSocket:
                                              timeout=self._call_timeout)
         except grpc.RpcError as e:
             raise self._fail(e, "getsockopt", args) from None
-        raw = response.value.raw
-        if buflen is None:
-            return struct.unpack("i", raw[:4].ljust(4, b"\0"))[0]
-        return raw
+        return getsockopt_value(response.value.raw, buflen)
 
     # --- data --------------------------------------------------------------
 
@@ -656,28 +726,11 @@ class RemoteSocket:
         (seconds) ends any mode. Returns a TrafficResult (bytes, datagrams,
         elapsed, bytes_per_second, FNV-1a 64 checksum, end)."""
         self._check_open("traffic", (mode,))
-        request = pb.TrafficRequest(handle=self._handle)
-        if mode == "echo":
-            request.echo.max_bytes = max_bytes
-        elif mode == "sink":
-            request.sink.max_bytes = max_bytes
-        elif mode == "source":
-            source = request.source
-            source.bytes = bytes
-            source.pattern = pb.TrafficPattern.Value(
-                "TRAFFIC_PATTERN_" + pattern.upper())
-            source.seed = seed
-            source.rate_bytes_per_second = rate
-            source.shutdown_write_at_end = shutdown_write
-            source.datagram_bytes = datagram_bytes
-            if destination is not None:
-                source.destination.CopyFrom(_address.to_proto(
-                    destination, self._family, "traffic"))
-        else:
-            raise ValueError(f"traffic(): mode must be 'echo', 'sink' or "
-                             f"'source', not {mode!r}")
-        if duration is not None:
-            request.duration.CopyFrom(_seconds_to_duration(duration))
+        request = traffic_request(
+            self._handle, self._family, mode, max_bytes=max_bytes,
+            bytes=bytes, duration=duration, pattern=pattern, seed=seed,
+            rate=rate, shutdown_write=shutdown_write,
+            datagram_bytes=datagram_bytes, destination=destination)
         try:
             response = self._stub.Traffic(request, metadata=self._md,
                                           timeout=timeout)
@@ -695,15 +748,9 @@ class RemoteSocket:
         socket closed after ``close_after_bytes`` (with RST if
         ``close_with_reset``), ``stop_reading`` to stop reading."""
         self._check_open("set_faults")
-        faults = pb.Faults(send_rate_bytes_per_second=send_rate,
-                           slice_bytes=slice_bytes,
-                           close_after_bytes=close_after_bytes,
-                           close_with_reset=close_with_reset,
-                           stop_reading=stop_reading)
-        if send_delay is not None:
-            faults.send_delay.CopyFrom(_seconds_to_duration(send_delay))
-        if slice_delay is not None:
-            faults.slice_delay.CopyFrom(_seconds_to_duration(slice_delay))
+        faults = faults_message(send_delay, send_rate, slice_bytes,
+                                slice_delay, close_after_bytes,
+                                close_with_reset, stop_reading)
         try:
             self._stub.SetFaults(
                 pb.SetFaultsRequest(handle=self._handle, faults=faults),
