@@ -12,7 +12,8 @@
 Every socket lives on the agent (sockagentd) and is closed there when the
 Agent's session ends. Errors are Python's own (see sockagent.errors).
 ``agent.socket_module()`` stands in for the ``socket`` module. The pytest
-plugin is ``sockagent.pytest_plugin``.
+plugin is ``sockagent.pytest_plugin``; ``sockagent.aio`` is the asyncio
+flavour (on grpc.aio).
 """
 
 from . import _stubs  # noqa: F401  (finds the generated code first)
