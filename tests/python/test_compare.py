@@ -21,7 +21,7 @@ def closed_port(env, family=socket.AF_INET, host="127.0.0.1"):
     return holder.getsockname()[1]
 
 
-# --- TCP ----------------------------------------------------------------------
+# --- TCP ---------------------------------------------------------------------
 
 
 def test_tcp_exchange_addresses_and_eof(compare):
@@ -294,7 +294,7 @@ def test_create_server_bind_error_message(compare):
     assert compare(scenario)[0] == errno.EADDRINUSE
 
 
-# --- UDP ----------------------------------------------------------------------
+# --- UDP ---------------------------------------------------------------------
 
 
 def test_udp_exchange(compare):
@@ -335,7 +335,7 @@ def test_udp_connected_to_closed_port_is_refused(compare):
                                  errno.ECONNREFUSED)
 
 
-# --- Unix ---------------------------------------------------------------------
+# --- Unix --------------------------------------------------------------------
 
 
 def test_unix_stream_paths(compare):
@@ -397,7 +397,7 @@ def test_unix_path_not_utf8(compare):
     assert compare(scenario)
 
 
-# --- IPv6 ---------------------------------------------------------------------
+# --- IPv6 --------------------------------------------------------------------
 
 
 def test_ipv6_loopback_exchange(compare):
@@ -444,7 +444,7 @@ def test_ipv6_scoped_loopback_is_refused(compare):
     assert compare(scenario)[0] == "raise"
 
 
-# --- names --------------------------------------------------------------------
+# --- names -------------------------------------------------------------------
 
 
 def test_getaddrinfo_and_gethostname(compare):
@@ -499,8 +499,9 @@ def test_nonblocking_connect_and_accept(compare):
         c = env.sock()
         c.setblocking(False)
         return [empty, outcome(c.connect, server.getsockname())]
-    assert compare(scenario) == [("raise", "BlockingIOError", errno.EAGAIN),
-                                 ("raise", "BlockingIOError", errno.EINPROGRESS)]
+    assert compare(scenario) == [
+        ("raise", "BlockingIOError", errno.EAGAIN),
+        ("raise", "BlockingIOError", errno.EINPROGRESS)]
 
 
 def test_unix_seqpacket_keeps_message_boundaries(compare):

@@ -36,7 +36,7 @@ def test_local_agent_is_started_and_stopped_by_pid(tmp_path):
     code, out = run_pytest(tmp_path, f"""
         import socket
 
-        def test_exchange(sockagent_agent, sockagent_socket, sockagent_daemons):
+        def test_exchange(sockagent_socket, sockagent_daemons):
             server = sockagent_socket()
             server.bind(("127.0.0.1", 0))
             server.listen()

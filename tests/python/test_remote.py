@@ -127,8 +127,8 @@ def test_socket_module_is_a_drop_in(sockagent_agent):
     client = mod.create_connection(server.getsockname())
     conn, _ = server.accept()
     with server, client, conn:
-        assert isinstance(conn, mod.socket) and isinstance(conn,
-                                                           sockagent.RemoteSocket)
+        assert isinstance(conn, mod.socket)
+        assert isinstance(conn, sockagent.RemoteSocket)
         assert mod.AF_INET == socket.AF_INET and mod.timeout is socket.timeout
         assert mod.gethostname() == sockagent_agent.gethostname()
         assert mod.gethostbyname("localhost") == "127.0.0.1"

@@ -688,7 +688,7 @@ class RemoteSocket:
         return TrafficResult(response)
 
     async def set_faults(self, **kwargs):
-        """The socket's fault profile, as sockagent.RemoteSocket.set_faults()."""
+        """The fault profile, as sockagent.RemoteSocket.set_faults()."""
         await self._call(self._stub.SetFaults, pb.SetFaultsRequest(
             handle=self._handle, faults=faults_message(**kwargs)),
             "set_faults")

@@ -109,8 +109,9 @@ def _remote_class(base):
 
 
 def builtin_type(exc):
-    """The Python class behind a sockagent exception (``ConnectionRefusedError``
-    for a remote ECONNREFUSED); ``type(exc)`` for any other exception."""
+    """The Python class behind a sockagent exception
+    (``ConnectionRefusedError`` for a remote ECONNREFUSED); ``type(exc)``
+    for any other exception."""
     return getattr(type(exc), "sockagent_builtin", type(exc))
 
 
