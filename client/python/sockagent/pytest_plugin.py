@@ -28,6 +28,8 @@ Fixtures:
   sockagent_socket   a factory: sockagent_socket(family, type, proto,
                      agent=None) -> RemoteSocket on the default (or given)
                      agent, closed when the test ends, pass or fail.
+  sockagent_daemons  the local sockagentd processes started for the session
+                     (name -> .pid, .target, .log_path).
 
 Every Agent a test uses opens its own session and closes it at the test's
 end, so the agent closes whatever the test left open. A failed socket call
