@@ -11,6 +11,12 @@ import socket as _socket
 
 from ._stubs import pb
 
+# Whether UnixAddress.path is `bytes` (Linux paths are bytes) or UTF-8
+# `string` in the proto this package was generated from; both are accepted.
+_UNIX_PATH_IS_BYTES = (
+    pb.UnixAddress.DESCRIPTOR.fields_by_name["path"].type ==
+    pb.UnixAddress.DESCRIPTOR.fields_by_name["path"].TYPE_BYTES)
+
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 AF_UNIX = _socket.AF_UNIX
@@ -54,7 +60,9 @@ def to_proto(address, family, call):
                 f"'{type(address).__name__}'")
         if raw.startswith(b"\0"):
             return pb.Address(unix=pb.UnixAddress(abstract=raw[1:]))
-        # Linux paths are bytes; sockagent.v1 carries them as UTF-8 text.
+        if _UNIX_PATH_IS_BYTES:
+            return pb.Address(unix=pb.UnixAddress(path=raw))
+        # Linux paths are bytes; this proto carries them as UTF-8 text.
         try:
             path = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -112,6 +120,8 @@ def from_proto(address, family):
         unix = address.unix
         if unix.WhichOneof("name") == "abstract":
             return b"\0" + unix.abstract
+        if _UNIX_PATH_IS_BYTES:
+            return os.fsdecode(unix.path)  # as Python: str, surrogateescape
         return unix.path
     if family == AF_UNIX:
         return ""
