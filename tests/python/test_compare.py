@@ -3,6 +3,7 @@ agent.socket_module()): results, exception classes and errno must match.
 Loopback only (127.0.0.1, ::1, Unix sockets in a private directory)."""
 
 import errno
+import os
 import socket
 import struct
 import threading
@@ -393,8 +394,9 @@ def test_unix_path_not_utf8(compare):
         path = env.path("").encode() + b"\xff.sock"
         s = env.sock(socket.AF_UNIX)
         s.bind(path)
-        return s.getsockname()
-    assert compare(scenario)
+        name = s.getsockname()
+        return [type(name).__name__, name == os.fsdecode(path)]
+    assert compare(scenario) == ["str", True]
 
 
 # --- IPv6 --------------------------------------------------------------------
