@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Turns sockbench/iperf3/RPyC JSON lines into bench/results/latest.md and a
+"""Turns sockbench/iperf3/RPyC/python_bench JSON lines into bench/results/latest.md and a
 gnuplot script for latest.png. Ratios are computed per repetition (the
 agent's figure and the peer's from the same repetition, measured minutes
 apart at most) and summarised as median (min-max)."""
@@ -31,6 +31,23 @@ ROWS = [
      "RPyC classic, same lifecycle", "rpyc.lifecycle.rate1", ">=", 5),
     ("lifecycles/s, 8 clients / 1 client", "agent.lifecycle.scaling8",
      "gRPC floor unary, 8 callers / 1", "floor.unary.scaling8", ">=", 1.0),
+    # The Python client (bench/python_bench.py): one function run on
+    # agent.socket_module() and on RPyC's conn.modules.socket; small ops
+    # against a bare grpcio unary call to the same floor server.
+    ("Python lifecycles/s (socket, bind, listen, connect, accept, 3 close)",
+     "python.lifecycle.rate1", "RPyC classic, same function",
+     "rpyc.pylifecycle.rate1", ">=", 20),
+    ("Python getsockname() p50 (us)", "python.getsockname.p50",
+     "grpcio unary 64 B p50", "pyfloor.unary64.p50", "<=", 1.2),
+    ("Python getsockname() p99 (us)", "python.getsockname.p99",
+     "grpcio unary 64 B p99", "pyfloor.unary64.p99", "<=", 1.5),
+    ("Python getsockname() p50 (us)", "python.getsockname.p50",
+     "GetSockName on the bare generated stub p50",
+     "python.rawstub.getsockname.p50", "<=", 1.1),
+    ("Python send(64 B) p50 (us)", "python.send64.p50",
+     "grpcio unary 64 B p50", "pyfloor.unary64.p50", "<=", 1.2),
+    ("Python send(64 B) p99 (us)", "python.send64.p99",
+     "grpcio unary 64 B p99", "pyfloor.unary64.p99", "<=", 1.5),
 ]
 for kib in (16, 64, 256):
     ROWS.append((f"RecvStream {kib} KiB chunks (MB/s)",

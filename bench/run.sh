@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The sockagent benchmark suite: builds in Release (build-bench/), runs the
 # agent beside its floor (a bare gRPC echo service) and its peers (iperf3,
-# RPyC classic) on loopback, and writes a report.
+# RPyC classic) on loopback, the Python client beside a bare grpcio call and
+# RPyC, and writes a report.
 #
 #   bash bench/run.sh           full run (about 6 minutes): writes
 #                               bench/results/latest.md, latest.png, raw.jsonl
@@ -47,7 +48,8 @@ else
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DSOCKAGENT_BUILD_TESTS=OFF -DSOCKAGENT_BUILD_BENCH=ON >/dev/null
 fi
-ninja -C "$build" sockagentd sockbench echo_floor_server
+ninja -C "$build" sockagentd sockbench echo_floor_server python_stubs \
+  bench_python_stubs
 
 if ((smoke)); then
   out=$build/smoke; reps=1; fast_reps=1; seconds=0.3; bulk=$((4 << 20))
@@ -151,6 +153,17 @@ if have python3-rpyc; then
     --source "$source_port" --reps "$fast_reps" --seconds "$seconds" \
     --bulk-bytes "$bulk" | tee -a "$raw"
 fi
+
+echo "== Python client (bench/python_bench.py; RPyC as the peer when installed)"
+start_agent
+rpyc_args=()
+if [[ -n ${rport:-} ]]; then rpyc_args=(--rpyc-port "$rport"); fi
+SOCKAGENT_PYTHON_GEN=$build/client/python PYTHONPATH=$root/client/python \
+  /usr/bin/python3 bench/python_bench.py --agent "$agent" --floor "$floor" \
+  --floor-stubs "$build/bench/python" "${rpyc_args[@]}" --reps "$fast_reps" \
+  --seconds "$seconds" --count "$( ((smoke)) && echo 200 || echo 3000)" \
+  | tee -a "$raw"
+stop "$agent_pid"
 
 echo "== report"
 /usr/bin/python3 bench/report.py --raw "$raw" --out "$out" \

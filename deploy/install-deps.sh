@@ -9,6 +9,7 @@ packages=(
   libabsl-dev libgtest-dev libgmock-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libre2-dev
   prometheus-cpp-dev grpc-proto openssl
   clang clang-format netbase iproute2 python3
+  python3-grpcio python3-protobuf python3-pytest
 )
 
 missing=()

@@ -17,6 +17,10 @@ echo "== build (with the benchmarks, which the smoke run below reuses)"
 bash deploy/build.sh -DSOCKAGENT_BUILD_BENCH=ON
 echo "== tests"
 (cd build && ctest --output-on-failure --timeout 600 -j2)
+# ctest shows a passing test's output only on failure: print the Python
+# suite's pytest summary (CTest python_client) from its log.
+echo "python_client (pytest): $(grep -hE '^[0-9]+ (passed|failed)' \
+  build/Testing/Temporary/LastTest.log | tail -n 1)"
 echo "== benchmark smoke (bench/run.sh --smoke: seconds, asserts nothing)"
 BENCH_BUILD_DIR=build bash bench/run.sh --smoke
 
