@@ -98,6 +98,13 @@ absl::StatusOr<T> OnFd(ManagedSocket& socket, Fn fn) {
   return result;
 }
 
+// MSG_DONTWAIT as Python applies it: a socket with a timeout first waits up
+// to the timeout for readiness (then the call cannot block), so only a
+// socket without one (blocking mode) returns EAGAIN at once.
+bool DontWait(int flags, const ManagedSocket& socket) {
+  return (flags & MSG_DONTWAIT) != 0 && !socket.timeout().has_value();
+}
+
 // Where the kernel sends `requested` from `socket` (destination.h): the
 // address that is checked is the address that is used.
 SockAddr Effective(SocketOps& ops, ManagedSocket& socket,
@@ -300,6 +307,8 @@ class RecvOp final : public IoOp {
         wait_all_((flags & MSG_WAITALL) != 0 &&
                   socket_->io()->type() == SOCK_STREAM),
         peek_((flags & MSG_PEEK) != 0),
+        truncated_report_((flags & MSG_TRUNC) != 0 &&
+                          socket_->io()->type() != SOCK_STREAM),
         want_source_(want_source),
         filter_(std::move(filter)),
         done_(std::move(done)) {}
@@ -337,8 +346,11 @@ class RecvOp final : public IoOp {
       if (want_source_) {
         result_.from = ToWireAddress(from.get(), from.length);
       }
-      const size_t n =
-          std::min(static_cast<size_t>(rc.value), max_bytes_ - got_);
+      const size_t real = static_cast<size_t>(rc.value);
+      const size_t n = std::min(real, max_bytes_ - got_);
+      // MSG_TRUNC on a datagram socket returns the datagram's real length;
+      // Python then gives a bytes of that length, zero past what was read.
+      if (truncated_report_) truncated_ = real - n;
       if (peek_) {
         // A peek never consumes: wait until all of it is there at once.
         if (wait_all_ && n > 0 && n < max_bytes_) return std::nullopt;
@@ -363,6 +375,7 @@ class RecvOp final : public IoOp {
     }
     if (!status.ok()) return done_(std::move(status));
     buffer_.resize(got_);
+    buffer_.append(truncated_, '\0');
     result_.data = std::move(buffer_);
     done_(std::move(result_));
   }
@@ -377,10 +390,13 @@ class RecvOp final : public IoOp {
   const int flags_;
   const bool wait_all_;
   const bool peek_;
+  const bool truncated_report_;
   const bool want_source_;
   absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter_;
   std::string buffer_;
   size_t got_ = 0;
+  // Bytes of the datagram past max_bytes, reported as zeros (MSG_TRUNC).
+  size_t truncated_ = 0;
   Received result_;
   Callback<Received> done_;
 };
@@ -1454,7 +1470,7 @@ void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
     return done(rate);
   }
   WaitOptions wait = WaitFor(ctx, **socket);
-  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (DontWait(request.flags(), **socket)) wait.nonblocking = true;
   engine_->Submit((*socket)->io(), Interest::kWrite,
                   std::make_unique<SendOp>(
                       ops_, *socket, request.data(), request.flags(),
@@ -1492,7 +1508,7 @@ void AgentCore::Receive(const CallContext& ctx, const char* method,
   }
   if (!socket.ok()) return done(socket.status());
   WaitOptions wait = WaitFor(ctx, **socket);
-  if ((flags & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (DontWait(flags, **socket)) wait.nonblocking = true;
   if (absl::Status rate = CheckByteRate(ctx, method, **socket, kRecvBytes);
       !rate.ok()) {
     return done(rate);
@@ -1558,7 +1574,7 @@ void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
     return done(rate);
   }
   WaitOptions wait = WaitFor(ctx, **socket);
-  if ((request.flags() & MSG_DONTWAIT) != 0) wait.nonblocking = true;
+  if (DontWait(request.flags(), **socket)) wait.nonblocking = true;
   engine_->Submit((*socket)->io(), Interest::kWrite,
                   std::make_unique<SendOp>(
                       ops_, *socket, request.data(), request.flags(),

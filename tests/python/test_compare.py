@@ -8,10 +8,9 @@ import socket
 import struct
 import threading
 
-import pytest
 
 import sockagent
-from sockcompare import outcome, pysem
+from sockcompare import outcome
 
 
 def closed_port(env, family=socket.AF_INET, host="127.0.0.1"):
@@ -523,10 +522,6 @@ def test_tcp_out_of_band_byte(compare):
     assert compare(scenario) == [b"!", b"in band"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent side, found here (not in the pysem list): recv(4, MSG_TRUNC) of a "
-    "10-byte datagram returns 10 bytes in Python (the real length, zero "
-    "filled past the buffer); the agent returns the 4 bytes read"))
 def test_udp_recv_msg_trunc_returns_the_real_length(compare):
     def scenario(env):
         a = env.sock(socket.AF_INET, socket.SOCK_DGRAM)
@@ -537,10 +532,6 @@ def test_udp_recv_msg_trunc_returns_the_real_length(compare):
     assert compare(scenario) == 10
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "agent side, found here (not in the pysem list): on a socket with a "
-    "timeout, Python polls for the timeout before recv(MSG_DONTWAIT) and "
-    "raises TimeoutError; the agent returns EAGAIN at once"))
 def test_dontwait_on_a_socket_with_timeout(compare):
     def scenario(env):
         a = env.sock(socket.AF_INET, socket.SOCK_DGRAM)
