@@ -8,7 +8,6 @@ import socket
 import struct
 import threading
 
-
 import sockagent
 from sockcompare import outcome
 
