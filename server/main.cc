@@ -202,6 +202,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
   std::string max_connection_idle = "10m";
+  std::string keepalive_time = "5s";
+  std::string keepalive_timeout = "5s";
+  int64_t fd_reserve = -1;
   std::string max_connection_age = "24h";
   std::string max_connection_age_grace = "5m";
   app.add_option("--max-connections", options.max_connections,
@@ -213,6 +216,21 @@ int main(int argc, char** argv) {
                  "connections beyond --max-connections still accepted for "
                  "health checks; the rest are closed at once")
       ->check(CLI::Range(0, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--keepalive-time", keepalive_time,
+                 "ping a connection after this long without traffic")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--keepalive-timeout", keepalive_timeout,
+                 "close a connection whose ping is not answered within this; "
+                 "a hung client's calls end and its sessions with them")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  app.add_option("--fd-reserve", fd_reserve,
+                 "descriptors kept free of callers' sockets for connections "
+                 "and the agent itself; callers may hold RLIMIT_NOFILE less "
+                 "this (-1 = max-connections + headroom + 64, at most half)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 30))
       ->capture_default_str();
   app.add_option("--max-connection-idle", max_connection_idle,
                  "close a connection without calls for this long")
@@ -282,6 +300,9 @@ int main(int argc, char** argv) {
   options.core.max_recv_bytes = max_message;
   options.drain_timeout = ParseDurationOrDie(drain_timeout);
   options.max_connection_idle = ParseDurationOrDie(max_connection_idle);
+  options.keepalive_time = ParseDurationOrDie(keepalive_time);
+  options.keepalive_timeout = ParseDurationOrDie(keepalive_timeout);
+  options.fd_reserve = fd_reserve;
   options.max_connection_age = ParseDurationOrDie(max_connection_age);
   options.max_connection_age_grace =
       ParseDurationOrDie(max_connection_age_grace);

@@ -25,6 +25,29 @@ namespace sockagent {
 namespace {
 
 constexpr PolicyEngine::Direction kSendBytes = PolicyEngine::Direction::kSend;
+
+constexpr char kDraining[] =
+    "the agent is shutting down (draining): it closed every session and "
+    "socket; retry against a running agent";
+
+// Why a session ended, for the calls still waiting on it.
+absl::Status SessionEndStatus(const char* reason) {
+  const absl::string_view why = reason;
+  if (why == "agent_drain") return absl::UnavailableError(kDraining);
+  if (why == "connection_closed") {
+    return absl::CancelledError(
+        "session: ended because its bound connection closed");
+  }
+  if (why == "admin_closed") {
+    return absl::AbortedError(
+        "session: closed by an admin (CloseSession) while this call waited");
+  }
+  if (why == "session_closed") {
+    return absl::AbortedError(
+        "session: closed (CloseSession) while this call waited");
+  }
+  return absl::AbortedError(absl::StrCat("session: ended (", why, ")"));
+}
 constexpr PolicyEngine::Direction kRecvBytes = PolicyEngine::Direction::kRecv;
 
 constexpr int kSendFlags =
@@ -130,13 +153,20 @@ class AcceptOp final : public IoOp {
   };
   // A connection whose peer `filter` refuses is closed, and the wait goes on
   // for the next one.
+  // While `admit` refuses, the wait ends with its status and the
+  // connection stays in the backlog.
   AcceptOp(SocketOps& ops,
            absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter,
+           absl::AnyInvocable<absl::Status()> admit,
            absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done)
-      : ops_(ops), filter_(std::move(filter)), done_(std::move(done)) {}
+      : ops_(ops),
+        filter_(std::move(filter)),
+        admit_(std::move(admit)),
+        done_(std::move(done)) {}
 
   std::optional<absl::Status> Attempt(int fd) override {
     for (;;) {
+      if (absl::Status admitted = admit_(); !admitted.ok()) return admitted;
       SockAddr peer;
       peer.length = sizeof(peer.storage);
       SysCallInt rc = ops_.Accept(fd, peer.mutable_get(), &peer.length);
@@ -158,6 +188,7 @@ class AcceptOp final : public IoOp {
  private:
   SocketOps& ops_;
   absl::AnyInvocable<bool(const sockaddr*, socklen_t)> filter_;
+  absl::AnyInvocable<absl::Status()> admit_;
   Accepted accepted_;
   absl::AnyInvocable<void(absl::StatusOr<Accepted>)> done_;
 };
@@ -415,8 +446,7 @@ AgentCore::AgentCore(Options options, std::unique_ptr<Engine> engine)
       own_policy_(options.policy == nullptr ? std::make_unique<PolicyEngine>()
                                             : nullptr),
       policy_(options.policy != nullptr ? *options.policy : *own_policy_),
-      ids_(options.incarnation != 0 ? IdIssuer(options.incarnation)
-                                    : IdIssuer()),
+      ids_(options.incarnation, options.agent_key),
       engine_(std::move(engine)),
       sessions_(options.sessions, &ids_) {
   reaper_ = std::thread([this] { ReapLoop(); });
@@ -458,11 +488,26 @@ void AgentCore::CloseSockets(Session& session, const char* reason) {
     ++closed;
   }
   ReleaseSockets(owner, closed);
-  absl::MutexLock lock(&usage_mu_);
-  if (session_owner_.erase(session.id()) > 0) {
-    auto it = usage_.find(owner);
-    if (it != usage_.end() && it->second.sessions > 0) --it->second.sessions;
+  {
+    absl::MutexLock lock(&usage_mu_);
+    if (session_owner_.erase(session.id()) > 0) {
+      auto it = usage_.find(owner);
+      if (it != usage_.end() && it->second.sessions > 0) --it->second.sessions;
+    }
   }
+  // Streams and HoldSession calls still waiting on the session end now.
+  for (SessionEndCallback& on_end : session.TakeEndCallbacks()) {
+    on_end(SessionEndStatus(reason));
+  }
+}
+
+absl::Status AgentCore::CheckOpenSocketCap() const {
+  const size_t cap = options_.max_open_sockets;
+  if (cap == 0 || open_sockets_.load() < cap) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "max_open_sockets: the agent holds ", open_sockets_.load(),
+      " sockets, its cap (RLIMIT_NOFILE less --fd-reserve descriptors kept "
+      "for connections and health checks); close sockets or sessions"));
 }
 
 std::string AgentCore::OwnerOf(const std::string& session_id) {
@@ -474,6 +519,7 @@ std::string AgentCore::OwnerOf(const std::string& session_id) {
 absl::Status AgentCore::ReserveSocket(const std::string& identity,
                                       size_t quota) {
   absl::MutexLock lock(&usage_mu_);
+  if (absl::Status capped = CheckOpenSocketCap(); !capped.ok()) return capped;
   Usage& usage = usage_[identity];
   if (quota != 0 && usage.sockets >= quota) {
     return absl::ResourceExhaustedError(
@@ -481,12 +527,14 @@ absl::Status AgentCore::ReserveSocket(const std::string& identity,
                      usage.sockets, " sockets, the policy allows ", quota));
   }
   ++usage.sockets;
+  ++open_sockets_;
   return absl::OkStatus();
 }
 
 void AgentCore::ReleaseSockets(const std::string& identity, size_t count) {
   if (count == 0) return;
   absl::MutexLock lock(&usage_mu_);
+  open_sockets_ -= std::min(count, open_sockets_.load());
   auto it = usage_.find(identity);
   if (it == usage_.end()) return;
   it->second.sockets -= std::min(count, it->second.sockets);
@@ -643,6 +691,7 @@ AgentCore::SourceFilter AgentCore::SourceFilterFor(
 }
 
 absl::Status AgentCore::Authorize(const CallContext& ctx, const char* method) {
+  if (drained_) return absl::UnavailableError(kDraining);
   return Decide(ctx, method, policy_.CheckRpc(ctx.identity, method), nullptr,
                 "", /*audit_allowed=*/false);
 }
@@ -654,8 +703,10 @@ absl::StatusOr<std::shared_ptr<Session>> AgentCore::SessionFor(
         "session: missing; call CreateSession and send its id as the "
         "'sockagent-session' request metadata");
   }
+  // After Drain the table is empty: say why instead of "unknown session".
+  if (drained_) return absl::UnavailableError(kDraining);
   absl::StatusOr<std::shared_ptr<Session>> session =
-      sessions_.Renew(ctx.session_id, absl::Now());
+      sessions_.Renew(ctx.session_id, absl::Now(), ctx.renew_lease);
   if (session.ok() && OwnerOf(ctx.session_id) != ctx.identity) {
     // Another identity's session looks exactly like an unknown one.
     return absl::NotFoundError(absl::StrCat(
@@ -679,6 +730,63 @@ absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::SocketFor(
         absl::StrCat("handle: unknown handle '", handle, "' in this session"));
   }
   return socket;
+}
+
+template <typename T>
+Callback<T> AgentCore::WhileWaiting(const CallContext& ctx, Callback<T> done) {
+  std::shared_ptr<Session> session = sessions_.Find(ctx.session_id);
+  if (session == nullptr) return done;
+  absl::StatusOr<uint64_t> call = session->BeginCall(absl::Now());
+  if (!call.ok()) return done;
+  return [hold = SessionHold(std::move(session), *call),
+          done = std::move(done)](absl::StatusOr<T> result) mutable {
+    hold.Reset();  // the lease restarts before the client hears back
+    done(std::move(result));
+  };
+}
+
+absl::StatusOr<SessionHold> AgentCore::HoldSession(const CallContext& ctx,
+                                                   SessionEndCallback on_end) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  absl::StatusOr<uint64_t> call =
+      (*session)->BeginCall(absl::Now(), std::move(on_end));
+  if (!call.ok()) {
+    return absl::NotFoundError(absl::StrCat(
+        "session: unknown session '", ctx.session_id,
+        "' (closed, expired, or never created): call CreateSession"));
+  }
+  return SessionHold(*std::move(session), *call);
+}
+
+absl::StatusOr<SessionHold> AgentCore::BindSession(const CallContext& ctx,
+                                                   SessionEndCallback on_end) {
+  absl::StatusOr<SessionHold> hold = HoldSession(ctx, std::move(on_end));
+  if (!hold.ok()) return hold.status();
+  if (absl::Status bound = hold->session()->Bind(hold->id()); !bound.ok()) {
+    return bound;  // the hold ends here; its on_end never runs
+  }
+  spdlog::debug("session {} bound to the connection of {}", ctx.session_id,
+                ctx.peer);
+  return hold;
+}
+
+void AgentCore::UnbindSession(SessionHold hold) {
+  if (!hold) return;
+  if (hold.session()->Unbind(hold.id())) {
+    spdlog::debug("session {} released from its connection; lease-only now",
+                  hold.session()->id());
+  }
+  hold.Reset();
+}
+
+void AgentCore::EndBoundSession(SessionHold hold) {
+  if (!hold) return;
+  std::shared_ptr<Session> session = hold.session();
+  if (!session->BoundTo(hold.id()) || !sessions_.RemoveIf(session)) return;
+  spdlog::info("session {} ({}) lost its connection; closing {} socket(s)",
+               session->id(), session->label(), session->size());
+  CloseSockets(*session, "connection_closed");
 }
 
 absl::StatusOr<std::shared_ptr<ManagedSocket>> AgentCore::Adopt(
@@ -750,8 +858,8 @@ absl::StatusOr<v1::CreateSessionResponse> AgentCore::CreateSession(
     }
     ++usage.sessions;  // reserved; released below if creation fails
   }
-  absl::StatusOr<std::shared_ptr<Session>> session =
-      sessions_.Create(ttl, request.label(), absl::Now());
+  absl::StatusOr<std::shared_ptr<Session>> session = sessions_.Create(
+      ttl, request.label(), absl::Now(), request.bind_to_connection());
   {
     absl::MutexLock lock(&usage_mu_);
     if (session.ok()) {
@@ -852,7 +960,14 @@ absl::StatusOr<v1::ListSessionsResponse> AgentCore::ListSessions(
       out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
     };
     to_timestamp(session->created(), info->mutable_created());
-    to_timestamp(session->expiry(), info->mutable_lease_expiry());
+    const absl::Time now = absl::Now();
+    const size_t waiting = session->waiting_calls();
+    to_timestamp(waiting > 0 ? std::max(session->expiry(), now + session->ttl())
+                             : session->expiry(),
+                 info->mutable_lease_expiry());
+    info->set_waiting_calls(static_cast<uint32_t>(waiting));
+    info->set_bind_to_connection(session->bind_to_connection());
+    info->set_bound(session->bound());
     info->set_socket_count(static_cast<uint32_t>(session->size()));
     info->set_bytes_sent(session->BytesSent());
     info->set_bytes_received(session->BytesReceived());
@@ -902,6 +1017,8 @@ absl::StatusOr<v1::SocketResponse> AgentCore::Socket(
       !allowed.ok()) {
     return allowed;
   }
+  // Refused before a descriptor exists (Adopt checks again, atomically).
+  if (absl::Status capped = CheckOpenSocketCap(); !capped.ok()) return capped;
   SysCallInt rc = ops_.Socket(family, type, request.protocol());
   if (!rc.ok()) return OsError(rc.error, "socket");
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
@@ -1085,6 +1202,8 @@ absl::StatusOr<v1::SetFaultsResponse> AgentCore::SetFaults(
 void AgentCore::Traffic(const CallContext& ctx,
                         const v1::TrafficRequest& request,
                         Callback<v1::TrafficResponse> done) {
+  // A waiting call keeps its session alive, however long it waits.
+  done = WhileWaiting(ctx, std::move(done));
   if (absl::Status valid = ValidateTrafficRequest(request); !valid.ok()) {
     return done(valid);
   }
@@ -1342,7 +1461,8 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   for (const char* feature :
        {"inet", "inet6", "unix", "unix-abstract", "stream", "dgram",
         "seqpacket", "sessions", "recv-stream", "send-stream",
-        "recvfrom-stream", "timeouts", "sockopt-raw", "traffic", "faults"}) {
+        "recvfrom-stream", "timeouts", "sockopt-raw", "traffic", "faults",
+        "hold-session"}) {
     response.add_features(feature);
   }
   v1::Limits* limits = response.mutable_limits();
@@ -1354,6 +1474,7 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   limits->set_max_recv_bytes(static_cast<uint32_t>(options_.max_recv_bytes));
   ToProto(options_.sessions.default_ttl, limits->mutable_default_session_ttl());
   ToProto(options_.sessions.max_ttl, limits->mutable_max_session_ttl());
+  limits->set_max_open_sockets(options_.max_open_sockets);
   response.set_incarnation(ids_.incarnation());
   v1::AgentStats* stats = response.mutable_stats();
   stats->set_sessions(static_cast<uint32_t>(sessions_.size()));
@@ -1369,6 +1490,8 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
 
 void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
                        Callback<v1::AcceptResponse> done) {
+  // A waiting call keeps its session alive, however long it waits.
+  done = WhileWaiting(ctx, std::move(done));
   absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
   if (!session.ok()) return done(session.status());
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
@@ -1377,6 +1500,7 @@ void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
   std::shared_ptr<IoSocket> io = (*socket)->io();
   auto op = std::make_unique<AcceptOp>(
       ops_, SourceFilterFor(ctx, "Accept", *socket),
+      [this] { return CheckOpenSocketCap(); },
       [this, session = *session, io, owner = ctx.identity,
        done = std::move(done)](
           absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
@@ -1398,6 +1522,8 @@ void AgentCore::Accept(const CallContext& ctx, const v1::AcceptRequest& request,
 void AgentCore::Connect(const CallContext& ctx,
                         const v1::ConnectRequest& request,
                         Callback<v1::ConnectResponse> done) {
+  // A waiting call keeps its session alive, however long it waits.
+  done = WhileWaiting(ctx, std::move(done));
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       SocketFor(ctx, request.handle());
   if (!socket.ok()) return done(socket.status());
@@ -1457,6 +1583,8 @@ void AgentCore::Connect(const CallContext& ctx,
 
 void AgentCore::Send(const CallContext& ctx, const v1::SendRequest& request,
                      Callback<v1::SendResponse> done) {
+  // A waiting call keeps its session alive, however long it waits.
+  done = WhileWaiting(ctx, std::move(done));
   if (absl::Status s = CheckSendArgs(request.flags(), request.data().size(),
                                      options_.max_send_bytes);
       !s.ok()) {
@@ -1493,6 +1621,8 @@ void AgentCore::Receive(const CallContext& ctx, const char* method,
                         const std::string& handle, uint32_t max_bytes,
                         int32_t flags, Callback<Response> done) {
   constexpr bool kWantSource = std::is_same_v<Response, v1::RecvFromResponse>;
+  // A waiting call keeps its session alive, however long it waits.
+  done = WhileWaiting(ctx, std::move(done));
   if (absl::Status s = CheckFlags(flags, kRecvFlags); !s.ok()) return done(s);
   // Like a kernel receive into a smaller buffer: at most the agent's limit.
   const size_t want = std::min<size_t>(max_bytes, options_.max_recv_bytes);
@@ -1544,6 +1674,8 @@ void AgentCore::Recv(const CallContext& ctx, const v1::RecvRequest& request,
 
 void AgentCore::SendTo(const CallContext& ctx, const v1::SendToRequest& request,
                        Callback<v1::SendToResponse> done) {
+  // A waiting call keeps its session alive, however long it waits.
+  done = WhileWaiting(ctx, std::move(done));
   if (absl::Status s = CheckSendArgs(request.flags(), request.data().size(),
                                      options_.max_send_bytes);
       !s.ok()) {

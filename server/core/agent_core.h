@@ -48,6 +48,10 @@ struct CallContext {
   std::string peer = {};
   absl::Time deadline = absl::InfiniteFuture();
   CancelToken* cancel = nullptr;  // outlives the call
+  // Whether the call renews the session's lease: false for the operations
+  // a stream runs to push messages (renewal comes from the client's own
+  // messages, not from the agent's pushes).
+  bool renew_lease = true;
 };
 
 template <typename T>
@@ -67,6 +71,13 @@ class AgentCore {
     SocketOps* ops = nullptr;
     // Fixed incarnation for tests; 0 means random.
     uint64_t incarnation = 0;
+    // Names this agent across restarts in session ids and handles (see
+    // IdIssuer): AgentServer uses host name, machine id and listen address.
+    std::string agent_key;
+    // Sockets all sessions together may hold; 0 = no cap. Past it Socket
+    // and Accept are RESOURCE_EXHAUSTED naming the cap (an Accept leaves
+    // the connection in the backlog).
+    size_t max_open_sockets = 0;
     // Authorization; nullptr means a private permissive engine (the
     // hard-deny list still applies). Not owned; must outlive the core.
     PolicyEngine* policy = nullptr;
@@ -80,8 +91,11 @@ class AgentCore {
   ~AgentCore();
 
   // Ends every waiting operation with UNAVAILABLE and refuses new ones, then
-  // closes every session and socket. Idempotent.
+  // closes every session and socket. Every call after it (also the next
+  // step of a stream) is UNAVAILABLE saying the agent is shutting down.
+  // Idempotent.
   void Drain();
+  bool drained() const { return drained_; }
 
   // Sessions.
   absl::StatusOr<v1::CreateSessionResponse> CreateSession(
@@ -103,6 +117,27 @@ class AgentCore {
   // Every session for an admin identity, ctx.identity's own otherwise.
   // Needs no session.
   absl::StatusOr<v1::ListSessionsResponse> ListSessions(const CallContext& ctx);
+
+  // A call that waits on ctx's session beyond one operation (a stream)
+  // starts: while the returned hold lives, the session's lease does not
+  // lapse, and when the last hold ends it restarts. `on_end`, when set, runs
+  // once if the session ends while the hold lives (SessionEndCallback); it
+  // may run on any thread, also before this returns, and must not block.
+  // Errors: SessionFor's (UNAVAILABLE while draining).
+  absl::StatusOr<SessionHold> HoldSession(const CallContext& ctx,
+                                          SessionEndCallback on_end);
+  // HoldSession, and binds the session to the call (the HoldSession RPC):
+  // FAILED_PRECONDITION unless it was created with bind_to_connection,
+  // ALREADY_EXISTS while another call binds it.
+  absl::StatusOr<SessionHold> BindSession(const CallContext& ctx,
+                                          SessionEndCallback on_end);
+  // The binding call released the session: it stays, lease-only, and its
+  // lease restarts now.
+  void UnbindSession(SessionHold hold);
+  // The binding call ended without a release (its connection closed, or it
+  // was cancelled): ends the session now, closing its sockets (audit reason
+  // "connection_closed"), unless it was released or closed meanwhile.
+  void EndBoundSession(SessionHold hold);
 
   // Operations that finish at once.
   absl::StatusOr<v1::SocketResponse> Socket(const CallContext& ctx,
@@ -231,6 +266,13 @@ class AgentCore {
                                const std::shared_ptr<ManagedSocket>& socket);
 
   absl::StatusOr<std::shared_ptr<Session>> SessionFor(const CallContext& ctx);
+  // Wraps `done` so that the call counts as waiting on ctx's session (see
+  // Session::BeginCall) until it is done.
+  template <typename T>
+  Callback<T> WhileWaiting(const CallContext& ctx, Callback<T> done);
+  // The global socket cap (Options::max_open_sockets): RESOURCE_EXHAUSTED
+  // naming it when reached.
+  absl::Status CheckOpenSocketCap() const;
   absl::StatusOr<std::shared_ptr<ManagedSocket>> SocketFor(
       const CallContext& ctx, const std::string& handle);
   // Registers a new descriptor with the engine and adds it to `session`.
@@ -287,6 +329,8 @@ class AgentCore {
   absl::Notification stop_reaper_;
   std::thread reaper_;
   std::atomic<bool> drained_{false};
+  // Sockets held by all sessions (for Options::max_open_sockets).
+  std::atomic<size_t> open_sockets_{0};
   std::atomic<uint64_t> refused_sources_{0};
 };
 

@@ -3,8 +3,9 @@
 
 // Sessions (leases renewed by their client) and the sockets each one owns.
 // Handles are looked up only inside their own session, so a handle of
-// another session is NOT_FOUND exactly like an unknown one. Knows nothing of
-// gRPC; time is passed in so expiry is testable without waiting.
+// another session is NOT_FOUND exactly like an unknown one. A call waiting
+// on a session's behalf (SessionHold) keeps its lease from lapsing. Knows
+// nothing of gRPC; time is passed in so expiry is testable without waiting.
 
 #include <atomic>
 #include <cstdint>
@@ -15,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -86,24 +88,67 @@ class ManagedSocket {
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Runs once when a session ends while a call waits on its behalf, with why:
+// ABORTED (closed by CloseSession or an admin), UNAVAILABLE (the agent
+// drains) or CANCELLED (its connection closed).
+using SessionEndCallback = absl::AnyInvocable<void(absl::Status)>;
+
 // A lease and the sockets it owns. Thread-safe. Once closed it accepts no
-// new socket, so nothing can be added to a session that is being torn down.
+// new socket and no new waiting call, so nothing can be added to a session
+// that is being torn down.
+//
+// The lease lapses `ttl` after the last renewal, but never while a call
+// waits on the session's behalf (BeginCall .. EndCall): when the last such
+// call ends, the lease restarts from that moment.
 class Session {
  public:
-  Session(std::string id, std::string label, absl::Duration ttl, absl::Time now)
+  Session(std::string id, std::string label, absl::Duration ttl, absl::Time now,
+          bool bind_to_connection = false)
       : id_(std::move(id)),
         label_(std::move(label)),
         ttl_(ttl),
         created_(now),
+        bind_to_connection_(bind_to_connection),
         expiry_(now + ttl) {}
 
   const std::string& id() const { return id_; }
   const std::string& label() const { return label_; }
   absl::Duration ttl() const { return ttl_; }
   absl::Time created() const { return created_; }
+  // Created with CreateSessionRequest.bind_to_connection: it may be bound
+  // to a connection (Bind).
+  bool bind_to_connection() const { return bind_to_connection_; }
 
+  // When the lease lapses unless renewed (provided no call waits then).
   absl::Time expiry() const;
   void Renew(absl::Time now);
+  // True when the lease ended at or before `now` and no call waits.
+  bool Lapsed(absl::Time now) const;
+
+  // A call starts waiting on the session's behalf at `now`. `on_end`, when
+  // set, runs once if the session closes while the call still waits (see
+  // SessionEndCallback). Returns the call's id for EndCall; ABORTED when the
+  // session is already closed or lapsed at `now`.
+  absl::StatusOr<uint64_t> BeginCall(absl::Time now,
+                                     SessionEndCallback on_end = nullptr);
+  // The call `id` stopped waiting (its on_end will not run); the lease
+  // restarts at `now` when it was the last one. Unknown ids are ignored.
+  void EndCall(uint64_t id, absl::Time now);
+  size_t waiting_calls() const;
+
+  // Binds the session to the waiting call `id` (HoldSession): FAILED_
+  // PRECONDITION unless created with bind_to_connection, ALREADY_EXISTS
+  // while another call holds the binding.
+  absl::Status Bind(uint64_t id);
+  // Undoes Bind(id); false if `id` does not hold the binding.
+  bool Unbind(uint64_t id);
+  // True while a call holds the binding.
+  bool bound() const;
+  // True when the call `id` holds the binding.
+  bool BoundTo(uint64_t id) const;
+
+  // The on_end callbacks of the calls still waiting (once; for Close).
+  std::vector<SessionEndCallback> TakeEndCallbacks();
 
   // Adds a socket under its handle. Errors: RESOURCE_EXHAUSTED when the
   // session already holds `max_sockets`; ABORTED when the session closed.
@@ -136,14 +181,56 @@ class Session {
   const std::string label_;
   const absl::Duration ttl_;
   const absl::Time created_;
+  const bool bind_to_connection_;
   mutable absl::Mutex mu_;
   uint64_t removed_bytes_sent_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t removed_bytes_received_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time expiry_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Calls waiting on the session's behalf, by id, with their on_end.
+  uint64_t next_call_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, SessionEndCallback> calls_ ABSL_GUARDED_BY(mu_);
+  // The call holding the binding (0 = none).
+  uint64_t bound_call_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, std::shared_ptr<ManagedSocket>> sockets_
       ABSL_GUARDED_BY(mu_);
   ClosedHandles closed_handles_ ABSL_GUARDED_BY(mu_);
+};
+
+// A call waiting on a session's behalf, from BeginCall until destruction or
+// Reset() (then EndCall). Move-only; not thread-safe itself.
+class SessionHold {
+ public:
+  SessionHold() = default;
+  SessionHold(std::shared_ptr<Session> session, uint64_t id)
+      : session_(std::move(session)), id_(id) {}
+  SessionHold(SessionHold&& other) noexcept
+      : session_(std::move(other.session_)), id_(other.id_) {
+    other.session_ = nullptr;
+  }
+  SessionHold& operator=(SessionHold&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      session_ = std::move(other.session_);
+      id_ = other.id_;
+      other.session_ = nullptr;
+    }
+    return *this;
+  }
+  SessionHold(const SessionHold&) = delete;
+  SessionHold& operator=(const SessionHold&) = delete;
+  ~SessionHold() { Reset(); }
+
+  // Ends the call's wait now (the lease restarts if it was the last one).
+  void Reset();
+  // Null for an empty hold.
+  const std::shared_ptr<Session>& session() const { return session_; }
+  uint64_t id() const { return id_; }
+  explicit operator bool() const { return session_ != nullptr; }
+
+ private:
+  std::shared_ptr<Session> session_;
+  uint64_t id_ = 0;
 };
 
 // All live sessions. Thread-safe.
@@ -160,20 +247,27 @@ class SessionTable {
   // A new session. `ttl` zero means the default; longer than max_ttl is
   // clamped; negative is INVALID_ARGUMENT. RESOURCE_EXHAUSTED past
   // max_sessions.
-  absl::StatusOr<std::shared_ptr<Session>> Create(absl::Duration ttl,
-                                                  std::string label,
-                                                  absl::Time now);
+  absl::StatusOr<std::shared_ptr<Session>> Create(
+      absl::Duration ttl, std::string label, absl::Time now,
+      bool bind_to_connection = false);
 
-  // The session `id`, its lease renewed. Errors: INVALID_ARGUMENT for a
-  // malformed id, NOT_FOUND for an unknown, expired, closed or
-  // earlier-incarnation id.
+  // The session `id`, its lease renewed unless `renew` is false. Errors:
+  // INVALID_ARGUMENT for a malformed id, NOT_FOUND for an unknown, expired,
+  // closed, another agent's or earlier-incarnation id.
   absl::StatusOr<std::shared_ptr<Session>> Renew(absl::string_view id,
-                                                 absl::Time now);
+                                                 absl::Time now,
+                                                 bool renew = true);
+
+  // The live session `id`, or nullptr; no check, no renewal.
+  std::shared_ptr<Session> Find(absl::string_view id) const;
 
   // Removes the session, or returns nullptr if there is none.
   std::shared_ptr<Session> Remove(absl::string_view id);
+  // Removes `session` if the table still holds exactly it; false otherwise.
+  bool RemoveIf(const std::shared_ptr<Session>& session);
 
-  // Removes and returns every session whose lease ended at or before `now`.
+  // Removes and returns every session whose lease ended at or before `now`
+  // and on whose behalf no call waits.
   std::vector<std::shared_ptr<Session>> TakeExpired(absl::Time now);
 
   // Removes and returns every session.

@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <fstream>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -37,6 +39,39 @@ std::string HostOf(absl::string_view address) {
   const size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos) return std::string(address);
   return std::string(address.substr(0, colon));
+}
+
+int ClampMs(absl::Duration d) {
+  return static_cast<int>(
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, INT_MAX));
+}
+
+// Stays the same when the agent restarts with the same configuration on the
+// same host; differs between hosts and listen addresses (see IdIssuer).
+std::string AgentKey(const std::string& listen_address) {
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  std::string machine_id;
+  std::ifstream("/etc/machine-id") >> machine_id;
+  return absl::StrCat(host, "\n", machine_id, "\n", listen_address);
+}
+
+// Sockets callers may hold: RLIMIT_NOFILE less the reserve (0 = no cap when
+// the limit is infinite or unknown).
+size_t SocketCap(const ServerOptions& options) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 ||
+      limit.rlim_cur == RLIM_INFINITY) {
+    return 0;
+  }
+  const int64_t nofile = static_cast<int64_t>(limit.rlim_cur);
+  int64_t reserve = options.fd_reserve;
+  if (reserve < 0) {
+    reserve = std::min<int64_t>(static_cast<int64_t>(options.max_connections) +
+                                    options.health_headroom + 64,
+                                nofile / 2);
+  }
+  return static_cast<size_t>(std::max<int64_t>(nofile - reserve, 1));
 }
 
 bool Readable(const std::string& path) {
@@ -117,6 +152,19 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
       Authenticator::Create(auth);
   if (!authenticator.ok()) return authenticator.status();
   agent->authenticator_ = *std::move(authenticator);
+  if (options.core.agent_key.empty()) {
+    options.core.agent_key = AgentKey(options.listen_address);
+  }
+  if (options.core.max_open_sockets == 0) {
+    options.core.max_open_sockets = SocketCap(options);
+  }
+  if (options.core.max_open_sockets != 0) {
+    spdlog::info(
+        "callers may hold {} sockets at once (RLIMIT_NOFILE less the "
+        "descriptors kept for connections and the agent itself)",
+        options.core.max_open_sockets);
+  }
+  agent->options_ = options;
   absl::StatusOr<std::unique_ptr<AgentCore>> core =
       AgentCore::Create(options.core);
   if (!core.ok()) return core.status();
@@ -138,9 +186,18 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   grpc::ServerBuilder builder;
   // gRPC shares a busy port silently unless told otherwise.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10 * 1000);
+  // Keepalive finds hung clients: a stopped process answers no ping. Pings
+  // must not wait for data frames (a stream blocked by a stopped reader
+  // sends none), hence no cap on pings without data.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             ClampMs(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             ClampMs(options.keepalive_timeout));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_SENT_PING_INTERVAL_WITHOUT_DATA_MS,
+      ClampMs(options.keepalive_time));
   builder.AddChannelArgument(
       GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);

@@ -57,6 +57,19 @@ struct ServerOptions {
   // gRPC limits.
   // Per connection; high enough for 10,000 waiting calls on one channel.
   int max_concurrent_streams = 16384;
+  // The agent pings every connection after `keepalive_time` without
+  // traffic and closes it when the ping is not answered within
+  // `keepalive_timeout`: a hung (stopped) client's connection closes, its
+  // calls are cancelled and its sessions end (bound ones at once, others a
+  // lease later) within keepalive_time + keepalive_timeout (+ the lease).
+  absl::Duration keepalive_time = absl::Seconds(5);
+  absl::Duration keepalive_timeout = absl::Seconds(5);
+  // Descriptors kept free of callers' sockets, for connections (at most
+  // max_connections + health_headroom), logs, metrics and the agent's own
+  // files: callers may hold RLIMIT_NOFILE - fd_reserve sockets at once
+  // (AgentCore::Options::max_open_sockets, unless set). -1 = automatic:
+  // max_connections + health_headroom + 64, but at most half the limit.
+  int64_t fd_reserve = -1;
   // A connection without calls for this long is closed. Zero = never.
   absl::Duration max_connection_idle = absl::Minutes(10);
   // A connection older than this is sent GOAWAY (clients reconnect, and a

@@ -126,16 +126,31 @@ class WaitingReactor final : public Inline<grpc::ServerUnaryReactor> {
 };
 
 // What every call that holds a stream carries: who calls, its cancellation,
-// and its place among limits.max_concurrent_streams, which is given back
-// when the reactor is deleted (in OnDone).
+// its place among limits.max_concurrent_streams, and a hold on its session
+// (a stream waiting on a live connection keeps its session alive; the lease
+// restarts when it ends). Both are given back when the reactor is deleted
+// (in OnDone).
 class StreamCall {
  public:
+  // `on_end` runs if the session ends while the stream is open (see
+  // AgentCore::HoldSession).
   StreamCall(const SocketAgentService& service,
-             grpc::CallbackServerContext* ctx, const char* method)
+             grpc::CallbackServerContext* ctx, const char* method,
+             SessionEndCallback on_end = nullptr)
       : core_(service.core()),
-        call_(ContextOf(*ctx, &cancel_, service, method, &refused_)) {
+        call_(ContextOf(*ctx, &cancel_, service, method, &refused_)),
+        push_call_(PushCall(call_)) {
     if (refused_.ok()) refused_ = core_->AcquireStream(call_);
     holds_stream_ = refused_.ok();
+    if (refused_.ok()) {
+      absl::StatusOr<SessionHold> hold =
+          core_->HoldSession(call_, std::move(on_end));
+      if (hold.ok()) {
+        hold_ = *std::move(hold);
+      } else {
+        refused_ = hold.status();
+      }
+    }
   }
   ~StreamCall() {
     if (holds_stream_) core_->ReleaseStream(call_);
@@ -144,17 +159,102 @@ class StreamCall {
   StreamCall& operator=(const StreamCall&) = delete;
 
   const CallContext& call() const { return call_; }
-  // Not OK when the call may not run (refused, or no stream left); the
-  // reactor finishes with it at once.
+  // The context of the operations the agent runs to push messages: they do
+  // not renew the lease (the client's messages do).
+  const CallContext& push_call() const { return push_call_; }
+  // Not OK when the call may not run (refused, no stream left, no such
+  // session); the reactor finishes with it at once.
   const absl::Status& refused() const { return refused_; }
   void Cancel() { cancel_.Cancel(); }
 
  private:
+  static CallContext PushCall(const CallContext& call) {
+    CallContext push = call;
+    push.renew_lease = false;
+    return push;
+  }
+
   AgentCore* const core_;
   CancelToken cancel_;
   absl::Status refused_;
   bool holds_stream_ = false;
   const CallContext call_;
+  const CallContext push_call_;
+  SessionHold hold_;
+};
+
+// Finishes a reactor exactly once, whichever comes first: the reactor's own
+// steps, or its session ending (drain, CloseSession) on another thread. The
+// session's end finishes the reactor at once only while no core operation
+// of it is in flight (`busy`): such an operation ends by itself then
+// (UNAVAILABLE, ABORTED) and may reference the reactor's messages until it
+// does. Shared between the reactor and the session's end callback, which
+// may outlive the reactor; it touches the reactor only before Finish.
+template <typename Reactor>
+class FinishOnce {
+ public:
+  explicit FinishOnce(Reactor* reactor) : reactor_(reactor) {}
+
+  // Finishes unless already finished.
+  void Finish(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    reactor_->Finish(std::move(status));
+  }
+  // The session ended with `status`: finishes now, or when the operation in
+  // flight completes (Done).
+  void SessionEnded(absl::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_) return;
+      if (busy_) {
+        ended_ = std::move(status);
+        return;
+      }
+      finished_ = true;
+    }
+    reactor_->Finish(ToGrpcStatus(status));
+  }
+  // A core operation starts; false (start nothing) once finished.
+  bool Begin() {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return false;
+    busy_ = true;
+    return true;
+  }
+  // The operation completed OK: runs `next` (which may start reading or
+  // writing) unless the session ended meanwhile, which finishes instead.
+  template <typename Next>
+  void Done(Next next) {
+    absl::Status ended;
+    {
+      absl::MutexLock lock(&mu_);
+      busy_ = false;
+      if (finished_) return;
+      if (ended_.ok()) {
+        next();  // StartRead/StartWrite never run a reaction inline
+        return;
+      }
+      ended = ended_;
+      finished_ = true;
+    }
+    reactor_->Finish(ToGrpcStatus(ended));
+  }
+  // Whether the reactor was finished.
+  bool finished() {
+    absl::MutexLock lock(&mu_);
+    return finished_;
+  }
+
+ private:
+  Reactor* const reactor_;
+  absl::Mutex mu_;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status ended_ ABSL_GUARDED_BY(mu_);
 };
 
 // Agent-side traffic: a unary call that waits until the traffic ends. It
@@ -241,7 +341,7 @@ class RecvStreamReactor final
         recv_.set_max_bytes(static_cast<uint32_t>(left));
       }
     }
-    core_->Recv(stream_.call(), recv_,
+    core_->Recv(stream_.push_call(), recv_,
                 [this](absl::StatusOr<v1::RecvResponse> got) {
                   if (!got.ok()) {
                     Finish(ToGrpcStatus(got.status()));
@@ -302,7 +402,7 @@ class RecvFromStreamReactor final
 
  private:
   void ReadNext() {
-    core_->RecvFrom(stream_.call(), recv_,
+    core_->RecvFrom(stream_.push_call(), recv_,
                     [this](absl::StatusOr<v1::RecvFromResponse> got) {
                       if (!got.ok()) {
                         Finish(ToGrpcStatus(got.status()));
@@ -325,18 +425,24 @@ class RecvFromStreamReactor final
 };
 
 // Sends every message's data completely, in order; one send in flight, so
-// the client's stream is read only as fast as the socket drains.
+// the client's stream is read only as fast as the socket drains. Between
+// two messages the stream ends as soon as its session does (UNAVAILABLE
+// when the agent drains).
 class SendStreamReactor final
     : public Inline<grpc::ServerReadReactor<v1::SendStreamRequest>> {
  public:
   SendStreamReactor(const SocketAgentService& service,
                     grpc::CallbackServerContext* ctx,
                     v1::SendStreamResponse* response)
-      : stream_(service, ctx, "SendStream"),
+      : finish_(std::make_shared<FinishOnce<SendStreamReactor>>(this)),
+        stream_(service, ctx, "SendStream",
+                [finish = finish_](absl::Status status) {
+                  finish->SessionEnded(std::move(status));
+                }),
         core_(service.core()),
         response_(response) {
     if (!stream_.refused().ok()) {
-      Finish(ToGrpcStatus(stream_.refused()));
+      finish_->Finish(ToGrpcStatus(stream_.refused()));
       return;
     }
     send_.set_send_all(true);
@@ -346,43 +452,133 @@ class SendStreamReactor final
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client half-closed: everything was sent
       response_->set_bytes_sent(sent_);
-      Finish(grpc::Status::OK);
+      finish_->Finish(grpc::Status::OK);
       return;
     }
     if (send_.handle().empty()) {
       if (request_.handle().empty()) {
-        Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        finish_->Finish(ToGrpcStatus(absl::InvalidArgumentError(
             "handle: required in the first message")));
         return;
       }
       send_.set_handle(request_.handle());
     } else if (!request_.handle().empty() &&
                request_.handle() != send_.handle()) {
-      Finish(ToGrpcStatus(absl::InvalidArgumentError(
+      finish_->Finish(ToGrpcStatus(absl::InvalidArgumentError(
           "handle: every message must name the first message's handle")));
       return;
     }
+    if (!finish_->Begin()) return;
     send_.mutable_data()->swap(*request_.mutable_data());
     core_->Send(stream_.call(), send_,
                 [this](absl::StatusOr<v1::SendResponse> result) {
                   if (!result.ok()) {
-                    Finish(ToGrpcStatus(result.status()));
+                    finish_->Done([] {});
+                    finish_->Finish(ToGrpcStatus(result.status()));
                     return;
                   }
-                  sent_ += result->bytes_sent();
-                  StartRead(&request_);
+                  finish_->Done([&] {
+                    sent_ += result->bytes_sent();
+                    StartRead(&request_);
+                  });
                 });
   }
   void OnCancel() override { stream_.Cancel(); }
   void OnDone() override { delete this; }
 
  private:
+  const std::shared_ptr<FinishOnce<SendStreamReactor>> finish_;
   StreamCall stream_;
   AgentCore* const core_;
   v1::SendStreamResponse* const response_;
   uint64_t sent_ = 0;
   v1::SendStreamRequest request_;
   v1::SendRequest send_;
+};
+
+// Binds the call's session to this call's connection (see the proto's
+// HoldSession): one event when bound; a `release` message unbinds it (OK);
+// the call ending any other way (connection closed, cancelled, half-close
+// without release) ends the session at once. Not Inline: OnCancel may close
+// a session's sockets.
+class HoldSessionReactor final
+    : public grpc::ServerBidiReactor<v1::HoldSessionRequest,
+                                     v1::HoldSessionEvent> {
+ public:
+  HoldSessionReactor(const SocketAgentService& service,
+                     grpc::CallbackServerContext* ctx)
+      : finish_(std::make_shared<FinishOnce<HoldSessionReactor>>(this)),
+        core_(service.core()) {
+    // Authorized as CreateSession: holding only shortens a session's life.
+    absl::Status refused;
+    const CallContext call =
+        ContextOf(*ctx, nullptr, service, "CreateSession", &refused);
+    if (!refused.ok()) {
+      finish_->Finish(ToGrpcStatus(refused));
+      return;
+    }
+    absl::StatusOr<SessionHold> hold =
+        core_->BindSession(call, [finish = finish_](absl::Status status) {
+          finish->SessionEnded(std::move(status));
+        });
+    if (!hold.ok()) {
+      finish_->Finish(ToGrpcStatus(hold.status()));
+      return;
+    }
+    event_.set_session_id(hold->session()->id());
+    const absl::Duration ttl = hold->session()->ttl();
+    event_.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+    event_.mutable_ttl()->set_nanos(
+        static_cast<int32_t>(absl::ToInt64Nanoseconds(
+            ttl - absl::Seconds(absl::ToInt64Seconds(ttl)))));
+    {
+      absl::MutexLock lock(&mu_);
+      hold_ = *std::move(hold);
+    }
+    if (finish_->Begin()) {
+      finish_->Done([this] {
+        StartWrite(&event_);
+        StartRead(&request_);
+      });
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    if (ok && !request_.release()) {
+      StartRead(&request_);  // ignored
+      return;
+    }
+    SessionHold hold = TakeHold();
+    if (ok) {  // released: the session stays, lease-only
+      core_->UnbindSession(std::move(hold));
+      finish_->Finish(grpc::Status::OK);
+      return;
+    }
+    Lost(std::move(hold));
+  }
+  void OnWriteDone(bool /*ok*/) override {}
+  void OnCancel() override { Lost(TakeHold()); }
+  void OnDone() override { delete this; }
+
+ private:
+  SessionHold TakeHold() {
+    absl::MutexLock lock(&mu_);
+    return std::move(hold_);
+  }
+  // The call ended without a release: the session ends with it.
+  void Lost(SessionHold hold) {
+    core_->EndBoundSession(std::move(hold));
+    finish_->Finish(grpc::Status(
+        grpc::StatusCode::CANCELLED,
+        "HoldSession ended without a release; the session was closed"));
+  }
+
+  const std::shared_ptr<FinishOnce<HoldSessionReactor>> finish_;
+  AgentCore* const core_;
+  absl::Mutex mu_;
+  SessionHold hold_ ABSL_GUARDED_BY(mu_);
+  v1::HoldSessionRequest request_;
+  v1::HoldSessionEvent event_;
 };
 
 }  // namespace
@@ -402,6 +598,11 @@ grpc::ServerUnaryReactor* SocketAgentService::KeepAlive(
   return Immediate(
       *this, "KeepAlive", ctx, response,
       [&](const CallContext& call) { return core_->KeepAlive(call); });
+}
+
+grpc::ServerBidiReactor<v1::HoldSessionRequest, v1::HoldSessionEvent>*
+SocketAgentService::HoldSession(grpc::CallbackServerContext* ctx) {
+  return new HoldSessionReactor(*this, ctx);
 }
 
 grpc::ServerUnaryReactor* SocketAgentService::CloseSession(

@@ -42,6 +42,8 @@ class SocketAgentService final : public v1::SocketAgent::CallbackService {
   grpc::ServerUnaryReactor* KeepAlive(grpc::CallbackServerContext* ctx,
                                       const v1::KeepAliveRequest* request,
                                       v1::KeepAliveResponse* response) override;
+  grpc::ServerBidiReactor<v1::HoldSessionRequest, v1::HoldSessionEvent>*
+  HoldSession(grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* CloseSession(
       grpc::CallbackServerContext* ctx, const v1::CloseSessionRequest* request,
       v1::CloseSessionResponse* response) override;
