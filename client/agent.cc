@@ -8,6 +8,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
+#include <grpcpp/support/sync_stream.h>
 
 #include "absl/strings/str_cat.h"
 #include "client/credentials.h"
@@ -29,6 +30,20 @@ constexpr absl::Duration kMinKeepAlivePeriod = absl::Milliseconds(100);
 constexpr int kMaxMessageBytes = 64 << 20;
 
 }  // namespace
+
+// The HoldSession call, read by its own thread until it ends.
+struct Agent::HoldCall {
+  std::unique_ptr<grpc::ClientContext> context;
+  std::thread thread;
+  // Notified once: bound (status OK) or failed before binding.
+  absl::Notification settled;
+  absl::Status bind_status;
+  absl::Notification ended;
+  absl::Mutex mu;
+  std::unique_ptr<grpc::ClientReaderWriterInterface<v1::HoldSessionRequest,
+                                                    v1::HoldSessionEvent>>
+      stream ABSL_GUARDED_BY(mu);
+};
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
   std::shared_ptr<grpc::ChannelCredentials> credentials =
@@ -71,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
       *request.mutable_ttl() = internal::ToProto(options.session_ttl);
     }
     request.set_label(options.session_label);
+    request.set_bind_to_connection(options.bind_to_connection);
     v1::CreateSessionResponse response;
     absl::Status status =
         bootstrap->Call(&Stub::CreateSession, request, &response);
@@ -91,8 +107,87 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
   }
   std::unique_ptr<Agent> agent(new Agent(
       std::move(connection), std::move(incarnation), ttl, owns_session));
+  if (owns_session && options.bind_to_connection) {
+    absl::Status bound =
+        agent->StartHold(absl::Now() + options.connect_timeout);
+    // An agent without HoldSession keeps the session by its lease only.
+    if (!bound.ok() && !absl::IsUnimplemented(bound)) return bound;
+  }
   if (options.keepalive && !session_id.empty()) agent->StartKeepAlive();
   return agent;
+}
+
+absl::Status Agent::StartHold(absl::Time deadline) {
+  auto hold = std::make_unique<HoldCall>();
+  // No deadline: the call lives as long as the binding.
+  hold->context = connection_->MakeContext(CallKind::kWaiting);
+  HoldCall* call = hold.get();
+  hold->thread = std::thread([this, call] {
+    auto stream = connection_->stub().HoldSession(call->context.get());
+    auto* reader = stream.get();
+    {
+      absl::MutexLock lock(&call->mu);
+      call->stream = std::move(stream);
+    }
+    v1::HoldSessionEvent event;
+    if (reader->Read(&event)) {
+      call->settled.Notify();
+      while (reader->Read(&event)) {
+      }
+    }
+    const grpc::Status status = reader->Finish();
+    if (!call->settled.HasBeenNotified()) {
+      call->bind_status = internal::Connection::Convert(status);
+      if (call->bind_status.ok()) {
+        call->bind_status = absl::UnavailableError(
+            "HoldSession ended before binding the session");
+      }
+      call->settled.Notify();
+    }
+    call->ended.Notify();
+  });
+  const bool settled =
+      hold->settled.WaitForNotificationWithTimeout(deadline - absl::Now());
+  if (!settled) hold->context->TryCancel();
+  hold->settled.WaitForNotification();  // promptly, once cancelled
+  absl::Status status = hold->bind_status;
+  if (!settled) {
+    status = absl::DeadlineExceededError(
+        "HoldSession: the agent did not bind the session in time");
+  }
+  if (!status.ok()) {
+    hold->thread.join();
+    return status;
+  }
+  absl::MutexLock lock(&mu_);
+  hold_ = std::move(hold);
+  return absl::OkStatus();
+}
+
+void Agent::StopHold(bool release) {
+  std::unique_ptr<HoldCall> hold;
+  {
+    absl::MutexLock lock(&mu_);
+    hold = std::move(hold_);
+  }
+  if (hold == nullptr) return;
+  if (release) {
+    absl::MutexLock lock(&hold->mu);
+    v1::HoldSessionRequest request;
+    request.set_release(true);
+    if (hold->stream->Write(request)) hold->stream->WritesDone();
+  }
+  // The agent ends the call after a release or CloseSession; otherwise
+  // (or if it does not answer in time) cancelling ends it.
+  if (!release || !hold->ended.WaitForNotificationWithTimeout(kCloseTimeout)) {
+    hold->context->TryCancel();
+  }
+  hold->thread.join();
+}
+
+bool Agent::bound() const {
+  absl::MutexLock lock(&mu_);
+  return hold_ != nullptr && !hold_->ended.HasBeenNotified();
 }
 
 Agent::Agent(std::shared_ptr<const internal::Connection> connection,
@@ -117,6 +212,8 @@ Agent::~Agent() {
                absl::Now() + kCloseTimeout)
         .IgnoreError();
   }
+  // Ended by CloseSession; cancelling it otherwise ends the session too.
+  StopHold(/*release=*/!close);
 }
 
 const std::string& Agent::session_id() const {
@@ -185,6 +282,7 @@ absl::StatusOr<uint32_t> Agent::CloseSession() {
     absl::MutexLock lock(&mu_);
     session_closed_ = true;
   }
+  StopHold(/*release=*/false);
   if (!status.ok()) return status;
   return response.sockets_closed();
 }
@@ -211,6 +309,7 @@ absl::StatusOr<std::vector<v1::SessionInfo>> Agent::ListSessions() {
 
 std::string Agent::DetachSession() {
   StopKeepAlive();
+  StopHold(/*release=*/true);
   absl::MutexLock lock(&mu_);
   owns_session_ = false;
   return connection_->session_id();

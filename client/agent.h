@@ -9,7 +9,11 @@
 //
 // Guarantees: an Agent that created its session closes it on destruction
 // (best effort, bounded by a short deadline), which closes every socket of
-// the session on the agent. With `keepalive`, a background thread renews the
+// the session on the agent. By default (bind_to_connection) the session is
+// also bound to this Agent's connection: if the process dies or hangs, the
+// agent ends the session as soon as the connection closes (at once when the
+// process is killed; after the agent's keepalive timeout when it hangs),
+// not a lease later. With `keepalive`, a background thread renews the
 // lease every ttl/3 until destruction; the destructor stops it promptly.
 // Sockets share the Agent's connection and may outlive the Agent object.
 // Thread-safe: every method may be called concurrently.
@@ -57,6 +61,13 @@ struct AgentOptions {
   bool open_session = true;
   // Renew the lease in a background thread every ttl/3.
   bool keepalive = true;
+  // For a session this Agent creates: bind it to this Agent's connection
+  // (CreateSessionRequest.bind_to_connection + the HoldSession call, which
+  // a background thread keeps open), so the agent ends it as soon as the
+  // connection closes. Connect() returns once the binding is in place; an
+  // agent without HoldSession (UNIMPLEMENTED) leaves the session
+  // lease-only. Set false for a session other processes will attach to.
+  bool bind_to_connection = true;
   // How long Connect() waits for the channel to become ready.
   absl::Duration connect_timeout = absl::Seconds(10);
   // Deadline of every call that does not wait for a socket.
@@ -103,10 +114,13 @@ class Agent {
   // The sessions this caller may see: every session for an admin identity,
   // the caller identity's own otherwise. Ordered by id.
   absl::StatusOr<std::vector<v1::SessionInfo>> ListSessions();
-  // Stops the keepalive thread and gives up ownership of the session: the
-  // destructor will not close it, so it lives on (until its lease lapses)
-  // for later processes to attach to. Returns the session id.
+  // Stops the keepalive thread, releases the connection binding, and gives
+  // up ownership of the session: the destructor will not close it, so it
+  // lives on (until its lease lapses) for later processes to attach to.
+  // Returns the session id.
   std::string DetachSession();
+  // True while the session is bound to this Agent's connection.
+  bool bound() const;
   // Renews the lease; returns the granted ttl.
   absl::StatusOr<absl::Duration> KeepAlive();
 
@@ -145,6 +159,11 @@ class Agent {
   void StartKeepAlive();
   void StopKeepAlive();
   void KeepAliveLoop();
+  // Opens HoldSession and waits (until `deadline`) for the binding.
+  absl::Status StartHold(absl::Time deadline);
+  // Ends the HoldSession call: with a release (the session stays) or by
+  // cancelling it (the agent ends the session unless already closed).
+  void StopHold(bool release);
 
   const std::shared_ptr<const internal::Connection> connection_;
   const std::string incarnation_;
@@ -159,6 +178,10 @@ class Agent {
 
   absl::Notification stop_keepalive_;
   std::thread keepalive_thread_;
+
+  // The HoldSession call (agent.cc), while the session is bound.
+  struct HoldCall;
+  std::unique_ptr<HoldCall> hold_;
 };
 
 }  // namespace sockagent

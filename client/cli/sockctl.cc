@@ -231,6 +231,8 @@ int SessionOpen(const std::string& ttl_text, const std::string& label) {
     return Usage(secured);
   }
   options.keepalive = false;
+  // Shared by the many processes that attach to it: lease-only.
+  options.bind_to_connection = false;
   options.session_label = label;
   options.call_timeout = g.call_timeout;
   if (!ttl_text.empty()) {

@@ -175,6 +175,9 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
   ConnectionLimiter::Options limits;
   limits.max_connections = options.max_connections;
   limits.health_headroom = options.health_headroom;
+  // Keepalive cannot find a stopped client whose TCP buffers are full (the
+  // ping is never written); the kernel can.
+  limits.tcp_user_timeout = options.keepalive_time + options.keepalive_timeout;
   absl::StatusOr<std::unique_ptr<ConnectionLimiter>> limiter =
       ConnectionLimiter::Listen(options.listen_address, limits);
   if (!limiter.ok()) return limiter.status();

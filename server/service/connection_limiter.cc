@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -223,8 +224,9 @@ void ConnectionLimiter::SweepLocked() const {
 }
 
 void ConnectionLimiter::AcceptLoop() {
-  absl::Time last_warning = absl::InfinitePast();
-  uint64_t refused_since_warning = 0;
+  LogRateLimiter refused_log(absl::Seconds(10));
+  // Out of descriptors, accept is retried every 100 ms: one line per 10 s.
+  LogRateLimiter emfile_log(absl::Seconds(10));
   pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
   while (!stopped_.load()) {
     if (::poll(fds, 2, -1) < 0 && errno != EINTR) break;
@@ -237,10 +239,22 @@ void ConnectionLimiter::AcceptLoop() {
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         if (errno == EMFILE || errno == ENFILE) {
-          spdlog::warn("accept: {}; retrying shortly", std::strerror(errno));
+          const int error = errno;
+          if (uint64_t times = emfile_log.Allow(absl::Now()); times > 0) {
+            spdlog::warn(
+                "accept: {} ({} time(s) since the last warning); new "
+                "connections wait in the backlog; retrying every 100 ms "
+                "(raise RLIMIT_NOFILE or --fd-reserve)",
+                std::strerror(error), times);
+          }
           ::poll(nullptr, 0, 100);
         }
         break;
+      }
+      if (options_.tcp_user_timeout > absl::ZeroDuration()) {
+        const unsigned int ms = static_cast<unsigned int>(
+            absl::ToInt64Milliseconds(options_.tcp_user_timeout));
+        ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
       }
       Connection connection;
       connection.fd = fd;
@@ -281,16 +295,11 @@ void ConnectionLimiter::AcceptLoop() {
       if (refuse) {
         ++refused_;  // counted before the client can see the close
         ::close(fd);
-        ++refused_since_warning;
-        const absl::Time now = absl::Now();
-        if (now - last_warning >= absl::Seconds(10)) {
+        if (uint64_t times = refused_log.Allow(absl::Now()); times > 0) {
           spdlog::warn(
               "max_connections: {} connection(s) refused (cap {} + health "
               "headroom {} reached) since the last warning",
-              refused_since_warning, options_.max_connections,
-              options_.health_headroom);
-          last_warning = now;
-          refused_since_warning = 0;
+              times, options_.max_connections, options_.health_headroom);
         }
         continue;
       }

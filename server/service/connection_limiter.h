@@ -36,6 +36,29 @@
 
 namespace sockagent {
 
+// Lets a recurring log line through at most once per `period` and counts
+// the occurrences in between. Not thread-safe (one per logging thread).
+class LogRateLimiter {
+ public:
+  explicit LogRateLimiter(absl::Duration period) : period_(period) {}
+  // Records one occurrence at `now`. Returns how many occurrences the line
+  // to log now stands for (this one and those suppressed since the last
+  // line), or 0 when the line must be suppressed.
+  uint64_t Allow(absl::Time now) {
+    ++pending_;
+    if (now - last_ < period_) return 0;
+    last_ = now;
+    const uint64_t count = pending_;
+    pending_ = 0;
+    return count;
+  }
+
+ private:
+  const absl::Duration period_;
+  absl::Time last_ = absl::InfinitePast();
+  uint64_t pending_ = 0;
+};
+
 class ConnectionLimiter {
  public:
   struct Options {
@@ -43,6 +66,12 @@ class ConnectionLimiter {
     uint32_t max_connections = 1024;
     // Connections beyond the cap that may still ask for health.
     uint32_t health_headroom = 16;
+    // TCP_USER_TIMEOUT of every accepted connection (zero: the kernel's
+    // default): data the client leaves unacknowledged, or a zero window it
+    // keeps closed, for this long ends the connection. A stopped client
+    // whose buffers are full answers no keepalive ping either, because the
+    // ping cannot be written; this ends its connection (and its calls).
+    absl::Duration tcp_user_timeout = absl::ZeroDuration();
   };
 
   // Binds and listens on `address` ("host:port", "[v6]:port", "localhost:

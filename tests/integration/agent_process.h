@@ -25,8 +25,11 @@ namespace sockagent::testing {
 class AgentProcess {
  public:
   // Starts `binary` with `extra_args`; waits (bounded) until it serves.
+  // `wrapper` (e.g. {"/usr/bin/prlimit", "--nofile=256:256", "--"}) runs it
+  // through a command that execs it, so the pid stays the agent's.
   bool Start(const std::string& binary,
-             const std::vector<std::string>& extra_args = {}) {
+             const std::vector<std::string>& extra_args = {},
+             const std::vector<std::string>& wrapper = {}) {
     char dir_template[] = "/tmp/sockagentd-test-XXXXXX";
     if (::mkdtemp(dir_template) == nullptr) return false;
     dir_ = dir_template;
@@ -34,6 +37,7 @@ class AgentProcess {
     std::vector<std::string> args = {binary, "--listen", "127.0.0.1:0",
                                      "--port-file", port_file};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
+    args.insert(args.begin(), wrapper.begin(), wrapper.end());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -42,7 +46,7 @@ class AgentProcess {
     const std::string log = dir_ + "/stderr.log";
     posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr,
+    const int rc = posix_spawn(&pid_, args[0].c_str(), &actions, nullptr,
                                argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {

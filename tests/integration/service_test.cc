@@ -623,10 +623,17 @@ TEST_F(AgentTest, AHandleOfAnotherSessionIsNotFoundLikeAnUnknownOne) {
   const std::string other = NewSession();
   absl::Status foreign = Close(*mine, other);
   EXPECT_EQ(foreign.code(), absl::StatusCode::kNotFound);
-  // An unknown handle of the right shape gets the same answer.
-  std::string unknown = *mine;
-  unknown.back() = unknown.back() == '0' ? '1' : '0';
-  absl::Status missing = Close(unknown);
+  // An unknown handle of the right shape (its session closed) gets the
+  // same answer.
+  const std::string gone = NewSession();
+  absl::StatusOr<std::string> unknown =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM, gone);
+  ASSERT_TRUE(unknown.ok());
+  v1::CloseSessionRequest close_session;
+  v1::CloseSessionResponse closed;
+  ASSERT_TRUE(
+      stub_->CloseSession(Ctx(gone).get(), close_session, &closed).ok());
+  absl::Status missing = Close(*unknown);
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
   // And the owner still has it.
   EXPECT_TRUE(Close(*mine).ok());

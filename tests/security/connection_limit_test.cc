@@ -201,5 +201,21 @@ TEST(ConnectionLimiterTest, PeerKeysOfGrpcPeersMatchTheAcceptedAddress) {
   EXPECT_EQ(ConnectionLimiter::PeerKey("ipv4:127.0.0.1:99999"), "");
 }
 
+TEST(LogRateLimiterTest, AnEveryHundredMillisecondErrorLogsOncePerPeriod) {
+  // The agent out of descriptors retried accept every 100 ms and logged
+  // "accept: Too many open files" each time.
+  LogRateLimiter log(absl::Seconds(10));
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  std::vector<uint64_t> lines;
+  for (int i = 0; i < 250; ++i) {  // 25 s of retries
+    if (uint64_t times = log.Allow(t0 + i * absl::Milliseconds(100));
+        times > 0) {
+      lines.push_back(times);
+    }
+  }
+  // At 0 s, 10 s and 20 s; each line counts what it stands for.
+  EXPECT_THAT(lines, ::testing::ElementsAre(1u, 100u, 100u));
+}
+
 }  // namespace
 }  // namespace sockagent

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -353,19 +354,161 @@ TEST_F(AgentCoreTest, SessionExpiryClosesTheSessionsSockets) {
   TcpPair pair = MustTcpPair(ctx);
   std::string udp = MustSocket(ctx, SOCK_DGRAM);
   ASSERT_TRUE(BindLoopback(ctx, udp).ok());
-  // The last call on the session; nothing renews it afterwards. (A Recv on
-  // the TCP pair could legitimately end with EOF if its peer closes first.)
-  Waiter<v1::RecvResponse> waiting = StartRecv(ctx, udp, 10);
+  // The last call on the session; nothing renews it afterwards (no call
+  // waits either: a waiting call would keep the session alive).
   EXPECT_EQ(OpenFdCount(), baseline + 4);
 
   EXPECT_TRUE(FdCountReaches(baseline))
       << OpenFdCount() << " fds open, baseline " << baseline;
-  absl::StatusOr<v1::RecvResponse> received = waiting.Wait();
-  EXPECT_EQ(received.status().code(), absl::StatusCode::kAborted)
-      << received.status();
   EXPECT_EQ(core_->KeepAlive(ctx).status().code(), absl::StatusCode::kNotFound);
   // The fixture's own session lives on.
   EXPECT_TRUE(core_->KeepAlive(ctx_).ok());
+}
+
+// Polls every 20 ms, up to 10 s, until `done()`.
+template <typename Done>
+bool Eventually(Done done) {
+  const absl::Time give_up = absl::Now() + kWait;
+  for (;;) {
+    if (done()) return true;
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+TEST_F(AgentCoreTest, AWaitingRecvKeepsItsSessionPastTheLease) {
+  // `sockctl recvfrom` without --timeout on a session with a 10 m lease
+  // ended ABORTED after 10 minutes: the lease lapsed under the waiting call.
+  CallContext held = NewSession(absl::Milliseconds(300));
+  std::string udp = MustSocket(held, SOCK_DGRAM);
+  absl::StatusOr<uint32_t> port = BindLoopback(held, udp);
+  ASSERT_TRUE(port.ok()) << port.status();
+  Waiter<v1::RecvResponse> waiting = StartRecv(held, udp, 10);
+  // Created after `held`, with the same lease and no waiting call: once the
+  // reaper took it, it ran past `held`'s lease too.
+  CallContext control = NewSession(absl::Milliseconds(300));
+  ASSERT_EQ(core_->session_count(), 3u);
+
+  ASSERT_TRUE(Eventually([&] { return core_->session_count() == 2; }));
+
+  EXPECT_FALSE(waiting.done());
+  const int sender = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<uint16_t>(*port));
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::sendto(sender, "late", 4, 0, reinterpret_cast<sockaddr*>(&to),
+                     sizeof(to)),
+            4);
+  ::close(sender);
+  absl::StatusOr<v1::RecvResponse> received = waiting.Wait();
+  ASSERT_TRUE(received.ok()) << received.status();
+  EXPECT_EQ(received->data(), "late");
+  // The lease restarted when the call ended; unrenewed, it lapses.
+  EXPECT_TRUE(Eventually([&] { return core_->session_count() == 1; }));
+  EXPECT_EQ(core_->KeepAlive(held).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(AgentCoreTest, AHeldSessionDoesNotLapseAndItsEndReachesTheHolder) {
+  CallContext held = NewSession(absl::Milliseconds(300));
+  absl::Notification ended;
+  absl::Status why;
+  absl::StatusOr<SessionHold> hold =
+      core_->HoldSession(held, [&](absl::Status status) {
+        why = std::move(status);
+        ended.Notify();
+      });
+  ASSERT_TRUE(hold.ok()) << hold.status();
+  CallContext control = NewSession(absl::Milliseconds(300));
+  ASSERT_TRUE(Eventually([&] { return core_->session_count() == 2; }));
+  EXPECT_FALSE(ended.HasBeenNotified());
+
+  ASSERT_TRUE(core_->CloseSession(held).ok());
+  ASSERT_TRUE(ended.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(why.code(), absl::StatusCode::kAborted) << why;
+}
+
+TEST_F(AgentCoreTest, ABoundSessionEndsWhenItsCallIsLostAndStaysWhenReleased) {
+  v1::CreateSessionRequest request;
+  request.set_bind_to_connection(true);
+  request.mutable_ttl()->set_seconds(120);
+  absl::StatusOr<v1::CreateSessionResponse> created =
+      core_->CreateSession(request);
+  ASSERT_TRUE(created.ok());
+  CallContext ctx{created->session_id()};
+  const int baseline = OpenFdCount();
+  MustSocket(ctx, SOCK_DGRAM);
+
+  absl::StatusOr<SessionHold> released = core_->BindSession(ctx, nullptr);
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(core_->BindSession(ctx, nullptr).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  core_->UnbindSession(*std::move(released));
+  EXPECT_TRUE(core_->KeepAlive(ctx).ok());
+
+  absl::StatusOr<SessionHold> lost = core_->BindSession(ctx, nullptr);
+  ASSERT_TRUE(lost.ok()) << lost.status();
+  core_->EndBoundSession(*std::move(lost));
+  EXPECT_EQ(core_->KeepAlive(ctx).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(OpenFdCount(), baseline);
+
+  // A lease-only session cannot be bound.
+  EXPECT_EQ(core_->BindSession(ctx_, nullptr).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AgentCoreTest, AfterDrainEveryCallSaysTheAgentIsShuttingDown) {
+  std::string handle = MustSocket(ctx_, SOCK_DGRAM);
+  core_->Drain();
+  // Before, a stream's next step found no session: "unknown session ...
+  // call CreateSession".
+  v1::RecvRequest recv;
+  recv.set_handle(handle);
+  recv.set_max_bytes(10);
+  Waiter<v1::RecvResponse> waiting;
+  core_->Recv(ctx_, recv, waiting.callback());
+  absl::StatusOr<v1::RecvResponse> received = waiting.Wait();
+  EXPECT_EQ(received.status().code(), absl::StatusCode::kUnavailable)
+      << received.status();
+  EXPECT_THAT(Message(received.status()), HasSubstr("shutting down"));
+  EXPECT_EQ(core_->KeepAlive(ctx_).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(NewSocket(ctx_, AF_INET, SOCK_DGRAM).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(core_->Authorize(ctx_, "GetAgentInfo").code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(AgentCoreTest, SocketsPastTheAgentWideCapAreResourceExhaustedNamingIt) {
+  AgentCore::Options options;
+  options.max_open_sockets = 3;
+  absl::StatusOr<std::unique_ptr<AgentCore>> capped =
+      AgentCore::Create(options);
+  ASSERT_TRUE(capped.ok());
+  absl::StatusOr<v1::CreateSessionResponse> a = (*capped)->CreateSession({});
+  absl::StatusOr<v1::CreateSessionResponse> b = (*capped)->CreateSession({});
+  ASSERT_TRUE(a.ok() && b.ok());
+  CallContext first{a->session_id()};
+  CallContext second{b->session_id()};
+  v1::SocketRequest request;
+  request.set_family(v1::FAMILY_INET);
+  request.set_type(v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE((*capped)->Socket(first, request).ok());
+  ASSERT_TRUE((*capped)->Socket(first, request).ok());
+  absl::StatusOr<v1::SocketResponse> third = (*capped)->Socket(second, request);
+  ASSERT_TRUE(third.ok());
+  const int baseline = OpenFdCount();
+  absl::StatusOr<v1::SocketResponse> refused =
+      (*capped)->Socket(second, request);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(Message(refused.status()), HasSubstr("max_open_sockets"));
+  EXPECT_EQ(OpenFdCount(), baseline);
+  // Closing one makes room again.
+  v1::CloseRequest close;
+  close.set_handle(third->handle());
+  ASSERT_TRUE((*capped)->Close(second, close).ok());
+  EXPECT_TRUE((*capped)->Socket(second, request).ok());
 }
 
 TEST_F(AgentCoreTest, DrainEndsAWaitingRecvWithUnavailableAndRefusesNewWork) {
@@ -631,9 +774,9 @@ TEST_F(AgentCoreTest, HandleOfAnotherSessionIsNotFoundLikeAnUnknownHandle) {
   CallContext other = NewSession(absl::Seconds(60));
   std::string foreign = MustSocket(other);
   std::string mine = MustSocket(ctx_);
-  // Well formed, this run's tag, never issued.
-  std::string unknown = mine;
-  unknown.back() = unknown.back() == '0' ? '1' : '0';
+  // Well formed, this agent's and run's, never issued.
+  IdIssuer twin(std::stoull(core_->incarnation(), nullptr, 16));
+  std::string unknown = twin.Next();
 
   v1::GetSockNameRequest request;
   request.set_handle(foreign);

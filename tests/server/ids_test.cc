@@ -47,19 +47,29 @@ TEST(IdIssuerTest, RandomIncarnationsDifferBetweenRuns) {
   EXPECT_NE(first.incarnation(), second.incarnation());
 }
 
-TEST(IdIssuerTest, IdsAreTagDotSequenceDotSixteenRandomHexDigits) {
-  IdIssuer ids(0xfeedfacecafebeefULL);
+TEST(IdIssuerTest, IdsAreAgentRunSequenceRandomAndCheckDigits) {
+  IdIssuer ids(0xfeedfacecafebeefULL, "host\nmachine\n127.0.0.1:7700");
+  EXPECT_EQ(ids.agent_id().size(), 8u);
   for (int i = 0; i < 100; ++i) {
     const std::string id = ids.Next();
     std::vector<std::string> parts = absl::StrSplit(id, '.');
-    ASSERT_EQ(parts.size(), 3u) << id;
-    EXPECT_EQ(parts[0], "feedface") << id;
-    EXPECT_FALSE(parts[1].empty()) << id;
-    EXPECT_TRUE(AllLowerHex(parts[1])) << id;
-    EXPECT_EQ(parts[2].size(), 16u) << id;
+    ASSERT_EQ(parts.size(), 5u) << id;
+    EXPECT_EQ(parts[0], ids.agent_id()) << id;
+    EXPECT_EQ(parts[1], "feedface") << id;
+    EXPECT_FALSE(parts[2].empty()) << id;
     EXPECT_TRUE(AllLowerHex(parts[2])) << id;
+    EXPECT_EQ(parts[3].size(), 16u) << id;
+    EXPECT_TRUE(AllLowerHex(parts[3])) << id;
+    EXPECT_EQ(parts[4].size(), 4u) << id;
+    EXPECT_TRUE(AllLowerHex(parts[4])) << id;
     EXPECT_TRUE(ids.Check(id, "handle").ok()) << ids.Check(id, "handle");
   }
+}
+
+TEST(IdIssuerTest, TheAgentIdStaysAcrossRunsAndDiffersBetweenAgents) {
+  EXPECT_EQ(IdIssuer(1, "a:7700").agent_id(), IdIssuer(2, "a:7700").agent_id());
+  EXPECT_NE(IdIssuer(1, "a:7700").agent_id(), IdIssuer(1, "b:7700").agent_id());
+  EXPECT_NE(IdIssuer(1, "a:7700").agent_id(), IdIssuer(1, "a:7701").agent_id());
 }
 
 TEST(IdIssuerTest, IdsAreDistinctAndCarryIncreasingSequences) {
@@ -70,9 +80,9 @@ TEST(IdIssuerTest, IdsAreDistinctAndCarryIncreasingSequences) {
     const std::string id = ids.Next();
     EXPECT_TRUE(seen.insert(id).second) << "duplicate " << id;
     std::vector<std::string> parts = absl::StrSplit(id, '.');
-    ASSERT_EQ(parts.size(), 3u);
-    EXPECT_EQ(std::stoul(parts[1], nullptr, 16), static_cast<unsigned>(i));
-    random_parts.insert(parts[2]);
+    ASSERT_EQ(parts.size(), 5u);
+    EXPECT_EQ(std::stoul(parts[2], nullptr, 16), static_cast<unsigned>(i));
+    random_parts.insert(parts[3]);
   }
   // The random part is random, not derived from the sequence alone.
   EXPECT_EQ(random_parts.size(), 1000u);
@@ -147,6 +157,48 @@ TEST(IdIssuerTest, MalformedIdIsQuotedShortAndEscapedInTheMessage) {
   EXPECT_EQ(status.message().find('\n'), absl::string_view::npos);
 }
 
+TEST(IdIssuerTest, EveryMistypedCharacterFailsTheCheckDigits) {
+  IdIssuer ids(0x1111111122222222ULL, "agent");
+  const std::string good = ids.Next();
+  int checked = 0;
+  for (size_t i = 0; i < good.size(); ++i) {
+    if (good[i] == '.') continue;
+    std::string typo = good;
+    typo[i] = good[i] == '7' ? '8' : '7';  // another hex digit
+    absl::Status status = ids.Check(typo, "session");
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument)
+        << typo << ": " << status;
+    EXPECT_THAT(std::string(status.message()), StartsWith("session: "));
+    EXPECT_THAT(std::string(status.message()), HasSubstr("check digits"));
+    EXPECT_THAT(std::string(status.message()),
+                ::testing::Not(HasSubstr("restarted")));
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(good.size()) - 4);
+}
+
+TEST(IdIssuerTest, IdOfAnotherAgentSaysSoAndNotThatTheAgentRestarted) {
+  IdIssuer other(0x1111111122222222ULL, "other-host\n\n10.0.0.1:7700");
+  IdIssuer here(0x3333333344444444ULL, "this-host\n\n127.0.0.1:7700");
+  const std::string foreign = other.Next();
+
+  absl::Status status = here.Check(foreign, "session");
+
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(std::string(status.message()), StartsWith("session: "));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("another agent"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr(other.agent_id()));
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::Not(HasSubstr("restarted")));
+}
+
+TEST(IdIssuerTest, IdOfTheOlderFormatSaysAnOlderAgentIssuedIt) {
+  IdIssuer ids(0x1111111122222222ULL);
+  absl::Status status = ids.Check("11111111.1a.0123456789abcdef", "session");
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("older sockagentd"));
+}
+
 TEST(IdIssuerTest, IdOfAnotherIncarnationIsNotFoundSayingTheAgentRestarted) {
   IdIssuer before(0x1111111122222222ULL);
   IdIssuer now(0x3333333344444444ULL);
@@ -163,10 +215,11 @@ TEST(IdIssuerTest, IdOfAnotherIncarnationIsNotFoundSayingTheAgentRestarted) {
 }
 
 TEST(IdIssuerTest, WellFormedIdOfThisRunPassesCheckEvenIfNeverIssued) {
-  // Check() validates the form and the run; whether the id names a live
-  // session or socket is the tables' business (NOT_FOUND there).
-  IdIssuer ids(0xabcdef0012345678ULL);
-  EXPECT_TRUE(ids.Check("abcdef00.ffff.0000000000000000", "handle").ok());
+  // Check() validates the form, the agent and the run; whether the id names
+  // a live session or socket is the tables' business (NOT_FOUND there).
+  IdIssuer ids(0xabcdef0012345678ULL, "key");
+  IdIssuer twin(0xabcdef0012345678ULL, "key");
+  EXPECT_TRUE(ids.Check(twin.Next(), "handle").ok());
 }
 
 }  // namespace

@@ -233,6 +233,98 @@ TEST_F(SessionTableTest, TakeAllEmptiesTheTable) {
   EXPECT_THAT(table.TakeAll(), IsEmpty());
 }
 
+TEST_F(SessionTableTest, AWaitingCallKeepsItsSessionPastTheLease) {
+  SessionTable table(DefaultOptions(), &ids_);
+  std::shared_ptr<Session> session = MustCreate(table, absl::Seconds(5), kT0);
+  absl::StatusOr<uint64_t> call = session->BeginCall(kT0 + absl::Seconds(1));
+  ASSERT_TRUE(call.ok()) << call.status();
+
+  // Long past the lease: neither reaped nor unknown.
+  const absl::Time later = kT0 + absl::Minutes(10);
+  EXPECT_THAT(table.TakeExpired(later), IsEmpty());
+  EXPECT_TRUE(table.Renew(session->id(), later, /*renew=*/false).ok());
+  EXPECT_EQ(session->waiting_calls(), 1u);
+
+  // The lease restarts when the call ends.
+  session->EndCall(*call, later);
+  EXPECT_EQ(session->expiry(), later + absl::Seconds(5));
+  EXPECT_THAT(table.TakeExpired(later + absl::Seconds(4)), IsEmpty());
+  EXPECT_THAT(table.TakeExpired(later + absl::Seconds(5)), SizeIs(1));
+}
+
+TEST_F(SessionTableTest, TheLeaseRestartsOnlyWhenTheLastWaitingCallEnds) {
+  SessionTable table(DefaultOptions(), &ids_);
+  std::shared_ptr<Session> session = MustCreate(table, absl::Seconds(5), kT0);
+  absl::StatusOr<uint64_t> first = session->BeginCall(kT0);
+  absl::StatusOr<uint64_t> second = session->BeginCall(kT0);
+  ASSERT_TRUE(first.ok() && second.ok());
+  session->EndCall(*first, kT0 + absl::Seconds(20));
+  EXPECT_THAT(table.TakeExpired(kT0 + absl::Seconds(60)), IsEmpty());
+  session->EndCall(*second, kT0 + absl::Seconds(60));
+  EXPECT_THAT(table.TakeExpired(kT0 + absl::Seconds(64)), IsEmpty());
+  EXPECT_THAT(table.TakeExpired(kT0 + absl::Seconds(65)), SizeIs(1));
+}
+
+TEST_F(SessionTableTest, ALapsedOrClosedSessionTakesNoWaitingCall) {
+  SessionTable table(DefaultOptions(), &ids_);
+  std::shared_ptr<Session> lapsed = MustCreate(table, absl::Seconds(5), kT0);
+  EXPECT_EQ(lapsed->BeginCall(kT0 + absl::Seconds(5)).status().code(),
+            absl::StatusCode::kAborted);
+  std::shared_ptr<Session> closed = MustCreate(table, absl::Seconds(5), kT0);
+  closed->Close();
+  EXPECT_EQ(closed->BeginCall(kT0).status().code(), absl::StatusCode::kAborted);
+}
+
+TEST_F(SessionTableTest, SkipsRenewalWhenAskedTo) {
+  SessionTable table(DefaultOptions(), &ids_);
+  std::shared_ptr<Session> session = MustCreate(table, absl::Seconds(5), kT0);
+  ASSERT_TRUE(
+      table.Renew(session->id(), kT0 + absl::Seconds(4), /*renew=*/false).ok());
+  EXPECT_EQ(session->expiry(), kT0 + absl::Seconds(5));
+}
+
+TEST(SessionTest, CloseHandsTheWaitingCallsEndCallbacksOver) {
+  Session session("s", "", absl::Seconds(5), kT0);
+  int ended = 0;
+  ASSERT_TRUE(session.BeginCall(kT0, [&](absl::Status) { ++ended; }).ok());
+  ASSERT_TRUE(session.BeginCall(kT0).ok());  // without a callback
+  absl::StatusOr<uint64_t> finished =
+      session.BeginCall(kT0, [&](absl::Status) { ended += 100; });
+  ASSERT_TRUE(finished.ok());
+  session.EndCall(*finished, kT0);  // its callback never runs
+
+  session.Close();
+  std::vector<SessionEndCallback> callbacks = session.TakeEndCallbacks();
+  ASSERT_THAT(callbacks, SizeIs(1));
+  callbacks[0](absl::AbortedError("closed"));
+  EXPECT_EQ(ended, 1);
+  EXPECT_THAT(session.TakeEndCallbacks(), IsEmpty());
+}
+
+TEST(SessionTest, OnlyASessionCreatedToBeBoundBindsAndOnlyToOneCall) {
+  Session lease_only("a", "", absl::Seconds(5), kT0);
+  absl::StatusOr<uint64_t> call = lease_only.BeginCall(kT0);
+  ASSERT_TRUE(call.ok());
+  absl::Status refused = lease_only.Bind(*call);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("bind_to_connection"));
+
+  Session bindable("b", "", absl::Seconds(5), kT0, /*bind_to_connection=*/true);
+  absl::StatusOr<uint64_t> first = bindable.BeginCall(kT0);
+  absl::StatusOr<uint64_t> second = bindable.BeginCall(kT0);
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE(bindable.Bind(*first).ok());
+  EXPECT_TRUE(bindable.bound());
+  EXPECT_TRUE(bindable.BoundTo(*first));
+  EXPECT_EQ(bindable.Bind(*second).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(bindable.Unbind(*second));
+  EXPECT_TRUE(bindable.Unbind(*first));
+  EXPECT_FALSE(bindable.bound());
+  ASSERT_TRUE(bindable.Bind(*second).ok());
+  bindable.EndCall(*second, kT0);  // the binding call ended
+  EXPECT_FALSE(bindable.bound());
+}
+
 TEST(SessionTest, AddFindRemoveAndList) {
   Session session("s", "label", absl::Seconds(5), kT0);
   std::shared_ptr<ManagedSocket> a = SocketNamed("a");
