@@ -186,6 +186,28 @@ TEST_F(AgentTest, AgentDestructorClosesTheSessionItCreated) {
   EXPECT_EQ(attached.status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(AgentTest, ASessionItCreatesIsBoundToItsConnectionByDefault) {
+  EXPECT_TRUE(agent_->bound());
+  absl::StatusOr<std::vector<v1::SessionInfo>> sessions =
+      agent_->ListSessions();
+  ASSERT_TRUE(sessions.ok()) << sessions.status();
+  bool found = false;
+  for (const v1::SessionInfo& info : *sessions) {
+    if (info.session_id() != agent_->session_id()) continue;
+    found = true;
+    EXPECT_TRUE(info.bind_to_connection());
+    EXPECT_TRUE(info.bound());
+    EXPECT_GE(info.waiting_calls(), 1u);  // the HoldSession call
+  }
+  EXPECT_TRUE(found);
+
+  AgentOptions options = Options();
+  options.bind_to_connection = false;
+  absl::StatusOr<std::unique_ptr<Agent>> lease_only = Agent::Connect(options);
+  ASSERT_TRUE(lease_only.ok()) << lease_only.status();
+  EXPECT_FALSE((*lease_only)->bound());
+}
+
 TEST_F(AgentTest, DetachedSessionOutlivesTheAgent) {
   Socket socket = MustSocket();
   const std::string handle = socket.Release();

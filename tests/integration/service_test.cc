@@ -1,6 +1,7 @@
 // The agent over a real gRPC channel, with real kernel sockets and real
 // peers, all on loopback.
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -819,6 +820,152 @@ TEST_F(AgentTest, DrainEndsWaitingCallsWithUnavailable) {
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_LT(CountOpenFds(), before);  // the agent's socket is closed
+}
+
+// Polls every 10 ms, up to 30 s, until `done()`.
+template <typename Done>
+bool Eventually(Done done) {
+  for (int i = 0; i < 3000; ++i) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return done();
+}
+
+TEST_F(AgentTest, DrainEndsASendStreamBetweenMessagesWithUnavailable) {
+  // Before, the next message found no session: NOT_FOUND "session: unknown
+  // session ... call CreateSession" (or CANCELLED at the drain deadline
+  // when none came).
+  const int receiver = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::bind(receiver, reinterpret_cast<sockaddr*>(&address), length), 0);
+  ::getsockname(receiver, reinterpret_cast<sockaddr*>(&address), &length);
+  absl::StatusOr<std::string> handle =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE(
+      Connect(*handle, Inet("127.0.0.1", ntohs(address.sin_port))).ok());
+
+  auto ctx = Ctx();
+  v1::SendStreamResponse response;
+  std::unique_ptr<grpc::ClientWriter<v1::SendStreamRequest>> writer =
+      stub_->SendStream(ctx.get(), &response);
+  v1::SendStreamRequest first;
+  first.set_handle(*handle);
+  first.set_data("one");
+  ASSERT_TRUE(writer->Write(first));
+  char buffer[16];
+  ASSERT_EQ(::recv(receiver, buffer, sizeof(buffer), 0), 3);  // sent
+  ::close(receiver);
+
+  std::thread drain([&] { server_->Drain(); });
+  ASSERT_TRUE(Eventually([&] { return server_->core().drained(); }));
+  v1::SendStreamRequest second;
+  second.set_data("two");
+  writer->Write(second);  // may fail: the agent may have ended the call
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  drain.join();
+
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
+}
+
+// HoldSession on the fixture's channel for `session`.
+class HoldCall {
+ public:
+  HoldCall(v1::SocketAgent::Stub& stub, const std::string& session) {
+    context_.AddMetadata(kSessionMetadataKey, session);
+    stream_ = stub.HoldSession(&context_);
+  }
+  bool ReadEvent(v1::HoldSessionEvent* event) { return stream_->Read(event); }
+  grpc::Status Release() {
+    v1::HoldSessionRequest request;
+    request.set_release(true);
+    stream_->Write(request);
+    stream_->WritesDone();
+    return Finish();
+  }
+  grpc::Status Finish() {
+    v1::HoldSessionEvent event;
+    while (stream_->Read(&event)) {
+    }
+    return stream_->Finish();
+  }
+  void Cancel() { context_.TryCancel(); }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<
+      grpc::ClientReaderWriter<v1::HoldSessionRequest, v1::HoldSessionEvent>>
+      stream_;
+};
+
+TEST_F(AgentTest, ACancelledHoldSessionEndsItsSessionAtOnce) {
+  grpc::ClientContext create;
+  v1::CreateSessionRequest request;
+  request.mutable_ttl()->set_seconds(300);
+  request.set_bind_to_connection(true);
+  v1::CreateSessionResponse created;
+  ASSERT_TRUE(stub_->CreateSession(&create, request, &created).ok());
+  const std::string session = created.session_id();
+  const int baseline = CountOpenFds();
+  ASSERT_TRUE(NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM, session).ok());
+
+  HoldCall hold(*stub_, session);
+  v1::HoldSessionEvent event;
+  ASSERT_TRUE(hold.ReadEvent(&event));
+  EXPECT_EQ(event.session_id(), session);
+  EXPECT_EQ(event.ttl().seconds(), 300);
+  // One binding at a time.
+  HoldCall second(*stub_, session);
+  EXPECT_EQ(second.Finish().error_code(), grpc::StatusCode::ALREADY_EXISTS);
+
+  hold.Cancel();
+  hold.Finish();
+  EXPECT_TRUE(Eventually([&] { return CountOpenFds() == baseline; }));
+  EXPECT_EQ(Close("whatever", session).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(AgentTest, AReleasedHoldSessionLeavesItsSessionLeaseOnly) {
+  grpc::ClientContext create;
+  v1::CreateSessionRequest request;
+  request.set_bind_to_connection(true);
+  v1::CreateSessionResponse created;
+  ASSERT_TRUE(stub_->CreateSession(&create, request, &created).ok());
+  const std::string session = created.session_id();
+  {
+    HoldCall hold(*stub_, session);
+    v1::HoldSessionEvent event;
+    ASSERT_TRUE(hold.ReadEvent(&event));
+    grpc::Status released = hold.Release();
+    EXPECT_TRUE(released.ok()) << released.error_message();
+  }
+  EXPECT_TRUE(NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM, session).ok());
+  // CloseSession ends a held call with ABORTED.
+  HoldCall hold(*stub_, session);
+  v1::HoldSessionEvent event;
+  ASSERT_TRUE(hold.ReadEvent(&event));
+  v1::CloseSessionResponse closed;
+  ASSERT_TRUE(
+      stub_
+          ->CloseSession(Ctx(session).get(), v1::CloseSessionRequest(), &closed)
+          .ok());
+  EXPECT_EQ(closed.sockets_closed(), 1u);
+  EXPECT_EQ(hold.Finish().error_code(), grpc::StatusCode::ABORTED);
+}
+
+TEST_F(AgentTest, ALeaseOnlySessionCannotBeHeld) {
+  HoldCall hold(*stub_, session_);
+  grpc::Status status = hold.Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("bind_to_connection"));
+  // And the session is unharmed.
+  EXPECT_TRUE(NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_DGRAM).ok());
 }
 
 }  // namespace

@@ -242,10 +242,36 @@ TEST_F(SessionLifetimeTest, AStoppedClientsBoundSessionEndsByKeepalive) {
   EXPECT_THAT(client.Output(), HasSubstr("error recvfrom"));
 }
 
-TEST_F(SessionLifetimeTest, ARecvStreamIntoAStoppedClientLetsTheLeaseLapse) {
-  // Lease-only, 2 s lease. Before: each pushed message renewed the lease
-  // and the socket went only when keepalive (30 s + 10 s) cut the
-  // connection: 42 s.
+TEST_F(SessionLifetimeTest, ARecvStreamTrickleIntoAStoppedClientEndsInTime) {
+  // Lease-only, 2 s lease, data trickling in. Before: each message pushed
+  // into the stopped client renewed the lease, and the socket went only
+  // when keepalive (30 s + 10 s) cut the connection: 42 s.
+  StartAgent({});
+  Listener listener;
+  ClientProcess client;
+  ASSERT_TRUE(client.Start({agent_.target(), "2", "lease", "recvstream",
+                            absl::StrCat(listener.port)}));
+  const std::string id = client.Field("session");
+  ASSERT_FALSE(id.empty()) << client.Output() << client.Errors();
+  const int peer = ::accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(peer, 0);
+  ::fcntl(peer, F_SETFL, O_NONBLOCK);
+  client.Signal(SIGSTOP);
+
+  // 512 bytes every 50 ms: far from filling any buffer, so the agent keeps
+  // pushing. Keepalive 5 s + 5 s, then the 2 s lease: 12 s; bounded at 30 s.
+  const std::string trickle(512, 't');
+  EXPECT_TRUE(WaitUntil(absl::Seconds(30), [&] {
+    ::send(peer, trickle.data(), trickle.size(), MSG_NOSIGNAL);
+    return !Session(id);
+  })) << "the session of a stopped client outlived keepalive and lease";
+  ::close(peer);
+}
+
+TEST_F(SessionLifetimeTest, ARecvStreamIntoAStoppedClientWithFullBuffersEnds) {
+  // The buffers to the stopped client fill up, so the agent cannot even
+  // write a keepalive ping; the kernel ends the connection
+  // (TCP_USER_TIMEOUT = keepalive time + timeout), then the lease lapses.
   StartAgent({});
   Listener listener;
   ClientProcess client;
@@ -345,17 +371,28 @@ TEST_F(SessionLifetimeTest, OutOfSocketsAHealthCheckOnANewConnectionAnswers) {
   EXPECT_GT(opened, 64);
   EXPECT_LT(opened, 256);
 
-  // A new connection, as a kubelet probe makes.
-  auto probe =
-      grpc::CreateChannel(agent_.target(), grpc::InsecureChannelCredentials());
-  auto health = grpc::health::v1::Health::NewStub(probe);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  grpc::health::v1::HealthCheckResponse response;
-  grpc::Status status =
-      health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
-  ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << agent_.Log();
-  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  // New connections, as kubelet probes make (a local subchannel pool: a
+  // channel with the same arguments would share the test's connection);
+  // each stays open while the next one asks.
+  std::vector<std::shared_ptr<grpc::Channel>> probes;
+  for (int i = 0; i < 8; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    probes.push_back(grpc::CreateCustomChannel(
+        agent_.target(), grpc::InsecureChannelCredentials(), args));
+    auto health = grpc::health::v1::Health::NewStub(probes.back());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status =
+        health->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
+    ASSERT_TRUE(status.ok())
+        << "probe " << i << ": " << status.error_message() << "\n"
+        << agent_.Log();
+    EXPECT_EQ(response.status(),
+              grpc::health::v1::HealthCheckResponse::SERVING);
+  }
   EXPECT_THAT(agent_.Log(), ::testing::Not(HasSubstr("Too many open files")));
 }
 
