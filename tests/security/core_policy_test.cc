@@ -652,9 +652,9 @@ TEST_F(CorePolicyTest, OnlyAdminsCloseSessionsOfOtherIdentities) {
   EXPECT_THAT(denied.status().message(), HasSubstr("harness.admin"));
   // An unknown id gets the same answer: no oracle for others' sessions.
   v1::CloseSessionRequest unknown;
+  // (Well formed, of this agent and run, never issued.)
   unknown.set_session_id(
-      harness.session_id.substr(0, harness.session_id.rfind('.') + 1) +
-      "0123456789abcdef");
+      IdIssuer(std::stoull(core_->incarnation(), nullptr, 16)).Next());
   EXPECT_EQ(core_->CloseSession(harness, unknown).status().code(),
             absl::StatusCode::kPermissionDenied);
   v1::CloseSessionRequest malformed;

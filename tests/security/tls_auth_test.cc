@@ -548,8 +548,17 @@ TEST_F(TlsAuthTest, EveryRpcForEveryIdentityClassMatchesTheTable) {
          }
          return reader->Finish();
        }},
+      {"HoldSession",  // authorized as CreateSession
+       [](v1::SocketAgent::Stub& stub, grpc::ClientContext* context) {
+         auto stream = stub.HoldSession(context);
+         stream->WritesDone();
+         v1::HoldSessionEvent event;
+         while (stream->Read(&event)) {
+         }
+         return stream->Finish();
+       }},
   };
-  ASSERT_EQ(rpcs.size(), 31u) << "every RPC of the service";
+  ASSERT_EQ(rpcs.size(), 32u) << "every RPC of the service";
   ASSERT_EQ(static_cast<size_t>(v1::TrafficRequest::descriptor()
                                     ->file()
                                     ->FindServiceByName("SocketAgent")
