@@ -2,6 +2,7 @@
 // peers, all on loopback.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -869,6 +870,56 @@ TEST_F(AgentTest, DrainEndsASendStreamBetweenMessagesWithUnavailable) {
   writer->WritesDone();
   grpc::Status status = writer->Finish();
   drain.join();
+
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
+}
+
+TEST_F(AgentTest, DrainEndsARecvStreamBetweenMessagesWithUnavailable) {
+  // A TCP connection from the agent to the test, with far more data queued
+  // than the stream's flow control admits while the client does not read:
+  // the stream sits between two messages (a write pending, no Recv).
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), length), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  absl::StatusOr<std::string> handle =
+      NewSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  ASSERT_TRUE(handle.ok());
+  ASSERT_TRUE(
+      Connect(*handle, Inet("127.0.0.1", ntohs(address.sin_port))).ok());
+  const int peer = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(peer, 0);
+  ::close(listener);
+  ::fcntl(peer, F_SETFL, O_NONBLOCK);
+  const std::string chunk(256 * 1024, 'r');
+  for (int i = 0; i < 64; ++i) {  // up to 16 MiB, until the buffers fill
+    if (::send(peer, chunk.data(), chunk.size(), MSG_NOSIGNAL) <= 0) break;
+  }
+
+  auto ctx = Ctx();
+  v1::RecvStreamRequest request;
+  request.set_handle(*handle);
+  request.set_chunk_bytes(64 * 1024);
+  std::unique_ptr<grpc::ClientReader<v1::RecvStreamResponse>> reader =
+      stub_->RecvStream(ctx.get(), request);
+  v1::RecvStreamResponse message;
+  ASSERT_TRUE(reader->Read(&message));
+  // Unread, the stream stalls on a write: no Recv waits in the agent.
+  ASSERT_TRUE(Eventually([&] { return server_->core().waiting_ops() == 0; }));
+
+  std::thread drain([&] { server_->Drain(); });
+  ASSERT_TRUE(Eventually([&] { return server_->core().drained(); }));
+  while (reader->Read(&message)) {
+  }
+  grpc::Status status = reader->Finish();
+  drain.join();
+  ::close(peer);
 
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << status.error_message();
