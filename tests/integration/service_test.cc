@@ -902,12 +902,22 @@ TEST_F(AgentTest, DrainEndsARecvStreamBetweenMessagesWithUnavailable) {
     if (::send(peer, chunk.data(), chunk.size(), MSG_NOSIGNAL) <= 0) break;
   }
 
+  // A fixed 64 KiB stream window (no BDP growth): the agent can push only
+  // that much ahead of what the client reads, whatever the machine's load.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 * 1024);
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  std::unique_ptr<v1::SocketAgent::Stub> stub = v1::SocketAgent::NewStub(
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                grpc::InsecureChannelCredentials(), args));
   auto ctx = Ctx();
   v1::RecvStreamRequest request;
   request.set_handle(*handle);
-  request.set_chunk_bytes(64 * 1024);
+  request.set_chunk_bytes(16 * 1024);
   std::unique_ptr<grpc::ClientReader<v1::RecvStreamResponse>> reader =
-      stub_->RecvStream(ctx.get(), request);
+      stub->RecvStream(ctx.get(), request);
   v1::RecvStreamResponse message;
   ASSERT_TRUE(reader->Read(&message));
   // Unread, the stream stalls on a write: no Recv waits in the agent.

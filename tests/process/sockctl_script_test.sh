@@ -328,8 +328,11 @@ sc recv "$T" 2>"$TMP/closed.err" || rc=$?   # closed above: EBADF, as Python
 expect_eq "exit code for a closed handle" 4 "$rc"
 grep -q 'EBADF' "$TMP/closed.err" || fail "closed handle: $(cat "$TMP/closed.err")"
 sc close "$T" || fail "a second close is not OK"
-# Well formed, never issued: the last hex digit of a real handle changed.
-case "$T" in *0) NEVER="${T%?}1" ;; *) NEVER="${T%?}0" ;; esac
+# Well formed, unknown here: a handle of another session, since closed (a
+# changed digit would fail the id's check digits: INVALID_ARGUMENT).
+OTHER=$(sc session open --ttl 60s)
+NEVER=$(sc --session "$OTHER" socket --family inet --type stream)
+sc --session "$OTHER" session close
 rc=0
 sc recv "$NEVER" 2>"$TMP/unknown.err" || rc=$?
 expect_eq "exit code for an unknown handle" 3 "$rc"

@@ -831,8 +831,8 @@ TEST_F(AgentCoreTest, CloseTwiceIsOkAndOtherCallsOnTheClosedHandleAreEbadf) {
   EXPECT_EQ(ErrnoOf(aborted), EBADF) << aborted;
 
   // Well formed, this run's, never issued: unknown, for Close too.
-  std::string never = MustSocket(ctx_);
-  never.back() = never.back() == '0' ? '1' : '0';
+  std::string never =
+      IdIssuer(std::stoull(core_->incarnation(), nullptr, 16)).Next();
   EXPECT_EQ(Close(ctx_, never).code(), absl::StatusCode::kNotFound);
   name.set_handle(never);
   EXPECT_EQ(core_->GetSockName(ctx_, name).status().code(),
