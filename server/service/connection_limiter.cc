@@ -251,6 +251,11 @@ void ConnectionLimiter::AcceptLoop() {
         }
         break;
       }
+      // gRPC sets TCP_NODELAY only on connections it accepts itself; without
+      // it a response right after another (a CloseSession answer and the
+      // HoldSession's end) waits for the client's delayed ACK (40 ms).
+      const int one = 1;
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       if (options_.tcp_user_timeout > absl::ZeroDuration()) {
         const unsigned int ms = static_cast<unsigned int>(
             absl::ToInt64Milliseconds(options_.tcp_user_timeout));
