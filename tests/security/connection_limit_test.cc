@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -199,6 +200,52 @@ TEST(ConnectionLimiterTest, PeerKeysOfGrpcPeersMatchTheAcceptedAddress) {
             "127.0.0.1:7");
   EXPECT_EQ(ConnectionLimiter::PeerKey("unix:/tmp/x"), "");
   EXPECT_EQ(ConnectionLimiter::PeerKey("ipv4:127.0.0.1:99999"), "");
+}
+
+// The agent's end of every accepted connection: sockets of this process
+// whose local port is the agent's.
+std::vector<int> AcceptedEnds(int port) {
+  std::vector<int> fds;
+  for (int fd = 3; fd < 4096; ++fd) {
+    sockaddr_in local{};
+    socklen_t length = sizeof(local);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != port) {
+      continue;
+    }
+    sockaddr_in peer{};
+    length = sizeof(peer);
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) == 0) {
+      fds.push_back(fd);  // not the listener
+    }
+  }
+  return fds;
+}
+
+TEST_F(ConnectionLimitTest, AcceptedConnectionsAreNoDelayWithAUserTimeout) {
+  // Without TCP_NODELAY a response right after another waited 40 ms for
+  // the client's delayed ACK; without TCP_USER_TIMEOUT a stopped client
+  // whose buffers are full kept its connection (no ping can be written).
+  std::shared_ptr<grpc::Channel> channel = NewChannel();
+  ASSERT_TRUE(CreateSession(channel).ok());
+  std::vector<int> ends;
+  ASSERT_TRUE(Eventually([&] {
+    ends = AcceptedEnds(server_->port());
+    return !ends.empty();
+  }));
+  for (int fd : ends) {
+    int nodelay = 0;
+    socklen_t length = sizeof(nodelay);
+    ASSERT_EQ(::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &length), 0);
+    EXPECT_EQ(nodelay, 1);
+    unsigned int user_timeout = 0;
+    length = sizeof(user_timeout);
+    ASSERT_EQ(
+        ::getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, &length),
+        0);
+    // keepalive time + timeout, 5 s + 5 s by default.
+    EXPECT_EQ(user_timeout, 10000u);
+  }
 }
 
 TEST(LogRateLimiterTest, AnEveryHundredMillisecondErrorLogsOncePerPeriod) {
