@@ -243,10 +243,15 @@ class FinishOnce {
     }
     reactor_->Finish(ToGrpcStatus(ended));
   }
-  // Whether the reactor was finished.
-  bool finished() {
-    absl::MutexLock lock(&mu_);
-    return finished_;
+  // The operation failed: finishes with `status` (unless already finished).
+  void Failed(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      busy_ = false;
+      if (finished_) return;
+      finished_ = true;
+    }
+    reactor_->Finish(std::move(status));
   }
 
  private:
@@ -473,8 +478,7 @@ class SendStreamReactor final
     core_->Send(stream_.call(), send_,
                 [this](absl::StatusOr<v1::SendResponse> result) {
                   if (!result.ok()) {
-                    finish_->Done([] {});
-                    finish_->Finish(ToGrpcStatus(result.status()));
+                    finish_->Failed(ToGrpcStatus(result.status()));
                     return;
                   }
                   finish_->Done([&] {
