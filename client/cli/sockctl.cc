@@ -292,12 +292,13 @@ int SessionList() {
   }
   std::vector<std::vector<std::string>> rows = {
       {"SESSION", "IDENTITY", "PEER", "LABEL", "CREATED", "LEASE_EXPIRY",
-       "SOCKETS", "SENT", "RECEIVED"}};
+       "WAITING", "BOUND", "SOCKETS", "SENT", "RECEIVED"}};
   for (const v1::SessionInfo& info : *sessions) {
     rows.push_back(
         {info.session_id(), info.identity(), info.peer(),
          info.label().empty() ? "-" : info.label(),
          TimestampText(info.created()), TimestampText(info.lease_expiry()),
+         absl::StrCat(info.waiting_calls()), info.bound() ? "yes" : "no",
          absl::StrCat(info.socket_count()), absl::StrCat(info.bytes_sent()),
          absl::StrCat(info.bytes_received())});
   }
