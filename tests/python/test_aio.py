@@ -26,6 +26,7 @@ def test_tcp_exchange_errors_and_timeouts(sockagent_agent):
 
     async def scenario():
         async with sockagent.aio.Agent(sockagent_agent.target) as agent:
+            assert agent.bound  # the session ends with the connection
             server = await agent.create_server(("127.0.0.1", 0))
             client = await agent.create_connection(await server.getsockname(),
                                                    timeout=5)

@@ -219,7 +219,8 @@ def test_mutual_tls_with_a_client_certificate(secured_agent):
 
 def test_session_lapse_is_handle_not_found(sockagent_agent):
     sessions = sockagent_agent.info().stats["sessions"]
-    agent = sockagent.Agent(sockagent_agent.target, ttl=0.3)
+    # Unbound: a bound session lives as long as its connection.
+    agent = sockagent.Agent(sockagent_agent.target, ttl=0.3, bind=False)
     try:
         agent._stop.set()  # no more renewals: the lease lapses
         agent._renewer.join()
@@ -234,6 +235,46 @@ def test_session_lapse_is_handle_not_found(sockagent_agent):
             s.getsockname()
     finally:
         agent.close()
+
+
+_KILLED_CLIENT = """
+import sys
+import sockagent
+agent = sockagent.Agent(sys.argv[1], ttl=60)
+server = agent.create_server(("127.0.0.1", 0))
+print(agent.bound, server.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_killed_clients_sockets_go_with_its_connection(sockagent_agent):
+    # The session's lease is 60 s: only the binding can end it sooner.
+    import signal
+    import subprocess
+    import sys
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CLIENT, sockagent_agent.target],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        bound, port = child.stdout.readline().split()
+        assert bound == "True"
+        with socket.create_connection(("127.0.0.1", int(port))):
+            pass  # the child's listener is there
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", int(port))).close()
+            except ConnectionRefusedError:
+                break  # the agent closed the killed client's listener
+            assert time.monotonic() < deadline, \
+                "the killed client's socket outlived its connection"
+            time.sleep(0.05)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
 
 
 def test_close_from_another_thread_ends_a_waiting_accept(sockagent_agent):

@@ -5,9 +5,12 @@
             s.connect(("127.0.0.1", 80))
 
 The session is a lease on the agent: every socket created here belongs to it,
-and the agent closes them all when the session ends: at close(), or when the
-lease lapses because this process is gone. A daemon thread renews the lease
-every ttl/3 while the Agent is open. Thread-safe.
+and the agent closes them all when the session ends: at close(), or as soon
+as this process's connection is gone (the session is bound to it with a
+HoldSession call, unless bind=False; a killed process's sockets go at once,
+a hung one's within the agent's keepalive bound), or when the lease lapses.
+A daemon thread renews the lease every ttl/3 while the Agent is open.
+Thread-safe.
 """
 
 import dataclasses
@@ -103,6 +106,9 @@ class Agent:
     ``grpc.ChannelCredentials``. ``token``: sent as a bearer token on every
     call. ``ttl``: the lease in seconds (None: the agent's default).
     ``label``: shown in the agent's logs and session list.
+    ``bind``: bind the session to this channel's connection (the default):
+    the agent ends it as soon as the connection closes, so a killed test's
+    sockets go at once; an agent without HoldSession keeps the lease only.
     ``connect_timeout``: how long to wait for the agent. ``call_timeout``:
     the deadline (seconds) of every call that does not wait for a socket;
     None (the default, as in the C++ client) sets none: an unreachable
@@ -114,7 +120,7 @@ class Agent:
     """
 
     def __init__(self, target, *, tls=None, token=None, ttl=None, label="",
-                 connect_timeout=10.0, call_timeout=None):
+                 bind=True, connect_timeout=10.0, call_timeout=None):
         self.target = target
         self._call_timeout = call_timeout
         credentials, tls_options = _credentials(tls)
@@ -130,6 +136,8 @@ class Agent:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer = None
+        self._hold = None
+        self.bound = False
         self.session_id = ""
         try:
             grpc.channel_ready_future(self._channel).result(
@@ -144,7 +152,8 @@ class Agent:
         self._metadata = auth
         try:
             request = pb.CreateSessionRequest(
-                label=label or f"python pid {os.getpid()}")
+                label=label or f"python pid {os.getpid()}",
+                bind_to_connection=bind)
             if ttl is not None:
                 whole = int(ttl)
                 request.ttl.seconds = whole
@@ -158,6 +167,8 @@ class Agent:
                               *auth)
             limits = self._call(self._stub.GetAgentInfo,
                                 pb.GetAgentInfoRequest(), "info").limits
+            if bind:
+                self._bind(connect_timeout)
         except BaseException:
             self._channel.close()
             raise
@@ -169,6 +180,35 @@ class Agent:
         self._renewer.start()
 
     # --- session -----------------------------------------------------------
+
+    def _bind(self, timeout):
+        """Opens HoldSession and waits for the agent to confirm the binding.
+        The request stream stays open until close(); the call then ends when
+        the session does."""
+        release = threading.Event()
+        self._release = release
+
+        def requests():
+            release.wait()
+            yield pb.HoldSessionRequest(release=True)
+
+        hold = self._stub.HoldSession(requests(), metadata=self._metadata)
+        try:
+            first = next(hold)
+        except grpc.RpcError as e:
+            release.set()
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return  # an older agent: lease only
+            raise _errors.from_rpc_error(e, self.target, "hold_session()") \
+                from None
+        except StopIteration:
+            release.set()
+            raise _errors.AgentError(
+                f"agent {self.target}: hold_session(): the agent ended the "
+                f"call before binding the session", agent=self.target,
+                call="hold_session()") from None
+        self._hold = hold
+        self.bound = first.session_id == self.session_id
 
     def _check_open(self, name):
         if self._closed:
@@ -228,6 +268,10 @@ class Agent:
             closed = response.sockets_closed
         except grpc.RpcError:
             pass
+        if self._hold is not None:
+            # CloseSession ended the hold (ABORTED); end our side too.
+            self._hold.cancel()
+            self._release.set()
         if self._renewer is not None and \
                 self._renewer is not threading.current_thread():
             self._renewer.join()

@@ -46,8 +46,11 @@ class Agent:
     Same arguments and errors."""
 
     def __init__(self, target, *, tls=None, token=None, ttl=None, label="",
-                 connect_timeout=10.0, call_timeout=None):
+                 bind=True, connect_timeout=10.0, call_timeout=None):
         self.target = target
+        self._bind_requested = bind
+        self._hold = None
+        self.bound = False
         self._tls = tls
         self._token = token
         self._requested_ttl = ttl
@@ -87,7 +90,8 @@ class Agent:
                     if self._token else ())
             self._metadata = auth
             request = pb.CreateSessionRequest(
-                label=self._label or f"python asyncio pid {os.getpid()}")
+                label=self._label or f"python asyncio pid {os.getpid()}",
+                bind_to_connection=self._bind_requested)
             if self._requested_ttl is not None:
                 whole = int(self._requested_ttl)
                 request.ttl.seconds = whole
@@ -102,6 +106,8 @@ class Agent:
             limits = (await self._call(self._stub.GetAgentInfo,
                                        pb.GetAgentInfoRequest(),
                                        "info()")).limits
+            if self._bind_requested:
+                await self._bind()
         except BaseException:
             await self._channel.close()
             self._closed = True
@@ -137,6 +143,25 @@ class Agent:
                                 timeout=timeout or self._call_timeout)
         except grpc.RpcError as e:
             raise _errors.from_rpc_error(e, self.target, call) from None
+
+    async def _bind(self):
+        """HoldSession, as sockagent.Agent: the session ends with this
+        channel's connection. An agent without it keeps the lease only."""
+        hold = self._stub.HoldSession(metadata=self._metadata)
+        try:
+            first = await hold.read()
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return
+            raise _errors.from_rpc_error(e, self.target, "hold_session()") \
+                from None
+        if first is grpc.aio.EOF:
+            raise _errors.AgentError(
+                f"agent {self.target}: hold_session(): the agent ended the "
+                f"call before binding the session", agent=self.target,
+                call="hold_session()")
+        self._hold = hold
+        self.bound = first.session_id == self.session_id
 
     async def _renew_loop(self):
         while True:
@@ -178,6 +203,8 @@ class Agent:
             closed = response.sockets_closed
         except grpc.RpcError:
             pass
+        if self._hold is not None:
+            self._hold.cancel()  # CloseSession already ended it
         await self._channel.close()
         return closed
 
