@@ -263,7 +263,18 @@ for sig in INT TERM; do
   done
   grep -q "PASS  b        B is ready" "$TMP/hang.err" ||
     fail "SIG$sig: the run did not get to its waiting steps"
-  sleep 0.5  # let the waiting calls reach the agents
+  # Both waiting calls have reached their agents once each agent counts a
+  # waiting call (session list's WAITING, the fifth column from the end).
+  for agent in "$A" "$B"; do
+    for i in $(seq 300); do
+      "$SOCKCTL" --agent "$agent" session list 2>/dev/null |
+        awk 'NR > 1 && $(NF-4) > 0 { n++ } END { exit n > 0 ? 0 : 1 }' && break
+      sleep 0.1
+    done
+    "$SOCKCTL" --agent "$agent" session list |
+      awk 'NR > 1 && $(NF-4) > 0 { n++ } END { exit n > 0 ? 0 : 1 }' ||
+      fail "SIG$sig: no call is waiting on $agent"
+  done
   kill -"$sig" "$RUN_PID"
   set +e
   for i in $(seq 300); do
