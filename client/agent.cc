@@ -66,11 +66,21 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
     channel = grpc::experimental::CreateCustomChannelWithInterceptors(
         options.target, credentials, args, std::move(interceptors));
   }
-  if (!channel->WaitForConnected(
-          absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot reach the agent at ", options.target, " within ",
-                     absl::FormatDuration(options.connect_timeout)));
+  const absl::Time connect_deadline = absl::Now() + options.connect_timeout;
+  for (grpc_connectivity_state state = channel->GetState(true);
+       state != GRPC_CHANNEL_READY; state = channel->GetState(true)) {
+    if (options.fail_fast && state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot reach the agent at ", options.target,
+          ": the connection failed (refused, unreachable, or the TLS handshake "
+          "failed)"));
+    }
+    if (!channel->WaitForStateChange(state,
+                                     absl::ToChronoTime(connect_deadline))) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot reach the agent at ", options.target, " within ",
+                       absl::FormatDuration(options.connect_timeout)));
+    }
   }
   std::unique_ptr<Stub> stub = v1::SocketAgent::NewStub(channel);
 

@@ -70,6 +70,10 @@ struct AgentOptions {
   bool bind_to_connection = true;
   // How long Connect() waits for the channel to become ready.
   absl::Duration connect_timeout = absl::Seconds(10);
+  // When true, Connect() fails as soon as the first connection attempt fails
+  // (e.g. ECONNREFUSED: no agent on that port) instead of retrying until
+  // connect_timeout; for command-line tools that should report at once.
+  bool fail_fast = false;
   // Deadline of every call that does not wait for a socket.
   absl::Duration call_timeout = absl::InfiniteDuration();
   // Channel credentials; null means insecure (plaintext). See

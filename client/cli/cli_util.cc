@@ -1,5 +1,9 @@
 #include "client/cli/cli_util.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -13,7 +17,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "google/protobuf/util/json_util.h"
+#include "absl/time/time.h"
+#include "client/address.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/reflection.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "proto/errno_status.h"
 
 namespace sockagent {
@@ -61,12 +70,18 @@ absl::StatusOr<bool> ParseBool(absl::string_view text) {
       absl::StrCat("value \"", text, "\": expected on/off, 1/0, true/false"));
 }
 
+bool IsResolutionError(const ErrnoInfo& info) {
+  return absl::StartsWith(info.name, "EAI_");
+}
+
 std::string ErrnoLine(const ErrnoInfo& info, const absl::Status& status) {
-  // EAI_* details carry getaddrinfo codes, not errno values: keep the
-  // agent's message for them.
-  if (absl::StartsWith(info.name, "EAI_") || info.number <= 0) {
-    return std::string(status.message());
+  // EAI_* details carry getaddrinfo codes, not errno values: the agent's
+  // message says what did not resolve.
+  if (IsResolutionError(info)) {
+    return absl::StrCat("name resolution failed on the agent: ",
+                        status.message());
   }
+  if (info.number <= 0) return std::string(status.message());
   // No system call failed (a closed handle's EBADF): the agent's message.
   if (info.syscall.empty()) {
     return absl::StrCat(status.message(), " (", info.name, ")");
@@ -79,7 +94,9 @@ std::string ErrnoLine(const ErrnoInfo& info, const absl::Status& status) {
 
 int ExitCodeFor(const absl::Status& status) {
   if (status.ok()) return kExitOk;
-  return GetErrno(status).has_value() ? kExitSocket : kExitRpc;
+  std::optional<ErrnoInfo> info = GetErrno(status);
+  if (!info.has_value()) return kExitRpc;
+  return IsResolutionError(*info) ? kExitResolve : kExitSocket;
 }
 
 std::string DescribeError(absl::string_view context,
@@ -87,8 +104,121 @@ std::string DescribeError(absl::string_view context,
   if (std::optional<ErrnoInfo> info = GetErrno(status); info.has_value()) {
     return ErrnoLine(*info, status);
   }
-  return absl::StrCat(context, ": ", status.message(), " (",
-                      absl::StatusCodeToString(status.code()), ")");
+  absl::string_view message = status.message();
+  const std::string code =
+      absl::StrCat(" (", absl::StatusCodeToString(status.code()), ")");
+  if (absl::StartsWith(message, absl::StrCat(context, ":"))) {
+    return absl::StrCat(message, code);
+  }
+  return absl::StrCat(context, ": ", message, code);
+}
+
+namespace {
+
+// "" or a name of letters, digits, '-', '_', '.', '+', '/' that is in this
+// host's services database.
+bool KnownService(const std::string& name) {
+  servent entry;
+  servent* found = nullptr;
+  char buffer[4096];
+  return ::getservbyname_r(name.c_str(), nullptr, &entry, buffer,
+                           sizeof(buffer), &found) == 0 &&
+         found != nullptr;
+}
+
+absl::Status CheckHost(absl::string_view host, absl::string_view text) {
+  if (!host.empty() &&
+      host.find_first_not_of("0123456789.") == absl::string_view::npos) {
+    in_addr unused;
+    if (::inet_aton(std::string(host).c_str(), &unused) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address \"", text, "\": host \"", host,
+                       "\" is not an IPv4 address"));
+    }
+  }
+  if (absl::StrContains(host, ':')) {
+    std::string literal(host.substr(0, host.find('%')));
+    in6_addr unused;
+    if (::inet_pton(AF_INET6, literal.c_str(), &unused) != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("address \"", text, "\": host \"", host,
+                       "\" is not an IPv6 address"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CheckAddressArg(const v1::Address& address,
+                             absl::string_view text) {
+  if (!address.has_inet()) return absl::OkStatus();
+  const v1::InetAddress& inet = address.inet();
+  if (inet.host_kind_case() == v1::InetAddress::kHost) {
+    if (absl::Status s = CheckHost(inet.host(), text); !s.ok()) return s;
+  }
+  const std::string& name = inet.port_name();
+  if (inet.port_kind_case() == v1::InetAddress::kPortName &&
+      name.find_first_not_of("0123456789") != std::string::npos &&
+      !KnownService(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address \"", text, "\": port \"", inet.port_name(),
+                     "\" is neither a number 0..65535 nor a service name in "
+                     "/etc/services"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> AgentTarget(absl::string_view text) {
+  for (absl::string_view scheme :
+       {"unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:"}) {
+    if (absl::StartsWith(text, scheme)) return std::string(text);
+  }
+  auto bad = [text](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--agent \"", text, "\": ", why));
+  };
+  if (text.empty()) return bad("empty (expected HOST[:PORT])");
+  absl::string_view host = text;
+  absl::string_view port;
+  if (absl::StartsWith(text, "[")) {
+    const size_t close = text.find(']');
+    if (close == absl::string_view::npos) return bad("missing ']'");
+    host = text.substr(1, close - 1);
+    absl::string_view rest = text.substr(close + 1);
+    if (!rest.empty() && !absl::ConsumePrefix(&rest, ":")) {
+      return bad("expected \":PORT\" after ']'");
+    }
+    port = rest;
+    if (absl::Status s = CheckHost(host, text); !s.ok())
+      return bad(s.message());
+    if (!absl::StrContains(host, ':'))
+      return bad("[...] holds an IPv6 address");
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon != absl::string_view::npos) {
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+      if (absl::StrContains(host, ':')) {
+        return bad("write an IPv6 address as [ADDRESS]:PORT");
+      }
+    }
+    if (host.empty()) return bad("no host (expected HOST[:PORT])");
+    if (absl::Status s = CheckHost(host, text); !s.ok())
+      return bad(s.message());
+  }
+  if (port.empty()) {
+    const std::string bracketed = absl::StrContains(host, ':')
+                                      ? absl::StrCat("[", host, "]")
+                                      : std::string(host);
+    return absl::StrCat(bracketed, ":", kDefaultAgentPort);
+  }
+  int number = 0;
+  if (!absl::SimpleAtoi(port, &number) || number < 1 || number > 65535 ||
+      port.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return bad(absl::StrCat("port \"", port, "\" is not a number 1..65535"));
+  }
+  return std::string(text);
 }
 
 std::string ErrorJson(const absl::Status& status) {
@@ -205,7 +335,7 @@ std::string SocketStateName(v1::SocketState state) {
     case v1::SOCKET_STATE_CONNECTED:
       return "connected";
     case v1::SOCKET_STATE_SHUT_DOWN:
-      return "shut-down";
+      return "shut_down";
     default:
       return "-";
   }
@@ -362,11 +492,11 @@ absl::Duration ElapsedOf(const v1::TrafficResponse& response) {
 
 std::string FormatTraffic(const v1::TrafficResponse& response) {
   return absl::StrCat("end=", TrafficEndName(response.end()),
-                      " received=", response.bytes_received(),
-                      " sent=", response.bytes_sent(),
+                      " bytes_received=", response.bytes_received(),
+                      " bytes_sent=", response.bytes_sent(),
                       " datagrams_received=", response.datagrams_received(),
                       " datagrams_sent=", response.datagrams_sent(),
-                      " elapsed=", absl::FormatDuration(ElapsedOf(response)),
+                      " elapsed=", DurationText(ElapsedOf(response)),
                       " bytes_per_second=",
                       static_cast<uint64_t>(response.bytes_per_second() + 0.5),
                       " checksum=", response.checksum());
@@ -380,15 +510,26 @@ std::string TrafficJson(const v1::TrafficResponse& response) {
       .AddInt("datagrams_received",
               static_cast<int64_t>(response.datagrams_received()))
       .AddInt("datagrams_sent", static_cast<int64_t>(response.datagrams_sent()))
-      .AddRaw("elapsed_seconds",
-              absl::StrCat(absl::ToDoubleSeconds(ElapsedOf(response))))
+      .AddRaw("elapsed_s", DurationSeconds(ElapsedOf(response)))
       .AddRaw("bytes_per_second", absl::StrCat(response.bytes_per_second()))
       .AddString("checksum", response.checksum())
       .Build();
 }
 
 std::string DurationText(absl::Duration duration) {
-  return absl::FormatDuration(duration);
+  if (duration == absl::ZeroDuration()) return "0s";
+  const absl::Duration magnitude = absl::AbsDuration(duration);
+  absl::Duration unit = absl::Milliseconds(1);
+  if (magnitude < absl::Milliseconds(1)) {
+    unit = absl::Microseconds(1);
+  } else if (magnitude < absl::Seconds(1)) {
+    unit = absl::Microseconds(10);
+  }
+  return absl::FormatDuration(absl::Trunc(duration, unit));
+}
+
+std::string DurationSeconds(absl::Duration duration) {
+  return absl::StrFormat("%.9g", absl::ToDoubleSeconds(duration));
 }
 
 bool IsValidUtf8(absl::string_view data) {
@@ -515,16 +656,138 @@ std::string JsonObject::Build() const {
   return out;
 }
 
-std::string ProtoJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  std::string out;
-  if (!google::protobuf::util::MessageToJsonString(message, &out, options)
-           .ok()) {
-    return "null";
+std::string EnumWord(const google::protobuf::EnumValueDescriptor& value) {
+  // "SocketState" -> "SOCKET_STATE_".
+  std::string prefix;
+  for (char c : value.type()->name()) {
+    if (absl::ascii_isupper(c) && !prefix.empty()) prefix += '_';
+    prefix += absl::ascii_toupper(c);
   }
+  prefix += '_';
+  absl::string_view name = value.name();
+  absl::ConsumePrefix(&name, prefix);
+  return absl::AsciiStrToLower(name);
+}
+
+namespace {
+
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+std::string MessageJsonValue(const Message& message);
+
+// One value of `field` (element `index` when repeated).
+std::string FieldJsonValue(const Message& message, const FieldDescriptor* field,
+                           int index) {
+  const Reflection* r = message.GetReflection();
+  const bool rep = field->is_repeated();
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      return absl::StrCat(rep ? r->GetRepeatedInt32(message, field, index)
+                              : r->GetInt32(message, field));
+    case FieldDescriptor::CPPTYPE_INT64:
+      return absl::StrCat(rep ? r->GetRepeatedInt64(message, field, index)
+                              : r->GetInt64(message, field));
+    case FieldDescriptor::CPPTYPE_UINT32:
+      return absl::StrCat(rep ? r->GetRepeatedUInt32(message, field, index)
+                              : r->GetUInt32(message, field));
+    case FieldDescriptor::CPPTYPE_UINT64:
+      return absl::StrCat(rep ? r->GetRepeatedUInt64(message, field, index)
+                              : r->GetUInt64(message, field));
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+    case FieldDescriptor::CPPTYPE_FLOAT: {
+      const double v = field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE
+                           ? (rep ? r->GetRepeatedDouble(message, field, index)
+                                  : r->GetDouble(message, field))
+                           : (rep ? r->GetRepeatedFloat(message, field, index)
+                                  : r->GetFloat(message, field));
+      return std::isfinite(v) ? absl::StrFormat("%.17g", v) : "null";
+    }
+    case FieldDescriptor::CPPTYPE_BOOL:
+      return (rep ? r->GetRepeatedBool(message, field, index)
+                  : r->GetBool(message, field))
+                 ? "true"
+                 : "false";
+    case FieldDescriptor::CPPTYPE_ENUM: {
+      const google::protobuf::EnumValueDescriptor* value =
+          rep ? r->GetRepeatedEnum(message, field, index)
+              : r->GetEnum(message, field);
+      return JsonString(EnumWord(*value));
+    }
+    case FieldDescriptor::CPPTYPE_STRING: {
+      const std::string value =
+          rep ? r->GetRepeatedString(message, field, index)
+              : r->GetString(message, field);
+      return JsonString(field->type() == FieldDescriptor::TYPE_BYTES
+                            ? absl::Base64Escape(value)
+                            : value);
+    }
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      return MessageJsonValue(rep ? r->GetRepeatedMessage(message, field, index)
+                                  : r->GetMessage(message, field));
+  }
+  return "null";
+}
+
+std::string MessageJsonValue(const Message& message) {
+  const google::protobuf::Descriptor* type = message.GetDescriptor();
+  if (type->full_name() == v1::Address::descriptor()->full_name()) {
+    v1::Address address;
+    address.CopyFrom(message);
+    return JsonString(FormatAddress(address));
+  }
+  if (type->full_name() == "google.protobuf.Timestamp") {
+    google::protobuf::Timestamp t;
+    t.CopyFrom(message);
+    return JsonString(absl::FormatTime(
+        "%Y-%m-%dT%H:%M:%E*SZ",
+        absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()),
+        absl::UTCTimeZone()));
+  }
+  const Reflection* r = message.GetReflection();
+  std::string out = "{";
+  bool first = true;
+  for (int i = 0; i < type->field_count(); ++i) {
+    const FieldDescriptor* field = type->field(i);
+    const bool is_message =
+        field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+    if (!field->is_repeated() &&
+        (field->containing_oneof() != nullptr || is_message) &&
+        !r->HasField(message, field)) {
+      continue;
+    }
+    std::string key = field->name();
+    std::string value;
+    if (is_message && !field->is_repeated() &&
+        field->message_type()->full_name() == "google.protobuf.Duration") {
+      google::protobuf::Duration d;
+      d.CopyFrom(r->GetMessage(message, field));
+      absl::StrAppend(&key, "_s");
+      value = DurationSeconds(absl::Seconds(d.seconds()) +
+                              absl::Nanoseconds(d.nanos()));
+    } else if (field->is_repeated()) {
+      value = "[";
+      for (int k = 0; k < r->FieldSize(message, field); ++k) {
+        if (k > 0) value += ",";
+        value += FieldJsonValue(message, field, k);
+      }
+      value += "]";
+    } else {
+      value = FieldJsonValue(message, field, 0);
+    }
+    if (!first) out += ",";
+    first = false;
+    absl::StrAppend(&out, JsonString(key), ":", value);
+  }
+  out += "}";
   return out;
+}
+
+}  // namespace
+
+std::string MessageJson(const google::protobuf::Message& message) {
+  return MessageJsonValue(message);
 }
 
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows) {

@@ -22,20 +22,43 @@ namespace cli {
 
 // sockctl's exit codes.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFalse = 1;   // `health`: not SERVING
-inline constexpr int kExitUsage = 2;   // bad command line or argument value
-inline constexpr int kExitRpc = 3;     // RPC failed without an errno
-inline constexpr int kExitSocket = 4;  // a socket call failed with an errno
+inline constexpr int kExitFalse = 1;    // `health`: not SERVING
+inline constexpr int kExitUsage = 2;    // bad command line or argument value
+inline constexpr int kExitRpc = 3;      // RPC failed without an errno
+inline constexpr int kExitSocket = 4;   // a socket call failed with an errno
+inline constexpr int kExitResolve = 5;  // name resolution failed (EAI_*)
 
-// kExitSocket for a status carrying an errno detail, kExitRpc for any other
-// error, kExitOk for OK.
+// The default port of an --agent target given without one.
+inline constexpr int kDefaultAgentPort = 7700;
+
+// kExitSocket for a status carrying an errno detail, kExitResolve for a
+// getaddrinfo failure (an EAI_* detail), kExitRpc for any other error,
+// kExitOk for OK.
 int ExitCodeFor(const absl::Status& status);
 
 // One line for stderr, without the "sockctl: " prefix. With an errno:
-// "connect: Connection refused (ECONNREFUSED)"; otherwise
-// "<context>: <message> (<CODE>)".
+// "connect: Connection refused (ECONNREFUSED)"; a resolution failure:
+// "name resolution failed on the agent: <message>"; otherwise
+// "<context>: <message> (<CODE>)", where the context is left out when the
+// message already starts with it ("recv: timed out", not "recv: recv: ...").
 std::string DescribeError(absl::string_view context,
                           const absl::Status& status);
+
+// Checks what sockctl can check of an address argument before any call, so
+// that a malformed one is a usage error (exit 2) rather than an agent error:
+// a host made only of digits and dots must be an IPv4 address inet_aton
+// accepts (not "300.1.1.1"); a bracketed host must be an IPv6 literal
+// (optionally with %scope); a port must be a number 0..65535 or a service
+// name in this host's services database (/etc/services). INVALID_ARGUMENT
+// naming the part otherwise.
+absl::Status CheckAddressArg(const v1::Address& address,
+                             absl::string_view text);
+
+// The gRPC target for --agent TEXT: "host:port" as given (the port checked:
+// 1..65535), "host" or "[v6]" without a port gets kDefaultAgentPort; a bare
+// IPv6 literal must be bracketed. gRPC URIs ("unix:", "unix-abstract:",
+// "dns:", "ipv4:", "ipv6:") pass unchanged. INVALID_ARGUMENT otherwise.
+absl::StatusOr<std::string> AgentTarget(absl::string_view text);
 
 // The --json error object:
 // {"error":{"code":"UNAVAILABLE","message":"...","errno":111,
@@ -68,16 +91,18 @@ absl::StatusOr<uint64_t> ParseByteCount(absl::string_view text,
                                         absl::string_view what);
 // "eof", "bytes", "duration", "fault" ("unspecified" otherwise).
 std::string TrafficEndName(v1::TrafficEnd end);
-// One line for a finished traffic, key=value pairs:
-// "end=eof received=1048576 sent=0 datagrams_received=0 datagrams_sent=0
-// elapsed=12.5ms bytes_per_second=83886080 checksum=0123456789abcdef".
+// One line for a finished traffic, key=value pairs with the keys of
+// TrafficJson: "end=eof bytes_received=1048576 bytes_sent=0
+// datagrams_received=0 datagrams_sent=0 elapsed=12.5ms
+// bytes_per_second=83886080 checksum=0123456789abcdef".
 std::string FormatTraffic(const v1::TrafficResponse& response);
-// The same as a JSON object: counts as numbers, elapsed in seconds.
+// The same as a JSON object: counts as numbers, elapsed as "elapsed_s"
+// (seconds, a number).
 std::string TrafficJson(const v1::TrafficResponse& response);
 
 std::string FamilyName(v1::Family family);           // "inet"
 std::string SocketTypeName(v1::SocketType type);     // "stream"
-std::string SocketStateName(v1::SocketState state);  // "listening"
+std::string SocketStateName(v1::SocketState state);  // "listening", "shut_down"
 
 // The value type of a typed socket option.
 enum class OptionKind { kBool, kInt, kLinger, kMembership };
@@ -106,8 +131,13 @@ absl::StatusOr<v1::OptionValue> ParseOptionValue(OptionKind kind,
 // hex ("0x0100").
 std::string FormatOptionValue(const v1::OptionValue& value);
 
-// "10m", "2.5s", "none" for unset: a Duration as sockctl prints it.
+// A duration as sockctl and `sockctl run` print it in text, Go style:
+// "0s", "359us", "9.12ms", "2.182s", "10m", "24h" (microseconds below 1 ms, 10
+// us steps below 1 s, milliseconds above). JSON carries durations as numbers of
+// seconds in keys ending "_s" (see MessageJson).
 std::string DurationText(absl::Duration duration);
+// A duration as a JSON number of seconds ("0.000359", "600").
+std::string DurationSeconds(absl::Duration duration);
 
 // A JSON string literal, with quotes; bytes that are not valid UTF-8 are
 // replaced by U+FFFD.
@@ -131,8 +161,17 @@ class JsonObject {
   std::vector<std::pair<std::string, std::string>> fields_;
 };
 
-// A message as JSON with proto field names and default values printed.
-std::string ProtoJson(const google::protobuf::Message& message);
+// A message as sockctl's JSON, the same words the text output uses: proto
+// field names (snake_case), every scalar printed (defaults too), integers of
+// every width as JSON numbers, enums as the lower-case words of the text
+// ("inet", "stream", "listening"), sockagent.v1.Address as its text form
+// ("127.0.0.1:80"), google.protobuf.Duration as a number of seconds under
+// the field name plus "_s" ("ttl_s": 600), Timestamp as RFC 3339 UTC text,
+// bytes as base64. Unset message fields are left out.
+std::string MessageJson(const google::protobuf::Message& message);
+// An enum value's lower-case word: the value name without the enum type's
+// prefix ("FAMILY_INET" -> "inet", "SOCKET_STATE_SHUT_DOWN" -> "shut_down").
+std::string EnumWord(const google::protobuf::EnumValueDescriptor& value);
 
 // A right-padded text table.
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows);

@@ -71,15 +71,20 @@ Output is human-readable by default; --json prints one JSON object on stdout
 
 Exit codes:
   0  success
-  1  `health`: the agent is not SERVING
-  2  usage error (bad command line or argument value)
-  3  the call failed without an errno (agent unreachable, unknown handle or
-     session NOT_FOUND, deadline, permission, ...)
+  1  a negative answer: `health` got a status other than SERVING; `run`:
+     some step failed
+  2  usage error: a bad command line or a malformed argument value (checked
+     before any call: 127.0.0.1:abc, 300.1.1.1:80, --agent host:0), or a
+     scenario file error
+  3  the call failed without an errno: agent unreachable (a refused
+     connection reports at once), unknown handle or session (NOT_FOUND),
+     deadline, permission, ...
   4  the socket call failed with an errno; stderr says e.g.
      "sockctl: connect: Connection refused (ECONNREFUSED)"
-`sockctl run` (scenario files): 0 every expectation held, 1 some step failed,
-2 usage or scenario file error, 3 an agent could not be reached, 130/143
-interrupted by SIGINT/SIGTERM (cleanup ran).)help";
+  5  a name did not resolve on the agent (getaddrinfo EAI_*); stderr says
+     "sockctl: name resolution failed on the agent: ... (EAI_NONAME)"
+  130/143  `run` interrupted by SIGINT/SIGTERM (cleanup ran)
+--agent HOST without a port means HOST:7700.)help";
 
 // Options shared by every subcommand.
 struct Globals {
@@ -161,6 +166,7 @@ absl::StatusOr<std::unique_ptr<Agent>> ConnectAgent(bool need_session) {
   options.connect_timeout = g.call_timeout == absl::InfiniteDuration()
                                 ? absl::Seconds(10)
                                 : g.call_timeout;
+  options.fail_fast = true;
   return Agent::Connect(options);
 }
 
@@ -208,7 +214,6 @@ int PrintAddress(const v1::Address& address) {
     JsonObject object;
     object.AddString("address", FormatAddress(address));
     if (address.has_inet()) object.AddInt("port", address.inet().port());
-    object.AddRaw("address_proto", ProtoJson(address));
     PrintJson(object);
   } else {
     std::cout << FormatAddress(address) << std::endl;
@@ -216,9 +221,20 @@ int PrintAddress(const v1::Address& address) {
   return kExitOk;
 }
 
+// An address argument, parsed and checked as far as sockctl can check it
+// before any call (a malformed one is a usage error).
+absl::StatusOr<v1::Address> ParseAddressArg(const std::string& text) {
+  absl::StatusOr<v1::Address> address = ParseAddress(text);
+  if (!address.ok()) return address.status();
+  if (absl::Status checked = CheckAddressArg(*address, text); !checked.ok()) {
+    return checked;
+  }
+  return address;
+}
+
 // Adds the required positional HANDLE.
 void AddHandle(CLI::App* sub, std::string* handle) {
-  sub->add_option("handle", *handle, "socket handle (from `sockctl socket`)")
+  sub->add_option("HANDLE", *handle, "socket handle (from `sockctl socket`)")
       ->required();
 }
 
@@ -233,6 +249,7 @@ int SessionOpen(const std::string& ttl_text, const std::string& label) {
   options.keepalive = false;
   // Shared by the many processes that attach to it: lease-only.
   options.bind_to_connection = false;
+  options.fail_fast = true;
   options.session_label = label;
   options.call_timeout = g.call_timeout;
   if (!ttl_text.empty()) {
@@ -246,7 +263,7 @@ int SessionOpen(const std::string& ttl_text, const std::string& label) {
   if (g.json) {
     PrintJson(JsonObject()
                   .AddString("session_id", id)
-                  .AddString("ttl", DurationText((*agent)->session_ttl()))
+                  .AddRaw("ttl_s", DurationSeconds((*agent)->session_ttl()))
                   .AddString("incarnation", (*agent)->incarnation()));
   } else {
     std::cout << id << std::endl;
@@ -287,7 +304,7 @@ int SessionList() {
     for (const v1::SessionInfo& info : *sessions) {
       *response.add_sessions() = info;
     }
-    std::cout << ProtoJson(response) << std::endl;
+    std::cout << MessageJson(response) << std::endl;
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {
@@ -312,7 +329,7 @@ int SessionKeepAlive() {
   absl::StatusOr<absl::Duration> ttl = (*agent)->KeepAlive();
   if (!ttl.ok()) return Fail("session keepalive", ttl.status());
   if (g.json) {
-    PrintJson(JsonObject().AddString("ttl", DurationText(*ttl)));
+    PrintJson(JsonObject().AddRaw("ttl_s", DurationSeconds(*ttl)));
   } else {
     std::cout << DurationText(*ttl) << std::endl;
   }
@@ -342,7 +359,7 @@ int CreateSocket(const std::string& family_text, const std::string& type_text,
 }
 
 int Bind(const std::string& handle, const std::string& address_text) {
-  absl::StatusOr<v1::Address> address = ParseAddress(address_text);
+  absl::StatusOr<v1::Address> address = ParseAddressArg(address_text);
   if (!address.ok()) return Usage(address.status());
   return WithSocket(handle, [&](Agent&, Socket& socket) {
     absl::StatusOr<v1::Address> bound = socket.Bind(*address);
@@ -368,8 +385,7 @@ int Accept(const std::string& handle) {
     if (g.json) {
       PrintJson(JsonObject()
                     .AddString("handle", new_handle)
-                    .AddString("peer", FormatAddress(accepted->peer))
-                    .AddRaw("peer_proto", ProtoJson(accepted->peer)));
+                    .AddString("peer", FormatAddress(accepted->peer)));
     } else {
       std::cout << new_handle << " " << FormatAddress(accepted->peer)
                 << std::endl;
@@ -379,7 +395,7 @@ int Accept(const std::string& handle) {
 }
 
 int Connect(const std::string& handle, const std::string& address_text) {
-  absl::StatusOr<v1::Address> address = ParseAddress(address_text);
+  absl::StatusOr<v1::Address> address = ParseAddressArg(address_text);
   if (!address.ok()) return Usage(address.status());
   return WithSocket(handle, [&](Agent&, Socket& socket) {
     absl::StatusOr<v1::Address> local = socket.Connect(*address, g.deadline);
@@ -472,7 +488,7 @@ int RecvStream(const std::string& handle, uint64_t limit, uint32_t chunk) {
 
 int SendTo(const std::string& handle, const std::string& address_text,
            const std::string& data_arg) {
-  absl::StatusOr<v1::Address> address = ParseAddress(address_text);
+  absl::StatusOr<v1::Address> address = ParseAddressArg(address_text);
   if (!address.ok()) return Usage(address.status());
   absl::StatusOr<std::string> data =
       data_arg == "-" ? ReadAll(STDIN_FILENO)
@@ -501,7 +517,6 @@ int RecvFrom(const std::string& handle, uint32_t max) {
       PrintJson(
           JsonObject()
               .AddString("address", FormatAddress(datagram->address))
-              .AddRaw("address_proto", ProtoJson(datagram->address))
               .AddInt("bytes", static_cast<int64_t>(datagram->data.size()))
               .AddData(datagram->data));
     } else {
@@ -598,7 +613,7 @@ int Traffic(const std::string& kind, const std::string& handle,
     source->set_shutdown_write_at_end(flags.shutdown_write);
     source->set_datagram_bytes(static_cast<uint32_t>(*datagram));
     if (!flags.to.empty()) {
-      absl::StatusOr<v1::Address> to = ParseAddress(flags.to);
+      absl::StatusOr<v1::Address> to = ParseAddressArg(flags.to);
       if (!to.ok()) return Usage(to.status());
       *source->mutable_destination() = *std::move(to);
     }
@@ -738,9 +753,7 @@ int GetSockOpt(const std::string& handle, const std::string& name) {
     absl::StatusOr<v1::OptionValue> value = socket.GetSockOpt(spec->option);
     if (!value.ok()) return Fail("getsockopt", value.status());
     if (g.json) {
-      PrintJson(JsonObject()
-                    .AddString("value", FormatOptionValue(*value))
-                    .AddRaw("value_proto", ProtoJson(*value)));
+      PrintJson(JsonObject().AddString("value", FormatOptionValue(*value)));
     } else {
       std::cout << FormatOptionValue(*value) << std::endl;
     }
@@ -763,11 +776,13 @@ int GetTimeout(const std::string& handle) {
   return WithSocket(handle, [&](Agent&, Socket& socket) {
     absl::StatusOr<std::optional<absl::Duration>> timeout = socket.GetTimeout();
     if (!timeout.ok()) return Fail("gettimeout", timeout.status());
-    std::string text = timeout->has_value() ? DurationText(**timeout) : "none";
     if (g.json) {
-      PrintJson(JsonObject().AddString("timeout", text));
+      PrintJson(JsonObject().AddRaw(
+          "timeout_s",
+          timeout->has_value() ? DurationSeconds(**timeout) : "null"));
     } else {
-      std::cout << text << std::endl;
+      std::cout << (timeout->has_value() ? DurationText(**timeout) : "none")
+                << std::endl;
     }
     return kExitOk;
   });
@@ -811,7 +826,7 @@ int GetAddrInfo(const std::string& host, const std::string& port,
   if (g.json) {
     v1::GetAddrInfoResponse response;
     for (const v1::AddrInfo& info : *results) *response.add_results() = info;
-    std::cout << ProtoJson(response) << std::endl;
+    std::cout << MessageJson(response) << std::endl;
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {
@@ -833,7 +848,7 @@ int ListSockets() {
   if (g.json) {
     v1::ListSocketsResponse response;
     for (const v1::SocketInfo& info : *sockets) *response.add_sockets() = info;
-    std::cout << ProtoJson(response) << std::endl;
+    std::cout << MessageJson(response) << std::endl;
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows = {
@@ -865,7 +880,7 @@ int Info() {
   absl::StatusOr<v1::GetAgentInfoResponse> info = (*agent)->GetAgentInfo();
   if (!info.ok()) return Fail("info", info.status());
   if (g.json) {
-    std::cout << ProtoJson(*info) << std::endl;
+    std::cout << MessageJson(*info) << std::endl;
     return kExitOk;
   }
   const v1::Limits& limits = info->limits();
@@ -919,7 +934,8 @@ int Health(const std::string& service) {
                                ? absl::Seconds(5)
                                : g.call_timeout;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  context.set_wait_for_ready(true);
+  // Not wait_for_ready: a refused connection fails the call at once.
+  context.set_wait_for_ready(false);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
@@ -928,18 +944,21 @@ int Health(const std::string& service) {
   if (status.ok()) {
     state = grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
         response.status());
-  } else if (status.code() != absl::StatusCode::kUnimplemented) {
-    state = absl::StrCat("UNKNOWN (", DescribeError("health", status), ")");
+  } else if (status.code() != absl::StatusCode::kUnimplemented &&
+             status.code() != absl::StatusCode::kNotFound) {
+    // The agent did not answer: an RPC failure (exit 3), not a status.
+    return Fail("health", status);
+  } else if (status.code() == absl::StatusCode::kNotFound) {
+    state = "SERVICE_UNKNOWN";
   }
 #endif
   if (state.empty()) {
     // No health service: an answered GetAgentInfo counts as SERVING.
     absl::StatusOr<std::unique_ptr<Agent>> agent = ConnectAgent(false);
-    absl::Status status = agent.status();
-    if (agent.ok()) status = (*agent)->GetAgentInfo().status();
-    state = status.ok() ? "SERVING"
-                        : absl::StrCat("UNKNOWN (",
-                                       DescribeError("health", status), ")");
+    if (!agent.ok()) return Fail("health", agent.status());
+    absl::Status status = (*agent)->GetAgentInfo().status();
+    if (!status.ok()) return Fail("health", status);
+    state = "SERVING";
   }
   if (g.json) {
     PrintJson(JsonObject().AddString("status", state));
@@ -955,8 +974,9 @@ struct NcOptions {
   bool listen = false;
   bool udp = false;
   bool ipv6 = false;
-  std::vector<std::string> args;  // [HOST] PORT
-  std::string quit_after;         // -q
+  std::string host;  // "" = any address (with -l)
+  std::string port;
+  std::string quit_after;  // -q
   std::string ttl = "30s";
 };
 
@@ -1079,23 +1099,14 @@ int NcDatagram(Socket& socket, const std::optional<v1::Address>& peer,
 }
 
 int Nc(const NcOptions& nc) {
-  std::string host;
-  std::string port;
-  if (nc.args.size() == 2) {
-    host = nc.args[0];
-    port = nc.args[1];
-  } else if (nc.args.size() == 1 && nc.listen) {
-    port = nc.args[0];
-  } else {
-    return Usage(absl::InvalidArgumentError(
-        "nc: expected HOST PORT (or just PORT with -l)"));
-  }
+  const std::string& host = nc.host;
+  const std::string& port = nc.port;
   const bool bracketed = host.size() >= 2 && host.front() == '[';
-  absl::StatusOr<v1::Address> address =
-      ParseAddress(absl::StrCat(bracketed || host.find(':') == std::string::npos
-                                    ? host
-                                    : absl::StrCat("[", host, "]"),
-                                ":", port));
+  absl::StatusOr<v1::Address> address = ParseAddressArg(
+      absl::StrCat(bracketed || host.find(':') == std::string::npos
+                       ? host
+                       : absl::StrCat("[", host, "]"),
+                   ":", port));
   if (!address.ok()) return Usage(address.status());
   std::optional<absl::Duration> quit_after;
   if (!nc.quit_after.empty()) {
@@ -1115,6 +1126,7 @@ int Nc(const NcOptions& nc) {
   }
   options.session_ttl = *ttl;
   options.session_label = "sockctl nc";
+  options.fail_fast = true;
   options.call_timeout = g.call_timeout;
   absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect(options);
   if (!agent.ok()) return Fail("nc", agent.status());
@@ -1225,8 +1237,13 @@ int RunScenarios(const RunArgs& args, const std::vector<std::string>& extras) {
           "\" (files, --junit FILE, --json, --agent-NAME=HOST:PORT)")));
     }
     size_t name_end = text.find('=');
-    options.agent_targets[std::string(text.substr(0, name_end))] =
-        std::string(text.substr(name_end + 1));
+    absl::StatusOr<std::string> target = AgentTarget(text.substr(name_end + 1));
+    if (!target.ok()) {
+      return Usage(absl::InvalidArgumentError(absl::StrCat(
+          "run: --agent-", text.substr(0, name_end),
+          absl::StripPrefix(target.status().message(), "--agent"))));
+    }
+    options.agent_targets[std::string(text.substr(0, name_end))] = *target;
   }
   if (g.call_timeout != absl::InfiniteDuration()) {
     options.connect_timeout = g.call_timeout;
@@ -1290,6 +1307,9 @@ int RunScenarios(const RunArgs& args, const std::vector<std::string>& extras) {
     table << SummaryTable(results.back()) << std::flush;
   }
   watcher.Stop();
+  (g.json ? std::cerr : std::cout)
+      << TotalLine(results, static_cast<int>(scenarios.size() - results.size()))
+      << std::endl;
 
   int rc = kExitOk;
   if (!args.junit.empty()) {
@@ -1423,8 +1443,16 @@ std::string UnknownSubcommand(const CLI::App& app,
 CLI::App* AddCommand(CLI::App* parent, const std::string& name,
                      const std::string& help) {
   size_t end = help.size();
-  for (const char* stop : {". ", ".\n", "; ", "\n"}) {
-    end = std::min(end, help.find(stop));
+  int depth = 0;
+  for (size_t i = 0; i < help.size() && end == help.size(); ++i) {
+    const char c = help[i];
+    if (c == '(') ++depth;
+    if (c == ')' && depth > 0) --depth;
+    if (c == '\n' ||
+        (depth == 0 && c == '.' &&
+         (i + 1 == help.size() || help[i + 1] == ' ' || help[i + 1] == '\n'))) {
+      end = i;
+    }
   }
   CLI::App* sub = parent->add_subcommand(name, help.substr(0, end));
   sub->footer("\n" + Wrap(help));
@@ -1549,7 +1577,7 @@ int Main(int argc, char** argv) {
       "kernel's choice).\n\nExample:\n  sockctl bind $H 127.0.0.1:0   # "
       "prints e.g. 127.0.0.1:41234");
   AddHandle(bind, &handle);
-  bind->add_option("address", address, kAddressForms)->required();
+  bind->add_option("ADDRESS", address, kAddressForms)->required();
   on_run(bind, [&] { return Bind(handle, address); });
 
   int backlog = 128;
@@ -1574,7 +1602,7 @@ int Main(int argc, char** argv) {
       "Connect a socket (as seen from the agent) and print the local "
       "address.\n\nExample:\n  sockctl connect $H 127.0.0.1:8080");
   AddHandle(connect, &handle);
-  connect->add_option("address", address, kAddressForms)->required();
+  connect->add_option("ADDRESS", address, kAddressForms)->required();
   on_run(connect, [&] { return Connect(handle, address); });
 
   bool all = false;
@@ -1586,7 +1614,7 @@ int Main(int argc, char** argv) {
       "'GET / HTTP/1.0\\r\\n\\r\\n' ; printf 'x' | sockctl send $H - --all");
   AddHandle(send, &handle);
   CLI::Option* data_option =
-      send->add_option("data", data, "bytes to send; - for stdin");
+      send->add_option("DATA", data, "bytes to send; - for stdin");
   send->add_option("--file", file, "send this file's contents");
   send->add_flag("--all", all, "like sendall: send every byte");
   on_run(send, [&] { return Send(handle, data_option, data, file, all); });
@@ -1621,8 +1649,8 @@ int Main(int argc, char** argv) {
       "Send one datagram to an address.\n\nExample:\n  sockctl sendto $U "
       "127.0.0.1:5353 ping");
   AddHandle(sendto, &handle);
-  sendto->add_option("address", address, kAddressForms)->required();
-  sendto->add_option("data", data, "datagram payload; - for stdin")->required();
+  sendto->add_option("ADDRESS", address, kAddressForms)->required();
+  sendto->add_option("DATA", data, "datagram payload; - for stdin")->required();
   on_run(sendto, [&] { return SendTo(handle, address, data); });
 
   CLI::App* recvfrom = AddCommand(
@@ -1639,7 +1667,7 @@ int Main(int argc, char** argv) {
       "Shut down one or both directions (wr sends EOF to the peer).\n\n"
       "Example:\n  sockctl shutdown $H wr");
   AddHandle(shutdown, &handle);
-  shutdown->add_option("how", how, "rd | wr | rdwr")->required();
+  shutdown->add_option("HOW", how, "rd | wr | rdwr")->required();
   on_run(shutdown, [&] { return Shutdown(handle, how); });
 
   CLI::App* close = AddCommand(
@@ -1771,8 +1799,8 @@ int Main(int argc, char** argv) {
                    "\n\nExample:\n  sockctl setsockopt $H SO_REUSEADDR on; "
                    "sockctl setsockopt $H SO_LINGER on:5"));
   AddHandle(setsockopt, &handle);
-  setsockopt->add_option("name", name, "option name")->required();
-  setsockopt->add_option("value", value, "option value")->required();
+  setsockopt->add_option("NAME", name, "option name")->required();
+  setsockopt->add_option("VALUE", value, "option value")->required();
   on_run(setsockopt, [&] { return SetSockOpt(handle, name, value); });
 
   CLI::App* getsockopt = AddCommand(
@@ -1780,7 +1808,7 @@ int Main(int argc, char** argv) {
       absl::StrCat("Print a socket option's value. Names: ", option_names,
                    "\n\nExample:\n  sockctl getsockopt $H SO_RCVBUF"));
   AddHandle(getsockopt, &handle);
-  getsockopt->add_option("name", name, "option name")->required();
+  getsockopt->add_option("NAME", name, "option name")->required();
   on_run(getsockopt, [&] { return GetSockOpt(handle, name); });
 
   CLI::App* settimeout = AddCommand(
@@ -1790,7 +1818,7 @@ int Main(int argc, char** argv) {
       "  sockctl settimeout $H 2.5s");
   AddHandle(settimeout, &handle);
   std::string timeout_value;
-  settimeout->add_option("timeout", timeout_value, "none | 0 | 2.5s")
+  settimeout->add_option("TIMEOUT", timeout_value, "none | 0 | 2.5s")
       ->required();
   on_run(settimeout, [&] { return SetTimeout(handle, timeout_value); });
 
@@ -1813,8 +1841,8 @@ int Main(int argc, char** argv) {
       &app, "getaddrinfo",
       "Resolve a name on the agent host (needs no session).\n\nExample:\n  "
       "sockctl getaddrinfo localhost http --type stream");
-  getaddrinfo->add_option("host", host, "host name or literal")->required();
-  getaddrinfo->add_option("port", port, "port number or service name");
+  getaddrinfo->add_option("HOST", host, "host name or literal")->required();
+  getaddrinfo->add_option("PORT", port, "port number or service name");
   getaddrinfo->add_option("--family", ai_family, "inet | inet6 | unix");
   getaddrinfo->add_option("--type", ai_type, "stream | dgram | seqpacket");
   getaddrinfo->add_flag("--passive", passive, "AI_PASSIVE");
@@ -1836,9 +1864,11 @@ int Main(int argc, char** argv) {
   std::string health_service;
   CLI::App* health = AddCommand(
       &app, "health",
-      "Ask the agent's grpc.health.v1 service; print the status and exit 0 "
-      "when SERVING, 1 otherwise (also when unreachable).\n\nExample:\n  "
-      "until sockctl health --timeout 1s; do sleep 0.2; done");
+      "Ask the agent's grpc.health.v1 service and print the status: exit 0 "
+      "when SERVING, 1 when it answers anything else (NOT_SERVING while "
+      "draining, SERVICE_UNKNOWN), 3 when the agent does not answer (a "
+      "refused connection reports at once).\n\nExample:\n  until sockctl "
+      "--timeout 1s health; do sleep 0.2; done");
   health->add_option("--service", health_service, "service name (\"\": all)");
   on_run(health, [&] { return Health(health_service); });
 
@@ -1863,9 +1893,13 @@ int Main(int argc, char** argv) {
                      "after stdin EOF wait at most this long (TCP: for the "
                      "remote EOF; UDP: for more datagrams)");
   nc_cmd->add_option("--ttl", nc.ttl, "session lease")->capture_default_str();
-  nc_cmd->add_option("args", nc.args, "[HOST] PORT (HOST may be \"\")")
-      ->required()
-      ->expected(1, 2);
+  nc_cmd
+      ->add_option("HOST", nc.host,
+                   "host to connect to, or with -l the address to listen "
+                   "on (\"\" = any)")
+      ->required();
+  nc_cmd->add_option("PORT", nc.port, "port number or service name")
+      ->required();
   on_run(nc_cmd, [&] { return Nc(nc); });
 
   RunArgs run_args;
@@ -1874,8 +1908,15 @@ int Main(int argc, char** argv) {
   std::vector<std::string> agent_overrides;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
-    if (i > 0 && absl::StartsWith(argv[i], "--agent-")) {
-      agent_overrides.push_back(argv[i]);
+    const absl::string_view arg = argv[i];
+    if (i > 0 && absl::StartsWith(arg, "--agent-")) {
+      // --agent-NAME=HOST:PORT or, like the global --agent, --agent-NAME
+      // HOST:PORT.
+      if (!absl::StrContains(arg, '=') && i + 1 < argc) {
+        agent_overrides.push_back(absl::StrCat(arg, "=", argv[++i]));
+      } else {
+        agent_overrides.push_back(std::string(arg));
+      }
     } else {
       args.push_back(argv[i]);
     }
@@ -1893,7 +1934,7 @@ int Main(int argc, char** argv) {
       "session) always runs. Exit 0 only when every expectation held.\n\n"
       "Example:\n  sockctl run examples/scenarios/*.yaml --junit "
       "report.xml --agent-b=127.0.0.1:7701");
-  run_cmd->add_option("files", run_args.files, "scenario files (YAML)")
+  run_cmd->add_option("FILE", run_args.files, "scenario files (YAML)")
       ->required()
       ->check(CLI::ExistingFile);
   run_cmd->add_option("--junit", run_args.junit, "write JUnit XML here");
@@ -1909,8 +1950,30 @@ int Main(int argc, char** argv) {
       std::cerr << "sockctl: " << unknown << "\n";
       return kExitUsage;
     }
-    const int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == 0) {  // --help
+      app.exit(e);
+      return kExitOk;
+    }
+    // The subcommand path the error belongs to, e.g. "session open".
+    std::string path;
+    for (const CLI::App* current = &app;;) {
+      std::vector<const CLI::App*> parsed;
+      for (const CLI::App* sub : current->get_subcommands({})) {
+        if (sub->parsed()) parsed.push_back(sub);
+      }
+      if (parsed.empty()) break;
+      current = parsed.front();
+      absl::StrAppend(&path, path.empty() ? "" : " ", current->get_name());
+    }
+    std::cerr << "sockctl: " << (path.empty() ? "" : path + ": ") << e.what()
+              << " (`sockctl " << (path.empty() ? "" : path + " ")
+              << "--help` shows the usage)" << std::endl;
+    return kExitUsage;
+  }
+  if (absl::StatusOr<std::string> target = AgentTarget(g.agent); !target.ok()) {
+    return Usage(target.status());
+  } else {
+    g.agent = *target;
   }
   if (!g.timeout.empty()) {
     absl::StatusOr<absl::Duration> timeout = ParseDurationArg(g.timeout);

@@ -125,13 +125,7 @@ RE2::Options RegexOptions() {
 }
 
 std::string DurationText(absl::Duration duration) {
-  if (duration < absl::Milliseconds(1)) {
-    return absl::StrCat(absl::ToInt64Microseconds(duration), "us");
-  }
-  if (duration < absl::Seconds(10)) {
-    return absl::StrCat(absl::ToInt64Milliseconds(duration), "ms");
-  }
-  return absl::StrCat(absl::ToDoubleSeconds(duration), "s");
+  return cli::DurationText(duration);
 }
 
 absl::Status CheckArg(ArgType type, absl::string_view value) {

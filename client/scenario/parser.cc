@@ -3,6 +3,7 @@
 // it is written. yaml-cpp reports errors by throwing; the exceptions are
 // caught here and never leave this file.
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -21,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
+#include "proto/errno_status.h"
 
 namespace sockagent {
 namespace scenario {
@@ -220,11 +222,103 @@ const KindDef* FindKind(absl::string_view name) {
 constexpr const char* kStepKeys[] = {"name",    "agent", "save_as",  "expect",
                                      "timeout", "retry", "parallel", "steps"};
 
+// Levenshtein distance, for "did you mean".
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// The name of `names` closest to `word` (case-insensitive), when it is close
+// enough to be a likely typo; "" otherwise.
+std::string Closest(absl::string_view word,
+                    const std::vector<std::string>& names) {
+  const std::string lower = absl::AsciiStrToLower(word);
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, lower.size() / 3) + 1;
+  for (const std::string& name : names) {
+    const size_t d = EditDistance(lower, absl::AsciiStrToLower(name));
+    if (d < best_distance) {
+      best_distance = d;
+      best = name;
+    }
+  }
+  return best;
+}
+
+// " (did you mean \"x\"?)" or "".
+std::string DidYouMean(absl::string_view word,
+                       const std::vector<std::string>& names) {
+  const std::string best = Closest(word, names);
+  return best.empty() ? "" : absl::StrCat(" (did you mean \"", best, "\"?)");
+}
+
+// The lower-case words of `text` (letters, digits, '_'), e.g. the key list
+// of an "unknown key (a, b, c)" message.
+std::vector<std::string> Words(absl::string_view text) {
+  std::vector<std::string> words;
+  std::string current;
+  for (char c : text) {
+    if (absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_') {
+      current += c;
+    } else if (!current.empty()) {
+      words.push_back(current);
+      current.clear();
+    }
+  }
+  if (!current.empty()) words.push_back(current);
+  return words;
+}
+
+// Every errno name the agent can report: the system's errno names, their
+// aliases, and getaddrinfo's EAI_* names.
+const std::vector<std::string>& ErrnoNames() {
+  static const auto* names = [] {
+    auto* out = new std::vector<std::string>;
+    for (int err = 1; err < 4096; ++err) {
+      const std::string name = ErrnoName(err);
+      // ErrnoName() gives "E<number>" for a value without a name.
+      if (name.size() > 1 && !absl::ascii_isdigit(name[1])) {
+        out->push_back(name);
+      }
+    }
+    for (const char* extra :
+         {"EWOULDBLOCK", "EDEADLOCK", "ENOTSUP", "EAI_ADDRFAMILY", "EAI_AGAIN",
+          "EAI_BADFLAGS", "EAI_FAIL", "EAI_FAMILY", "EAI_MEMORY", "EAI_NODATA",
+          "EAI_NONAME", "EAI_OVERFLOW", "EAI_SERVICE", "EAI_SOCKTYPE",
+          "EAI_SYSTEM"}) {
+      out->push_back(extra);
+    }
+    return out;
+  }();
+  return *names;
+}
+
+// Names a step may use as keys: every kind and the common keys.
+std::vector<std::string> StepKeyNames();
+
 bool IsStepKey(absl::string_view key) {
   for (const char* k : kStepKeys) {
     if (key == k) return true;
   }
   return false;
+}
+
+std::vector<std::string> StepKeyNames() {
+  std::vector<std::string> names = {"recv_all"};
+  for (const KindDef& def : Kinds()) names.push_back(def.name);
+  for (const char* key : kStepKeys) names.push_back(key);
+  return names;
 }
 
 class Parser {
@@ -234,12 +328,24 @@ class Parser {
   absl::Status Parse(absl::string_view text, Model* model);
 
  private:
+  // "FILE:LINE:COLUMN: KEY: WHAT". For an "unknown ..." key whose
+  // message lists the known ones in parentheses, adds the closest of them
+  // ("did you mean").
   absl::Status Error(const YAML::Node& node, absl::string_view key,
                      absl::string_view what) const {
     Location at = Where(node);
-    return absl::InvalidArgumentError(
-        absl::StrCat(origin_, ":", at.line, ":", at.column, ": ",
-                     key.empty() ? "" : absl::StrCat(key, ": "), what));
+    std::string suggestion;
+    if (!key.empty() && absl::StartsWith(what, "unknown")) {
+      const size_t open = what.find('(');
+      suggestion = DidYouMean(key, absl::StartsWith(what, "unknown step key")
+                                       ? StepKeyNames()
+                                       : Words(open == absl::string_view::npos
+                                                   ? absl::string_view()
+                                                   : what.substr(open)));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        origin_, ":", at.line, ":", at.column, ": ",
+        key.empty() ? "" : absl::StrCat(key, ": "), what, suggestion));
   }
   static Location Where(const YAML::Node& node) {
     YAML::Mark mark = node.Mark();
@@ -860,10 +966,13 @@ absl::Status Parser::ParseExpect(const YAML::Node& node, Step* step) {
       }
       expect.status = upper;
     } else if (key == "errno") {
-      if (literal && (text->size() < 2 || (*text)[0] != 'E')) {
+      const std::vector<std::string>& names = ErrnoNames();
+      if (literal &&
+          std::find(names.begin(), names.end(), *text) == names.end()) {
         return Error(value, key,
                      absl::StrCat("\"", *text,
-                                  "\" is not an errno name (ECONNRESET, ...)"));
+                                  "\" is not an errno name (ECONNRESET, ...)",
+                                  DidYouMean(*text, names)));
       }
       expect.errno_name = *text;
     } else if (key == "contains") {

@@ -71,6 +71,59 @@ std::string Seconds(absl::Duration d) {
   return absl::StrFormat("%.3f", absl::ToDoubleSeconds(d));
 }
 
+// Whether an entry is a test case of the reports: every step of the file;
+// a session, vars or cleanup entry only when it did not pass (then it is why
+// the steps did not run, or what they left behind).
+bool IsCase(const StepResult& step) {
+  return step.index > 0 || step.status == StepStatus::kFailed ||
+         step.status == StepStatus::kError;
+}
+
+// The test cases of `results` by status, as every report counts them.
+struct Counts {
+  int tests = 0;
+  int passed = 0;
+  int failed = 0;
+  int errors = 0;
+  int skipped = 0;
+
+  void Add(const ScenarioResult& r) {
+    for (const StepResult& step : r.steps) {
+      if (!IsCase(step)) continue;
+      ++tests;
+      switch (step.status) {
+        case StepStatus::kPassed:
+          ++passed;
+          break;
+        case StepStatus::kFailed:
+          ++failed;
+          break;
+        case StepStatus::kError:
+          ++errors;
+          break;
+        case StepStatus::kSkipped:
+          ++skipped;
+          break;
+      }
+    }
+    if (r.interrupted) {
+      ++tests;
+      ++errors;
+    }
+  }
+};
+
+Counts CountsOf(const ScenarioResult& r) {
+  Counts counts;
+  counts.Add(r);
+  return counts;
+}
+
+// "FILE:LINE: " of a step, or "".
+std::string At(const StepResult& step) {
+  return step.where.empty() ? "" : absl::StrCat(step.where, ": ");
+}
+
 std::string CaseName(const StepResult& step) {
   if (step.index == 0) return step.name;
   return absl::StrFormat("%02d %s", step.index, step.name);
@@ -100,29 +153,24 @@ std::string StatusWord(StepStatus status) {
 }  // namespace
 
 std::string JUnitXml(const std::vector<ScenarioResult>& results) {
-  int tests = 0, failures = 0, errors = 0, skipped = 0;
+  Counts all;
   absl::Duration total;
   for (const ScenarioResult& r : results) {
-    tests += static_cast<int>(r.steps.size()) + (r.interrupted ? 1 : 0);
-    failures += r.Count(StepStatus::kFailed);
-    errors += r.Count(StepStatus::kError) + (r.interrupted ? 1 : 0);
-    skipped += r.Count(StepStatus::kSkipped);
+    all.Add(r);
     total += r.duration;
   }
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  absl::StrAppend(&out, "<testsuites name=\"sockctl run\" tests=\"", tests,
-                  "\" failures=\"", failures, "\" errors=\"", errors,
-                  "\" skipped=\"", skipped, "\" time=\"", Seconds(total),
+  absl::StrAppend(&out, "<testsuites name=\"sockctl run\" tests=\"", all.tests,
+                  "\" failures=\"", all.failed, "\" errors=\"", all.errors,
+                  "\" skipped=\"", all.skipped, "\" time=\"", Seconds(total),
                   "\">\n");
   int id = 0;
   for (const ScenarioResult& r : results) {
-    const int suite_errors =
-        r.Count(StepStatus::kError) + (r.interrupted ? 1 : 0);
+    const Counts counts = CountsOf(r);
     absl::StrAppend(
         &out, "  <testsuite name=\"", Xml(r.name), "\" id=\"", id++,
-        "\" tests=\"", r.steps.size() + (r.interrupted ? 1 : 0),
-        "\" failures=\"", r.Count(StepStatus::kFailed), "\" errors=\"",
-        suite_errors, "\" skipped=\"", r.Count(StepStatus::kSkipped),
+        "\" tests=\"", counts.tests, "\" failures=\"", counts.failed,
+        "\" errors=\"", counts.errors, "\" skipped=\"", counts.skipped,
         "\" time=\"", Seconds(r.duration), "\" timestamp=\"",
         absl::FormatTime("%Y-%m-%dT%H:%M:%S", r.started, absl::UTCTimeZone()),
         "\" hostname=\"", Xml(LocalHostname()), "\">\n");
@@ -134,10 +182,16 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results) {
     }
     const std::string classname = Xml(r.name);
     for (const StepResult& step : r.steps) {
+      if (!IsCase(step)) continue;
       absl::StrAppend(&out, "    <testcase name=\"", Xml(CaseName(step)),
                       "\" classname=\"", classname,
                       step.agent.empty() ? "" : ".", Xml(step.agent),
                       "\" time=\"", Seconds(step.duration), "\"");
+      if (const size_t colon = step.where.rfind(':');
+          colon != std::string::npos) {
+        absl::StrAppend(&out, " file=\"", Xml(step.where.substr(0, colon)),
+                        "\" line=\"", Xml(step.where.substr(colon + 1)), "\"");
+      }
       switch (step.status) {
         case StepStatus::kPassed:
           absl::StrAppend(&out, "/>\n");
@@ -145,6 +199,7 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results) {
         case StepStatus::kFailed: {
           std::vector<std::string> lines = {
               absl::StrCat("step:     ", CaseName(step)),
+              absl::StrCat("at:       ", step.where),
               absl::StrCat("kind:     ", step.kind),
               absl::StrCat("agent:    ", step.agent),
               absl::StrCat("expected: ", step.expected),
@@ -155,16 +210,17 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results) {
                 check.held ? "  held    " : "  FAILED  ", check.what,
                 ": expected ", check.expected, ", actual ", check.actual));
           }
-          absl::StrAppend(&out, ">\n      <failure message=\"",
-                          Xml(Detail(step)), "\" type=\"expectation\">",
-                          Xml(absl::StrJoin(lines, "\n")),
-                          "</failure>\n    </testcase>\n");
+          absl::StrAppend(
+              &out, ">\n      <failure message=\"",
+              Xml(At(step) + Detail(step)), "\" type=\"expectation\">",
+              Xml(absl::StrJoin(lines, "\n")), "</failure>\n    </testcase>\n");
           continue;
         }
         case StepStatus::kError:
-          absl::StrAppend(&out, ">\n      <error message=\"", Xml(step.message),
-                          "\" type=\"", Xml(step.kind), "\">",
-                          Xml(step.message), "</error>\n    </testcase>\n");
+          absl::StrAppend(&out, ">\n      <error message=\"",
+                          Xml(At(step) + step.message), "\" type=\"",
+                          Xml(step.kind), "\">", Xml(At(step) + step.message),
+                          "</error>\n    </testcase>\n");
           continue;
         case StepStatus::kSkipped:
           absl::StrAppend(&out, ">\n      <skipped message=\"",
@@ -184,6 +240,25 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results) {
   absl::StrAppend(&out, "</testsuites>\n");
   return out;
 }
+
+namespace {
+
+std::string CountsJson(const Counts& counts) {
+  return cli::JsonObject()
+      .AddInt("tests", counts.tests)
+      .AddInt("passed", counts.passed)
+      .AddInt("failed", counts.failed)
+      .AddInt("errors", counts.errors)
+      .AddInt("skipped", counts.skipped)
+      .Build();
+}
+
+std::string CountsText(const Counts& counts) {
+  return absl::StrCat(counts.passed, " passed, ", counts.failed, " failed, ",
+                      counts.errors, " errors, ", counts.skipped, " skipped");
+}
+
+}  // namespace
 
 std::string ResultsJson(const std::vector<ScenarioResult>& results) {
   bool all_ok = !results.empty();
@@ -206,6 +281,7 @@ std::string ResultsJson(const std::vector<ScenarioResult>& results) {
           .AddString("name", step.name)
           .AddString("kind", step.kind)
           .AddString("agent", step.agent)
+          .AddString("where", step.where)
           .AddString("status", StepStatusName(step.status))
           .AddRaw("duration_s", Seconds(step.duration))
           .AddInt("attempts", step.attempts)
@@ -228,18 +304,15 @@ std::string ResultsJson(const std::vector<ScenarioResult>& results) {
                        absl::FormatTime(absl::RFC3339_full, r.started,
                                         absl::UTCTimeZone()))
             .AddRaw("duration_s", Seconds(r.duration))
-            .AddRaw("counts",
-                    cli::JsonObject()
-                        .AddInt("passed", r.Count(StepStatus::kPassed))
-                        .AddInt("failed", r.Count(StepStatus::kFailed))
-                        .AddInt("errors", r.Count(StepStatus::kError))
-                        .AddInt("skipped", r.Count(StepStatus::kSkipped))
-                        .Build())
+            .AddRaw("counts", CountsJson(CountsOf(r)))
             .AddRaw("steps", absl::StrCat("[", absl::StrJoin(steps, ","), "]"))
             .Build());
   }
+  Counts all;
+  for (const ScenarioResult& r : results) all.Add(r);
   return cli::JsonObject()
       .AddBool("ok", all_ok)
+      .AddRaw("counts", CountsJson(all))
       .AddRaw("scenarios",
               absl::StrCat("[", absl::StrJoin(scenarios, ","), "]"))
       .Build();
@@ -264,12 +337,29 @@ std::string SummaryTable(const ScenarioResult& result) {
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
   }
   absl::StrAppend(&out, result.ok() ? "PASSED" : "FAILED", ": ",
-                  result.Count(StepStatus::kPassed), " passed, ",
-                  result.Count(StepStatus::kFailed), " failed, ",
-                  result.Count(StepStatus::kError), " errors, ",
-                  result.Count(StepStatus::kSkipped), " skipped",
+                  CountsText(CountsOf(result)),
                   result.interrupted ? ", interrupted" : "", " in ",
                   scenario::DurationText(result.duration), "\n");
+  return out;
+}
+
+std::string TotalLine(const std::vector<ScenarioResult>& results, int not_run) {
+  Counts all;
+  int passed = 0;
+  absl::Duration total;
+  for (const ScenarioResult& r : results) {
+    all.Add(r);
+    passed += r.ok() ? 1 : 0;
+    total += r.duration;
+  }
+  const int scenarios = static_cast<int>(results.size()) + not_run;
+  const bool ok = passed == scenarios && scenarios > 0;
+  std::string out = absl::StrCat(
+      "TOTAL ", ok ? "PASSED" : "FAILED", ": ", scenarios, " scenario",
+      scenarios == 1 ? "" : "s", " (", passed, " passed");
+  if (not_run > 0) absl::StrAppend(&out, ", ", not_run, " not run");
+  absl::StrAppend(&out, "), steps: ", CountsText(all), " in ",
+                  scenario::DurationText(total));
   return out;
 }
 
@@ -279,6 +369,11 @@ std::string ProgressLine(const StepResult& step) {
       step.index == 0 ? "-" : absl::StrCat(step.index), StatusWord(step.status),
       step.agent.empty() ? "-" : step.agent, step.name,
       scenario::DurationText(step.duration));
+  if ((step.status == StepStatus::kFailed ||
+       step.status == StepStatus::kError) &&
+      !step.where.empty()) {
+    absl::StrAppend(&out, " at ", step.where);
+  }
   if (step.attempts > 1)
     absl::StrAppend(&out, " after ", step.attempts, " attempts");
   if (step.status == StepStatus::kFailed && !step.expected.empty()) {

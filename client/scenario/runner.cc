@@ -161,6 +161,8 @@ class Run {
   // Sleeps up to `duration`; false if the run was stopped meanwhile.
   bool SleepUnlessStopped(absl::Duration duration);
   void Record(StepResult result);
+  // "FILE:LINE" of `step` (StepResult::where).
+  std::string Where(const Step& step) const;
 
   const Model& model_;
   const RunOptions& options_;
@@ -181,6 +183,13 @@ class Run {
 
   absl::Mutex report_mu_;  // serializes on_step
 };
+
+std::string Run::Where(const Step& step) const {
+  if (step.location.line == 0) return model_.file;
+  return model_.file.empty()
+             ? absl::StrCat(step.location.line)
+             : absl::StrCat(model_.file, ":", step.location.line);
+}
 
 void Run::Record(StepResult result) {
   {
@@ -398,6 +407,7 @@ void Run::MarkSkipped(const std::vector<Step>& steps) {
     r.name = step.name;
     r.kind = step.kind_name;
     r.agent = AgentOf(step);
+    r.where = Where(step);
     r.status = StepStatus::kSkipped;
     r.message = absl::StrCat("not run: ", reason);
     Record(std::move(r));
@@ -533,6 +543,7 @@ void Run::RunLeaf(const Step& step) {
   r.name = step.name;
   r.kind = step.kind_name;
   r.agent = AgentOf(step);
+  r.where = Where(step);
   const absl::Time first_start = absl::Now();
   const absl::Duration timeout = step.timeout.value_or(model_.default_timeout);
   const absl::Time retry_deadline = step.retry.until > absl::ZeroDuration()

@@ -70,6 +70,9 @@ struct StepResult {
   std::string name;   // the step's `name`, or one made from kind and socket
   std::string kind;   // "recv", "connect", ... "session", "cleanup"
   std::string agent;  // the agent's name in the file ("" if none)
+  // Where the step is written: "FILE:LINE" ("LINE" for a scenario parsed
+  // from a string; "" for session, vars and cleanup entries).
+  std::string where;
   StepStatus status = StepStatus::kSkipped;
   // The first expectation that did not hold (empty when passed).
   std::string expected;
@@ -147,8 +150,10 @@ class Scenario {
 //
 // A JUnit XML document: <testsuites> with one <testsuite> per result (name,
 // tests, failures, errors, skipped, time, timestamp) holding one <testcase>
-// per entry (name "NN name", classname "<scenario>.<agent>", time) with a
-// <failure>, <error> or <skipped> child where it did not pass.
+// per step of the file (name "NN name", classname "<scenario>.<agent>",
+// time, file, line) with a <failure>, <error> or <skipped> child where it did
+// not pass; failure and error messages start with "FILE:LINE: ". Session,
+// vars and cleanup entries are test cases only when they failed.
 std::string JUnitXml(const std::vector<ScenarioResult>& results);
 // One JSON object: {"ok":..,"scenarios":[{"name","file","ok","interrupted",
 // "duration_s","counts":{..},"steps":[{..}]}]}.
@@ -156,8 +161,13 @@ std::string ResultsJson(const std::vector<ScenarioResult>& results);
 // A right-padded text table: #, STEP, AGENT, STATUS, TIME, DETAIL, then a
 // totals line.
 std::string SummaryTable(const ScenarioResult& result);
-// One progress line: "[ 3] PASS  a  accept listener (12ms)" plus, for a
-// failure, "      expected: ...\n      actual:   ...".
+// The last line of every `sockctl run`: "TOTAL PASSED: 2 scenarios (2
+// passed), steps: 22 passed, 0 failed, 0 errors, 0 skipped in 120ms";
+// `not_run` counts scenarios that never started (interrupted before them).
+std::string TotalLine(const std::vector<ScenarioResult>& results, int not_run);
+// One progress line: "[ 3] PASS  a  accept listener (12ms)"; a failed or
+// errored step adds " at FILE:LINE" and, for a failure,
+// "      expected: ...\n      actual:   ...".
 std::string ProgressLine(const StepResult& step);
 
 }  // namespace sockagent

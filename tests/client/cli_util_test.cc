@@ -1,15 +1,22 @@
 #include "client/cli/cli_util.h"
 
+#include <netdb.h>
+
 #include <cerrno>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "client/address.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/errno_status.h"
 
 namespace sockagent::cli {
 namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(ExitCodeTest, OkErrnoAndPlainErrors) {
   EXPECT_EQ(ExitCodeFor(absl::OkStatus()), kExitOk);
@@ -192,15 +199,95 @@ TEST(TrafficArgsTest, ResultAsTextAndJson) {
   response.set_checksum("0123456789abcdef");
   response.set_end(v1::TRAFFIC_END_EOF);
   EXPECT_EQ(FormatTraffic(response),
-            "end=eof received=1024 sent=2048 datagrams_received=0 "
+            "end=eof bytes_received=1024 bytes_sent=2048 datagrams_received=0 "
             "datagrams_sent=0 elapsed=500ms bytes_per_second=6144 "
             "checksum=0123456789abcdef");
   EXPECT_EQ(TrafficJson(response),
             "{\"end\":\"eof\",\"bytes_received\":1024,\"bytes_sent\":2048,"
             "\"datagrams_received\":0,\"datagrams_sent\":0,"
-            "\"elapsed_seconds\":0.5,\"bytes_per_second\":6144,"
+            "\"elapsed_s\":0.5,\"bytes_per_second\":6144,"
             "\"checksum\":\"0123456789abcdef\"}");
   EXPECT_EQ(TrafficEndName(v1::TRAFFIC_END_FAULT), "fault");
+}
+
+TEST(ExitCodeTest, ResolutionFailureHasItsOwnCode) {
+  absl::Status eai = NamedOsError(
+      absl::StatusCode::kNotFound, EAI_NONAME, "EAI_NONAME", "getaddrinfo",
+      "address.inet.host: 'x' did not resolve: Name or service not known "
+      "(EAI_NONAME)");
+  EXPECT_EQ(ExitCodeFor(eai), kExitResolve);
+  EXPECT_EQ(DescribeError("sendto", eai),
+            "name resolution failed on the agent: address.inet.host: 'x' did "
+            "not resolve: Name or service not known (EAI_NONAME)");
+}
+
+TEST(DescribeErrorTest, ContextIsNotRepeated) {
+  EXPECT_EQ(
+      DescribeError("recv", absl::DeadlineExceededError("recv: timed out")),
+      "recv: timed out (DEADLINE_EXCEEDED)");
+}
+
+TEST(CheckAddressArgTest, RejectsWhatCannotBeAnAddress) {
+  auto check = [](const std::string& text) {
+    absl::StatusOr<v1::Address> address = ParseAddress(text);
+    if (!address.ok()) return address.status();
+    return CheckAddressArg(*address, text);
+  };
+  EXPECT_TRUE(check("127.0.0.1:80").ok());
+  EXPECT_TRUE(check("127.0.0.1:http").ok());
+  EXPECT_TRUE(check("example.internal:80").ok());
+  EXPECT_TRUE(check("[::1]:0").ok());
+  EXPECT_TRUE(check("[fe80::1%lo]:0").ok());
+  EXPECT_TRUE(check(":0").ok());
+  EXPECT_FALSE(check("300.1.1.1:80").ok());
+  EXPECT_FALSE(check("1.2.3.4.5:80").ok());
+  EXPECT_FALSE(check("127.0.0.1:abc").ok());
+  EXPECT_FALSE(check("[::g]:80").ok());
+}
+
+TEST(AgentTargetTest, DefaultPortAndChecks) {
+  EXPECT_EQ(*AgentTarget("127.0.0.1"), "127.0.0.1:7700");
+  EXPECT_EQ(*AgentTarget("node1"), "node1:7700");
+  EXPECT_EQ(*AgentTarget("[::1]"), "[::1]:7700");
+  EXPECT_EQ(*AgentTarget("[::1]:7701"), "[::1]:7701");
+  EXPECT_EQ(*AgentTarget("node1:7701"), "node1:7701");
+  EXPECT_EQ(*AgentTarget("unix:/run/sockagent.sock"),
+            "unix:/run/sockagent.sock");
+  for (const char* bad : {"", "127.0.0.1:abc", "127.0.0.1:0", "127.0.0.1:65536",
+                          "::1", "300.1.1.1", ":7700", "[::1", "[::1]x"}) {
+    EXPECT_FALSE(AgentTarget(bad).ok()) << bad;
+  }
+}
+
+TEST(DurationTextTest, GoStyleWithBoundedPrecision) {
+  EXPECT_EQ(DurationText(absl::Nanoseconds(359123)), "359us");
+  EXPECT_EQ(DurationText(absl::Nanoseconds(9123456)), "9.12ms");
+  EXPECT_EQ(DurationText(absl::Nanoseconds(2182739846)), "2.182s");
+  EXPECT_EQ(DurationText(absl::Minutes(10)), "10m");
+  EXPECT_EQ(DurationText(absl::Hours(24)), "24h");
+  EXPECT_EQ(DurationSeconds(absl::Minutes(10)), "600");
+  EXPECT_EQ(DurationSeconds(absl::Microseconds(359)), "0.000359");
+}
+
+TEST(MessageJsonTest, TextWordsNumbersAndSeconds) {
+  v1::SocketInfo info;
+  info.set_handle("h");
+  info.set_family(v1::FAMILY_INET6);
+  info.set_type(v1::SOCKET_TYPE_DGRAM);
+  info.set_state(v1::SOCKET_STATE_SHUT_DOWN);
+  info.set_bytes_sent(1ULL << 40);
+  *info.mutable_local() = *ParseAddress("[::1]:53");
+  info.mutable_timeout()->set_seconds(2);
+  info.mutable_timeout()->set_nanos(500000000);
+  const std::string json = MessageJson(info);
+  EXPECT_THAT(json, HasSubstr("\"family\":\"inet6\""));
+  EXPECT_THAT(json, HasSubstr("\"type\":\"dgram\""));
+  EXPECT_THAT(json, HasSubstr("\"state\":\"shut_down\""));
+  EXPECT_THAT(json, HasSubstr("\"bytes_sent\":1099511627776"));
+  EXPECT_THAT(json, HasSubstr("\"local\":\"[::1]:53\""));
+  EXPECT_THAT(json, HasSubstr("\"timeout_s\":2.5"));
+  EXPECT_THAT(json, Not(HasSubstr("\"peer\"")));
+  EXPECT_EQ(SocketStateName(v1::SOCKET_STATE_SHUT_DOWN), "shut_down");
 }
 
 TEST(FormatTableTest, PadsColumns) {

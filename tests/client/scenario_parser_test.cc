@@ -182,7 +182,8 @@ TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {
   EXPECT_EQ(ParseError("  - {agent: a, sockett: {}, save_as: s}\n"),
             "t.yaml:6:16: sockett: unknown step key (an RPC such as socket, "
             "bind, connect, send, recv, ...; parallel, steps, signal, wait, "
-            "sleep; or name, agent, save_as, expect, timeout, retry)");
+            "sleep; or name, agent, save_as, expect, timeout, retry) (did "
+            "you mean \"socket\"?)");
   EXPECT_THAT(ParseError("  - {agent: a, name: x}\n"),
               HasSubstr("t.yaml:6:5: a step needs an action"));
   EXPECT_THAT(ParseError("  - {agent: a, socket: {}, gethostname: , "
@@ -287,6 +288,12 @@ TEST(ScenarioParserTest, ExpectationErrors) {
   EXPECT_EQ(expect("{status: deadline_exceeded}"), "");
   EXPECT_THAT(expect("{errno: connreset}"),
               HasSubstr("t.yaml:8:21: errno: \"connreset\" is not an errno"));
+  EXPECT_THAT(expect("{errno: ECONNRESETT}"),
+              HasSubstr("errno: \"ECONNRESETT\" is not an errno name "
+                        "(ECONNRESET, ...) (did you mean \"ECONNRESET\"?)"));
+  EXPECT_THAT(expect("{errnum: ECONNRESET}"),
+              HasSubstr("(did you mean \"errno\"?)"));
+  EXPECT_EQ(expect("{errno: EAI_NONAME}"), "");
   EXPECT_THAT(expect("{matches: \"(\"}"),
               HasSubstr("t.yaml:8:23: matches: bad regex"));
   EXPECT_THAT(expect("{checksum: 123}"),

@@ -142,12 +142,35 @@ grep -q "PASS  a        A receives 1 MiB intact" "$TMP/examples.err" ||
 print(len(ET.parse(sys.argv[1]).getroot().findall("testsuite")))' \
   "$TMP/examples.xml")" -eq "$(ls examples/scenarios/*.yaml | wc -l)" ] ||
   fail "examples: one testsuite per file"
+n_files=$(ls examples/scenarios/*.yaml | wc -l)
+tail -n 1 "$TMP/examples.out" | grep -Eq "^TOTAL PASSED: $n_files scenarios \($n_files passed\), steps: [0-9]+ passed, 0 failed, 0 errors, 0 skipped in " ||
+  fail "examples: last line is not the total: $(tail -n 1 "$TMP/examples.out")"
+# JUnit counts the steps of each file, not its session and cleanup entries:
+# --check's step count is the testsuite's tests.
+run --check examples/scenarios/*.yaml >"$TMP/check.out" 2>"$TMP/check.err"
+"$PYTHON" - "$TMP/examples.xml" "$TMP/check.out" <<'PY' || fail "examples: JUnit counts"
+import re, sys
+import xml.etree.ElementTree as ET
+steps = {}
+for line in open(sys.argv[2]):
+    m = re.match(r"(.*): (.*), (\d+) steps, agents", line)
+    steps[m.group(2)] = int(m.group(3))
+root = ET.parse(sys.argv[1]).getroot()
+for suite in root.findall("testsuite"):
+    assert int(suite.get("tests")) == steps[suite.get("name")], \
+        (suite.get("name"), suite.get("tests"), steps[suite.get("name")])
+    for case in suite.findall("testcase"):
+        assert re.match(r"\d\d ", case.get("name")), case.get("name")
+        assert case.get("file", "").endswith(".yaml") and int(case.get("line")) > 0, case.attrib
+assert int(root.get("tests")) == sum(steps.values())
+PY
 assert_empty "after the examples"
-pass "examples pass (SOCKAGENT_AGENT_A/B), JUnit structure"
+pass "examples pass (SOCKAGENT_AGENT_A/B), JUnit counts steps only, total line"
 
-# --agent-NAME wins over the environment; --json.
+# --agent-NAME wins over the environment (also as two words, like the global
+# --agent); --json.
 SOCKAGENT_AGENT_A=127.0.0.1:1 run examples/scenarios/tcp_transfer_reset.yaml \
-  --agent-a="$A" --agent-b="$B" --json >"$TMP/json.out" 2>"$TMP/json.err"
+  --agent-a "$A" --agent-b "$B" --json >"$TMP/json.out" 2>"$TMP/json.err"
 [ "$RC" -eq 0 ] || fail "--agent-a/--json: exit $RC"
 "$PYTHON" - "$TMP/json.out" <<'PY' || fail "--json report"
 import json, sys
@@ -160,6 +183,7 @@ steps = [s for s in scenario["steps"] if s["kind"] == "recv_stream"]
 assert steps[0]["status"] == "passed" and steps[0]["agent"] == "a"
 PY
 grep -q "^PASSED" "$TMP/json.err" || fail "--json: table not on stderr"
+grep -q "^TOTAL PASSED: 1 scenario " "$TMP/json.err" || fail "--json: total not on stderr"
 pass "--agent-NAME overrides, --json"
 
 # --- a failing expectation ----------------------------------------------------
@@ -180,8 +204,8 @@ EOF
 run "$TMP/fail.yaml" --agent-a="$A" --agent-b="$B" --junit "$TMP/fail.xml" \
   >"$TMP/fail.out" 2>"$TMP/fail.err"
 [ "$RC" -eq 1 ] || fail "failing expectation: exit $RC, want 1"
-grep -q 'FAIL  a        A gets what B did not send' "$TMP/fail.err" ||
-  fail "failing expectation: progress line"
+grep -q "FAIL  a        A gets what B did not send (.*) at $TMP/fail.yaml:8\$" "$TMP/fail.err" ||
+  fail "failing expectation: progress line names file:line: $(grep FAIL "$TMP/fail.err")"
 grep -q 'expected: data: 14 bytes "expected bytes"' "$TMP/fail.err" ||
   fail "failing expectation: expected"
 grep -q 'actual:   data: 12 bytes "actual bytes"' "$TMP/fail.err" ||
@@ -189,7 +213,21 @@ grep -q 'actual:   data: 12 bytes "actual bytes"' "$TMP/fail.err" ||
 grep -q 'A gets what B did not send.*FAIL.*expected data: 14 bytes' \
   "$TMP/fail.out" || fail "failing expectation: table"
 grep -q 'never runs.*SKIP' "$TMP/fail.out" || fail "later step not skipped"
-grep -q '^FAILED: ' "$TMP/fail.out" || fail "no FAILED line"
+grep -q '^FAILED: 4 passed, 1 failed, 0 errors, 1 skipped' "$TMP/fail.out" ||
+  fail "no FAILED line counting the 6 steps: $(grep FAILED "$TMP/fail.out")"
+tail -n 1 "$TMP/fail.out" | grep -q '^TOTAL FAILED: 1 scenario (0 passed), steps: 4 passed, 1 failed' ||
+  fail "failing run: total line $(tail -n 1 "$TMP/fail.out")"
+"$PYTHON" - "$TMP/fail.xml" "$TMP/fail.yaml" <<'PY' || fail "JUnit failure names file:line"
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+assert root.get("tests") == "6", root.attrib
+(case,) = [c for c in root.iter("testcase") if c.find("failure") is not None]
+assert case.get("file") == sys.argv[2] and case.get("line") == "8", case.attrib
+failure = case.find("failure")
+assert failure.get("message").startswith(sys.argv[2] + ":8: expected "), failure.get("message")
+assert ("at:       " + sys.argv[2] + ":8") in failure.text, failure.text
+PY
 check_junit "$TMP/fail.xml" >"$TMP/fail.junit"
 grep -q '^failure: 05 A gets what B did not send: ' "$TMP/fail.junit" ||
   fail "JUnit failure element"
@@ -216,6 +254,18 @@ grep -q "tcp_transfer_reset.yaml: tcp transfer and reset, 11 steps, agents a, b"
   "$TMP/check.out" || fail "--check output"
 run --check "$TMP/bad.yaml" >"$TMP/check.out" 2>"$TMP/check.err"
 [ "$RC" -eq 2 ] || fail "--check bad file: exit $RC, want 2"
+grep -q 'sokcet: unknown step key .*(did you mean "socket"?)' "$TMP/check.err" ||
+  fail "--check: no did-you-mean for sokcet: $(cat "$TMP/check.err")"
+printf 'agents: {a: }\nsteps:\n  - {agent: a, socket: {}, save_as: s}\n  - recv: s\n    expect: {errno: ECONNRESETT}\n' >"$TMP/errno.yaml"
+run --check "$TMP/errno.yaml" >"$TMP/check.out" 2>"$TMP/check.err"
+[ "$RC" -eq 2 ] || fail "--check unknown errno: exit $RC, want 2"
+grep -q 'errno.yaml:5:.*"ECONNRESETT" is not an errno name.*(did you mean "ECONNRESET"?)' "$TMP/check.err" ||
+  fail "--check: unknown errno: $(cat "$TMP/check.err")"
+printf 'agents: {a: }\nsteps:\n  - {agent: a, socket: {}, save_as: s}\n  - recv: s\n    expect: {errnum: ECONNRESET}\n' >"$TMP/key.yaml"
+run --check "$TMP/key.yaml" >"$TMP/check.out" 2>"$TMP/check.err"
+[ "$RC" -eq 2 ] || fail "--check unknown expectation: exit $RC, want 2"
+grep -q 'errnum: unknown expectation .*(did you mean "errno"?)' "$TMP/check.err" ||
+  fail "--check: unknown expectation key: $(cat "$TMP/check.err")"
 run "$TMP/fail.yaml" --agent-c="$A" >"$TMP/bad.out" 2>"$TMP/bad.err"
 [ "$RC" -eq 2 ] || fail "--agent-c: exit $RC, want 2"
 grep -q -- "--agent-c: no agent of that name" "$TMP/bad.err" ||

@@ -264,20 +264,20 @@ PIDS+=($ECHO)
 sc send "$C2" ping --all
 expect_eq "echoed" ping "$(sc recv "$C2" --max 4 --waitall)"
 wait "$ECHO" || fail "traffic echo exited with $?"
-grep -q '^end=bytes received=4 sent=4 ' "$TMP/echo.out" ||
+grep -q '^end=bytes bytes_received=4 bytes_sent=4 ' "$TMP/echo.out" ||
   fail "echo printed: $(cat "$TMP/echo.out")"
 # Faults: slow, sliced sends still deliver every byte; then a limit_data
 # close after exactly 1000 bytes.
 sc faults "$A2" --send-delay 10ms --rate 1M --slice-bytes 1K --slice-delay 1ms
 sc traffic source "$A2" --bytes 20K >"$TMP/slow.out"
-grep -q '^end=bytes received=0 sent=20480 ' "$TMP/slow.out" ||
+grep -q '^end=bytes bytes_received=0 bytes_sent=20480 ' "$TMP/slow.out" ||
   fail "slow source printed: $(cat "$TMP/slow.out")"
 sc recvstream "$C2" --limit 20480 >"$TMP/slow.bin"
 expect_eq "bytes under faults" 20480 "$(wc -c <"$TMP/slow.bin" | tr -d ' ')"
 sc faults "$A2" --clear
 sc faults "$A2" --close-after-bytes 1000
 sc traffic source "$A2" --bytes 1M --pattern zero >"$TMP/fault.out"
-grep -q '^end=fault received=0 sent=1000 ' "$TMP/fault.out" ||
+grep -q '^end=fault bytes_received=0 bytes_sent=1000 ' "$TMP/fault.out" ||
   fail "fault source printed: $(cat "$TMP/fault.out")"
 sc recvstream "$C2" >"$TMP/fault.bin"
 expect_eq "bytes before the fault close" 1000 "$(wc -c <"$TMP/fault.bin" | tr -d ' ')"
