@@ -4,8 +4,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -65,6 +67,42 @@ bool OnCommandLine(int argc, char** argv, const std::string& flag) {
     if (arg == flag || arg.rfind(flag + "=", 0) == 0) return true;
   }
   return false;
+}
+
+// The file of --config FILE / --config=FILE / --check-config FILE (the
+// last one given), or "".
+std::string ConfigPathOf(int argc, char** argv) {
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    for (const std::string flag : {"--config", "--check-config"}) {
+      if (arg == flag && i + 1 < argc) {
+        path = argv[i + 1];
+      } else if (arg.rfind(flag + "=", 0) == 0) {
+        path = arg.substr(flag.size() + 1);
+      }
+    }
+  }
+  return path;
+}
+
+// A command-line error as sockagentd reports it. A bad value that came from
+// the config file (CLI11 names the flag: "--session-ttl: not a positive
+// duration ...") is placed in the file: "FILE:LINE: session_ttl: ...".
+std::string DescribeParseError(const std::string& message, int argc,
+                               char** argv, const std::string& config_path,
+                               const std::string& config_text) {
+  if (config_path.empty() || message.rfind("--", 0) != 0) return message;
+  const size_t colon = message.find(':');
+  if (colon == std::string::npos) return message;
+  const std::string flag = message.substr(0, colon);
+  if (OnCommandLine(argc, argv, flag)) return message;
+  std::string field = flag.substr(2);
+  std::replace(field.begin(), field.end(), '-', '_');
+  const int line = sockagent::ConfigFieldLine(config_text, field);
+  if (line == 0) return message;
+  return absl::StrCat(config_path, ":", line, ": ", field,
+                      message.substr(colon));
 }
 
 // Accepts Go/absl-style durations: "500ms", "5s", "10m", "1h30m".
@@ -259,7 +297,32 @@ int main(int argc, char** argv) {
          },
          "validate FILE as --config would, then exit (0 = valid)")
       ->trigger_on_parse();
-  CLI11_PARSE(app, argc, argv);
+  // The config file is parsed first, so that its errors name the file, the
+  // line and what is wrong (exit 2, as every configuration error).
+  const std::string config_path = ConfigPathOf(argc, argv);
+  std::string config_text;
+  if (!config_path.empty()) {
+    if (absl::StatusOr<sockagent::v1::AgentConfig> loaded =
+            sockagent::LoadAgentConfig(config_path);
+        !loaded.ok()) {
+      std::fprintf(stderr, "sockagentd: %s\n",
+                   std::string(loaded.status().message()).c_str());
+      return 2;
+    }
+    std::ifstream in(config_path);
+    config_text.assign(std::istreambuf_iterator<char>(in),
+                       std::istreambuf_iterator<char>());
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(
+        stderr, "sockagentd: %s\n",
+        DescribeParseError(e.what(), argc, argv, config_path, config_text)
+            .c_str());
+    return 2;
+  }
 
   if (absl::Status logging = sockagent::SetUpLogging(log_format, log_level);
       !logging.ok()) {
@@ -347,7 +410,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::unique_ptr<sockagent::AgentMetrics>> started =
         sockagent::AgentMetrics::Start(metrics_listen);
     if (!started.ok()) {
-      spdlog::error("{}", started.status().ToString());
+      spdlog::error("{}", std::string(started.status().message()));
       return 1;
     }
     metrics = *std::move(started);

@@ -1,5 +1,8 @@
 #include "server/config/config_file.h"
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -10,8 +13,11 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace sockagent {
 namespace {
@@ -19,13 +25,59 @@ namespace {
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Reflection;
 
-// Keeps the first parse error with its position.
+// Levenshtein distance, for "did you mean".
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// "unknown field "sesion_ttl" (did you mean "session_ttl"?)".
+std::string UnknownField(absl::string_view name) {
+  const auto* descriptor = v1::AgentConfig::descriptor();
+  std::string best;
+  size_t best_distance = 3;
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const std::string& candidate = descriptor->field(i)->name();
+    const size_t d = EditDistance(name, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = candidate;
+    }
+  }
+  std::string out = absl::StrCat("unknown field \"", name, "\"");
+  if (!best.empty()) absl::StrAppend(&out, " (did you mean \"", best, "\"?)");
+  absl::StrAppend(&out,
+                  "; the fields are those of sockagent.v1.AgentConfig, one "
+                  "per flag (--session-ttl is session_ttl)");
+  return out;
+}
+
+// Keeps the first parse error with its position, as "LINE:COLUMN: what".
 class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
  public:
   void AddError(int line, int column, const std::string& message) override {
-    if (error_.empty()) {
-      error_ = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
+    if (!error_.empty()) return;
+    std::string what = message;
+    // TextFormat says: Message type "sockagent.v1.AgentConfig" has no field
+    // named "x".
+    const std::string no_field = "has no field named \"";
+    if (const size_t at = message.find(no_field); at != std::string::npos) {
+      const size_t start = at + no_field.size();
+      what =
+          UnknownField(message.substr(start, message.find('"', start) - start));
     }
+    error_ = absl::StrCat(line + 1, ":", column + 1, ": ", what);
   }
   const std::string& error() const { return error_; }
 
@@ -35,10 +87,27 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
 
 }  // namespace
 
+int ConfigFieldLine(const std::string& text, absl::string_view field) {
+  int line = 1;
+  for (absl::string_view l : absl::StrSplit(text, '\n')) {
+    absl::string_view rest = absl::StripLeadingAsciiWhitespace(l);
+    const bool quoted = absl::ConsumePrefix(&rest, "\"");
+    if (absl::ConsumePrefix(&rest, field) &&
+        (!quoted || absl::ConsumePrefix(&rest, "\""))) {
+      rest = absl::StripLeadingAsciiWhitespace(rest);
+      if (absl::StartsWith(rest, ":") || absl::StartsWith(rest, "{")) {
+        return line;
+      }
+    }
+    ++line;
+  }
+  return 0;
+}
+
 absl::StatusOr<v1::AgentConfig> ParseAgentConfig(const std::string& text,
                                                  const std::string& source) {
   v1::AgentConfig config;
-  const std::string prefix = source.empty() ? "" : source + ": ";
+  const std::string name = source.empty() ? "config" : source;
   const absl::string_view body = absl::StripLeadingAsciiWhitespace(text);
   if (!body.empty() && body.front() == '{') {
     google::protobuf::util::JsonParseOptions options;
@@ -46,8 +115,19 @@ absl::StatusOr<v1::AgentConfig> ParseAgentConfig(const std::string& text,
     auto status =
         google::protobuf::util::JsonStringToMessage(text, &config, options);
     if (!status.ok()) {
+      // protobuf's JSON parser names the field but not the line:
+      // "sesion_ttl: Cannot find field."
+      const std::string message(status.message());
+      const size_t colon = message.find(": Cannot find field");
+      if (colon != std::string::npos) {
+        const std::string field = message.substr(0, colon);
+        const int line = ConfigFieldLine(text, field);
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, line > 0 ? absl::StrCat(":", line) : "", ": ",
+                         UnknownField(field)));
+      }
       return absl::InvalidArgumentError(
-          absl::StrCat(prefix, "invalid JSON config: ", status.ToString()));
+          absl::StrCat(name, ": not a valid AgentConfig in JSON: ", message));
     }
     return config;
   }
@@ -55,8 +135,7 @@ absl::StatusOr<v1::AgentConfig> ParseAgentConfig(const std::string& text,
   FirstErrorCollector errors;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &config)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(prefix, "invalid config: ", errors.error()));
+    return absl::InvalidArgumentError(absl::StrCat(name, ":", errors.error()));
   }
   return config;
 }
@@ -64,7 +143,8 @@ absl::StatusOr<v1::AgentConfig> ParseAgentConfig(const std::string& text,
 absl::StatusOr<v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot be read: ", std::strerror(errno)));
   }
   std::stringstream text;
   text << in.rdbuf();

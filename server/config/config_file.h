@@ -15,15 +15,23 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "sockagent/v1/config.pb.h"
 
 namespace sockagent {
 
 // Parses `text`: JSON when its first non-blank character is '{', protobuf
-// text format otherwise. INVALID_ARGUMENT naming the line/column or the
-// unknown field on error; `source` (a file name) prefixes the message.
+// text format otherwise. INVALID_ARGUMENT on error, as
+// "SOURCE:LINE:COLUMN: what" (text format), "SOURCE:LINE: unknown field ..."
+// (JSON, where only an unknown field can be placed); an unknown field gets
+// the closest known one ("did you mean"). `source` is the file name ("" =
+// "config").
 absl::StatusOr<v1::AgentConfig> ParseAgentConfig(const std::string& text,
                                                  const std::string& source);
+
+// The 1-based line of `text` where `field` is set ("field:" in text format,
+// "\"field\":" in JSON), or 0 when it is not found.
+int ConfigFieldLine(const std::string& text, absl::string_view field);
 
 // Reads and parses `path`. NOT_FOUND when it cannot be read.
 absl::StatusOr<v1::AgentConfig> LoadAgentConfig(const std::string& path);

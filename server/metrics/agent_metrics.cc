@@ -1,7 +1,13 @@
 #include "server/metrics/agent_metrics.h"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <utility>
 #include <vector>
@@ -17,6 +23,50 @@
 
 namespace sockagent {
 namespace {
+
+// Whether `listen_address` ("host:port", "[v6]:port") can be bound, tried
+// the way the HTTP server binds it (SO_REUSEADDR). The reason otherwise,
+// e.g. "Address already in use (EADDRINUSE)": CivetServer itself only says
+// "null context when constructing CivetServer".
+absl::Status CanBind(const std::string& listen_address) {
+  std::string host = listen_address;
+  std::string port;
+  const size_t colon = listen_address.rfind(':');
+  if (colon != std::string::npos) {
+    host = listen_address.substr(0, colon);
+    port = listen_address.substr(colon + 1);
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (port.empty()) return absl::InvalidArgumentError("expected HOST:PORT");
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(),
+                             port.c_str(), &hints, &found);
+      rc != 0) {
+    return absl::InvalidArgumentError(::gai_strerror(rc));
+  }
+  absl::Status status = absl::OkStatus();
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                      ai->ai_protocol);
+    if (fd < 0) continue;
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      const int err = errno;
+      status = absl::UnavailableError(
+          absl::StrCat(std::strerror(err), " (", ErrnoName(err), ")"));
+    }
+    ::close(fd);
+    break;
+  }
+  ::freeaddrinfo(found);
+  return status;
+}
 
 using grpc::experimental::InterceptionHookPoints;
 
@@ -305,13 +355,18 @@ absl::StatusOr<std::unique_ptr<AgentMetrics>> AgentMetrics::Start(
       .Add({{"version", kAgentVersion}, {"api", kApiVersion}})
       .Set(1);
 
+  if (absl::Status bindable = CanBind(listen_address); !bindable.ok()) {
+    return absl::Status(bindable.code(),
+                        absl::StrCat("cannot serve metrics on ", listen_address,
+                                     ": ", bindable.message()));
+  }
   try {
     metrics->exposer_ =
         std::make_unique<prometheus::Exposer>(listen_address, 1);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ",
-                                               listen_address, ": ", e.what(),
-                                               " (is the port in use?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", listen_address,
+                     ": the HTTP server did not start (", e.what(), ")"));
   }
   std::vector<int> ports = metrics->exposer_->GetListeningPorts();
   metrics->port_ = ports.empty() ? 0 : ports.front();

@@ -36,7 +36,9 @@ namespace sockagent {
 class AgentMetrics {
  public:
   // Serves /metrics on `listen_address` (host:port, port 0 picks one).
-  // UNAVAILABLE naming the address when it cannot be bound (busy port).
+  // UNAVAILABLE naming the address and the errno when it cannot be bound
+  // ("cannot serve metrics on 127.0.0.1:9464: Address already in use
+  // (EADDRINUSE)"); INVALID_ARGUMENT when it is not HOST:PORT.
   static absl::StatusOr<std::unique_ptr<AgentMetrics>> Start(
       const std::string& listen_address);
   ~AgentMetrics();
