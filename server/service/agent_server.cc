@@ -242,6 +242,13 @@ absl::StatusOr<std::unique_ptr<AgentServer>> AgentServer::Start(
           *credentials);
   agent->port_ = agent->limiter_->port();
   builder.RegisterService(agent->service_.get());
+  // Reflection in both versions: v1alpha from gRPC's plugin, v1 here.
+  agent->reflection_v1_ =
+      std::make_unique<ReflectionV1Service>(std::vector<std::string>{
+          "sockagent.v1.SocketAgent", "grpc.health.v1.Health",
+          "grpc.reflection.v1.ServerReflection",
+          "grpc.reflection.v1alpha.ServerReflection"});
+  builder.RegisterService(agent->reflection_v1_.get());
   if (options.interceptors) {
     builder.experimental().SetInterceptorCreators(options.interceptors());
   }

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "server/core/agent_core.h"
 #include "server/service/connection_limiter.h"
+#include "server/service/reflection_v1.h"
 #include "server/service/socket_agent_service.h"
 
 namespace sockagent {
@@ -123,6 +124,7 @@ class AgentServer {
   std::unique_ptr<Authenticator> authenticator_;
   std::unique_ptr<AgentCore> core_;
   std::unique_ptr<SocketAgentService> service_;
+  std::unique_ptr<ReflectionV1Service> reflection_v1_;
   std::unique_ptr<ConnectionLimiter> limiter_;
   std::unique_ptr<grpc::Server> server_;
   // Serves only health, plaintext (ServerOptions::health_listen).
