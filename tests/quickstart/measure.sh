@@ -35,8 +35,10 @@ kill -TERM "$pid"
 wait "$pid"
 # CPU seconds of everything run-agent.sh ran (the compiler above all): on a
 # quiet machine the wall time is about this divided by the cores.
-cpu=$(times | awk 'NR == 2 {
-  split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
+# (`times` in this shell: in a $(...) subshell it would see no children.)
+times >"$log"
+cpu=$(awk 'NR == 2 {
+  split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$log")
 printf 'quickstart: serving after %.0f s, %.0f CPU s (build dir %s, %s cores, load %s at start, ccache %s)\n' \
   "$(awk -v a="$start" -v b="$end" 'BEGIN{print b-a}')" "$cpu" "$build_dir" "$(nproc)" "$load" \
   "$([[ ${CCACHE_DISABLE:-0} == 1 ]] && echo off || echo on)"
