@@ -137,7 +137,7 @@ else
   podman run --name "$CONTAINER" --network host -v "$TMP/pkg:/pkg:ro" "$BASE_IMAGE" /bin/bash -c '
     set -e
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /pkg/install.deb >/tmp/apt.log 2>&1 ||
+    DEBIAN_FRONTEND=noninteractive apt install -y -q --no-install-recommends /pkg/install.deb >/tmp/apt.log 2>&1 ||
       { cat /tmp/apt.log; exit 1; }
     dpkg -s sockagent | grep -q "^Status: install ok installed"
     test -f /usr/lib/systemd/system/sockagentd.service
