@@ -103,7 +103,9 @@ expect_rc 2 "nc without a port" -- nc 127.0.0.1
 expect_err "nc without a port" '^sockctl: nc: PORT is required'
 pass "2: usage errors, validated before any call"
 
-expect_rc 3 "unknown handle" -- recv "$H"   # closed above
+# A handle of another session is NOT_FOUND, exactly like an unknown one.
+OTHER=$(SOCKAGENT_SESSION=$(sc session open --ttl 60s) sc socket)
+expect_rc 3 "unknown handle" -- recv "$OTHER"
 expect_err "unknown handle" '^sockctl: recv: .*\(NOT_FOUND\)$'
 expect_rc 3 "health of a refused port" -- --agent "127.0.0.1:$CLOSED_PORT" health
 expect_err "health of a refused port" '^sockctl: health: .*(UNAVAILABLE)'
