@@ -110,16 +110,23 @@ stop_agent
 pass "$(basename "$DEB"): contents, Depends, conffiles; the unpacked agent serves with the packaged config"
 
 # --- 4. apt install into a throwaway Debian 12 ------------------------------------
-BASE_IMAGE=${SOCKAGENT_BASE_IMAGE:-localhost/sockagent-bookworm-min:latest}
-# The base image tests/container/check.sh makes, or its mmdebstrap tarball.
-BASE_TAR=${SOCKAGENT_BASE_TAR:-$ROOT/.cache/container/bookworm-min.tar}
+BASE_IMAGE=localhost/sockagent-bookworm-min:latest
+# The image store and the mmdebstrap tarball of tests/container/check.sh (the
+# clone's own, under .cache/container): its base image, or the tarball
+# imported into that store.
+CACHE=${SOCKAGENT_CONTAINER_CACHE:-$ROOT/.cache/container}
+BASE_TAR=${SOCKAGENT_BASE_TAR:-$CACHE/bookworm-min.tar}
 if [ "${SOCKAGENT_SKIP_DEB_INSTALL:-0}" = 1 ]; then
   echo "skip: apt install of the .deb (SOCKAGENT_SKIP_DEB_INSTALL=1)"
 elif [ "$(id -u)" != 0 ] || ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
   echo "skip: apt install of the .deb (needs root, podman and runc)"
-elif ! podman image exists "$BASE_IMAGE" && [ ! -s "$BASE_TAR" ]; then
-  echo "skip: apt install of the .deb (no $BASE_IMAGE and no $BASE_TAR: run tests/container/check.sh first)"
+elif [ ! -d "$CACHE/storage" ] && [ ! -s "$BASE_TAR" ]; then
+  echo "skip: apt install of the .deb (no $CACHE/storage and no $BASE_TAR: run tests/container/check.sh first)"
 else
+  mkdir -p "$CACHE/storage"
+  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
+    "$CACHE/storage" "$TMP/run" >"$TMP/storage.conf"
+  export CONTAINERS_STORAGE_CONF=$TMP/storage.conf
   # As tests/container/check.sh: runc, cgroupfs, ulimits within ours.
   nofile=$(ulimit -Hn)
   [ "$nofile" = unlimited ] && nofile=1048576
@@ -127,6 +134,7 @@ else
     "$nofile" "$nofile" >"$TMP/containers.conf"
   export CONTAINERS_CONF=$TMP/containers.conf
   if ! podman image exists "$BASE_IMAGE"; then
+    [ -s "$BASE_TAR" ] || fail "no $BASE_IMAGE in $CACHE/storage and no $BASE_TAR"
     podman import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE_IMAGE" >/dev/null 2>&1
   fi
   CONTAINER=sockagent-deb-check-$$
