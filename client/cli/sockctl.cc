@@ -1248,6 +1248,7 @@ int RunScenarios(const RunArgs& args, const std::vector<std::string>& extras) {
   if (g.call_timeout != absl::InfiniteDuration()) {
     options.connect_timeout = g.call_timeout;
   }
+  options.fail_fast = true;
   options.default_security.tls_ca = g.tls_ca;
   options.default_security.tls_cert = g.tls_cert;
   options.default_security.tls_key = g.tls_key;

@@ -29,6 +29,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -304,8 +305,20 @@ void Run::ConnectAgents() {
           "agent ", spec.name, " has no address: set address: in the file, ",
           env_name, ", or --agent-", spec.name, "=HOST:PORT"));
     }
+    if (!target.empty() && status.ok()) {
+      // The same rules as sockctl's --agent: no port means 7700.
+      absl::StatusOr<std::string> normalized = cli::AgentTarget(target);
+      if (normalized.ok()) {
+        target = *normalized;
+      } else {
+        status = absl::InvalidArgumentError(absl::StrCat(
+            "agent ", spec.name, ": ",
+            absl::StripPrefix(normalized.status().message(), "--agent ")));
+      }
+    }
     AgentOptions agent_options;
     agent_options.target = target;
+    agent_options.fail_fast = options_.fail_fast;
     agent_options.session_ttl = spec.ttl;
     agent_options.session_label =
         absl::StrCat("scenario ", model_.name, " agent ", spec.name);

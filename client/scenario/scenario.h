@@ -114,6 +114,9 @@ struct RunOptions {
   const absl::Notification* interrupt = nullptr;
   // How long connecting to each agent may take.
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Report an agent whose connection fails (refused, unreachable) at once
+  // instead of retrying until connect_timeout (AgentOptions::fail_fast).
+  bool fail_fast = false;
 };
 
 class Scenario {

@@ -444,6 +444,31 @@ TEST_F(ScenarioRunnerTest, AnUnreachableAgentIsAnErrorAndNothingRuns) {
   EXPECT_EQ(result.steps.back().kind, "cleanup");
 }
 
+TEST_F(ScenarioRunnerTest, AMalformedAgentAddressIsAnErrorNamingIt) {
+  absl::StatusOr<Scenario> scenario = Scenario::ParseString(
+      "agents: {a: \"127.0.0.1:abc\"}\nsteps:\n  - {agent: a, gethostname: }\n",
+      "bad_agent.yaml");
+  ASSERT_TRUE(scenario.ok()) << scenario.status();
+  ScenarioResult result = scenario->Run(RunOptions());
+  ASSERT_FALSE(result.steps.empty());
+  EXPECT_EQ(result.steps[0].status, StepStatus::kError) << Dump(result);
+  EXPECT_THAT(result.steps[0].message,
+              HasSubstr("agent a: \"127.0.0.1:abc\": port \"abc\""));
+}
+
+TEST_F(ScenarioRunnerTest, ARefusedAgentFailsFastWhenAsked) {
+  RunOptions options = Options();
+  options.agent_targets["a"] = "127.0.0.1:1";
+  options.connect_timeout = absl::Seconds(600);  // not waited for
+  options.fail_fast = true;
+  ScenarioResult result = RunSteps("  - {agent: b, gethostname: }\n", options);
+  ASSERT_FALSE(result.steps.empty());
+  EXPECT_EQ(result.steps[0].status, StepStatus::kError) << Dump(result);
+  EXPECT_THAT(result.steps[0].message,
+              HasSubstr("cannot reach the agent at 127.0.0.1:1: the connection "
+                        "failed"));
+}
+
 TEST_F(ScenarioRunnerTest, AfterAnUnreachableAgentTheOthersAreNotConnected) {
   RunOptions options = Options();
   options.agent_targets["a"] = "127.0.0.1:1";

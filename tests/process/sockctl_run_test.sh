@@ -278,6 +278,18 @@ set -e
 run "$TMP/fail.yaml" --agent-a=127.0.0.1:1 --agent-b="$B" --timeout 2s \
   >"$TMP/unreachable.out" 2>"$TMP/unreachable.err"
 [ "$RC" -eq 3 ] || fail "unreachable agent: exit $RC, want 3"
+# Without --timeout a refused agent is reported at once, not after the
+# 10 s connect timeout (the 5 s bound turns a wait into exit 124).
+set +e
+timeout 5 "$SOCKCTL" run "$TMP/fail.yaml" --agent-a 127.0.0.1:1 --agent-b "$B" \
+  >"$TMP/refused.out" 2>"$TMP/refused.err"
+RC=$?
+set -e
+[ "$RC" -eq 3 ] || fail "refused agent without --timeout: exit $RC, want 3 at once"
+grep -q "cannot reach the agent at 127.0.0.1:1" "$TMP/refused.err" ||
+  fail "refused agent: $(cat "$TMP/refused.err")"
+run "$TMP/fail.yaml" --agent-a 127.0.0.1:abc --agent-b "$B" >/dev/null 2>"$TMP/badport.err"
+[ "$RC" -eq 2 ] || fail "--agent-a 127.0.0.1:abc: exit $RC, want 2"
 assert_empty "after the unreachable run"
 pass "file error exit 2 with file:line:column; unknown agent 2; unreachable 3"
 
