@@ -34,6 +34,8 @@ echo "== Helm chart check (lint, render, schema, security; SOCKAGENT_SKIP_HELM=1
 run_check bash tests/helm/check.sh build/server/sockagentd
 echo "== container check (fresh podman store in .cache, mmdebstrap, podman build, run, health, SIGTERM; SOCKAGENT_SKIP_CONTAINER=1 skips)"
 run_check bash tests/container/check.sh build/client/sockctl
+echo "== install check (cmake --install, the example consumer, the .deb, apt install in a Debian 12 container; SOCKAGENT_SKIP_DEB_INSTALL=1 skips the apt step)"
+run_check bash tests/install/check.sh build
 
 if [[ "${SOCKAGENT_SKIP_CLANG:-0}" != 1 ]]; then
   # One clang build carries three checks, so the project compiles once for
