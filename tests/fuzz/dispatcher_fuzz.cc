@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <string>
@@ -131,6 +132,19 @@ struct Pending {
   std::vector<std::string> accepted ABSL_GUARDED_BY(mu);
 };
 
+// SOCKAGENT_FUZZ_VERBOSE=1 prints every call and its outcome (for checking
+// what a seed does).
+bool Verbose() {
+  static const bool verbose = std::getenv("SOCKAGENT_FUZZ_VERBOSE") != nullptr;
+  return verbose;
+}
+
+// An errno a kernel could return: `value` modulo 134, 0 giving EPERM.
+int RealErrno(int32_t value) {
+  const int error = static_cast<int>(static_cast<uint32_t>(value) % 134);
+  return error == 0 ? EPERM : error;
+}
+
 // Called with p->mu held (absl::Condition).
 bool AllFinished(Pending* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   return p->started == p->finished;
@@ -202,12 +216,18 @@ class Runner {
   template <typename T>
   Callback<T> Done() {
     auto pending = pending_;
+    const std::string name = current_;
     {
       absl::MutexLock lock(&pending->mu);
       ++pending->started;
     }
     auto ran = std::make_shared<std::atomic<bool>>(false);
-    return [pending, ran](absl::StatusOr<T> result) {
+    return [pending, ran, name](absl::StatusOr<T> result) {
+      if (Verbose()) {
+        std::fprintf(stderr, "  %s done: %s\n", name.c_str(),
+                     result.ok() ? result->ShortDebugString().c_str()
+                                 : result.status().ToString().c_str());
+      }
       if (!result.ok()) CheckStatus(result.status());
       absl::MutexLock lock(&pending->mu);
       if (ran->exchange(true)) {
@@ -255,11 +275,19 @@ class Runner {
 
   template <typename T>
   void Record(const absl::StatusOr<T>& result) {
+    if (Verbose()) {
+      std::fprintf(stderr, "  %s: %s\n", current_.c_str(),
+                   result.ok() ? result->ShortDebugString().c_str()
+                               : result.status().ToString().c_str());
+    }
     if (!result.ok()) CheckStatus(result.status());
   }
 
   void Apply(const fuzz::Call& call) {
     CollectAccepted();
+    const auto* field =
+        fuzz::Call::descriptor()->FindFieldByNumber(call.request_case());
+    current_ = field == nullptr ? "none" : field->name();
     CallContext& ctx = contexts_.emplace_back();
     if (!call.session_id().empty()) {
       ctx.session_id = call.session_id();
@@ -280,7 +308,7 @@ class Runner {
     // Authorized first, as the gRPC service does for every call.
     auto authorized = [&](const char* method) {
       absl::Status status = core_->Authorize(ctx, method);
-      if (!status.ok()) CheckStatus(status);
+      if (!status.ok()) Record(absl::StatusOr<v1::KeepAliveResponse>(status));
       return status.ok();
     };
 
@@ -439,7 +467,7 @@ class Runner {
         ops_.fake().FailNext(
             static_cast<FakeSocketOps::Call>(call.fail_next().call() %
                                              FakeSocketOps::kCallCount),
-            call.fail_next().error(),
+            RealErrno(call.fail_next().error()),
             static_cast<int>(std::min<uint32_t>(call.fail_next().times(), 8)));
         break;
       case fuzz::Call::kWait:
@@ -457,6 +485,7 @@ class Runner {
   GuardedSocketOps& ops_;
   AuditLog& audit_;
   std::unique_ptr<AgentCore> core_;
+  std::string current_;  // the call being applied, for verbose output
   std::shared_ptr<Pending> pending_;
   absl::Duration waited_;
   std::vector<std::string> sessions_;
