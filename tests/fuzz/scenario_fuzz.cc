@@ -4,8 +4,7 @@
 // Invariants: no crash and no exception leaves Scenario::ParseString (any
 // escaping exception is reported by libFuzzer as a crash); an error is
 // INVALID_ARGUMENT whose message starts with the origin; a parsed scenario
-// has a name, distinct agent names and a step count that is not negative,
-// and parsing the same text again gives the same answers.
+// has a name, distinct agent names and a step count that is not negative.
 
 #include <cstddef>
 #include <cstdint>
@@ -22,22 +21,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view text(reinterpret_cast<const char*>(data), size);
   absl::StatusOr<sockagent::Scenario> scenario =
       sockagent::Scenario::ParseString(text, "fuzz.yaml");
-  absl::StatusOr<sockagent::Scenario> again =
-      sockagent::Scenario::ParseString(text, "fuzz.yaml");
-  FUZZ_CHECK(scenario.ok() == again.ok());
   if (!scenario.ok()) {
     FUZZ_CHECK(scenario.status().code() == absl::StatusCode::kInvalidArgument);
     FUZZ_CHECK(absl::StartsWith(scenario.status().message(), "fuzz.yaml"));
-    FUZZ_CHECK(scenario.status() == again.status());
     return 0;
   }
   FUZZ_CHECK(!scenario->name().empty());
-  FUZZ_CHECK(scenario->name() == again->name());
   FUZZ_CHECK(scenario->step_count() >= 0);
-  FUZZ_CHECK(scenario->step_count() == again->step_count());
   const std::vector<std::string> agents = scenario->agent_names();
   FUZZ_CHECK(std::set<std::string>(agents.begin(), agents.end()).size() ==
              agents.size());
-  FUZZ_CHECK(agents == again->agent_names());
   return 0;
 }
