@@ -21,6 +21,10 @@
 //   permissive engine and under a policy that allows everything except
 //   loopback; an IPv4 address and its IPv4-mapped IPv6 form get the same
 //   verdict;
+// - an IPv4 address on the hard-deny list stays denied in every IPv6 form a
+//   translator or tunnel turns back into it: NAT64 in each RFC 6052 layout
+//   (well-known, local-use and an operator prefix), SIIT, 6to4, Teredo
+//   (server and inverted client) and ISATAP;
 // - GetAddrInfo (numeric host and service only) returns addresses that
 //   parse back to themselves;
 // - a host that parses as a CIDR contains its own address.
@@ -32,8 +36,10 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -45,6 +51,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "server/core/address.h"
+#include "server/policy/hard_deny.h"
 #include "server/policy/policy_engine.h"
 #include "tests/fuzz/fuzz_check.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -77,7 +84,8 @@ struct Verdict {
 
 class Classifier {
  public:
-  Classifier() {
+  Classifier() : hard_deny_([](const Endpoint&) { return false; }) {
+    FUZZ_CHECK(hard_deny_.SetNat64Prefixes({"2001:db8:64::/48"}, "nat64").ok());
     permissive_.SetProtectedPorts({7700});
     strict_.SetProtectedPorts({7700});
     v1::Policy policy;
@@ -107,7 +115,11 @@ class Classifier {
     return verdicts;
   }
 
+  // The address classes alone (no kernel: nothing is "this host").
+  const HardDenyList& hard_deny() const { return hard_deny_; }
+
  private:
+  HardDenyList hard_deny_;
   PolicyEngine permissive_;
   PolicyEngine strict_;
 };
@@ -133,6 +145,61 @@ std::string IpText(int family, const uint8_t* bytes) {
   char text[INET6_ADDRSTRLEN] = {};
   FUZZ_CHECK(inet_ntop(family, bytes, text, sizeof(text)) != nullptr);
   return text;
+}
+
+// Every IPv6 form that stands for the IPv4 address `v4`.
+std::vector<std::array<uint8_t, 16>> Ipv6FormsOf(const uint8_t* v4) {
+  std::vector<std::array<uint8_t, 16>> forms;
+  // NAT64 (RFC 6052 section 2.2): the prefix, then the IPv4 address with the
+  // "u" octet (byte 8) skipped.
+  auto nat64 = [&](std::array<uint8_t, 16> v6, int prefix_bits) {
+    int at = prefix_bits / 8;
+    for (int i = 0; i < 4; ++i) {
+      if (at == 8) ++at;
+      v6[at++] = v4[i];
+    }
+    forms.push_back(v6);
+  };
+  const std::array<uint8_t, 16> well_known = {0x00, 0x64, 0xff, 0x9b};
+  const std::array<uint8_t, 16> local_use = {0x00, 0x64, 0xff, 0x9b, 0, 1};
+  const std::array<uint8_t, 16> operator_prefix = {0x20, 0x01, 0x0d,
+                                                   0xb8, 0x00, 0x64};
+  for (int bits : {32, 40, 48, 56, 64, 96}) nat64(well_known, bits);
+  for (int bits : {48, 56, 64, 96}) nat64(local_use, bits);
+  nat64(operator_prefix, 48);
+  std::array<uint8_t, 16> v6{};
+  v6[8] = v6[9] = 0xff;  // SIIT ::ffff:0:a.b.c.d
+  std::memcpy(&v6[12], v4, 4);
+  forms.push_back(v6);
+  v6 = {0x20, 0x02, v4[0], v4[1], v4[2], v4[3]};  // 6to4
+  forms.push_back(v6);
+  v6 = {0x20, 0x01, 0x00, 0x00, v4[0], v4[1], v4[2], v4[3]};  // Teredo server
+  forms.push_back(v6);
+  v6 = {0x20, 0x01, 0x00, 0x00, 192, 0, 2, 1};  // Teredo client
+  for (int i = 0; i < 4; ++i) v6[12 + i] = static_cast<uint8_t>(~v4[i]);
+  forms.push_back(v6);
+  v6 = {0x20, 0x01, 0x0d, 0xb8};  // ISATAP 2001:db8::5efe:a.b.c.d
+  v6[10] = 0x5e;
+  v6[11] = 0xfe;
+  std::memcpy(&v6[12], v4, 4);
+  forms.push_back(v6);
+  return forms;
+}
+
+void CheckEmbeddings(const Classifier& classifier, const Endpoint& endpoint) {
+  if (endpoint.family != AF_INET) return;
+  if (!classifier.hard_deny().CheckDestination(endpoint).has_value()) return;
+  for (const std::array<uint8_t, 16>& form : Ipv6FormsOf(endpoint.bytes)) {
+    Endpoint v6;
+    v6.family = AF_INET6;
+    std::memcpy(v6.bytes, form.data(), 16);
+    v6.port = endpoint.port;
+    if (!classifier.hard_deny().CheckDestination(v6).has_value()) {
+      std::fprintf(stderr, "%s is hard-denied but %s is not\n",
+                   endpoint.ToString().c_str(), v6.ToString().c_str());
+      FUZZ_CHECK(false);
+    }
+  }
 }
 
 // Parse -> canonical form -> parse, and classification of every form.
@@ -166,6 +233,7 @@ void CheckResolved(const Classifier& classifier, const SockAddr& first,
       endpoint, Endpoint::FromSockAddr(canonical->get(), canonical->length)));
   FUZZ_CHECK(verdict == classifier.Classify(*canonical));
 
+  CheckEmbeddings(classifier, endpoint);
   if (endpoint.family == AF_INET) {
     absl::StatusOr<SockAddr> mapped = ResolveAddress(
         InetAddress("::ffff:" + text, endpoint.port), AF_INET6, type, "mapped");

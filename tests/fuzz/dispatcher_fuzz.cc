@@ -34,6 +34,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "dispatcher_fuzz.pb.h"
+#include "server/core/address.h"
 #include "server/core/agent_core.h"
 #include "server/io/cancel_token.h"
 #include "server/policy/audit_log.h"
@@ -473,6 +474,19 @@ class Runner {
       case fuzz::Call::kWait:
         Wait(call.wait().ms());
         break;
+      case fuzz::Call::kReportNextPeer: {
+        const v1::Address& peer = call.report_next_peer();
+        const int family = peer.has_unix() ? AF_UNIX
+                           : peer.inet().host().find(':') != std::string::npos
+                               ? AF_INET6
+                               : AF_INET;
+        absl::StatusOr<SockAddr> address =
+            ResolveAddress(peer, family, SOCK_STREAM, "report_next_peer");
+        if (address.ok()) {
+          ops_.fake().ReportNextPeerAs(address->get(), address->length);
+        }
+        break;
+      }
       case fuzz::Call::kDrain:
         core_->Drain();
         break;

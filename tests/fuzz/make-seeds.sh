@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 root=../..
 corpus=corpus
-mkdir -p "$corpus"/{address,policy,config,scenario,dispatcher}
+mkdir -p "$corpus"/{address,policy,config,scenario,sockopt,dispatcher}
 
 # policy: the example policies (text format and JSON).
 for f in "$root"/deploy/examples/policy.*; do
@@ -94,6 +94,25 @@ address '\003' "sockagent"
 address '\003' ""
 address '\003' "$(printf 'a%.0s' $(seq 107))"
 address '\023' "dgram"
+
+# sockopt: a selector byte (bit 0 AF_INET6, bit 1 TCP), then an IP_OPTIONS
+# value (RFC 791 options; octal escapes).
+m=0
+sockopt() {
+  m=$((m + 1))
+  printf "$1" > "$corpus/sockopt/seed-$(printf %02d $m)"
+}
+sockopt '\000'                                     # no options
+sockopt '\000\001\001\001\000'                 # NOPs, END
+sockopt '\000\203\007\004\012\000\000\001'  # LSRR via 10.0.0.1
+sockopt '\001\211\007\004\251\376\251\376'  # SSRR via 169.254.169.254
+sockopt '\002\001\203\007\004\177\000\000\001\000'  # NOP, LSRR
+sockopt '\000\000\203\007\004\012\000\000\001'  # END, then LSRR
+sockopt '\000\007\007\004\000\000\000\000'  # record route
+sockopt '\000\104\014\005\000\000\000\000\000\000\000\000\000'  # timestamp
+sockopt '\000\224\004\000\000'                 # router alert
+sockopt '\000\203\001'                           # malformed length
+sockopt '\000\203'                                # truncated
 
 # dispatcher: programs in text format, encoded.
 for f in seeds/*.textproto; do

@@ -14,7 +14,8 @@
 #   --time S       fuzz each target for S seconds (default 30)
 #   --runs N       fuzz each target for N executions instead (10^6: the
 #                  documented long run, `tests/fuzz/run.sh --runs 1000000`)
-#   TARGET         address policy config scenario dispatcher (default all)
+#   TARGET         address policy config scenario sockopt dispatcher (default
+#                  all)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -30,12 +31,12 @@ while (($#)); do
     --time) seconds=$2; runs=; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --replay-only) replay_only=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]})) || targets=(address policy config scenario dispatcher)
+((${#targets[@]})) || targets=(address policy config scenario sockopt dispatcher)
 
 bins=()
 for t in "${targets[@]}"; do
