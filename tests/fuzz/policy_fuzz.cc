@@ -117,7 +117,7 @@ void CheckEngine(PolicyEngine& engine, const v1::Policy& policy) {
   std::vector<std::string> identities = {"anonymous", "", "*"};
   for (const v1::PolicyRule& rule : policy.rules()) {
     for (const std::string& identity : rule.identities()) {
-      if (identities.size() < 12) identities.push_back(identity);
+      if (identities.size() < 8) identities.push_back(identity);
     }
   }
   const fuzz::Ip hard_denied[] = {fuzz::Ip::V4("169.254.169.254", 80),
