@@ -2,8 +2,8 @@
 # Replays every committed corpus (tests/fuzz/corpus/<target>/), then fuzzes
 # each target for a bounded time or number of executions, one target at a
 # time (libFuzzer, one job, nice 10). Prints executions and exec/s per
-# target and a final line "fuzz: N targets, M executions, K crashes"; exits
-# non-zero if a replay failed or anything crashed. New inputs and crash
+# target and a final line "fuzz: N targets, M executions, K crashes" (a
+# failed replay counts as a crash); exits non-zero if anything crashed. New inputs and crash
 # artifacts go to <build>/fuzz-work/<target>/, never into the committed
 # corpus: copy a crash input into corpus/<target>/ by hand with its fix.
 #
@@ -81,6 +81,7 @@ for t in "${targets[@]}"; do
     echo "fuzz: $t: REPLAY FAILED (log: $work/replay.log)"
     tail -n 30 "$work/replay.log"
     failures=$((failures + 1))
+    crashes=$((crashes + 1))
     continue
   fi
   ((replay_only)) && continue
