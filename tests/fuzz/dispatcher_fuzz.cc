@@ -6,14 +6,19 @@
 // the socket layer refuses Unix socket paths, so no input reaches anything
 // outside this process: no network, no file.
 //
-// Invariants: no crash, no sanitizer report, no leak; every status is one of
+// Invariants: no crash, no sanitizer report, no leak (of memory or of a file
+// descriptor: after the core is destroyed the process holds exactly the
+// descriptors it held before the input); every status is one of
 // the documented codes and an INVALID_ARGUMENT names a field; every call
 // that may wait runs its callback exactly once, at the latest when the core
 // is destroyed (an unfinished call would hang the gRPC server's shutdown).
 
+#include <dirent.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -514,6 +519,30 @@ class Runner {
 }  // namespace
 }  // namespace sockagent
 
+namespace sockagent {
+namespace {
+
+// The process's open descriptors, as "fd -> target" lines.
+std::vector<std::string> OpenFds() {
+  std::vector<std::string> fds;
+  DIR* dir = ::opendir("/proc/self/fd");
+  FUZZ_CHECK(dir != nullptr);
+  const int own = ::dirfd(dir);
+  while (const dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.' || std::atoi(entry->d_name) == own) continue;
+    char target[256] = {};
+    const std::string path = std::string("/proc/self/fd/") + entry->d_name;
+    if (::readlink(path.c_str(), target, sizeof(target) - 1) < 0) target[0] = 0;
+    fds.push_back(std::string(entry->d_name) + " -> " + target);
+  }
+  ::closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  return fds;
+}
+
+}  // namespace
+}  // namespace sockagent
+
 extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
   google::protobuf::SetLogHandler(nullptr);
   spdlog::set_level(spdlog::level::off);
@@ -528,7 +557,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                               /*max_lines_per_second=*/1000000);
   sockagent::fuzz::Program program;
   if (!program.ParseFromArray(data, static_cast<int>(size))) return 0;
-  sockagent::Runner runner(*ops, *audit);
-  runner.Run(program);
+  const std::vector<std::string> before = sockagent::OpenFds();
+  {
+    sockagent::Runner runner(*ops, *audit);
+    runner.Run(program);
+  }
+  const std::vector<std::string> after = sockagent::OpenFds();
+  if (after != before) {
+    std::fprintf(stderr, "descriptors before the input:\n");
+    for (const std::string& fd : before)
+      std::fprintf(stderr, "  %s\n", fd.c_str());
+    std::fprintf(stderr, "descriptors after:\n");
+    for (const std::string& fd : after)
+      std::fprintf(stderr, "  %s\n", fd.c_str());
+    FUZZ_CHECK(after == before);
+  }
   return 0;
 }
