@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -358,6 +359,11 @@ class Parser {
   absl::StatusOr<std::string> Scalar(const YAML::Node& node,
                                      absl::string_view key,
                                      bool allow_list = false) const;
+  // INVALID_ARGUMENT at the second occurrence of a key repeated in any
+  // mapping under `node`. `checked` holds the nodes already walked (by
+  // position and type), so an alias is walked once.
+  absl::Status CheckUniqueKeys(const YAML::Node& node,
+                               std::set<std::pair<int, int>>* checked) const;
   absl::Status ParseAgents(const YAML::Node& node, Model* model);
   absl::Status ParseSteps(const YAML::Node& node, absl::string_view key,
                           std::vector<Step>* steps);
@@ -464,6 +470,11 @@ absl::Status Parser::Parse(absl::string_view text, Model* model) {
                      ":1:1: a scenario file is a mapping with "
                      "agents: and steps:"));
   }
+  // YAML wants the keys of a mapping unique, but yaml-cpp keeps every
+  // entry: a second "agents:" would be ignored, a repeated agent name used
+  // twice.
+  std::set<std::pair<int, int>> checked;
+  if (absl::Status s = CheckUniqueKeys(root, &checked); !s.ok()) return s;
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
     if (key != "name" && key != "description" && key != "agents" &&
@@ -521,6 +532,38 @@ absl::Status Parser::Parse(absl::string_view text, Model* model) {
   }
   if (model->steps.empty()) return Error(root["steps"], "steps", "empty");
   model->leaf_count = leaves_;
+  return absl::OkStatus();
+}
+
+absl::Status Parser::CheckUniqueKeys(
+    const YAML::Node& node, std::set<std::pair<int, int>>* checked) const {
+  if (!node.IsMap() && !node.IsSequence()) return absl::OkStatus();
+  const YAML::Mark mark = node.Mark();
+  if (!mark.is_null() &&
+      !checked->insert({mark.pos, static_cast<int>(node.Type())}).second) {
+    return absl::OkStatus();
+  }
+  if (node.IsSequence()) {
+    for (const auto& item : node) {
+      if (absl::Status s = CheckUniqueKeys(item, checked); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  std::map<std::string, Location> keys;
+  for (const auto& entry : node) {
+    if (entry.first.IsScalar()) {
+      const std::string key = entry.first.Scalar();
+      auto [first, inserted] = keys.emplace(key, Where(entry.first));
+      if (!inserted) {
+        return Error(entry.first, key,
+                     absl::StrCat("duplicate key (first at line ",
+                                  first->second.line, ")"));
+      }
+    }
+    if (absl::Status s = CheckUniqueKeys(entry.second, checked); !s.ok()) {
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 

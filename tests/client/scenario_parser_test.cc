@@ -177,6 +177,28 @@ TEST(ScenarioParserTest, AgentErrors) {
             "");
 }
 
+// yaml-cpp keeps every entry of a mapping whose key repeats: a second
+// agents: block was ignored and an agent named twice was used twice (found
+// by tests/fuzz/scenario_fuzz.cc). A repeated key is an error at its second
+// place, in any mapping.
+TEST(ScenarioParserTest, RepeatedKeysAreErrors) {
+  auto error = [](const std::string& text) {
+    return std::string(
+        Scenario::ParseString(text, "f.yaml").status().message());
+  };
+  EXPECT_EQ(error("agents:\n  a: 127.0.0.1:1\n  a: 127.0.0.1:2\n"
+                  "steps:\n  - {agent: a, gethostname: }\n"),
+            "f.yaml:3:3: a: duplicate key (first at line 2)");
+  EXPECT_EQ(error("agents: {a: 127.0.0.1:1}\nagents: {b: 127.0.0.1:2}\n"
+                  "steps:\n  - {agent: a, gethostname: }\n"),
+            "f.yaml:2:1: agents: duplicate key (first at line 1)");
+  EXPECT_THAT(
+      ParseError("  - {agent: a, socket: {}, save_as: s, save_as: t}\n"),
+      HasSubstr("t.yaml:6:40: save_as: duplicate key"));
+  // An alias repeats a node, not a key.
+  EXPECT_EQ(ParseError("  - &x {agent: a, gethostname: }\n  - *x\n"), "");
+}
+
 TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {
   // Line 6 is the first step line.
   EXPECT_EQ(ParseError("  - {agent: a, sockett: {}, save_as: s}\n"),
