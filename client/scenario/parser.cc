@@ -322,6 +322,10 @@ std::vector<std::string> StepKeyNames() {
   return names;
 }
 
+// The most steps a file may hold. Aliases let a small file name a huge tree
+// (each level of `parallel: [*a, *a]` doubles it), which would exhaust memory.
+constexpr int kMaxSteps = 10000;
+
 class Parser {
  public:
   explicit Parser(std::string origin) : origin_(std::move(origin)) {}
@@ -388,6 +392,9 @@ class Parser {
   // Saved socket -> its agent ("" when not known statically).
   absl::flat_hash_map<std::string, std::string> socket_agents_;
   int leaves_ = 0;
+  // Steps parsed so far, groups included, counting an alias each time it is
+  // used (kMaxSteps).
+  int steps_parsed_ = 0;
 };
 
 absl::StatusOr<std::string> Parser::Scalar(const YAML::Node& node,
@@ -649,6 +656,12 @@ absl::Status Parser::ParseSteps(const YAML::Node& node, absl::string_view key,
                                 std::vector<Step>* steps) {
   if (!node.IsSequence()) return Error(node, key, "expected a list of steps");
   for (const YAML::Node& item : node) {
+    if (++steps_parsed_ > kMaxSteps) {
+      return Error(item, key,
+                   absl::StrCat("more than ", kMaxSteps,
+                                " steps (an alias counts each time it is "
+                                "used)"));
+    }
     Step step;
     if (absl::Status s = ParseStep(item, &step); !s.ok()) return s;
     steps->push_back(std::move(step));

@@ -199,6 +199,20 @@ TEST(ScenarioParserTest, RepeatedKeysAreErrors) {
   EXPECT_EQ(ParseError("  - &x {agent: a, gethostname: }\n  - *x\n"), "");
 }
 
+// Each level of `parallel: [*a, *a]` doubles the steps: 18 levels in a
+// 1 KB file are 2^18 leaves. Found with tests/fuzz/scenario_fuzz.cc: an
+// input of 24 levels ran it out of memory.
+TEST(ScenarioParserTest, AliasesCannotMultiplyStepsWithoutBound) {
+  std::string steps = "  - &s0 {agent: a, gethostname: }\n";
+  for (int i = 1; i <= 18; ++i) {
+    absl::StrAppend(&steps, "  - &s", i, " {parallel: [*s", i - 1, ", *s",
+                    i - 1, "]}\n");
+  }
+  EXPECT_THAT(ParseError(steps),
+              HasSubstr("parallel: more than 10000 steps (an alias counts "
+                        "each time it is used)"));
+}
+
 TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {
   // Line 6 is the first step line.
   EXPECT_EQ(ParseError("  - {agent: a, sockett: {}, save_as: s}\n"),
