@@ -15,6 +15,7 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -325,6 +326,9 @@ std::vector<std::string> StepKeyNames() {
 // The most steps a file may hold. Aliases let a small file name a huge tree
 // (each level of `parallel: [*a, *a]` doubles it), which would exhaust memory.
 constexpr int kMaxSteps = 10000;
+// The deepest nesting of parallel: / steps: groups. An alias inside the node
+// it names (`&a {parallel: [*a]}`) is a cycle, endless without a bound.
+constexpr int kMaxNesting = 64;
 
 class Parser {
  public:
@@ -395,6 +399,8 @@ class Parser {
   // Steps parsed so far, groups included, counting an alias each time it is
   // used (kMaxSteps).
   int steps_parsed_ = 0;
+  // How deep the step list being parsed is nested (kMaxNesting).
+  int nesting_ = 0;
 };
 
 absl::StatusOr<std::string> Parser::Scalar(const YAML::Node& node,
@@ -655,6 +661,13 @@ absl::Status Parser::ParseAgents(const YAML::Node& node, Model* model) {
 absl::Status Parser::ParseSteps(const YAML::Node& node, absl::string_view key,
                                 std::vector<Step>* steps) {
   if (!node.IsSequence()) return Error(node, key, "expected a list of steps");
+  if (nesting_ >= kMaxNesting) {
+    return Error(node, key,
+                 absl::StrCat("nested more than ", kMaxNesting,
+                              " deep (or an alias used inside itself)"));
+  }
+  ++nesting_;
+  absl::Cleanup unnest = [this] { --nesting_; };
   for (const YAML::Node& item : node) {
     if (++steps_parsed_ > kMaxSteps) {
       return Error(item, key,

@@ -213,6 +213,20 @@ TEST(ScenarioParserTest, AliasesCannotMultiplyStepsWithoutBound) {
                         "each time it is used)"));
 }
 
+// An alias used inside the node it names is a cycle: parsing recursed until
+// the stack overflowed (found by tests/fuzz/scenario_fuzz.cc). Nesting is
+// bounded, which also bounds honest deep nesting.
+TEST(ScenarioParserTest, SelfReferencingAliasIsAnError) {
+  EXPECT_THAT(ParseError("  - &s {parallel: [*s]}\n"),
+              HasSubstr("nested more than 64 deep (or an alias used inside "
+                        "itself)"));
+  std::string deep = "  - ";
+  for (int i = 0; i < 65; ++i) absl::StrAppend(&deep, "{steps: [");
+  absl::StrAppend(&deep, "{agent: a, gethostname: }");
+  for (int i = 0; i < 65; ++i) absl::StrAppend(&deep, "]}");
+  EXPECT_THAT(ParseError(deep + "\n"), HasSubstr("nested more than 64 deep"));
+}
+
 TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {
   // Line 6 is the first step line.
   EXPECT_EQ(ParseError("  - {agent: a, sockett: {}, save_as: s}\n"),
