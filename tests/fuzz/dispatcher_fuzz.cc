@@ -188,6 +188,8 @@ class Runner {
     options.policy = &policy;
     options.audit = &audit_;
     options.reap_interval = absl::Milliseconds(5);
+    options.max_open_sockets =
+        std::min<uint32_t>(program.max_open_sockets(), 64);
     absl::StatusOr<std::unique_ptr<AgentCore>> created =
         AgentCore::Create(options);
     FUZZ_CHECK(created.ok());
@@ -205,8 +207,10 @@ class Runner {
     for (size_t i = 0; i < calls; ++i)
       Apply(program.calls(static_cast<int>(i)));
 
-    // Destroying the core ends every waiting call; each callback must have
-    // run exactly once by then.
+    // The calls holding sessions end first, as a server's calls end before
+    // it is destroyed. Destroying the core ends every waiting call; each
+    // callback must have run exactly once by then.
+    holds_.clear();
     core_.reset();
     {
       absl::MutexLock lock(&pending_->mu);
@@ -310,6 +314,7 @@ class Runner {
     }
     CancelToken& token = tokens_.emplace_back();
     ctx.cancel = &token;
+    ctx.renew_lease = !call.no_renew();
 
     // Authorized first, as the gRPC service does for every call.
     auto authorized = [&](const char* method) {
@@ -492,6 +497,45 @@ class Runner {
         }
         break;
       }
+      case fuzz::Call::kHoldSession: {
+        auto pending = pending_;
+        auto ran = std::make_shared<std::atomic<bool>>(false);
+        SessionEndCallback on_end = [pending, ran](absl::Status status) {
+          if (!status.ok()) CheckStatus(status);
+          if (ran->exchange(true)) {
+            absl::MutexLock lock(&pending->mu);
+            pending->repeated = true;
+          }
+        };
+        absl::StatusOr<SessionHold> hold =
+            call.hold_session().bind()
+                ? core_->BindSession(ctx, std::move(on_end))
+                : core_->HoldSession(ctx, std::move(on_end));
+        Record(
+            hold.ok()
+                ? absl::StatusOr<v1::KeepAliveResponse>(v1::KeepAliveResponse())
+                : absl::StatusOr<v1::KeepAliveResponse>(hold.status()));
+        if (hold.ok()) holds_.push_back(*std::move(hold));
+        break;
+      }
+      case fuzz::Call::kReleaseHold: {
+        if (holds_.empty()) break;
+        const size_t index = call.release_hold().index() % holds_.size();
+        SessionHold hold = std::move(holds_[index]);
+        holds_.erase(holds_.begin() + static_cast<std::ptrdiff_t>(index));
+        switch (call.release_hold().how()) {
+          case fuzz::ReleaseHold::UNBIND:
+            core_->UnbindSession(std::move(hold));
+            break;
+          case fuzz::ReleaseHold::END:
+            core_->EndBoundSession(std::move(hold));
+            break;
+          default:
+            hold.Reset();
+            break;
+        }
+        break;
+      }
       case fuzz::Call::kDrain:
         core_->Drain();
         break;
@@ -508,6 +552,7 @@ class Runner {
   std::shared_ptr<Pending> pending_;
   absl::Duration waited_;
   std::vector<std::string> sessions_;
+  std::vector<SessionHold> holds_;
   std::vector<std::string> handles_;
   // Requests with a substituted handle, contexts and tokens outlive the
   // calls that use them (until the core is gone).
