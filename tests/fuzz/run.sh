@@ -55,7 +55,8 @@ ninja -C "$build" "${bins[@]}" >/dev/null
 
 # libFuzzer settings for every run: per-input timeout, memory, input size.
 common=(-timeout=20 -rss_limit_mb=2560 -max_len=8192 -print_final_stats=1)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+# A smaller quarantine keeps long runs under the RSS limit.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:quarantine_size_mb=64}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 stat() {  # stat NAME LOG: a final-stats value of libFuzzer's log
