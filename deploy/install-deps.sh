@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libgtest-dev libgmock-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libre2-dev
   prometheus-cpp-dev grpc-proto openssl
-  clang clang-format netbase iproute2 python3
+  clang clang-format libclang-rt-14-dev netbase iproute2 python3
   python3-grpcio python3-protobuf python3-pytest
 )
 

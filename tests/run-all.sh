@@ -3,6 +3,8 @@
 # unit, integration and process-level suites (ctest), and the same suites
 # again in one clang build with AddressSanitizer + UBSan and -Wthread-safety
 # as an error. SOCKAGENT_SKIP_CLANG=1 skips that pass.
+# Last, the fuzz targets replay their corpora and fuzz for a bounded time
+# (SOCKAGENT_SKIP_FUZZ=1 skips; SOCKAGENT_FUZZ_SECONDS per target, 30).
 # The Helm chart check and the container check (podman) run after the tests;
 # SOCKAGENT_SKIP_HELM=1 / SOCKAGENT_SKIP_CONTAINER=1 skip them.
 set -euo pipefail
@@ -51,4 +53,19 @@ if [[ "${SOCKAGENT_SKIP_CLANG:-0}" != 1 ]]; then
   ninja -C build-clang
   echo "== tests (clang, ASan + UBSan)"
   (cd build-clang && ctest --output-on-failure --timeout 900 -j2)
+fi
+
+# ---- fuzzing (tests/fuzz) -------------------------------------------------
+# libFuzzer targets under clang ASan + UBSan: every committed corpus input is
+# replayed, then each of the 6 targets is fuzzed for SOCKAGENT_FUZZ_SECONDS
+# (default 30; about 3.5 min in all). Reuses build-clang when it was configured
+# with -DSOCKAGENT_FUZZ=ON; otherwise tests/fuzz/run.sh builds the fuzz
+# targets alone in build-fuzz.
+if [[ "${SOCKAGENT_SKIP_FUZZ:-0}" != 1 ]]; then
+  fuzz_build=build-fuzz
+  if grep -q '^SOCKAGENT_FUZZ:BOOL=ON' build-clang/CMakeCache.txt 2>/dev/null; then
+    fuzz_build=build-clang
+  fi
+  echo "== fuzz: replay corpora, then ${SOCKAGENT_FUZZ_SECONDS:-30} s per target ($fuzz_build; SOCKAGENT_SKIP_FUZZ=1 skips)"
+  bash tests/fuzz/run.sh --build "$fuzz_build" --time "${SOCKAGENT_FUZZ_SECONDS:-30}"
 fi

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -14,6 +15,7 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -321,6 +323,13 @@ std::vector<std::string> StepKeyNames() {
   return names;
 }
 
+// The most steps a file may hold. Aliases let a small file name a huge tree
+// (each level of `parallel: [*a, *a]` doubles it), which would exhaust memory.
+constexpr int kMaxSteps = 10000;
+// The deepest nesting of parallel: / steps: groups. An alias inside the node
+// it names (`&a {parallel: [*a]}`) is a cycle, endless without a bound.
+constexpr int kMaxNesting = 64;
+
 class Parser {
  public:
   explicit Parser(std::string origin) : origin_(std::move(origin)) {}
@@ -358,6 +367,11 @@ class Parser {
   absl::StatusOr<std::string> Scalar(const YAML::Node& node,
                                      absl::string_view key,
                                      bool allow_list = false) const;
+  // INVALID_ARGUMENT at the second occurrence of a key repeated in any
+  // mapping under `node`. `checked` holds the nodes already walked (by
+  // position and type), so an alias is walked once.
+  absl::Status CheckUniqueKeys(const YAML::Node& node,
+                               std::set<std::pair<int, int>>* checked) const;
   absl::Status ParseAgents(const YAML::Node& node, Model* model);
   absl::Status ParseSteps(const YAML::Node& node, absl::string_view key,
                           std::vector<Step>* steps);
@@ -382,6 +396,11 @@ class Parser {
   // Saved socket -> its agent ("" when not known statically).
   absl::flat_hash_map<std::string, std::string> socket_agents_;
   int leaves_ = 0;
+  // Steps parsed so far, groups included, counting an alias each time it is
+  // used (kMaxSteps).
+  int steps_parsed_ = 0;
+  // How deep the step list being parsed is nested (kMaxNesting).
+  int nesting_ = 0;
 };
 
 absl::StatusOr<std::string> Parser::Scalar(const YAML::Node& node,
@@ -464,6 +483,11 @@ absl::Status Parser::Parse(absl::string_view text, Model* model) {
                      ":1:1: a scenario file is a mapping with "
                      "agents: and steps:"));
   }
+  // YAML wants the keys of a mapping unique, but yaml-cpp keeps every
+  // entry: a second "agents:" would be ignored, a repeated agent name used
+  // twice.
+  std::set<std::pair<int, int>> checked;
+  if (absl::Status s = CheckUniqueKeys(root, &checked); !s.ok()) return s;
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
     if (key != "name" && key != "description" && key != "agents" &&
@@ -521,6 +545,38 @@ absl::Status Parser::Parse(absl::string_view text, Model* model) {
   }
   if (model->steps.empty()) return Error(root["steps"], "steps", "empty");
   model->leaf_count = leaves_;
+  return absl::OkStatus();
+}
+
+absl::Status Parser::CheckUniqueKeys(
+    const YAML::Node& node, std::set<std::pair<int, int>>* checked) const {
+  if (!node.IsMap() && !node.IsSequence()) return absl::OkStatus();
+  const YAML::Mark mark = node.Mark();
+  if (!mark.is_null() &&
+      !checked->insert({mark.pos, static_cast<int>(node.Type())}).second) {
+    return absl::OkStatus();
+  }
+  if (node.IsSequence()) {
+    for (const auto& item : node) {
+      if (absl::Status s = CheckUniqueKeys(item, checked); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  std::map<std::string, Location> keys;
+  for (const auto& entry : node) {
+    if (entry.first.IsScalar()) {
+      const std::string key = entry.first.Scalar();
+      auto [first, inserted] = keys.emplace(key, Where(entry.first));
+      if (!inserted) {
+        return Error(entry.first, key,
+                     absl::StrCat("duplicate key (first at line ",
+                                  first->second.line, ")"));
+      }
+    }
+    if (absl::Status s = CheckUniqueKeys(entry.second, checked); !s.ok()) {
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -605,7 +661,20 @@ absl::Status Parser::ParseAgents(const YAML::Node& node, Model* model) {
 absl::Status Parser::ParseSteps(const YAML::Node& node, absl::string_view key,
                                 std::vector<Step>* steps) {
   if (!node.IsSequence()) return Error(node, key, "expected a list of steps");
+  if (nesting_ >= kMaxNesting) {
+    return Error(node, key,
+                 absl::StrCat("nested more than ", kMaxNesting,
+                              " deep (or an alias used inside itself)"));
+  }
+  ++nesting_;
+  absl::Cleanup unnest = [this] { --nesting_; };
   for (const YAML::Node& item : node) {
+    if (++steps_parsed_ > kMaxSteps) {
+      return Error(item, key,
+                   absl::StrCat("more than ", kMaxSteps,
+                                " steps (an alias counts each time it is "
+                                "used)"));
+    }
     Step step;
     if (absl::Status s = ParseStep(item, &step); !s.ok()) return s;
     steps->push_back(std::move(step));

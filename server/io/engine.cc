@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,12 +31,29 @@ int WaitMillis(absl::Time now, absl::Time deadline) {
   return ms > 60000 ? 60000 : static_cast<int>(ms);
 }
 
+// close(2) of a socket with SO_LINGER {on, N > 0} blocks the closing thread
+// for up to N seconds while queued data waits for a peer that does not read.
+// The agent's threads never block, so such a socket is closed in the
+// background instead (SO_LINGER off: the kernel still sends what is queued).
+// An abortive close, SO_LINGER {on, 0}, is kept.
+void DisarmLinger(int fd) {
+  linger value{};
+  socklen_t length = sizeof(value);
+  if (::getsockopt(fd, SOL_SOCKET, SO_LINGER, &value, &length) != 0 ||
+      value.l_onoff == 0 || value.l_linger == 0) {
+    return;
+  }
+  const linger off{0, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off));
+}
+
 }  // namespace
 
 IoSocket::~IoSocket() {
   std::deque<Pending> ops;
   {
     absl::MutexLock lock(&mu_);
+    if (fd_.valid()) DisarmLinger(fd_.get());
     for (auto& queue : queues_) {
       for (auto& pending : queue) ops.push_back(std::move(pending));
       queue.clear();
@@ -233,6 +251,7 @@ void Engine::Close(IoSocket& socket) {
       queue.clear();
     }
     // close() also removes the descriptor from the epoll set.
+    DisarmLinger(socket.fd_.get());
     socket.fd_.reset();
   }
   Forget(socket.id_);

@@ -177,6 +177,56 @@ TEST(ScenarioParserTest, AgentErrors) {
             "");
 }
 
+// yaml-cpp keeps every entry of a mapping whose key repeats: a second
+// agents: block was ignored and an agent named twice was used twice (found
+// by tests/fuzz/scenario_fuzz.cc). A repeated key is an error at its second
+// place, in any mapping.
+TEST(ScenarioParserTest, RepeatedKeysAreErrors) {
+  auto error = [](const std::string& text) {
+    return std::string(
+        Scenario::ParseString(text, "f.yaml").status().message());
+  };
+  EXPECT_EQ(error("agents:\n  a: 127.0.0.1:1\n  a: 127.0.0.1:2\n"
+                  "steps:\n  - {agent: a, gethostname: }\n"),
+            "f.yaml:3:3: a: duplicate key (first at line 2)");
+  EXPECT_EQ(error("agents: {a: 127.0.0.1:1}\nagents: {b: 127.0.0.1:2}\n"
+                  "steps:\n  - {agent: a, gethostname: }\n"),
+            "f.yaml:2:1: agents: duplicate key (first at line 1)");
+  EXPECT_THAT(
+      ParseError("  - {agent: a, socket: {}, save_as: s, save_as: t}\n"),
+      HasSubstr("t.yaml:6:40: save_as: duplicate key"));
+  // An alias repeats a node, not a key.
+  EXPECT_EQ(ParseError("  - &x {agent: a, gethostname: }\n  - *x\n"), "");
+}
+
+// Each level of `parallel: [*a, *a]` doubles the steps: 18 levels in a
+// 1 KB file are 2^18 leaves. Found with tests/fuzz/scenario_fuzz.cc: an
+// input of 24 levels ran it out of memory.
+TEST(ScenarioParserTest, AliasesCannotMultiplyStepsWithoutBound) {
+  std::string steps = "  - &s0 {agent: a, gethostname: }\n";
+  for (int i = 1; i <= 18; ++i) {
+    absl::StrAppend(&steps, "  - &s", i, " {parallel: [*s", i - 1, ", *s",
+                    i - 1, "]}\n");
+  }
+  EXPECT_THAT(ParseError(steps),
+              HasSubstr("parallel: more than 10000 steps (an alias counts "
+                        "each time it is used)"));
+}
+
+// An alias used inside the node it names is a cycle: parsing recursed until
+// the stack overflowed (found by tests/fuzz/scenario_fuzz.cc). Nesting is
+// bounded, which also bounds honest deep nesting.
+TEST(ScenarioParserTest, SelfReferencingAliasIsAnError) {
+  EXPECT_THAT(ParseError("  - &s {parallel: [*s]}\n"),
+              HasSubstr("nested more than 64 deep (or an alias used inside "
+                        "itself)"));
+  std::string deep = "  - ";
+  for (int i = 0; i < 65; ++i) absl::StrAppend(&deep, "{steps: [");
+  absl::StrAppend(&deep, "{agent: a, gethostname: }");
+  for (int i = 0; i < 65; ++i) absl::StrAppend(&deep, "]}");
+  EXPECT_THAT(ParseError(deep + "\n"), HasSubstr("nested more than 64 deep"));
+}
+
 TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {
   // Line 6 is the first step line.
   EXPECT_EQ(ParseError("  - {agent: a, sockett: {}, save_as: s}\n"),

@@ -3,12 +3,15 @@
 
 #include "server/io/engine.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -227,8 +230,73 @@ class EngineTest : public ::testing::Test {
         options);
   }
 
+  // A TCP connection on 127.0.0.1 whose registered end has SO_LINGER
+  // `linger_value` and a full send buffer: the peer never read.
+  Endpoint NewLingeringTcpEndpoint(linger linger_value) {
+    ScopedFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    auto* raw = reinterpret_cast<sockaddr*>(&address);
+    if (!listener.valid() || ::bind(listener.get(), raw, length) != 0 ||
+        ::listen(listener.get(), 1) != 0 ||
+        ::getsockname(listener.get(), raw, &length) != 0) {
+      ADD_FAILURE() << "listener: errno " << errno;
+      return {};
+    }
+    ScopedFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!client.valid() || ::connect(client.get(), raw, length) != 0) {
+      ADD_FAILURE() << "connect: errno " << errno;
+      return {};
+    }
+    ScopedFd peer(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!peer.valid()) {
+      ADD_FAILURE() << "accept: errno " << errno;
+      return {};
+    }
+    // Small buffers fill fast; the peer's window closes, data stays queued.
+    const int small = 4096;
+    ::setsockopt(client.get(), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    ::setsockopt(peer.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    if (::setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &linger_value,
+                     sizeof(linger_value)) != 0) {
+      ADD_FAILURE() << "SO_LINGER: errno " << errno;
+      return {};
+    }
+    const std::string chunk(4096, 'x');
+    for (int i = 0; i < 10000; ++i) {
+      if (::send(client.get(), chunk.data(), chunk.size(),
+                 MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        break;
+      }
+    }
+    absl::StatusOr<std::shared_ptr<IoSocket>> io =
+        engine_->Register(std::move(client), AF_INET, SOCK_STREAM, 0);
+    if (!io.ok()) {
+      ADD_FAILURE() << io.status();
+      return {};
+    }
+    return {*std::move(io), std::move(peer)};
+  }
+
   std::unique_ptr<Engine> engine_;
 };
+
+// Runs `close` on its own thread and reports whether it returned within
+// kWait. If not, closing `peer` (unread data: RST) ends the lingering close
+// so the thread can be joined.
+bool ClosesWithoutWaiting(std::function<void()> close, ScopedFd& peer) {
+  auto returned = std::make_shared<absl::Notification>();
+  std::thread closer([&close, returned] {
+    close();
+    returned->Notify();
+  });
+  const bool in_time = returned->WaitForNotificationWithTimeout(kWait);
+  peer.reset();
+  closer.join();
+  return in_time;
+}
 
 // Completes once data arrives; the completion then holds the engine thread
 // until `release` (bounded), so readiness and timers pile up meanwhile.
@@ -740,6 +808,41 @@ TEST_F(EngineTest, DroppingTheLastReferenceEndsWaitingOpsOnce) {
       << "the op was destroyed without completing";
   EXPECT_EQ(pending->status.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(engine_->waiting_ops(), 0u);
+}
+
+// SO_LINGER {on, 60 s} with data the peer never reads would make close(2)
+// block the closing thread for a minute (a Close RPC, the session reaper,
+// shutdown); the engine closes such a socket in the background instead.
+TEST_F(EngineTest, CloseOfALingeringSocketDoesNotWaitForThePeer) {
+  Endpoint endpoint = NewLingeringTcpEndpoint(linger{1, 60});
+  ASSERT_NE(endpoint.io, nullptr);
+  EXPECT_TRUE(ClosesWithoutWaiting([&] { engine_->Close(*endpoint.io); },
+                                   endpoint.peer))
+      << "Engine::Close waited for SO_LINGER";
+}
+
+TEST_F(EngineTest, ReleaseOfALingeringSocketDoesNotWaitForThePeer) {
+  Endpoint endpoint = NewLingeringTcpEndpoint(linger{1, 60});
+  ASSERT_NE(endpoint.io, nullptr);
+  EXPECT_TRUE(ClosesWithoutWaiting([&] { endpoint.io.reset(); }, endpoint.peer))
+      << "releasing the last reference waited for SO_LINGER";
+}
+
+// SO_LINGER {on, 0} keeps its meaning: close(2) resets the connection.
+TEST_F(EngineTest, CloseWithZeroLingerStillResetsTheConnection) {
+  Endpoint endpoint = NewLingeringTcpEndpoint(linger{1, 0});
+  ASSERT_NE(endpoint.io, nullptr);
+  engine_->Close(*endpoint.io);
+  char buffer[65536];
+  ssize_t n = 0;
+  // The peer reads what arrived before the RST (bounded: the buffer was
+  // small), then gets ECONNRESET.
+  for (int i = 0; i < 1000; ++i) {
+    n = ::recv(endpoint.peer.get(), buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+  }
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(errno, ECONNRESET);
 }
 
 // 1,000 ops on 40 socketpairs, submitted by four threads while they also
