@@ -49,7 +49,7 @@ if [[ "${SOCKAGENT_SKIP_CLANG:-0}" != 1 ]]; then
   echo "== build with clang: ASan + UBSan, -Wthread-safety -Werror"
   cmake -S . -B build-clang -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    -DSOCKAGENT_SANITIZE=ON >/dev/null
+    -DSOCKAGENT_SANITIZE=ON -DSOCKAGENT_FUZZ=ON >/dev/null
   ninja -C build-clang
   echo "== tests (clang, ASan + UBSan)"
   (cd build-clang && ctest --output-on-failure --timeout 900 -j2)
