@@ -52,7 +52,9 @@ if [[ "${SOCKAGENT_SKIP_CLANG:-0}" != 1 ]]; then
     -DSOCKAGENT_SANITIZE=ON -DSOCKAGENT_FUZZ=ON >/dev/null
   ninja -C build-clang
   echo "== tests (clang, ASan + UBSan)"
-  (cd build-clang && ctest --output-on-failure --timeout 900 -j2)
+  (cd build-clang &&
+    LSAN_OPTIONS="suppressions=$PWD/../tests/sanitizers/lsan.supp" \
+      ctest --output-on-failure --timeout 900 -j2)
 fi
 
 # ---- fuzzing (tests/fuzz) -------------------------------------------------
