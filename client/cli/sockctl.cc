@@ -42,6 +42,7 @@
 #include "client/credentials.h"
 #include "client/scenario/scenario.h"
 #include "client/socket.h"
+#include "proto/edit_distance.h"
 #include "proto/status_codec.h"
 #ifdef SOCKAGENT_HAVE_HEALTH_PROTO
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -1368,23 +1369,6 @@ std::string Wrap(absl::string_view text) {
     out += "\n";
   }
   return out;
-}
-
-// Levenshtein distance, for "did you mean".
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
 }
 
 // CLI11 reports a word that names no subcommand as "A subcommand is

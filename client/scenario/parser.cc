@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
+#include "proto/edit_distance.h"
 #include "proto/errno_status.h"
 
 namespace sockagent {
@@ -223,23 +224,6 @@ const KindDef* FindKind(absl::string_view name) {
 
 constexpr const char* kStepKeys[] = {"name",    "agent", "save_as",  "expect",
                                      "timeout", "retry", "parallel", "steps"};
-
-// Levenshtein distance, for "did you mean".
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 // The name of `names` closest to `word` (case-insensitive), when it is close
 // enough to be a likely typo; "" otherwise.
