@@ -340,6 +340,15 @@ TEST_F(KernelDestinationTest, AnIpv6WildcardIsLoopbackInItsOwnFamily) {
   EXPECT_EQ(
       Text(KernelDestination(ops_, fd, Parse("::ffff:0.0.0.0", AF_INET6, 9))),
       "127.0.0.1:9");
+  // Bound to an IPv4-mapped address, `::` also takes the IPv4 path, and
+  // ::ffff:0.0.0.0 reaches the bound address itself.
+  SockAddr local = Parse("::ffff:127.0.0.5", AF_INET6, 0);
+  ASSERT_EQ(::bind(fd, local.get(), local.length), 0);
+  EXPECT_EQ(Text(KernelDestination(ops_, fd, Parse("::", AF_INET6, 9))),
+            "127.0.0.1:9");
+  EXPECT_EQ(
+      Text(KernelDestination(ops_, fd, Parse("::ffff:0.0.0.0", AF_INET6, 9))),
+      "127.0.0.5:9");
 }
 
 // Property: every spelling of an address gets the verdict of its canonical
