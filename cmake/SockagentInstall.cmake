@@ -45,7 +45,7 @@ install(CODE "
 # The client library and what it links: static libraries, exported under the
 # sockagent:: namespace with short names.
 set(_sockagent_libs sockagent_client sockagent_proto sockagent_errors
-  sockagent_messages sockagent_traffic_data)
+  sockagent_messages sockagent_traffic_data sockagent_units)
 foreach(lib ${_sockagent_libs})
   string(REPLACE "sockagent_" "" _export_name ${lib})
   set_target_properties(${lib} PROPERTIES EXPORT_NAME ${_export_name})
@@ -66,6 +66,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/client/
 install(FILES ${PROJECT_SOURCE_DIR}/proto/errno_status.h
   ${PROJECT_SOURCE_DIR}/proto/status_codec.h
   ${PROJECT_SOURCE_DIR}/proto/traffic_data.h
+  ${PROJECT_SOURCE_DIR}/proto/duration_codec.h
+  ${PROJECT_SOURCE_DIR}/proto/units.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sockagent/proto COMPONENT dev)
 install(DIRECTORY ${PROJECT_BINARY_DIR}/proto/
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/sockagent COMPONENT dev
