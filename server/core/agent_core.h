@@ -6,6 +6,16 @@
 // (errno attached via OsError). The gRPC adapter (server/service) is a thin
 // layer over this class. Thread-safe.
 //
+// AgentCore is the facade that owns the engine and the rooms the work is
+// split into, and forwards each call to its room:
+//   policy_gate.h       where a call is authorized (and audited)
+//   session_registry.h  sessions, their sockets and the quota ledger
+//   socket_calls.h      the calls that finish at once (Socket creates)
+//   waiting_calls.h     the calls that wait; they submit one I/O operation
+//                       (accept_op.h, connect_op.h, send_op.h, recv_op.h),
+//                       which is where a waiting call touches the kernel
+//   traffic_calls.h     Traffic and SetFaults
+//
 // Operations that may wait (Accept, Connect, Send, Recv, SendTo, RecvFrom)
 // take a callback that runs exactly once: with the result, DEADLINE_EXCEEDED
 // (socket timeout or call deadline), CANCELLED (the CallContext's token),
@@ -20,13 +30,16 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "server/core/ids.h"
+#include "server/core/call_context.h"
+#include "server/core/policy_gate.h"
+#include "server/core/session_registry.h"
 #include "server/core/session_table.h"
-#include "server/io/cancel_token.h"
+#include "server/core/socket_calls.h"
+#include "server/core/traffic_calls.h"
+#include "server/core/waiting_calls.h"
 #include "server/io/engine.h"
 #include "server/io/socket_ops.h"
 #include "server/policy/audit_log.h"
@@ -37,25 +50,6 @@ namespace sockagent {
 
 inline constexpr char kAgentVersion[] = "0.1.0";
 inline constexpr char kApiVersion[] = "sockagent.v1";
-
-// Who calls, and how long the call may wait.
-struct CallContext {
-  std::string session_id;
-  // The authenticated caller (certificate SAN/CN or token name); "anonymous"
-  // without authentication. Policy rules and quotas are per identity.
-  std::string identity = "anonymous";
-  // The caller's transport address, for the audit log.
-  std::string peer = {};
-  absl::Time deadline = absl::InfiniteFuture();
-  CancelToken* cancel = nullptr;  // outlives the call
-  // Whether the call renews the session's lease: false for the operations
-  // a stream runs to push messages (renewal comes from the client's own
-  // messages, not from the agent's pushes).
-  bool renew_lease = true;
-};
-
-template <typename T>
-using Callback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
 class AgentCore {
  public:
@@ -95,7 +89,7 @@ class AgentCore {
   // step of a stream) is UNAVAILABLE saying the agent is shutting down.
   // Idempotent.
   void Drain();
-  bool drained() const { return drained_; }
+  bool drained() const { return sessions_.drained(); }
 
   // Sessions.
   absl::StatusOr<v1::CreateSessionResponse> CreateSession(
@@ -204,7 +198,9 @@ class AgentCore {
   // Introspection for tests and metrics.
   size_t session_count() const { return sessions_.size(); }
   size_t waiting_ops() const { return engine_->waiting_ops(); }
-  const std::string& incarnation() const { return ids_.incarnation(); }
+  const std::string& incarnation() const {
+    return sessions_.ids().incarnation();
+  }
   const Options& options() const { return options_; }
   PolicyEngine& policy() { return policy_; }
 
@@ -241,97 +237,21 @@ class AgentCore {
   void ReleaseStream(const CallContext& ctx);
 
  private:
-  // The shared body of Recv and RecvFrom (agent_core.cc).
-  template <typename Response>
-  void Receive(const CallContext& ctx, const char* method,
-               const std::string& handle, uint32_t max_bytes, int32_t flags,
-               Callback<Response> done);
-  // The shared body of GetSockName and GetPeerName (agent_core.cc).
-  template <typename Response>
-  absl::StatusOr<Response> Name(const CallContext& ctx,
-                                const std::string& handle, bool peer);
   AgentCore(Options options, std::unique_ptr<Engine> engine);
-
-  // The identity's byte-rate quota for `direction` (RESOURCE_EXHAUSTED
-  // naming it while the identity's bucket is in debt; audited).
-  absl::Status CheckByteRate(const CallContext& ctx, const char* method,
-                             const ManagedSocket& socket,
-                             PolicyEngine::Direction direction);
-  // Whether an accepted peer / a datagram source may reach the caller.
-  using SourceFilter = absl::AnyInvocable<bool(const sockaddr*, socklen_t)>;
-  // The policy's accept_allow / accept_deny for ctx.identity, checked at
-  // each arrival (refusals audited and counted); empty when the identity
-  // has no source filter.
-  SourceFilter SourceFilterFor(const CallContext& ctx, const char* method,
-                               const std::shared_ptr<ManagedSocket>& socket);
-
-  absl::StatusOr<std::shared_ptr<Session>> SessionFor(const CallContext& ctx);
-  // Wraps `done` so that the call counts as waiting on ctx's session (see
-  // Session::BeginCall) until it is done.
-  template <typename T>
-  Callback<T> WhileWaiting(const CallContext& ctx, Callback<T> done);
-  // The global socket cap (Options::max_open_sockets): RESOURCE_EXHAUSTED
-  // naming it when reached.
-  absl::Status CheckOpenSocketCap() const;
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> SocketFor(
-      const CallContext& ctx, const std::string& handle);
-  // Registers a new descriptor with the engine and adds it to `session`.
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> Adopt(Session& session,
-                                                       const std::string& owner,
-                                                       ScopedFd fd, int family,
-                                                       int type, int protocol);
-  WaitOptions WaitFor(const CallContext& ctx,
-                      const ManagedSocket& socket) const;
-  void CloseSockets(Session& session, const char* reason);
-  // Removes `handle` from `session` and closes it (abortively when `reset`),
-  // auditing `reason`. NOT_FOUND if the session no longer holds it.
-  absl::Status CloseHandle(Session& session, const std::string& owner,
-                           const std::string& handle, bool reset,
-                           const char* reason);
-  // Audits a decision about `socket` (may be null) and turns it into the
-  // call's status.
-  absl::Status Decide(const CallContext& ctx, const char* method,
-                      const PolicyDecision& decision,
-                      const ManagedSocket* socket, const std::string& remote,
-                      bool audit_allowed = true, int family = 0, int type = 0);
-  void AuditClose(const std::string& identity, const std::string& session,
-                  const ManagedSocket& socket, const char* reason);
-  // Per-identity usage for the policy's quotas.
-  struct Usage {
-    size_t sessions = 0;
-    size_t sockets = 0;
-    size_t streams = 0;
-  };
-  std::string OwnerOf(const std::string& session_id);
-  absl::Status ReserveSocket(const std::string& identity, size_t quota);
-  void ReleaseSockets(const std::string& identity, size_t count);
   void ReapLoop();
 
   const Options options_;
   SocketOps& ops_;
   std::unique_ptr<PolicyEngine> own_policy_;
   PolicyEngine& policy_;
-  absl::Mutex usage_mu_;
-  mutable absl::Mutex denials_mu_;
-  absl::flat_hash_map<std::pair<std::string, std::string>, uint64_t> denials_
-      ABSL_GUARDED_BY(denials_mu_);
-  // Who created a session, from where.
-  struct Origin {
-    std::string identity;
-    std::string peer;
-  };
-  absl::flat_hash_map<std::string, Origin> session_owner_
-      ABSL_GUARDED_BY(usage_mu_);
-  absl::flat_hash_map<std::string, Usage> usage_ ABSL_GUARDED_BY(usage_mu_);
-  IdIssuer ids_;
   std::unique_ptr<Engine> engine_;
-  SessionTable sessions_;
+  PolicyGate gate_;
+  SessionRegistry sessions_;
+  SocketCalls socket_calls_;
+  WaitingCalls waiting_calls_;
+  TrafficCalls traffic_calls_;
   absl::Notification stop_reaper_;
   std::thread reaper_;
-  std::atomic<bool> drained_{false};
-  // Sockets held by all sessions (for Options::max_open_sockets).
-  std::atomic<size_t> open_sockets_{0};
-  std::atomic<uint64_t> refused_sources_{0};
 };
 
 }  // namespace sockagent

@@ -1,0 +1,117 @@
+#include "server/core/traffic_calls.h"
+
+#include <sys/socket.h>
+
+#include <memory>
+#include <utility>
+
+#include "server/core/address.h"
+#include "server/core/socket_fd.h"
+#include "server/core/traffic.h"
+#include "server/policy/cidr.h"
+
+namespace sockagent {
+namespace {
+
+constexpr PolicyEngine::Direction kSendBytes = PolicyEngine::Direction::kSend;
+constexpr PolicyEngine::Direction kRecvBytes = PolicyEngine::Direction::kRecv;
+
+}  // namespace
+
+absl::StatusOr<v1::SetFaultsResponse> TrafficCalls::SetFaults(
+    const CallContext& ctx, const v1::SetFaultsRequest& request) {
+  if (absl::Status valid = ValidateFaults(request.faults()); !valid.ok()) {
+    return valid;
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      sessions_.SocketFor(ctx, request.handle());
+  if (!socket.ok()) return socket.status();
+  (*socket)->set_faults(request.faults());
+  return v1::SetFaultsResponse();
+}
+
+void TrafficCalls::Traffic(const CallContext& ctx,
+                           const v1::TrafficRequest& request,
+                           Callback<v1::TrafficResponse> done) {
+  // A waiting call keeps its session alive, however long it waits.
+  done = sessions_.WhileWaiting(ctx, std::move(done));
+  if (absl::Status valid = ValidateTrafficRequest(request); !valid.ok()) {
+    return done(valid);
+  }
+  absl::StatusOr<std::shared_ptr<Session>> session = sessions_.SessionFor(ctx);
+  if (!session.ok()) return done(session.status());
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      sessions_.SocketFor(ctx, request.handle());
+  if (!socket.ok()) return done(socket.status());
+  // Byte-rate quotas: admitted unless a bucket is in debt; the bytes moved
+  // are charged when the traffic ends, so a long traffic overdraws once
+  // and the identity's next calls wait for the average to recover.
+  for (const PolicyEngine::Direction direction : {kSendBytes, kRecvBytes}) {
+    if (absl::Status rate =
+            gate_.CheckByteRate(ctx, "Traffic", **socket, direction);
+        !rate.ok()) {
+      return done(rate);
+    }
+  }
+  const IoSocket& io = *(*socket)->io();
+  TrafficOptions options;
+  if (request.has_source() && request.source().has_destination()) {
+    if (io.type() == SOCK_STREAM) {
+      return done(absl::InvalidArgumentError(
+          "source.destination: only for datagram sockets (connect a stream "
+          "socket first)"));
+    }
+    absl::StatusOr<SockAddr> address =
+        ResolveAddress(request.source().destination(), io.family(), io.type(),
+                       "source.destination");
+    if (!address.ok()) return done(address.status());
+    *address = EffectiveDestination(ops_, **socket, *address);
+    // Audited once here; every datagram is checked again (hooks below).
+    if (absl::Status allowed = gate_.Decide(
+            ctx, "Traffic",
+            gate_.policy().CheckDestination(ctx.identity, "sendto",
+                                            address->get(), address->length),
+            socket->get(),
+            Endpoint::FromSockAddr(address->get(), address->length).ToString());
+        !allowed.ok()) {
+      return done(allowed);
+    }
+    options.destination = *address;
+  }
+  options.request = request;
+  options.deadline = ctx.deadline;
+  options.cancel = ctx.cancel;
+  CallContext audit_ctx = ctx;
+  audit_ctx.cancel = nullptr;
+  TrafficHooks hooks;
+  hooks.check_sendto = [this, audit_ctx,
+                        socket = *socket](const SockAddr& to) -> absl::Status {
+    PolicyDecision decision = gate_.policy().CheckDestination(
+        audit_ctx.identity, "sendto", to.get(), to.length);
+    if (decision.allowed && !decision.would_deny) return absl::OkStatus();
+    return gate_.Decide(audit_ctx, "Traffic", decision, socket.get(),
+                        Endpoint::FromSockAddr(to.get(), to.length).ToString(),
+                        /*audit_allowed=*/false);
+  };
+  hooks.fault_close = [this, session = *session, owner = ctx.identity,
+                       handle = request.handle()](bool reset) {
+    sessions_
+        .CloseHandle(*session, owner, handle, reset, "fault_close_after_bytes")
+        .IgnoreError();  // already closed: nothing left to do
+  };
+  // Datagrams from sources the policy's accept filters refuse are dropped
+  // (audited, counted), as RecvFrom drops them.
+  hooks.accept_source = gate_.SourceFilterFor(ctx, "Traffic", *socket);
+  StartTraffic(
+      ops_, engine_, *std::move(socket), std::move(options), std::move(hooks),
+      [this, identity = ctx.identity, done = std::move(done)](
+          absl::StatusOr<v1::TrafficResponse> result) mutable {
+        if (result.ok()) {
+          gate_.ChargeBytes(identity, kSendBytes, result->bytes_sent());
+          gate_.ChargeBytes(identity, kRecvBytes, result->bytes_received());
+        }
+        done(std::move(result));
+      });
+}
+
+}  // namespace sockagent
