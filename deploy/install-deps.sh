@@ -7,9 +7,11 @@ packages=(
   cmake ninja-build g++ pkg-config dpkg-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libgtest-dev libgmock-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libre2-dev
+  libxxhash-dev
   prometheus-cpp-dev grpc-proto openssl
   clang clang-format libclang-rt-14-dev netbase iproute2 python3
-  python3-grpcio python3-protobuf python3-pytest
+  python3-grpcio python3-protobuf python3-pytest python3-xxhash
+  iperf3 socat
 )
 
 missing=()

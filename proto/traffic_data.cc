@@ -2,6 +2,11 @@
 
 #include <cstring>
 
+// The library's code compiled in here (header-only use of libxxhash-dev), so
+// neither the agent nor the client library needs libxxhash at run time.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace sockagent {
 namespace {
 
@@ -17,19 +22,30 @@ uint64_t SplitMix64At(uint64_t seed, uint64_t index) {
 
 }  // namespace
 
-void Fnv1a64::Update(absl::string_view data) {
-  uint64_t h = value_;
-  for (unsigned char c : data) {
-    h ^= c;
-    h *= kPrime;
-  }
-  value_ = h;
+struct StreamChecksum::State {
+  XXH3_state_t xxh;
+};
+
+StreamChecksum::StreamChecksum() : state_(std::make_unique<State>()) {
+  XXH3_64bits_reset(&state_->xxh);
+}
+StreamChecksum::StreamChecksum(StreamChecksum&&) noexcept = default;
+StreamChecksum& StreamChecksum::operator=(StreamChecksum&&) noexcept = default;
+StreamChecksum::~StreamChecksum() = default;
+
+void StreamChecksum::Update(absl::string_view data) {
+  if (data.empty()) return;
+  XXH3_64bits_update(&state_->xxh, data.data(), data.size());
 }
 
-std::string Fnv1a64::Hex() const {
+uint64_t StreamChecksum::value() const {
+  return XXH3_64bits_digest(&state_->xxh);
+}
+
+std::string StreamChecksum::Hex() const {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(16, '0');
-  uint64_t v = value_;
+  uint64_t v = value();
   for (int i = 15; i >= 0; --i) {
     out[static_cast<size_t>(i)] = kDigits[v & 0xf];
     v >>= 4;
@@ -37,8 +53,8 @@ std::string Fnv1a64::Hex() const {
   return out;
 }
 
-std::string Fnv1a64Hex(absl::string_view data) {
-  Fnv1a64 hash;
+std::string StreamChecksumHex(absl::string_view data) {
+  StreamChecksum hash;
   hash.Update(data);
   return hash.Hex();
 }

@@ -2,13 +2,14 @@
 #define SOCKAGENT_PROTO_TRAFFIC_DATA_H_
 
 // The bytes of agent-side traffic, shared by the agent, the client library
-// and anything that checks a transfer: the checksum (FNV-1a 64) and the
-// source patterns. Both are defined by stream position only, so the result
-// never depends on how a transfer was cut into sends, receives or
-// datagrams. No gRPC; thread-compatible (a Fnv1a64 is a plain value).
+// and anything that checks a transfer: the checksum (XXH3-64, xxHash's
+// 64-bit XXH3 with seed 0) and the source patterns. Both are defined by
+// stream position only, so the result never depends on how a transfer was
+// cut into sends, receives or datagrams. No gRPC; thread-compatible.
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/strings/string_view.h"
@@ -16,24 +17,29 @@
 
 namespace sockagent {
 
-// FNV-1a, 64 bits, over every byte passed to Update() in order.
-class Fnv1a64 {
+// The checksum of agent-side traffic: XXH3-64 (xxHash 0.8's XXH3_64bits,
+// seed 0, no secret) over every byte passed to Update() in order; equal to
+// Python's xxhash.xxh3_64_hexdigest(data). Move-only.
+class StreamChecksum {
  public:
-  static constexpr uint64_t kOffsetBasis = 0xcbf29ce484222325ULL;
-  static constexpr uint64_t kPrime = 0x100000001b3ULL;
+  StreamChecksum();
+  StreamChecksum(StreamChecksum&&) noexcept;
+  StreamChecksum& operator=(StreamChecksum&&) noexcept;
+  ~StreamChecksum();
 
   void Update(absl::string_view data);
-  uint64_t value() const { return value_; }
-  // 16 lowercase hex digits, zero-padded: the wire form of
+  uint64_t value() const;
+  // 16 lowercase hex digits, zero-padded, of value(): the wire form of
   // TrafficResponse.checksum.
   std::string Hex() const;
 
  private:
-  uint64_t value_ = kOffsetBasis;
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
-// FNV-1a 64 of `data` as 16 lowercase hex digits.
-std::string Fnv1a64Hex(absl::string_view data);
+// The checksum of `data` as 16 lowercase hex digits.
+std::string StreamChecksumHex(absl::string_view data);
 
 // Writes the `n` pattern bytes at stream positions stream_offset ..
 // stream_offset + n - 1 to `out`:

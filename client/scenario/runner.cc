@@ -98,7 +98,7 @@ void AddressFields(const v1::Address& address, absl::string_view prefix,
 }
 
 void DataFields(absl::string_view data, Fields* fields) {
-  Fnv1a64 sum;
+  StreamChecksum sum;
   sum.Update(data);
   (*fields)["bytes"] = absl::StrCat(data.size());
   (*fields)["checksum"] = sum.Hex();
@@ -1156,7 +1156,7 @@ std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
       if (e.checksum_of.has_value()) {
         absl::StatusOr<std::string> bytes = Materialize(*e.checksum_of);
         if (!bytes.ok() && error->ok()) *error = bytes.status();
-        Fnv1a64 sum;
+        StreamChecksum sum;
         if (bytes.ok()) sum.Update(*bytes);
         want = sum.Hex();
       } else {
@@ -1166,7 +1166,7 @@ std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
       if (outcome.fields.count("checksum") != 0) {
         actual = outcome.fields.at("checksum");
       } else {
-        Fnv1a64 sum;
+        StreamChecksum sum;
         sum.Update(data);
         actual = sum.Hex();
       }

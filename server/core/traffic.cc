@@ -426,6 +426,7 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
     response.set_bytes_per_second(
         seconds > 0 ? static_cast<double>(total()) / seconds : 0.0);
     response.set_checksum(checksum_.Hex());
+    response.set_checksum_algorithm("xxh3-64");
     response.set_end(end);
     Deliver(std::move(response));
   }
@@ -466,7 +467,7 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
   uint64_t sent_ = 0;
   uint64_t datagrams_received_ = 0;
   uint64_t datagrams_sent_ = 0;
-  Fnv1a64 checksum_;
+  StreamChecksum checksum_;
   std::string buffer_;
   size_t recv_cap_ = 0;
   size_t last_bytes_ = 0;

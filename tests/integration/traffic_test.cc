@@ -258,8 +258,8 @@ TEST_F(TrafficIntegrationTest, TcpEchoRoundTripHasMatchingChecksums) {
   EXPECT_EQ(result->end(), v1::TRAFFIC_END_EOF);
   EXPECT_EQ(result->bytes_received(), data.size());
   EXPECT_EQ(result->bytes_sent(), data.size());
-  EXPECT_EQ(result->checksum(), Fnv1a64Hex(data));
-  EXPECT_EQ(result->checksum(), Fnv1a64Hex(back));
+  EXPECT_EQ(result->checksum(), StreamChecksumHex(data));
+  EXPECT_EQ(result->checksum(), StreamChecksumHex(back));
   EXPECT_GT(result->bytes_per_second(), 0.0);
 }
 
@@ -281,7 +281,8 @@ TEST_F(TrafficIntegrationTest, SinkCountsWhatASourceSendsWithEqualChecksums) {
     EXPECT_EQ(received->end(), v1::TRAFFIC_END_EOF);
     EXPECT_EQ(received->checksum(), sent->checksum());
     // Anyone can check it: the pattern is public.
-    EXPECT_EQ(sent->checksum(), Fnv1a64Hex(Pattern(pattern, seed, kBytes)));
+    EXPECT_EQ(sent->checksum(),
+              StreamChecksumHex(Pattern(pattern, seed, kBytes)));
   }
 }
 
@@ -388,7 +389,7 @@ TEST_F(TrafficIntegrationTest, SlicedAndDelayedSendsDeliverEveryByte) {
   const std::string got = peer->Read(kBytes + 1, &error);
   EXPECT_EQ(error, 0);  // EOF after the shutdown
   EXPECT_EQ(got, Pattern(v1::TRAFFIC_PATTERN_RANDOM, 9, kBytes));
-  EXPECT_EQ(sent->checksum(), Fnv1a64Hex(got));
+  EXPECT_EQ(sent->checksum(), StreamChecksumHex(got));
 }
 
 TEST_F(TrafficIntegrationTest, CloseAfterBytesGivesEofAfterExactlyNBytes) {
@@ -456,7 +457,7 @@ TEST_F(TrafficIntegrationTest, StopReadingFillsTheWindowAndClearingResumes) {
   EXPECT_EQ(result->end(), v1::TRAFFIC_END_EOF);
   EXPECT_EQ(result->bytes_received(), written);
   EXPECT_EQ(result->checksum(), [&] {
-    Fnv1a64 hash;
+    StreamChecksum hash;
     for (uint64_t i = 0; i < written / chunk.size(); ++i) hash.Update(chunk);
     hash.Update(chunk.substr(0, written % chunk.size()));
     return hash.Hex();

@@ -15,26 +15,39 @@ std::string Pattern(v1::TrafficPattern pattern, uint64_t seed, uint64_t offset,
   return out;
 }
 
-TEST(Fnv1a64Test, MatchesPublishedVectors) {
-  EXPECT_EQ(Fnv1a64Hex(""), "cbf29ce484222325");
-  EXPECT_EQ(Fnv1a64Hex("a"), "af63dc4c8601ec8c");
-  EXPECT_EQ(Fnv1a64Hex("foobar"), "85944171f73967e8");
+// Values from xxHash 0.8 (xxhsum -H3, Python's xxhash.xxh3_64_hexdigest).
+TEST(StreamChecksumTest, MatchesXxh3Vectors) {
+  EXPECT_EQ(StreamChecksumHex(""), "2d06800538d394c2");
+  EXPECT_EQ(StreamChecksumHex("a"), "e6c632b61e964e1f");
+  EXPECT_EQ(StreamChecksumHex("foobar"), "d78fda63144c5c84");
+  std::string long_input;
+  for (int i = 0; i < 256000; ++i) long_input.push_back(static_cast<char>(i));
+  EXPECT_EQ(StreamChecksumHex(long_input), "776474c39d20f9aa");
 }
 
-TEST(Fnv1a64Test, IncrementalUpdatesEqualOneUpdate) {
-  Fnv1a64 split;
+TEST(StreamChecksumTest, IncrementalUpdatesEqualOneUpdate) {
+  StreamChecksum split;
   split.Update("foo");
   split.Update("");
   split.Update("bar");
-  EXPECT_EQ(split.Hex(), Fnv1a64Hex("foobar"));
-  EXPECT_EQ(split.value(), 0x85944171f73967e8ULL);
+  EXPECT_EQ(split.Hex(), StreamChecksumHex("foobar"));
+  EXPECT_EQ(split.value(), 0xd78fda63144c5c84ULL);
+  // Chunk boundaries across XXH3's internal 256-byte stripes and blocks.
+  const std::string whole = Pattern(v1::TRAFFIC_PATTERN_RANDOM, 5, 0, 100000);
+  for (size_t chunk : {1u, 63u, 64u, 255u, 1024u, 65536u}) {
+    StreamChecksum pieces;
+    for (size_t offset = 0; offset < whole.size(); offset += chunk) {
+      pieces.Update(absl::string_view(whole).substr(offset, chunk));
+    }
+    EXPECT_EQ(pieces.Hex(), StreamChecksumHex(whole)) << "chunk " << chunk;
+  }
 }
 
-TEST(Fnv1a64Test, HexIsZeroPaddedLowercase) {
+TEST(StreamChecksumTest, HexIsZeroPaddedLowercase) {
   // Search a short input whose hash has a leading zero nibble.
   for (int i = 0; i < 100000; ++i) {
     const std::string input = std::to_string(i);
-    Fnv1a64 hash;
+    StreamChecksum hash;
     hash.Update(input);
     if ((hash.value() >> 60) != 0) continue;
     EXPECT_EQ(hash.Hex().size(), 16u);

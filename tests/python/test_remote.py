@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import xxhash
 
 import sockagent
 
@@ -156,6 +157,10 @@ def test_recv_stream_send_stream_and_traffic(sockagent_agent):
     sink = results["sink"]
     assert (sink.bytes_received, sink.end) == (100000, "eof")
     assert sink.checksum == source.checksum
+    # The checksum is XXH3-64: Python computes the same value from the bytes
+    # (the default SEQUENCE pattern is position mod 256).
+    sent = bytes(i % 256 for i in range(100000))
+    assert source.checksum == xxhash.xxh3_64_hexdigest(sent)
 
 
 def test_fault_closes_after_bytes_with_reset_and_abort(sockagent_agent):

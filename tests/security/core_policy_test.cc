@@ -810,7 +810,7 @@ TEST_F(CorePolicyTest, TrafficOnADatagramSocketDropsRefusedSources) {
   ASSERT_TRUE(sunk.ok()) << sunk.status();
   EXPECT_EQ(sunk->datagrams_received(), 2u);
   EXPECT_EQ(sunk->bytes_received(), 12u);
-  EXPECT_EQ(sunk->checksum(), Fnv1a64Hex("kept-1kept-2"));
+  EXPECT_EQ(sunk->checksum(), StreamChecksumHex("kept-1kept-2"));
   EXPECT_EQ(core_->GetAgentInfo().stats().refused_sources(), 2u);
   EXPECT_THAT(AuditText(), HasSubstr("\"rule\":\"harness.accept_deny[0]\""));
   ::close(refused);

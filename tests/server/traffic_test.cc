@@ -306,7 +306,8 @@ TEST_F(TrafficTest, SourceToSinkAgreesOnBytesAndChecksumForEveryPattern) {
     EXPECT_EQ(received->bytes_received(), kBytes);
     EXPECT_EQ(received->end(), v1::TRAFFIC_END_EOF);
     EXPECT_EQ(sent->checksum(), received->checksum());
-    EXPECT_EQ(sent->checksum(), Fnv1a64Hex(Expected(pattern, 77, kBytes)));
+    EXPECT_EQ(sent->checksum(),
+              StreamChecksumHex(Expected(pattern, 77, kBytes)));
     EXPECT_EQ(sink.calls(), 1);
   }
 }
@@ -351,7 +352,7 @@ TEST_F(TrafficTest, EchoSendsBackWhatArrivesAndEndsAtEof) {
   EXPECT_EQ(result->end(), v1::TRAFFIC_END_EOF);
   EXPECT_EQ(result->bytes_received(), data.size());
   EXPECT_EQ(result->bytes_sent(), data.size());
-  EXPECT_EQ(result->checksum(), Fnv1a64Hex(data));
+  EXPECT_EQ(result->checksum(), StreamChecksumHex(data));
 }
 
 TEST_F(TrafficTest, UdpSourceToADestinationAndDatagramEcho) {
@@ -399,7 +400,7 @@ TEST_F(TrafficTest, UdpSourceToADestinationAndDatagramEcho) {
     got.append(buffer, static_cast<size_t>(n));
   }
   EXPECT_EQ(got, Expected(v1::TRAFFIC_PATTERN_SEQUENCE, 0, 2500));
-  EXPECT_EQ(sent->checksum(), Fnv1a64Hex(got));
+  EXPECT_EQ(sent->checksum(), StreamChecksumHex(got));
 }
 
 TEST_F(TrafficTest, SourceForADurationEndsWithDuration) {
@@ -727,7 +728,7 @@ TEST_F(TrafficTest, SeqpacketEchoAnswersOnTheConnectionAndEndsAtEof) {
   EXPECT_EQ(result->end(), v1::TRAFFIC_END_EOF);
   EXPECT_EQ(result->datagrams_received(), 2u);
   EXPECT_EQ(result->datagrams_sent(), 2u);
-  EXPECT_EQ(result->checksum(), Fnv1a64Hex("onetwo!"));
+  EXPECT_EQ(result->checksum(), StreamChecksumHex("onetwo!"));
 }
 
 }  // namespace

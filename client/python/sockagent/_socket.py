@@ -724,7 +724,8 @@ class RemoteSocket:
         half-closes after the last byte; datagram sockets send
         ``datagram_bytes``-sized datagrams to ``destination``). ``duration``
         (seconds) ends any mode. Returns a TrafficResult (bytes, datagrams,
-        elapsed, bytes_per_second, FNV-1a 64 checksum, end)."""
+        elapsed, bytes_per_second, checksum, end): the checksum is XXH3-64
+        as 16 hex digits, ``xxhash.xxh3_64_hexdigest(data)`` of the bytes."""
         self._check_open("traffic", (mode,))
         request = traffic_request(
             self._handle, self._family, mode, max_bytes=max_bytes,
