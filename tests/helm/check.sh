@@ -59,8 +59,11 @@ extract_config() {
 }
 
 echo "== helm lint --strict and render: default + profiles"
+# "default": the default values plus the one thing they lack, a certificate
+# source (without one the render fails: checked below).
 for profile in default "$CHART"/ci/*-values.yaml; do
-  if [ "$profile" = default ]; then name=default; args=(); else
+  if [ "$profile" = default ]; then
+    name=default; args=(--set tls.existingSecret=sockagent-tls); else
     name=$(basename "$profile" -values.yaml); args=(-f "$profile"); fi
   "$HELM" lint --strict --quiet "$CHART" "${args[@]}" >"$TMP/lint.log" 2>&1 \
     || { cat "$TMP/lint.log"; fail "helm lint --strict ($name)"; }
@@ -83,11 +86,47 @@ refuse() {  # refuse WHY HELM-ARGS...
   fi
   echo "ok: refused: $why"
 }
-refuse "kind is not DaemonSet/Deployment (values.schema.json)" --set kind=Pod
-refuse "an unknown value (values.schema.json)" --set replicaCount=2 --set bogus=1
+# refuse_saying WHY TEXT HELM-ARGS...: refused with TEXT in the message.
+refuse_saying() {
+  local why=$1 text=$2; shift 2
+  if "$HELM" template sockagent "$CHART" "$@" >/dev/null 2>"$TMP/refused.err"; then
+    fail "rendered although $why"
+  fi
+  grep -qF -- "$text" "$TMP/refused.err" \
+    || fail "refused ($why) without saying '$text': $(cat "$TMP/refused.err")"
+  echo "ok: refused: $why, saying what to set"
+}
+refuse_saying "TLS on (the default) and no certificate source" \
+  "set tls.existingSecret=NAME (a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt), or tls.certManager.enabled=true with tls.certManager.issuerRef.name=ISSUER"
+refuse_saying "a harness certificate from cert-manager without an issuer" \
+  "harnessClientCert.certManager.enabled needs tls.certManager.issuerRef.name" \
+  --set tls.existingSecret=s --set harnessClientCert.certManager.enabled=true
+refuse_saying "two harness certificate sources" "not both" \
+  --set tls.existingSecret=s --set harnessClientCert.certManager.enabled=true \
+  --set tls.certManager.issuerRef.name=ca --set harnessClientCert.existingSecret=h
+refuse "an agent label key outside the label grammar" \
+  --set tls.existingSecret=s --set 'agentLabels.bad\ key=x'
+# A harness certificate from a Secret: the helm test pod presents it.
+"$HELM" template sockagent "$CHART" --set tls.existingSecret=agent-tls \
+  --set harnessClientCert.existingSecret=harness-tls >"$TMP/harness-secret.yaml"
+NODE_PATH=$MODELS/node_modules node -e '
+  const yaml = require("js-yaml"), fs = require("fs");
+  const pod = yaml.loadAll(fs.readFileSync(process.argv[1], "utf8"))
+    .find((d) => d && d.kind === "Pod");
+  const secret = pod.spec.volumes.find((v) => v.name === "tls").secret.secretName;
+  if (secret !== "harness-tls") { console.error("test pod uses " + secret); process.exit(1); }
+' "$TMP/harness-secret.yaml" || fail "the helm test pod does not present harnessClientCert.existingSecret"
+echo "ok: the helm test pod presents the harness certificate from its Secret"
+# Each case below has a certificate source, so it is refused for its own
+# reason.
+refuse "kind is not DaemonSet/Deployment (values.schema.json)" \
+  --set tls.existingSecret=s --set kind=Pod
+refuse "an unknown value (values.schema.json)" --set tls.existingSecret=s \
+  --set replicaCount=2 --set bogus=1
 refuse "plaintext without insecurePlaintext" --set tls.enabled=false
 refuse "cert-manager without an issuer" --set tls.certManager.enabled=true
-refuse "unprivilegedPortStart with hostNetwork" --set hostNetwork=true --set unprivilegedPortStart=80
+refuse "unprivilegedPortStart with hostNetwork" --set tls.existingSecret=s \
+  --set hostNetwork=true --set unprivilegedPortStart=80
 # The validator itself catches a broken object and a weakened pod.
 sed 's/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/' "$TMP/default.yaml" >"$TMP/weak.yaml"
 if validate "$TMP/weak.yaml" default >/dev/null 2>&1; then fail "validator accepted a writable root filesystem"; fi

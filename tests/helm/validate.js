@@ -2,7 +2,8 @@
 // (kubernetes-models, cert-manager and prometheus-operator models) and
 // asserts the chart's security settings.
 //   node validate.js RENDERED.yaml PROFILE
-// PROFILE: default | deployment | hostnetwork | certmanager | metrics | plaintext
+// PROFILE: default | deployment | hostnetwork | certmanager | harness | metrics |
+// plaintext
 // Exits 1 with every problem listed.
 "use strict";
 const fs = require("fs");
@@ -131,8 +132,40 @@ if ((profile === "deployment") !== Boolean(byKind.PodDisruptionBudget))
   fail("PodDisruptionBudget exactly in the deployment profile");
 if ((profile === "metrics") !== Boolean(byKind.ServiceMonitor))
   fail("ServiceMonitor exactly in the metrics profile");
-if ((profile === "certmanager") !== Boolean(byKind.Certificate))
-  fail("Certificate exactly in the certmanager profile");
+const certificates = byKind.Certificate || [];
+const wantCertificates = {certmanager: 1, harness: 2}[profile] || 0;
+if (certificates.length !== wantCertificates)
+  fail(`${wantCertificates} Certificate(s) expected, got ${certificates.length}`);
+if (profile === "harness") {
+  const harness = certificates.find((c) => c.metadata.name.endsWith("-harness"));
+  if (!harness) fail("harness: no harness Certificate");
+  else {
+    if (harness.metadata.namespace !== "my-harness")
+      fail(`harness Certificate in ${harness.metadata.namespace}, expected my-harness`);
+    const usages = harness.spec.usages || [];
+    if (!usages.includes("client auth") || usages.includes("server auth"))
+      fail(`harness Certificate usages ${usages}: client auth only`);
+  }
+}
+
+// 3. Every agent reports node, pod and namespace labels from the Downward API.
+for (const w of workloads) {
+  const c = w.spec.template.spec.containers[0];
+  const args = (c.args || []).join(" ");
+  const env = Object.fromEntries((c.env || []).map((e) => [e.name, e]));
+  for (const [label, variable, field] of [
+    ["node", "SOCKAGENT_NODE_NAME", "spec.nodeName"],
+    ["pod", "SOCKAGENT_POD_NAME", "metadata.name"],
+    ["namespace", "SOCKAGENT_POD_NAMESPACE", "metadata.namespace"]]) {
+    if (!args.includes(`--label ${label}=$(${variable})`))
+      fail(`args: --label ${label}=$(${variable}) missing`);
+    const e = env[variable];
+    if (!e || !e.valueFrom || !e.valueFrom.fieldRef || e.valueFrom.fieldRef.fieldPath !== field)
+      fail(`env ${variable}: fieldRef ${field} expected`);
+  }
+  if (profile === "harness" && !args.includes("--label zone=eu-west-1a"))
+    fail("agentLabels: --label zone=eu-west-1a missing");
+}
 
 if (problems.length) {
   console.error(`${profile}: ${problems.length} problem(s):\n  ` + problems.join("\n  "));

@@ -53,7 +53,53 @@ seccompProfile:
 {{- if and .Values.hostNetwork (not (kindIs "invalid" .Values.unprivilegedPortStart)) -}}
 {{- fail "unprivilegedPortStart is a pod-network sysctl: not with hostNetwork" -}}
 {{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) (not .Values.tls.certManager.enabled) -}}
+{{- fail "tls.enabled is true but no certificate source is set, so the agent pods would wait forever for a Secret nobody creates: set tls.existingSecret=NAME (a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt), or tls.certManager.enabled=true with tls.certManager.issuerRef.name=ISSUER, or (dangerous) tls.enabled=false with insecurePlaintext=true" -}}
+{{- end -}}
+{{- if and .Values.harnessClientCert.certManager.enabled (not .Values.tls.certManager.issuerRef.name) -}}
+{{- fail "harnessClientCert.certManager.enabled needs tls.certManager.issuerRef.name (a ClusterIssuer to issue into another namespace), the CA the agents verify clients with" -}}
+{{- end -}}
+{{- if and .Values.harnessClientCert.certManager.enabled .Values.harnessClientCert.existingSecret -}}
+{{- fail "harnessClientCert: set certManager.enabled or existingSecret, not both" -}}
+{{- end -}}
 {{- if and .Values.tls.certManager.enabled (not .Values.tls.certManager.issuerRef.name) -}}
 {{- fail "tls.certManager.enabled needs tls.certManager.issuerRef.name" -}}
 {{- end -}}
+{{- end -}}
+
+
+{{/* The client certificate Secret of harnesses in the release namespace
+     (the helm test pod): the harness Secret when the chart has one there,
+     else the agents' own (cert-manager issues it with client auth too). */}}
+{{- define "sockagent.harnessSecret" -}}
+{{- if .Values.harnessClientCert.existingSecret -}}
+{{ .Values.harnessClientCert.existingSecret }}
+{{- else if and .Values.harnessClientCert.certManager.enabled (eq (include "sockagent.harnessNamespace" .) .Release.Namespace) -}}
+{{ include "sockagent.harnessCertSecret" . }}
+{{- else -}}
+{{ include "sockagent.tlsSecret" . }}
+{{- end -}}
+{{- end -}}
+
+{{- define "sockagent.harnessNamespace" -}}
+{{ .Values.harnessClientCert.certManager.namespace | default .Release.Namespace }}
+{{- end -}}
+
+{{- define "sockagent.harnessCertSecret" -}}
+{{ .Values.harnessClientCert.certManager.secretName | default (printf "%s-harness-tls" (include "sockagent.fullname" .)) }}
+{{- end -}}
+
+{{/* --label flags: node, pod and namespace from the Downward API, then
+     agentLabels (sorted by key). Kubernetes expands $(VAR) in args. */}}
+{{- define "sockagent.labelArgs" -}}
+- "--label"
+- "node=$(SOCKAGENT_NODE_NAME)"
+- "--label"
+- "pod=$(SOCKAGENT_POD_NAME)"
+- "--label"
+- "namespace=$(SOCKAGENT_POD_NAMESPACE)"
+{{- range $key, $value := .Values.agentLabels }}
+- "--label"
+- {{ printf "%s=%s" $key $value | quote }}
+{{- end }}
 {{- end -}}
