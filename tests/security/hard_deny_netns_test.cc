@@ -36,6 +36,31 @@ bool Shell(const std::string& command) {
 
 bool IsV6(const std::string& ip) { return ip.find(':') != std::string::npos; }
 
+// Bounded wait (at most 5 s) until `probe`, a shell command, succeeds.
+bool WaitForShell(const std::string& probe) {
+  for (int i = 0; i < 500; ++i) {
+    if (Shell(probe)) return true;
+    usleep(10 * 1000);
+  }
+  return false;
+}
+
+// Until `link` has carrier. Asks `ip`, not /sys/class/net, which shows the
+// namespace sysfs was mounted in.
+bool WaitForCarrier(const std::string& link) {
+  return WaitForShell(
+      absl::StrCat("ip -o link show ", link, " | grep -q LOWER_UP"));
+}
+
+// Adds an IPv6 address and waits for its local route: even with nodad the
+// kernel inserts that route from a work queue, after `ip` has returned.
+bool AddLocalIpv6(const std::string& ip, const std::string& link) {
+  return Shell(absl::StrCat("ip -6 addr add ", ip, "/128 dev ", link,
+                            " nodad")) &&
+         WaitForShell(
+             absl::StrCat("ip -6 route show table local ", ip, " | grep -q ."));
+}
+
 SockAddr Sockaddr(const std::string& ip, uint16_t port) {
   SockAddr address;
   if (IsV6(ip)) {
@@ -161,6 +186,10 @@ class HardDenyNetnsTest : public testing::AgentTest {
     ASSERT_TRUE(Shell("ip link add canary0 type veth peer name canary1"));
     ASSERT_TRUE(Shell("ip link set canary0 up"));
     ASSERT_TRUE(Shell("ip link set canary1 up"));
+    // The kernel installs an address's local route only once the link has
+    // carrier, which a veth gains asynchronously after both ends are up; an
+    // address added by a test before that would have no route at all.
+    ASSERT_TRUE(WaitForCarrier("canary0"));
     for (const char* ip : {"169.254.169.254", "100.100.100.200",
                            "168.63.129.16", "192.0.0.192", "10.200.0.1"}) {
       ASSERT_TRUE(Shell(absl::StrCat("ip addr add ", ip, "/32 dev canary0")));
@@ -168,8 +197,7 @@ class HardDenyNetnsTest : public testing::AgentTest {
     for (const char* ip :
          {"fd00:ec2::254", "fd20:ce::254",
           "64:ff9b:1:a9:fe:a9fe::", "64:ff9b::a9fe:a9fe", "fd99::1"}) {
-      ASSERT_TRUE(
-          Shell(absl::StrCat("ip -6 addr add ", ip, "/128 dev canary0 nodad")));
+      ASSERT_TRUE(AddLocalIpv6(ip, "canary0")) << ip;
     }
     protected_canary_ = std::make_unique<Canary>("0.0.0.0", 0);
     protected_canary6_ =
@@ -273,7 +301,7 @@ TEST_F(HardDenyNetnsTest, AgentPortsOnAddressesAddedAfterStartAreNotReached) {
   // that makes a whole prefix local.
   ASSERT_TRUE(Shell("ip addr add 10.77.0.1/32 dev canary0"));
   ASSERT_TRUE(Shell("ip route add local 10.88.0.0/16 dev lo"));
-  ASSERT_TRUE(Shell("ip -6 addr add fd77::1/128 dev canary0 nodad"));
+  ASSERT_TRUE(AddLocalIpv6("fd77::1", "canary0"));
   ExpectRefused(v1::FAMILY_INET, At("10.77.0.1", port), "hard-deny:agent-port");
   ExpectRefused(v1::FAMILY_INET, At("10.88.3.4", port), "hard-deny:agent-port");
   ExpectRefused(v1::FAMILY_INET6, At("fd77::1", port), "hard-deny:agent-port");
