@@ -15,7 +15,8 @@
 #include <memory>
 #include <string>
 
-#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/auth_context.h>
+#include <grpcpp/server_context.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"

@@ -15,7 +15,8 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
+#include <grpcpp/server.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

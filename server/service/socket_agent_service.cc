@@ -4,6 +4,10 @@
 #include <string>
 #include <utility>
 
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
+#include <grpcpp/support/status.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/status_codec.h"

@@ -6,7 +6,8 @@
 // engine). Every reactor is finished exactly once, also when cancelled.
 // Statuses cross through status_codec.h only. Thread-safe.
 
-#include <grpcpp/grpcpp.h>
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
 
 #include "server/auth/authenticator.h"
 #include "server/core/agent_core.h"

@@ -15,7 +15,12 @@
 #include <memory>
 #include <string>
 
-#include <grpcpp/grpcpp.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"

@@ -12,7 +12,11 @@
 #include <memory>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/status.h>
 
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"

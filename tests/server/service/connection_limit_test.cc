@@ -16,7 +16,13 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
+#include <grpc/grpc.h>
+#include <grpcpp/channel.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <grpcpp/support/status.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
