@@ -150,6 +150,7 @@ absl::Status PolicyEngine::LoadValid(const v1::Policy& policy) {
     absl::MutexLock lock(&mu_);
     compiled_ = std::move(compiled);
   }
+  generation_.fetch_add(1);
   absl::MutexLock lock(&hook_mu_);
   if (hook_) hook_();
   return absl::OkStatus();

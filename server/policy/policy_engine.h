@@ -92,6 +92,10 @@ class PolicyEngine {
   // since the engine was made; the last valid policy stayed in force.
   uint64_t rejected_loads() const { return rejected_loads_.load(); }
 
+  // Counts successful loads: a value taken from the policy (a quota) is
+  // current while generation() is unchanged.
+  uint64_t generation() const { return generation_.load(); }
+
   // True once a policy was loaded.
   bool configured() const;
   bool report_only() const;
@@ -187,6 +191,7 @@ class PolicyEngine {
                              std::string reason);
 
   std::atomic<uint64_t> rejected_loads_{0};
+  std::atomic<uint64_t> generation_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const Compiled> compiled_ ABSL_GUARDED_BY(mu_);
   HardDenyList hard_deny_;
