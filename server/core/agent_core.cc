@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "proto/duration_codec.h"
 #include "server/core/core_status.h"
-#include "server/core/proto_duration.h"
 #include "spdlog/spdlog.h"
 
 namespace sockagent {
@@ -258,6 +258,28 @@ void AgentCore::RecvFrom(const CallContext& ctx,
   waiting_calls_.RecvFrom(ctx, request, std::move(done));
 }
 
+// Streams.
+
+absl::StatusOr<std::shared_ptr<RecvPump>> AgentCore::OpenRecvPump(
+    const CallContext& ctx, const std::string& handle,
+    RecvPump::Options options, RecvPump::OnChunk on_chunk) {
+  absl::StatusOr<ResolvedSocket> call = sessions_.Resolve(ctx, handle);
+  if (!call.ok()) return call.status();
+  return std::make_shared<RecvPump>(ops_, *engine_, sessions_, gate_,
+                                    *std::move(call), options,
+                                    std::move(on_chunk));
+}
+
+absl::StatusOr<std::shared_ptr<SendPump>> AgentCore::OpenSendPump(
+    const CallContext& ctx, const std::string& handle,
+    SendPump::OnSent on_sent) {
+  absl::StatusOr<ResolvedSocket> call = sessions_.Resolve(ctx, handle);
+  if (!call.ok()) return call.status();
+  return std::make_shared<SendPump>(ops_, *engine_, sessions_, gate_,
+                                    *std::move(call), options_.max_send_bytes,
+                                    std::move(on_sent));
+}
+
 // Traffic and faults.
 
 void AgentCore::Traffic(const CallContext& ctx,
@@ -318,8 +340,10 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
       static_cast<uint32_t>(options_.max_sockets_per_session));
   limits->set_max_send_bytes(static_cast<uint32_t>(options_.max_send_bytes));
   limits->set_max_recv_bytes(static_cast<uint32_t>(options_.max_recv_bytes));
-  ToProto(options_.sessions.default_ttl, limits->mutable_default_session_ttl());
-  ToProto(options_.sessions.max_ttl, limits->mutable_max_session_ttl());
+  SetProtoDuration(options_.sessions.default_ttl,
+                   limits->mutable_default_session_ttl());
+  SetProtoDuration(options_.sessions.max_ttl,
+                   limits->mutable_max_session_ttl());
   limits->set_max_open_sockets(options_.max_open_sockets);
   response.set_incarnation(sessions_.ids().incarnation());
   v1::AgentStats* stats = response.mutable_stats();

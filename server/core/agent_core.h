@@ -15,6 +15,8 @@
 //                       (accept_op.h, connect_op.h, send_op.h, recv_op.h),
 //                       which is where a waiting call touches the kernel
 //   traffic_calls.h     Traffic and SetFaults
+//   recv_pump.h, send_pump.h  a stream's socket, resolved once, pumped
+//                       chunk after chunk (resolved_socket.h)
 //
 // Operations that may wait (Accept, Connect, Send, Recv, SendTo, RecvFrom)
 // take a callback that runs exactly once: with the result, DEADLINE_EXCEEDED
@@ -35,6 +37,8 @@
 #include "absl/time/time.h"
 #include "server/core/call_context.h"
 #include "server/core/policy_gate.h"
+#include "server/core/recv_pump.h"
+#include "server/core/send_pump.h"
 #include "server/core/session_registry.h"
 #include "server/core/session_table.h"
 #include "server/core/socket_calls.h"
@@ -175,6 +179,15 @@ class AgentCore {
               Callback<v1::SendToResponse> done);
   void RecvFrom(const CallContext& ctx, const v1::RecvFromRequest& request,
                 Callback<v1::RecvFromResponse> done);
+
+  // The two sides of a stream, on ctx's socket `handle` resolved once (see
+  // recv_pump.h, send_pump.h). Errors: resolving the handle (as Recv/Send).
+  absl::StatusOr<std::shared_ptr<RecvPump>> OpenRecvPump(
+      const CallContext& ctx, const std::string& handle,
+      RecvPump::Options options, RecvPump::OnChunk on_chunk);
+  absl::StatusOr<std::shared_ptr<SendPump>> OpenSendPump(
+      const CallContext& ctx, const std::string& handle,
+      SendPump::OnSent on_sent);
 
   // Agent-side traffic (echo, sink, source) on the handle's socket until
   // EOF, its byte limit, its duration or a fault close (OK with the

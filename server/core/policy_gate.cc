@@ -61,6 +61,43 @@ absl::Status PolicyGate::CheckByteRate(const CallContext& ctx,
                 &socket, "", /*audit_allowed=*/false);
 }
 
+ByteRates PolicyGate::RatesFor(const std::string& identity) const {
+  ByteRates rates;
+  // Read before the quotas: a load in between makes the next use refresh.
+  rates.generation = policy_.generation();
+  const v1::PolicyQuotas quotas = policy_.Quotas(identity);
+  rates.send = quotas.max_send_bytes_per_second();
+  rates.recv = quotas.max_recv_bytes_per_second();
+  return rates;
+}
+
+namespace {
+
+// The quota for `direction`, refreshing `call.rates` if the policy changed.
+uint64_t RateOf(const PolicyGate& gate, ResolvedSocket& call,
+                PolicyEngine::Direction direction) {
+  if (call.rates.generation != gate.policy().generation()) {
+    call.rates = gate.RatesFor(call.ctx.identity);
+  }
+  return direction == PolicyEngine::Direction::kSend ? call.rates.send
+                                                     : call.rates.recv;
+}
+
+}  // namespace
+
+absl::Status PolicyGate::CheckByteRate(ResolvedSocket& call, const char* method,
+                                       PolicyEngine::Direction direction) {
+  if (RateOf(*this, call, direction) == 0) return absl::OkStatus();
+  return CheckByteRate(call.ctx, method, *call.socket, direction);
+}
+
+void PolicyGate::ChargeBytes(ResolvedSocket& call,
+                             PolicyEngine::Direction direction,
+                             uint64_t bytes) {
+  if (bytes == 0 || RateOf(*this, call, direction) == 0) return;
+  policy_.ChargeBytes(call.ctx.identity, direction, bytes);
+}
+
 PolicyGate::SourceFilter PolicyGate::SourceFilterFor(
     const CallContext& ctx, const char* method,
     const std::shared_ptr<ManagedSocket>& socket) {

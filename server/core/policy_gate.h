@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "server/core/call_context.h"
+#include "server/core/resolved_socket.h"
 #include "server/core/session_table.h"
 #include "server/io/socket_ops.h"
 #include "server/policy/audit_log.h"
@@ -60,6 +61,15 @@ class PolicyGate {
                    PolicyEngine::Direction direction, uint64_t bytes) {
     policy_.ChargeBytes(identity, direction, bytes);
   }
+  // The identity's byte-rate quotas in the policy in force.
+  ByteRates RatesFor(const std::string& identity) const;
+  // CheckByteRate and ChargeBytes for a resolved call: without a quota for
+  // `direction` they take no lock. `call.rates` is refreshed first when
+  // the policy changed since.
+  absl::Status CheckByteRate(ResolvedSocket& call, const char* method,
+                             PolicyEngine::Direction direction);
+  void ChargeBytes(ResolvedSocket& call, PolicyEngine::Direction direction,
+                   uint64_t bytes);
 
   // Whether an accepted peer / a datagram source may reach the caller.
   using SourceFilter = absl::AnyInvocable<bool(const sockaddr*, socklen_t)>;

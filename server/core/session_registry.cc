@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "proto/duration_codec.h"
 #include "server/core/core_status.h"
-#include "server/core/proto_duration.h"
 #include "spdlog/spdlog.h"
 
 namespace sockagent {
@@ -159,21 +159,52 @@ absl::StatusOr<std::shared_ptr<Session>> SessionRegistry::SessionFor(
   return session;
 }
 
-absl::StatusOr<std::shared_ptr<ManagedSocket>> SessionRegistry::SocketFor(
-    const CallContext& ctx, const std::string& handle) {
-  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
-  if (!session.ok()) return session.status();
+absl::StatusOr<std::shared_ptr<ManagedSocket>> SessionRegistry::FindSocket(
+    Session& session, const std::string& handle) const {
   if (absl::Status valid = ids_.Check(handle, "handle"); !valid.ok()) {
     return valid;
   }
-  std::shared_ptr<ManagedSocket> socket = (*session)->Find(handle);
+  std::shared_ptr<ManagedSocket> socket = session.Find(handle);
   if (socket == nullptr) {
     // A closed socket is EBADF, as Python's OSError on a closed socket.
-    if ((*session)->WasClosed(handle)) return ClosedHandle();
+    if (session.WasClosed(handle)) return ClosedHandle();
     return absl::NotFoundError(
         absl::StrCat("handle: unknown handle '", handle, "' in this session"));
   }
   return socket;
+}
+
+absl::StatusOr<std::shared_ptr<ManagedSocket>> SessionRegistry::SocketFor(
+    const CallContext& ctx, const std::string& handle) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  return FindSocket(**session, handle);
+}
+
+absl::StatusOr<ResolvedSocket> SessionRegistry::Resolve(
+    const CallContext& ctx, const std::string& handle) {
+  absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
+  if (!session.ok()) return session.status();
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
+      FindSocket(**session, handle);
+  if (!socket.ok()) return socket.status();
+  ResolvedSocket call;
+  call.ctx = ctx;
+  call.session = *std::move(session);
+  call.socket = *std::move(socket);
+  call.timeout = call.socket->timeout();
+  call.rates = gate_.RatesFor(ctx.identity);
+  return call;
+}
+
+absl::Status SessionRegistry::Explain(const ResolvedSocket& call,
+                                      absl::Status status) {
+  if (!absl::IsUnavailable(status) && !absl::IsFailedPrecondition(status)) {
+    return status;
+  }
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> now =
+      SocketFor(call.ctx, call.socket->handle());
+  return now.ok() ? status : now.status();
 }
 
 absl::StatusOr<SessionHold> SessionRegistry::HoldSession(
@@ -282,7 +313,7 @@ absl::StatusOr<v1::CreateSessionResponse> SessionRegistry::CreateSession(
   if (drained_) return absl::UnavailableError("the agent is shutting down");
   absl::Duration ttl = absl::ZeroDuration();
   if (request.has_ttl()) {
-    ttl = FromProto(request.ttl());
+    ttl = FromProtoDuration(request.ttl());
     if (ttl <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError("ttl: must be positive when set");
     }
@@ -312,7 +343,7 @@ absl::StatusOr<v1::CreateSessionResponse> SessionRegistry::CreateSession(
   if (!session.ok()) return session.status();
   v1::CreateSessionResponse response;
   response.set_session_id((*session)->id());
-  ToProto((*session)->ttl(), response.mutable_ttl());
+  SetProtoDuration((*session)->ttl(), response.mutable_ttl());
   response.set_incarnation(ids_.incarnation());
   return response;
 }
@@ -322,7 +353,7 @@ absl::StatusOr<v1::KeepAliveResponse> SessionRegistry::KeepAlive(
   absl::StatusOr<std::shared_ptr<Session>> session = SessionFor(ctx);
   if (!session.ok()) return session.status();
   v1::KeepAliveResponse response;
-  ToProto((*session)->ttl(), response.mutable_ttl());
+  SetProtoDuration((*session)->ttl(), response.mutable_ttl());
   return response;
 }
 

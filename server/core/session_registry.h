@@ -25,6 +25,7 @@
 #include "server/core/call_context.h"
 #include "server/core/ids.h"
 #include "server/core/policy_gate.h"
+#include "server/core/resolved_socket.h"
 #include "server/core/session_table.h"
 #include "server/io/engine.h"
 #include "server/io/scoped_fd.h"
@@ -79,6 +80,16 @@ class SessionRegistry {
   // handle, ClosedHandle() for a closed one, NOT_FOUND for an unknown one.
   absl::StatusOr<std::shared_ptr<ManagedSocket>> SocketFor(
       const CallContext& ctx, const std::string& handle);
+  // SocketFor, resolved into the value the call carries (resolved_socket.h):
+  // the session, the socket, its timeout and the identity's byte rates.
+  absl::StatusOr<ResolvedSocket> Resolve(const CallContext& ctx,
+                                         const std::string& handle);
+  // A step of `call` failed with `status`. When the engine says the socket
+  // is closed or the agent shuts down, returns what resolving the call
+  // again says now (EBADF for a closed handle, NOT_FOUND for a session that
+  // ended, UNAVAILABLE naming the drain), as a call resolved per step would
+  // have answered; otherwise `status`.
+  absl::Status Explain(const ResolvedSocket& call, absl::Status status);
 
   // Wraps `done` so that the call counts as waiting on ctx's session (see
   // Session::BeginCall) until it is done.
@@ -149,6 +160,10 @@ class SessionRegistry {
   };
 
   void CloseSockets(Session& session, const char* reason);
+  // `handle` in `session`: INVALID_ARGUMENT for a malformed handle,
+  // ClosedHandle() for a closed one, NOT_FOUND for an unknown one.
+  absl::StatusOr<std::shared_ptr<ManagedSocket>> FindSocket(
+      Session& session, const std::string& handle) const;
   std::string OwnerOf(const std::string& session_id);
   absl::Status ReserveSocket(const std::string& identity, size_t quota);
   void ReleaseSockets(const std::string& identity, size_t count);

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "proto/duration_codec.h"
 #include "proto/errno_status.h"
 #include "server/core/address.h"
 #include "server/core/core_status.h"
-#include "server/core/proto_duration.h"
 #include "server/core/socket_fd.h"
 #include "server/core/socket_options.h"
 #include "server/policy/cidr.h"
@@ -274,7 +274,7 @@ absl::StatusOr<v1::SetTimeoutResponse> SocketCalls::SetTimeout(
       return absl::InvalidArgumentError(
           "timeout: must be a non-negative duration (unset for blocking)");
     }
-    timeout = FromProto(proto);
+    timeout = FromProtoDuration(proto);
   }
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       sessions_.SocketFor(ctx, request.handle());
@@ -290,7 +290,7 @@ absl::StatusOr<v1::GetTimeoutResponse> SocketCalls::GetTimeout(
   if (!socket.ok()) return socket.status();
   v1::GetTimeoutResponse response;
   if (std::optional<absl::Duration> timeout = (*socket)->timeout()) {
-    ToProto(*timeout, response.mutable_timeout());
+    SetProtoDuration(*timeout, response.mutable_timeout());
   }
   return response;
 }
@@ -330,7 +330,7 @@ absl::StatusOr<v1::ListSocketsResponse> SocketCalls::ListSockets(
     info->set_bytes_sent(socket->bytes_sent);
     info->set_bytes_received(socket->bytes_received);
     if (std::optional<absl::Duration> timeout = socket->timeout()) {
-      ToProto(*timeout, info->mutable_timeout());
+      SetProtoDuration(*timeout, info->mutable_timeout());
     }
     socket->io()->WithFd([&](int fd) {
       if (auto local = NameOf(ops_, fd, false); local.ok()) {

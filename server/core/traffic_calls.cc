@@ -38,22 +38,21 @@ void TrafficCalls::Traffic(const CallContext& ctx,
   if (absl::Status valid = ValidateTrafficRequest(request); !valid.ok()) {
     return done(valid);
   }
-  absl::StatusOr<std::shared_ptr<Session>> session = sessions_.SessionFor(ctx);
-  if (!session.ok()) return done(session.status());
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      sessions_.SocketFor(ctx, request.handle());
-  if (!socket.ok()) return done(socket.status());
+  absl::StatusOr<ResolvedSocket> call =
+      sessions_.Resolve(ctx, request.handle());
+  if (!call.ok()) return done(call.status());
+  const std::shared_ptr<Session> session = call->session;
+  std::shared_ptr<ManagedSocket> socket = call->socket;
   // Byte-rate quotas: admitted unless a bucket is in debt; the bytes moved
   // are charged when the traffic ends, so a long traffic overdraws once
   // and the identity's next calls wait for the average to recover.
   for (const PolicyEngine::Direction direction : {kSendBytes, kRecvBytes}) {
-    if (absl::Status rate =
-            gate_.CheckByteRate(ctx, "Traffic", **socket, direction);
+    if (absl::Status rate = gate_.CheckByteRate(*call, "Traffic", direction);
         !rate.ok()) {
       return done(rate);
     }
   }
-  const IoSocket& io = *(*socket)->io();
+  const IoSocket& io = *socket->io();
   TrafficOptions options;
   if (request.has_source() && request.source().has_destination()) {
     if (io.type() == SOCK_STREAM) {
@@ -65,13 +64,13 @@ void TrafficCalls::Traffic(const CallContext& ctx,
         ResolveAddress(request.source().destination(), io.family(), io.type(),
                        "source.destination");
     if (!address.ok()) return done(address.status());
-    *address = EffectiveDestination(ops_, **socket, *address);
+    *address = EffectiveDestination(ops_, *socket, *address);
     // Audited once here; every datagram is checked again (hooks below).
     if (absl::Status allowed = gate_.Decide(
             ctx, "Traffic",
             gate_.policy().CheckDestination(ctx.identity, "sendto",
                                             address->get(), address->length),
-            socket->get(),
+            socket.get(),
             Endpoint::FromSockAddr(address->get(), address->length).ToString());
         !allowed.ok()) {
       return done(allowed);
@@ -85,7 +84,7 @@ void TrafficCalls::Traffic(const CallContext& ctx,
   audit_ctx.cancel = nullptr;
   TrafficHooks hooks;
   hooks.check_sendto = [this, audit_ctx,
-                        socket = *socket](const SockAddr& to) -> absl::Status {
+                        socket](const SockAddr& to) -> absl::Status {
     PolicyDecision decision = gate_.policy().CheckDestination(
         audit_ctx.identity, "sendto", to.get(), to.length);
     if (decision.allowed && !decision.would_deny) return absl::OkStatus();
@@ -93,7 +92,7 @@ void TrafficCalls::Traffic(const CallContext& ctx,
                         Endpoint::FromSockAddr(to.get(), to.length).ToString(),
                         /*audit_allowed=*/false);
   };
-  hooks.fault_close = [this, session = *session, owner = ctx.identity,
+  hooks.fault_close = [this, session, owner = ctx.identity,
                        handle = request.handle()](bool reset) {
     sessions_
         .CloseHandle(*session, owner, handle, reset, "fault_close_after_bytes")
@@ -101,14 +100,14 @@ void TrafficCalls::Traffic(const CallContext& ctx,
   };
   // Datagrams from sources the policy's accept filters refuse are dropped
   // (audited, counted), as RecvFrom drops them.
-  hooks.accept_source = gate_.SourceFilterFor(ctx, "Traffic", *socket);
+  hooks.accept_source = gate_.SourceFilterFor(ctx, "Traffic", socket);
   StartTraffic(
-      ops_, engine_, *std::move(socket), std::move(options), std::move(hooks),
-      [this, identity = ctx.identity, done = std::move(done)](
+      ops_, engine_, std::move(socket), std::move(options), std::move(hooks),
+      [this, call = *std::move(call), done = std::move(done)](
           absl::StatusOr<v1::TrafficResponse> result) mutable {
         if (result.ok()) {
-          gate_.ChargeBytes(identity, kSendBytes, result->bytes_sent());
-          gate_.ChargeBytes(identity, kRecvBytes, result->bytes_received());
+          gate_.ChargeBytes(call, kSendBytes, result->bytes_sent());
+          gate_.ChargeBytes(call, kRecvBytes, result->bytes_received());
         }
         done(std::move(result));
       });

@@ -58,42 +58,26 @@ absl::Status CheckSendArgs(int flags, size_t size, size_t limit) {
 // MSG_DONTWAIT as Python applies it: a socket with a timeout first waits up
 // to the timeout for readiness (then the call cannot block), so only a
 // socket without one (blocking mode) returns EAGAIN at once.
-bool DontWait(int flags, const ManagedSocket& socket) {
-  return (flags & MSG_DONTWAIT) != 0 && !socket.timeout().has_value();
+bool DontWait(int flags, const ResolvedSocket& call) {
+  return (flags & MSG_DONTWAIT) != 0 && !call.timeout.has_value();
 }
 
 }  // namespace
-
-WaitOptions WaitingCalls::WaitFor(const CallContext& ctx,
-                                  const ManagedSocket& socket) {
-  WaitOptions wait;
-  wait.deadline = ctx.deadline;
-  wait.cancel = ctx.cancel;
-  if (std::optional<absl::Duration> timeout = socket.timeout()) {
-    if (*timeout == absl::ZeroDuration()) {
-      wait.nonblocking = true;
-    } else {
-      wait.deadline = std::min(wait.deadline, absl::Now() + *timeout);
-    }
-  }
-  return wait;
-}
 
 void WaitingCalls::Accept(const CallContext& ctx,
                           const v1::AcceptRequest& request,
                           Callback<v1::AcceptResponse> done) {
   // A waiting call keeps its session alive, however long it waits.
   done = sessions_.WhileWaiting(ctx, std::move(done));
-  absl::StatusOr<std::shared_ptr<Session>> session = sessions_.SessionFor(ctx);
-  if (!session.ok()) return done(session.status());
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      sessions_.SocketFor(ctx, request.handle());
-  if (!socket.ok()) return done(socket.status());
-  std::shared_ptr<IoSocket> io = (*socket)->io();
+  absl::StatusOr<ResolvedSocket> call =
+      sessions_.Resolve(ctx, request.handle());
+  if (!call.ok()) return done(call.status());
+  std::shared_ptr<IoSocket> io = call->socket->io();
+  const WaitOptions wait = call->WaitFromNow();
   auto op = std::make_unique<AcceptOp>(
-      ops_, gate_.SourceFilterFor(ctx, "Accept", *socket),
+      ops_, gate_.SourceFilterFor(ctx, "Accept", call->socket),
       [this] { return sessions_.CheckOpenSocketCap(); },
-      [this, session = *session, io, owner = ctx.identity,
+      [this, session = call->session, io, owner = ctx.identity,
        done = std::move(done)](
           absl::StatusOr<AcceptOp::Accepted> accepted) mutable {
         if (!accepted.ok()) return done(accepted.status());
@@ -108,7 +92,7 @@ void WaitingCalls::Accept(const CallContext& ctx,
         *response.mutable_peer() = std::move(accepted->peer);
         done(std::move(response));
       });
-  engine_.Submit(io, Interest::kRead, std::move(op), WaitFor(ctx, **socket));
+  engine_.Submit(io, Interest::kRead, std::move(op), wait);
 }
 
 void WaitingCalls::Connect(const CallContext& ctx,
@@ -116,20 +100,21 @@ void WaitingCalls::Connect(const CallContext& ctx,
                            Callback<v1::ConnectResponse> done) {
   // A waiting call keeps its session alive, however long it waits.
   done = sessions_.WhileWaiting(ctx, std::move(done));
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      sessions_.SocketFor(ctx, request.handle());
-  if (!socket.ok()) return done(socket.status());
-  const IoSocket& io = *(*socket)->io();
+  absl::StatusOr<ResolvedSocket> call =
+      sessions_.Resolve(ctx, request.handle());
+  if (!call.ok()) return done(call.status());
+  const std::shared_ptr<ManagedSocket>& socket = call->socket;
+  const IoSocket& io = *socket->io();
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return done(address.status());
-  *address = EffectiveDestination(ops_, **socket, *address);
+  *address = EffectiveDestination(ops_, *socket, *address);
   // The resolved address is checked and connected to: no second lookup.
   if (absl::Status allowed = gate_.Decide(
           ctx, "Connect",
           gate_.policy().CheckDestination(ctx.identity, "connect",
                                           address->get(), address->length),
-          socket->get(),
+          socket.get(),
           Endpoint::FromSockAddr(address->get(), address->length).ToString());
       !allowed.ok()) {
     return done(allowed);
@@ -141,7 +126,7 @@ void WaitingCalls::Connect(const CallContext& ctx,
   audited.peer = ctx.peer;
   audited.session_id = ctx.session_id;
   auto refused = std::make_shared<bool>(false);
-  auto check_peer = [this, audited, socket = *socket,
+  auto check_peer = [this, audited, socket,
                      refused](const SockAddr& peer) -> absl::Status {
     absl::Status allowed = gate_.Decide(
         audited, "Connect",
@@ -168,10 +153,30 @@ void WaitingCalls::Connect(const CallContext& ctx,
     done(std::move(result));
   };
   engine_.Submit(
-      (*socket)->io(), Interest::kWrite,
-      std::make_unique<ConnectOp>(ops_, *socket, *address,
-                                  std::move(check_peer), std::move(finish)),
-      WaitFor(ctx, **socket));
+      socket->io(), Interest::kWrite,
+      std::make_unique<ConnectOp>(ops_, socket, *address, std::move(check_peer),
+                                  std::move(finish)),
+      call->WaitFromNow());
+}
+
+void WaitingCalls::StartSend(ResolvedSocket call, absl::string_view data,
+                             int flags, bool send_all,
+                             std::optional<SockAddr> to,
+                             Callback<uint64_t> done) {
+  WaitOptions wait = call.WaitFromNow();
+  if (DontWait(flags, call)) wait.nonblocking = true;
+  std::shared_ptr<ManagedSocket> socket = call.socket;
+  std::shared_ptr<IoSocket> io = socket->io();
+  engine_.Submit(io, Interest::kWrite,
+                 std::make_unique<SendOp>(
+                     ops_, std::move(socket), data, flags, send_all, to,
+                     [this, call = std::move(call), done = std::move(done)](
+                         absl::StatusOr<uint64_t> sent) mutable {
+                       if (sent.ok())
+                         gate_.ChargeBytes(call, kSendBytes, *sent);
+                       done(std::move(sent));
+                     }),
+                 wait);
 }
 
 void WaitingCalls::Send(const CallContext& ctx, const v1::SendRequest& request,
@@ -183,29 +188,21 @@ void WaitingCalls::Send(const CallContext& ctx, const v1::SendRequest& request,
       !s.ok()) {
     return done(s);
   }
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      sessions_.SocketFor(ctx, request.handle());
-  if (!socket.ok()) return done(socket.status());
-  if (absl::Status rate =
-          gate_.CheckByteRate(ctx, "Send", **socket, kSendBytes);
+  absl::StatusOr<ResolvedSocket> call =
+      sessions_.Resolve(ctx, request.handle());
+  if (!call.ok()) return done(call.status());
+  if (absl::Status rate = gate_.CheckByteRate(*call, "Send", kSendBytes);
       !rate.ok()) {
     return done(rate);
   }
-  WaitOptions wait = WaitFor(ctx, **socket);
-  if (DontWait(request.flags(), **socket)) wait.nonblocking = true;
-  engine_.Submit((*socket)->io(), Interest::kWrite,
-                 std::make_unique<SendOp>(
-                     ops_, *socket, request.data(), request.flags(),
-                     request.send_all(), std::nullopt,
-                     [this, identity = ctx.identity, done = std::move(done)](
-                         absl::StatusOr<uint64_t> sent) mutable {
-                       if (!sent.ok()) return done(sent.status());
-                       gate_.ChargeBytes(identity, kSendBytes, *sent);
-                       v1::SendResponse response;
-                       response.set_bytes_sent(*sent);
-                       done(std::move(response));
-                     }),
-                 wait);
+  StartSend(*std::move(call), request.data(), request.flags(),
+            request.send_all(), std::nullopt,
+            [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
+              if (!sent.ok()) return done(sent.status());
+              v1::SendResponse response;
+              response.set_bytes_sent(*sent);
+              done(std::move(response));
+            });
 }
 
 // Recv and RecvFrom differ only in the response: RecvFrom's also names the
@@ -220,36 +217,36 @@ void WaitingCalls::Receive(const CallContext& ctx, const char* method,
   if (absl::Status s = CheckFlags(flags, kRecvFlags); !s.ok()) return done(s);
   // Like a kernel receive into a smaller buffer: at most the agent's limit.
   const size_t want = std::min<size_t>(max_bytes, limits_.max_recv_bytes);
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      sessions_.SocketFor(ctx, handle);
+  absl::StatusOr<ResolvedSocket> call = sessions_.Resolve(ctx, handle);
   if constexpr (!kWantSource) {
     // Python's recv(0) returns b'' at once without receiving: it neither
     // waits nor consumes a datagram, and even a closed socket answers b''.
     // (recvfrom(0) does receive: below.)
-    if (want == 0 && (socket.ok() || IsClosedHandle(socket.status()))) {
+    if (want == 0 && (call.ok() || IsClosedHandle(call.status()))) {
       return done(Response());
     }
   }
-  if (!socket.ok()) return done(socket.status());
-  WaitOptions wait = WaitFor(ctx, **socket);
-  if (DontWait(flags, **socket)) wait.nonblocking = true;
-  if (absl::Status rate =
-          gate_.CheckByteRate(ctx, method, **socket, kRecvBytes);
+  if (!call.ok()) return done(call.status());
+  WaitOptions wait = call->WaitFromNow();
+  if (DontWait(flags, *call)) wait.nonblocking = true;
+  if (absl::Status rate = gate_.CheckByteRate(*call, method, kRecvBytes);
       !rate.ok()) {
     return done(rate);
   }
+  std::shared_ptr<ManagedSocket> socket = call->socket;
   PolicyGate::SourceFilter filter;
-  if ((*socket)->io()->type() == SOCK_DGRAM) {
-    filter = gate_.SourceFilterFor(ctx, method, *socket);
+  if (socket->io()->type() == SOCK_DGRAM) {
+    filter = gate_.SourceFilterFor(ctx, method, socket);
   }
+  std::shared_ptr<IoSocket> io = socket->io();
   engine_.Submit(
-      (*socket)->io(), Interest::kRead,
+      io, Interest::kRead,
       std::make_unique<RecvOp>(
-          ops_, *socket, want, flags, kWantSource,
-          [this, identity = ctx.identity, done = std::move(done)](
+          ops_, std::move(socket), want, flags, kWantSource,
+          [this, call = *std::move(call), done = std::move(done)](
               absl::StatusOr<RecvOp::Received> received) mutable {
             if (!received.ok()) return done(received.status());
-            gate_.ChargeBytes(identity, kRecvBytes, received->data.size());
+            gate_.ChargeBytes(call, kRecvBytes, received->data.size());
             Response response;
             response.set_data(std::move(received->data));
             if constexpr (kWantSource) {
@@ -277,46 +274,38 @@ void WaitingCalls::SendTo(const CallContext& ctx,
       !s.ok()) {
     return done(s);
   }
-  absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
-      sessions_.SocketFor(ctx, request.handle());
-  if (!socket.ok()) return done(socket.status());
-  const IoSocket& io = *(*socket)->io();
+  absl::StatusOr<ResolvedSocket> call =
+      sessions_.Resolve(ctx, request.handle());
+  if (!call.ok()) return done(call.status());
+  const IoSocket& io = *call->socket->io();
   absl::StatusOr<SockAddr> address =
       ResolveAddress(request.address(), io.family(), io.type(), "address");
   if (!address.ok()) return done(address.status());
-  *address = EffectiveDestination(ops_, **socket, *address);
+  *address = EffectiveDestination(ops_, *call->socket, *address);
   // Checked per datagram, before anything reaches the wire. Allowed
   // datagrams are not audited one by one (denials are).
   if (absl::Status allowed = gate_.Decide(
           ctx, "SendTo",
           gate_.policy().CheckDestination(ctx.identity, "sendto",
                                           address->get(), address->length),
-          socket->get(),
+          call->socket.get(),
           Endpoint::FromSockAddr(address->get(), address->length).ToString(),
           /*audit_allowed=*/false);
       !allowed.ok()) {
     return done(allowed);
   }
-  if (absl::Status rate =
-          gate_.CheckByteRate(ctx, "SendTo", **socket, kSendBytes);
+  if (absl::Status rate = gate_.CheckByteRate(*call, "SendTo", kSendBytes);
       !rate.ok()) {
     return done(rate);
   }
-  WaitOptions wait = WaitFor(ctx, **socket);
-  if (DontWait(request.flags(), **socket)) wait.nonblocking = true;
-  engine_.Submit((*socket)->io(), Interest::kWrite,
-                 std::make_unique<SendOp>(
-                     ops_, *socket, request.data(), request.flags(),
-                     /*send_all=*/false, *address,
-                     [this, identity = ctx.identity, done = std::move(done)](
-                         absl::StatusOr<uint64_t> sent) mutable {
-                       if (!sent.ok()) return done(sent.status());
-                       gate_.ChargeBytes(identity, kSendBytes, *sent);
-                       v1::SendToResponse response;
-                       response.set_bytes_sent(*sent);
-                       done(std::move(response));
-                     }),
-                 wait);
+  StartSend(*std::move(call), request.data(), request.flags(),
+            /*send_all=*/false, *address,
+            [done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
+              if (!sent.ok()) return done(sent.status());
+              v1::SendToResponse response;
+              response.set_bytes_sent(*sent);
+              done(std::move(response));
+            });
 }
 
 void WaitingCalls::RecvFrom(const CallContext& ctx,

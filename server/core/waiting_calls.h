@@ -2,7 +2,8 @@
 #define SOCKAGENT_SERVER_CORE_WAITING_CALLS_H_
 
 // The socket calls that may wait (accept, connect, send, recv, sendto,
-// recvfrom): each resolves its socket through the SessionRegistry, is
+// recvfrom): each resolves its socket once (SessionRegistry::Resolve) into
+// the value it carries to its end (resolved_socket.h), is
 // authorized by the PolicyGate, and submits one I/O operation (accept_op.h,
 // connect_op.h, send_op.h, recv_op.h) to the engine, which finishes it when
 // the socket is ready. A waiting call holds no thread and keeps its session
@@ -16,10 +17,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "absl/strings/string_view.h"
+#include "server/core/address.h"
 #include "server/core/call_context.h"
 #include "server/core/policy_gate.h"
+#include "server/core/resolved_socket.h"
 #include "server/core/session_registry.h"
 #include "server/io/engine.h"
 #include "server/io/socket_ops.h"
@@ -56,12 +61,12 @@ class WaitingCalls {
   void RecvFrom(const CallContext& ctx, const v1::RecvFromRequest& request,
                 Callback<v1::RecvFromResponse> done);
 
-  // How long an operation on `socket` may wait: the call's deadline and
-  // cancellation, and the socket's timeout (zero: do not wait).
-  static WaitOptions WaitFor(const CallContext& ctx,
-                             const ManagedSocket& socket);
-
  private:
+  // The shared tail of Send and SendTo: submits the SendOp (to `to` when
+  // set) and charges the bytes sent. `data` must outlive `done`.
+  void StartSend(ResolvedSocket call, absl::string_view data, int flags,
+                 bool send_all, std::optional<SockAddr> to,
+                 Callback<uint64_t> done);
   // The shared body of Recv and RecvFrom.
   template <typename Response>
   void Receive(const CallContext& ctx, const char* method,

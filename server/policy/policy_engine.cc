@@ -150,6 +150,7 @@ absl::Status PolicyEngine::LoadValid(const v1::Policy& policy) {
     absl::MutexLock lock(&mu_);
     compiled_ = std::move(compiled);
   }
+  generation_.fetch_add(1);
   absl::MutexLock lock(&hook_mu_);
   if (hook_) hook_();
   return absl::OkStatus();
@@ -255,14 +256,7 @@ PolicyDecision PolicyEngine::CheckRpc(absl::string_view identity,
   }
   const uint32_t limit = rule->rule.quotas().max_ops_per_second();
   if (limit != 0) {
-    const absl::Time now = absl::Now();
-    absl::MutexLock lock(&ops_mu_);
-    OpBucket& bucket = ops_[identity];
-    if (now - bucket.window_start >= absl::Seconds(1)) {
-      bucket.window_start = now;
-      bucket.count = 0;
-    }
-    if (++bucket.count > limit) {
+    if (!rates_.TakeOp(identity, limit, absl::Now())) {
       PolicyDecision decision;
       decision.allowed = false;
       decision.rule =
@@ -481,18 +475,6 @@ bool PolicyEngine::HasSourceFilter(absl::string_view identity) const {
          (!rule->accept_allow.empty() || !rule->accept_deny.empty());
 }
 
-void PolicyEngine::RefillLocked(ByteBucket& bucket, uint64_t rate,
-                                absl::Time now) {
-  const double capacity = static_cast<double>(rate);
-  if (bucket.refilled == absl::InfinitePast()) {
-    bucket.tokens = capacity;
-  } else {
-    bucket.tokens += absl::ToDoubleSeconds(now - bucket.refilled) * capacity;
-    if (bucket.tokens > capacity) bucket.tokens = capacity;
-  }
-  bucket.refilled = now;
-}
-
 PolicyDecision PolicyEngine::CheckBytes(absl::string_view identity,
                                         Direction direction) {
   const v1::PolicyQuotas quotas = Quotas(identity);
@@ -502,11 +484,8 @@ PolicyDecision PolicyEngine::CheckBytes(absl::string_view identity,
   if (rate == 0) return Allow("");
   const char* quota =
       send ? "max_send_bytes_per_second" : "max_recv_bytes_per_second";
-  {
-    absl::MutexLock lock(&ops_mu_);
-    ByteBucket& bucket = (send ? send_bytes_ : recv_bytes_)[identity];
-    RefillLocked(bucket, rate, absl::Now());
-    if (bucket.tokens > 0) return Allow("");
+  if (rates_.AdmitBytes(identity, direction, rate, absl::Now())) {
+    return Allow("");
   }
   std::shared_ptr<const Compiled> compiled = Snapshot();
   const CompiledRule* rule =
@@ -529,10 +508,7 @@ void PolicyEngine::ChargeBytes(absl::string_view identity, Direction direction,
   const uint64_t rate = send ? quotas.max_send_bytes_per_second()
                              : quotas.max_recv_bytes_per_second();
   if (rate == 0) return;
-  absl::MutexLock lock(&ops_mu_);
-  ByteBucket& bucket = (send ? send_bytes_ : recv_bytes_)[identity];
-  RefillLocked(bucket, rate, absl::Now());
-  bucket.tokens -= static_cast<double>(bytes);
+  rates_.ChargeBytes(identity, direction, rate, bytes, absl::Now());
 }
 
 }  // namespace sockagent

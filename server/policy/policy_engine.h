@@ -2,10 +2,14 @@
 #define SOCKAGENT_SERVER_POLICY_POLICY_ENGINE_H_
 
 // Who may do what: the authorization policy (sockagent.v1.Policy) compiled
-// for fast checks, plus the built-in hard-deny list. No gRPC. Thread-safe:
-// checks read an immutable snapshot; Load() swaps it atomically, so a reload
-// never exposes a half-built policy and an invalid policy leaves the last
-// valid one in force.
+// for fast checks, plus the built-in hard-deny list (hard_deny.h), CIDR
+// matching (cidr.h) and the quotas' rate buckets (rate_limiter.h). No gRPC.
+// Thread-safe. The const checks only read an immutable snapshot of the
+// policy; Load() swaps it atomically, so a reload never exposes a half-built
+// policy and an invalid policy leaves the last valid one in force. Three
+// methods also change state, and are not const: CheckRpc counts the call
+// against max_ops_per_second, CheckBytes refills the identity's byte bucket,
+// ChargeBytes takes from it.
 //
 // Without a loaded policy the engine is permissive (the embedded loopback
 // default): every check passes except the hard-deny list. A loaded policy is
@@ -36,6 +40,7 @@
 #include "absl/time/time.h"
 #include "server/policy/cidr.h"
 #include "server/policy/hard_deny.h"
+#include "server/policy/rate_limiter.h"
 #include "sockagent/v1/policy.pb.h"
 #include "sockagent/v1/sockagent.pb.h"
 
@@ -92,10 +97,16 @@ class PolicyEngine {
   // since the engine was made; the last valid policy stayed in force.
   uint64_t rejected_loads() const { return rejected_loads_.load(); }
 
+  // Counts successful loads: a value taken from the policy (a quota) is
+  // current while generation() is unchanged.
+  uint64_t generation() const { return generation_.load(); }
+
   // True once a policy was loaded.
   bool configured() const;
   bool report_only() const;
 
+  // May `identity` call `method`? Counts the call against the identity's
+  // max_ops_per_second (RESOURCE_EXHAUSTED past it).
   PolicyDecision CheckRpc(absl::string_view identity, absl::string_view method);
   PolicyDecision CheckSocket(absl::string_view identity, int family,
                              int type) const;
@@ -121,7 +132,7 @@ class PolicyEngine {
   // max_recv_bytes_per_second): CheckBytes admits a call unless the
   // identity's bucket for `direction` is in debt (RESOURCE_EXHAUSTED naming
   // the quota); ChargeBytes takes what the call moved.
-  enum class Direction { kSend, kRecv };
+  using Direction = RateLimiter::Direction;
   PolicyDecision CheckBytes(absl::string_view identity, Direction direction);
   void ChargeBytes(absl::string_view identity, Direction direction,
                    uint64_t bytes);
@@ -155,19 +166,6 @@ class PolicyEngine {
     bool report_only = false;
     std::vector<CompiledRule> rules;
   };
-  struct OpBucket {
-    absl::Time window_start;
-    uint32_t count = 0;
-  };
-  // Bytes a direction may still move; refilled at the rate, capped at one
-  // second's worth; negative = in debt.
-  struct ByteBucket {
-    double tokens = 0;
-    absl::Time refilled = absl::InfinitePast();
-  };
-  // Refills `bucket` for `rate` bytes/s up to now.
-  static void RefillLocked(ByteBucket& bucket, uint64_t rate, absl::Time now);
-
   // Load() without the rejection count.
   absl::Status LoadValid(const v1::Policy& policy);
   std::shared_ptr<const Compiled> Snapshot() const;
@@ -187,17 +185,13 @@ class PolicyEngine {
                              std::string reason);
 
   std::atomic<uint64_t> rejected_loads_{0};
+  std::atomic<uint64_t> generation_{0};
   mutable absl::Mutex mu_;
   std::shared_ptr<const Compiled> compiled_ ABSL_GUARDED_BY(mu_);
   HardDenyList hard_deny_;
   absl::Mutex hook_mu_;
   std::function<void()> hook_ ABSL_GUARDED_BY(hook_mu_);
-  absl::Mutex ops_mu_;
-  absl::flat_hash_map<std::string, OpBucket> ops_ ABSL_GUARDED_BY(ops_mu_);
-  absl::flat_hash_map<std::string, ByteBucket> send_bytes_
-      ABSL_GUARDED_BY(ops_mu_);
-  absl::flat_hash_map<std::string, ByteBucket> recv_bytes_
-      ABSL_GUARDED_BY(ops_mu_);
+  RateLimiter rates_;
 };
 
 }  // namespace sockagent

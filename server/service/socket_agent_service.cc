@@ -1,5 +1,6 @@
 #include "server/service/socket_agent_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "proto/duration_codec.h"
 #include "proto/status_codec.h"
 
 namespace sockagent {
@@ -322,8 +324,15 @@ class RecvStreamReactor final
           core_->options().max_recv_bytes, " (limits.max_recv_bytes)"))));
       return;
     }
-    recv_.set_handle(request.handle());
-    recv_.set_max_bytes(chunk);
+    chunk_ = chunk;
+    absl::StatusOr<std::shared_ptr<RecvPump>> pump = core_->OpenRecvPump(
+        stream_.push_call(), request.handle(), RecvPump::Options{"Recv"},
+        [this](absl::StatusOr<RecvOp::Received> got) { Received(got); });
+    if (!pump.ok()) {
+      Finish(ToGrpcStatus(pump.status()));
+      return;
+    }
+    pump_ = *std::move(pump);
     ReadNext();
   }
 
@@ -344,33 +353,31 @@ class RecvStreamReactor final
 
  private:
   void ReadNext() {
-    if (limit_ != 0) {
-      const uint64_t left = limit_ - received_;
-      if (left < recv_.max_bytes()) {
-        recv_.set_max_bytes(static_cast<uint32_t>(left));
-      }
+    uint64_t want = chunk_;
+    if (limit_ != 0) want = std::min<uint64_t>(want, limit_ - received_);
+    pump_->Next(want);
+  }
+  // The pump's answer to ReadNext: the only step in flight.
+  void Received(absl::StatusOr<RecvOp::Received>& got) {
+    if (!got.ok()) {
+      Finish(ToGrpcStatus(got.status()));
+      return;
     }
-    core_->Recv(stream_.push_call(), recv_,
-                [this](absl::StatusOr<v1::RecvResponse> got) {
-                  if (!got.ok()) {
-                    Finish(ToGrpcStatus(got.status()));
-                    return;
-                  }
-                  if (got->data().empty()) {  // orderly EOF
-                    Finish(grpc::Status::OK);
-                    return;
-                  }
-                  received_ += got->data().size();
-                  response_.set_data(std::move(*got->mutable_data()));
-                  StartWrite(&response_);
-                });
+    if (got->data.empty()) {  // orderly EOF
+      Finish(grpc::Status::OK);
+      return;
+    }
+    received_ += got->data.size();
+    response_.set_data(std::move(got->data));
+    StartWrite(&response_);
   }
 
   StreamCall stream_;
   AgentCore* const core_;
   const uint64_t limit_;
   uint64_t received_ = 0;
-  v1::RecvRequest recv_;
+  uint32_t chunk_ = 0;
+  std::shared_ptr<RecvPump> pump_;
   v1::RecvStreamResponse response_;
 };
 
@@ -388,9 +395,19 @@ class RecvFromStreamReactor final
       Finish(ToGrpcStatus(stream_.refused()));
       return;
     }
-    recv_.set_handle(request.handle());
-    recv_.set_max_bytes(request.max_bytes() == 0 ? kDefaultChunkBytes
-                                                 : request.max_bytes());
+    // Like a kernel receive into a smaller buffer: at most the limit.
+    max_bytes_ = std::min<size_t>(
+        request.max_bytes() == 0 ? kDefaultChunkBytes : request.max_bytes(),
+        core_->options().max_recv_bytes);
+    absl::StatusOr<std::shared_ptr<RecvPump>> pump = core_->OpenRecvPump(
+        stream_.push_call(), request.handle(),
+        RecvPump::Options{"RecvFrom", /*want_source=*/true},
+        [this](absl::StatusOr<RecvOp::Received> got) { Received(got); });
+    if (!pump.ok()) {
+      Finish(ToGrpcStatus(pump.status()));
+      return;
+    }
+    pump_ = *std::move(pump);
     ReadNext();
   }
 
@@ -410,26 +427,25 @@ class RecvFromStreamReactor final
   void OnDone() override { delete this; }
 
  private:
-  void ReadNext() {
-    core_->RecvFrom(stream_.push_call(), recv_,
-                    [this](absl::StatusOr<v1::RecvFromResponse> got) {
-                      if (!got.ok()) {
-                        Finish(ToGrpcStatus(got.status()));
-                        return;
-                      }
-                      ++delivered_;
-                      response_.set_data(std::move(*got->mutable_data()));
-                      *response_.mutable_address() =
-                          std::move(*got->mutable_address());
-                      StartWrite(&response_);
-                    });
+  void ReadNext() { pump_->Next(max_bytes_); }
+  // The pump's answer to ReadNext: the only step in flight.
+  void Received(absl::StatusOr<RecvOp::Received>& got) {
+    if (!got.ok()) {
+      Finish(ToGrpcStatus(got.status()));
+      return;
+    }
+    ++delivered_;
+    response_.set_data(std::move(got->data));
+    *response_.mutable_address() = std::move(got->from);
+    StartWrite(&response_);
   }
 
   StreamCall stream_;
   AgentCore* const core_;
   const uint64_t limit_;
   uint64_t delivered_ = 0;
-  v1::RecvFromRequest recv_;
+  size_t max_bytes_ = 0;
+  std::shared_ptr<RecvPump> pump_;
   v1::RecvFromStreamResponse response_;
 };
 
@@ -454,7 +470,6 @@ class SendStreamReactor final
       finish_->Finish(ToGrpcStatus(stream_.refused()));
       return;
     }
-    send_.set_send_all(true);
     StartRead(&request_);
   }
 
@@ -464,44 +479,54 @@ class SendStreamReactor final
       finish_->Finish(grpc::Status::OK);
       return;
     }
-    if (send_.handle().empty()) {
+    if (pump_ == nullptr) {
       if (request_.handle().empty()) {
         finish_->Finish(ToGrpcStatus(absl::InvalidArgumentError(
             "handle: required in the first message")));
         return;
       }
-      send_.set_handle(request_.handle());
+      // Resolved once, with the first message; every message after it goes
+      // to the same socket.
+      absl::StatusOr<std::shared_ptr<SendPump>> pump = core_->OpenSendPump(
+          stream_.call(), request_.handle(),
+          [this](absl::StatusOr<uint64_t> sent) { Sent(sent); });
+      if (!pump.ok()) {
+        finish_->Finish(ToGrpcStatus(pump.status()));
+        return;
+      }
+      pump_ = *std::move(pump);
     } else if (!request_.handle().empty() &&
-               request_.handle() != send_.handle()) {
+               request_.handle() != pump_->socket().socket->handle()) {
       finish_->Finish(ToGrpcStatus(absl::InvalidArgumentError(
           "handle: every message must name the first message's handle")));
       return;
     }
     if (!finish_->Begin()) return;
-    send_.mutable_data()->swap(*request_.mutable_data());
-    core_->Send(stream_.call(), send_,
-                [this](absl::StatusOr<v1::SendResponse> result) {
-                  if (!result.ok()) {
-                    finish_->Failed(ToGrpcStatus(result.status()));
-                    return;
-                  }
-                  finish_->Done([&] {
-                    sent_ += result->bytes_sent();
-                    StartRead(&request_);
-                  });
-                });
+    pump_->Send(request_.mutable_data());
   }
   void OnCancel() override { stream_.Cancel(); }
   void OnDone() override { delete this; }
 
  private:
+  // The pump's answer to Send: the only step in flight.
+  void Sent(absl::StatusOr<uint64_t>& sent) {
+    if (!sent.ok()) {
+      finish_->Failed(ToGrpcStatus(sent.status()));
+      return;
+    }
+    finish_->Done([&] {
+      sent_ += *sent;
+      StartRead(&request_);
+    });
+  }
+
   const std::shared_ptr<FinishOnce<SendStreamReactor>> finish_;
   StreamCall stream_;
   AgentCore* const core_;
   v1::SendStreamResponse* const response_;
   uint64_t sent_ = 0;
+  std::shared_ptr<SendPump> pump_;
   v1::SendStreamRequest request_;
-  v1::SendRequest send_;
 };
 
 // Binds the call's session to this call's connection (see the proto's
@@ -534,11 +559,7 @@ class HoldSessionReactor final
       return;
     }
     event_.set_session_id(hold->session()->id());
-    const absl::Duration ttl = hold->session()->ttl();
-    event_.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
-    event_.mutable_ttl()->set_nanos(
-        static_cast<int32_t>(absl::ToInt64Nanoseconds(
-            ttl - absl::Seconds(absl::ToInt64Seconds(ttl)))));
+    SetProtoDuration(hold->session()->ttl(), event_.mutable_ttl());
     {
       absl::MutexLock lock(&mu_);
       hold_ = *std::move(hold);

@@ -1,9 +1,10 @@
-// AgentCore with a policy: a denial is PERMISSION_DENIED naming the rule and
-// no system call is made (FakeSocketOps counts them, and any connect/sendto
-// that slipped through would fail inside the fake without reaching the
-// kernel); quotas are RESOURCE_EXHAUSTED naming the quota; a session belongs
-// to its identity; decisions and closes are audited without payload.
-// Traffic goes only to loopback canaries this test creates.
+// Tests for server/core/policy_gate.h, through AgentCore with a policy: a
+// denial is PERMISSION_DENIED naming the rule and no system call is made
+// (FakeSocketOps counts them, and any connect/sendto that slipped through would
+// fail inside the fake without reaching the kernel); quotas are
+// RESOURCE_EXHAUSTED naming the quota; a session belongs to its identity;
+// decisions and closes are audited without payload. Traffic goes only to
+// loopback canaries this test creates.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -97,7 +98,7 @@ class UdpCanary {
   int received_ = 0;
 };
 
-class CorePolicyTest : public ::testing::Test {
+class PolicyGateTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char path[] = "/tmp/sockagent_core_audit_XXXXXX";
@@ -200,7 +201,7 @@ constexpr char kOpenPolicy[] = R"pb(
   }
 )pb";
 
-TEST_F(CorePolicyTest, MetadataAddressesAreDeniedBeforeAnySyscall) {
+TEST_F(PolicyGateTest, MetadataAddressesAreDeniedBeforeAnySyscall) {
   LoadPolicy(kOpenPolicy);
   // Anything that slipped past the policy would fail inside the fake and
   // never reach the kernel; the call counters must stay at zero anyway.
@@ -229,7 +230,7 @@ TEST_F(CorePolicyTest, MetadataAddressesAreDeniedBeforeAnySyscall) {
   EXPECT_THAT(audit, Not(HasSubstr("payload-secret")));
 }
 
-TEST_F(CorePolicyTest, HardDenyAppliesWithoutAnyConfiguredPolicy) {
+TEST_F(PolicyGateTest, HardDenyAppliesWithoutAnyConfiguredPolicy) {
   fake_.FailNext(FakeSocketOps::Call::kConnect, ENETUNREACH, 100);
   CallContext ctx = Session("anonymous");
   absl::StatusOr<std::string> tcp =
@@ -240,7 +241,7 @@ TEST_F(CorePolicyTest, HardDenyAppliesWithoutAnyConfiguredPolicy) {
   EXPECT_EQ(fake_.calls(FakeSocketOps::Call::kConnect), 0);
 }
 
-TEST_F(CorePolicyTest, APeerOtherThanTheOneAllowedIsJudgedAgainAndClosed) {
+TEST_F(PolicyGateTest, APeerOtherThanTheOneAllowedIsJudgedAgainAndClosed) {
   // A listener on 127.0.0.1; the policy allows it and denies 127.0.0.2. The
   // fake reports the connected peer as 127.0.0.2 (what a NAT could do).
   const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -289,7 +290,7 @@ TEST_F(CorePolicyTest, APeerOtherThanTheOneAllowedIsJudgedAgainAndClosed) {
   ::close(listener);
 }
 
-TEST_F(CorePolicyTest,
+TEST_F(PolicyGateTest,
        AlternatingAllowedAndDeniedDatagramsNeverReachTheCanary) {
   UdpCanary allowed;
   UdpCanary canary;
@@ -329,7 +330,7 @@ TEST_F(CorePolicyTest,
   EXPECT_GT(allowed.Drain(), 0);
 }
 
-TEST_F(CorePolicyTest, TrafficSourceDestinationPassesTheSendToCheck) {
+TEST_F(PolicyGateTest, TrafficSourceDestinationPassesTheSendToCheck) {
   UdpCanary allowed;
   UdpCanary canary;
   LoadPolicy(absl::StrCat(
@@ -368,7 +369,7 @@ TEST_F(CorePolicyTest, TrafficSourceDestinationPassesTheSendToCheck) {
   EXPECT_THAT(AuditText(), HasSubstr("\"method\":\"Traffic\""));
 }
 
-TEST_F(CorePolicyTest, DeniedConnectNamesTheRuleAndReportOnlyLetsItThrough) {
+TEST_F(PolicyGateTest, DeniedConnectNamesTheRuleAndReportOnlyLetsItThrough) {
   UdpCanary canary;
   const std::string policy = absl::StrCat(R"pb(
     rules {
@@ -395,7 +396,7 @@ TEST_F(CorePolicyTest, DeniedConnectNamesTheRuleAndReportOnlyLetsItThrough) {
   EXPECT_THAT(AuditText(), HasSubstr("\"decision\":\"would_deny\""));
 }
 
-TEST_F(CorePolicyTest, UnknownIdentityGetsPermissionDeniedOnEveryRpc) {
+TEST_F(PolicyGateTest, UnknownIdentityGetsPermissionDeniedOnEveryRpc) {
   LoadPolicy(kOpenPolicy);
   CallContext ctx;
   ctx.identity = "mallory";
@@ -409,7 +410,7 @@ TEST_F(CorePolicyTest, UnknownIdentityGetsPermissionDeniedOnEveryRpc) {
   EXPECT_TRUE(core_->Authorize(ctx, "Socket").ok());
 }
 
-TEST_F(CorePolicyTest,
+TEST_F(PolicyGateTest,
        SocketQuotaPerIdentityIsResourceExhaustedOthersUnaffected) {
   LoadPolicy(absl::StrCat(kOpenPolicy, R"pb(
     rules {
@@ -455,7 +456,7 @@ TEST_F(CorePolicyTest,
   EXPECT_THAT(audit, HasSubstr("\"close_reason\":\"session_closed\""));
 }
 
-TEST_F(CorePolicyTest, SocketsANewPolicyForbidsAreClosedAsPolicyRevoked) {
+TEST_F(PolicyGateTest, SocketsANewPolicyForbidsAreClosedAsPolicyRevoked) {
   UdpCanary peer;
   const std::string allow_all = R"pb(
     rules {
@@ -501,7 +502,7 @@ TEST_F(CorePolicyTest, SocketsANewPolicyForbidsAreClosedAsPolicyRevoked) {
   EXPECT_EQ(revoked, 2u);
 }
 
-TEST_F(CorePolicyTest, AScriptedRunYieldsExactlyTheExpectedAuditLines) {
+TEST_F(PolicyGateTest, AScriptedRunYieldsExactlyTheExpectedAuditLines) {
   UdpCanary peer;
   CallContext ctx = Session("anonymous");
   absl::StatusOr<std::string> udp =
@@ -548,7 +549,7 @@ TEST_F(CorePolicyTest, AScriptedRunYieldsExactlyTheExpectedAuditLines) {
   }
 }
 
-TEST_F(CorePolicyTest, ConcurrentStreamQuotaPerIdentity) {
+TEST_F(PolicyGateTest, ConcurrentStreamQuotaPerIdentity) {
   LoadPolicy(R"pb(
     rules {
       name: "harness"
@@ -572,7 +573,7 @@ TEST_F(CorePolicyTest, ConcurrentStreamQuotaPerIdentity) {
   EXPECT_TRUE(core_->AcquireStream(harness).ok());
 }
 
-TEST_F(CorePolicyTest, AnotherIdentitysSessionIsNotFound) {
+TEST_F(PolicyGateTest, AnotherIdentitysSessionIsNotFound) {
   CallContext mine = Session("alice");
   CallContext stolen = mine;
   stolen.identity = "bob";
@@ -600,7 +601,7 @@ std::vector<std::string> Ids(const v1::ListSessionsResponse& response) {
   return ids;
 }
 
-TEST_F(CorePolicyTest, AdminsListEverySessionOthersOnlyTheirOwn) {
+TEST_F(PolicyGateTest, AdminsListEverySessionOthersOnlyTheirOwn) {
   LoadPolicy(kAdminPolicy);
   CallContext harness = Session("harness");
   harness.peer = "ipv4:127.0.0.1:40000";
@@ -635,7 +636,7 @@ TEST_F(CorePolicyTest, AdminsListEverySessionOthersOnlyTheirOwn) {
   EXPECT_EQ(stranger->sessions_size(), 0);
 }
 
-TEST_F(CorePolicyTest, OnlyAdminsCloseSessionsOfOtherIdentities) {
+TEST_F(PolicyGateTest, OnlyAdminsCloseSessionsOfOtherIdentities) {
   LoadPolicy(kAdminPolicy);
   CallContext harness = Session("harness");
   CallContext harness2 = Session("harness");
@@ -720,7 +721,7 @@ sockaddr_in Loopback(uint32_t port) {
   return address;
 }
 
-TEST_F(CorePolicyTest, RefusedDatagramSourcesAreDroppedAndCounted) {
+TEST_F(PolicyGateTest, RefusedDatagramSourcesAreDroppedAndCounted) {
   LoadPolicy(kSourcePolicy);
   CallContext ctx = Session("harness");
   absl::StatusOr<std::string> handle =
@@ -775,7 +776,7 @@ TEST_F(CorePolicyTest, RefusedDatagramSourcesAreDroppedAndCounted) {
 
 // A UDP sink/echo is a receiver like RecvFrom: refused sources are dropped
 // before they are counted, checksummed or echoed.
-TEST_F(CorePolicyTest, TrafficOnADatagramSocketDropsRefusedSources) {
+TEST_F(PolicyGateTest, TrafficOnADatagramSocketDropsRefusedSources) {
   LoadPolicy(kSourcePolicy);
   CallContext ctx = Session("harness");
   absl::StatusOr<std::string> handle =
@@ -817,7 +818,7 @@ TEST_F(CorePolicyTest, TrafficOnADatagramSocketDropsRefusedSources) {
   ::close(allowed);
 }
 
-TEST_F(CorePolicyTest, AcceptClosesRefusedPeersAndWaitsForTheNext) {
+TEST_F(PolicyGateTest, AcceptClosesRefusedPeersAndWaitsForTheNext) {
   LoadPolicy(kSourcePolicy);
   CallContext ctx = Session("harness");
   absl::StatusOr<std::string> listener =
@@ -864,7 +865,7 @@ TEST_F(CorePolicyTest, AcceptClosesRefusedPeersAndWaitsForTheNext) {
 
 // On a policy reload an accepted connection is judged by the accept filters,
 // not by the connect rules (which name no loopback destination here).
-TEST_F(CorePolicyTest, ReloadRevokesAcceptedPeersByTheAcceptFilters) {
+TEST_F(PolicyGateTest, ReloadRevokesAcceptedPeersByTheAcceptFilters) {
   const std::string base = R"pb(
     rules { name: "harness" identities: "harness" allow_rpcs: "*"
             families: FAMILY_INET
@@ -916,7 +917,7 @@ TEST_F(CorePolicyTest, ReloadRevokesAcceptedPeersByTheAcceptFilters) {
   ::close(client);
 }
 
-TEST_F(CorePolicyTest, SourceFiltersWithAnInvalidRangeAreRejected) {
+TEST_F(PolicyGateTest, SourceFiltersWithAnInvalidRangeAreRejected) {
   v1::Policy policy;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
       R"pb(rules {
@@ -943,7 +944,7 @@ constexpr char kByteRatePolicy[] = R"pb(
   }
 )pb";
 
-TEST_F(CorePolicyTest, ByteRateQuotasRefuseCallsInDebtPerIdentity) {
+TEST_F(PolicyGateTest, ByteRateQuotasRefuseCallsInDebtPerIdentity) {
   LoadPolicy(kByteRatePolicy);
   UdpCanary canary;
   CallContext harness = Session("harness");
@@ -1003,7 +1004,7 @@ TEST_F(CorePolicyTest, ByteRateQuotasRefuseCallsInDebtPerIdentity) {
 
 // Agent-side traffic is charged like the data calls: a source that overdraws
 // the bucket makes the identity's next Traffic RESOURCE_EXHAUSTED.
-TEST_F(CorePolicyTest, ByteRateQuotasChargeAgentSideTraffic) {
+TEST_F(PolicyGateTest, ByteRateQuotasChargeAgentSideTraffic) {
   LoadPolicy(kByteRatePolicy);
   UdpCanary canary;
   CallContext harness = Session("harness");
