@@ -23,7 +23,9 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/reflection.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "proto/duration_codec.h"
 #include "proto/errno_status.h"
+#include "proto/units.h"
 
 namespace sockagent {
 namespace cli {
@@ -234,19 +236,7 @@ std::string ErrorJson(const absl::Status& status) {
 }
 
 absl::StatusOr<absl::Duration> ParseDurationArg(absl::string_view text) {
-  absl::Duration duration;
-  double seconds = 0;
-  if (absl::SimpleAtod(text, &seconds) && std::isfinite(seconds)) {
-    duration = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(text, &duration)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "duration \"", text, "\": expected e.g. 2.5s, 100ms, 10m or 1.5"));
-  }
-  if (duration < absl::ZeroDuration() || duration == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("duration \"", text, "\": must be finite and >= 0"));
-  }
-  return duration;
+  return ParseDurationText(text);
 }
 
 absl::StatusOr<std::optional<absl::Duration>> ParseTimeout(
@@ -441,29 +431,12 @@ absl::StatusOr<v1::TrafficPattern> ParseTrafficPattern(absl::string_view text) {
 
 absl::StatusOr<uint64_t> ParseByteCount(absl::string_view text,
                                         absl::string_view what) {
-  std::string lower = absl::AsciiStrToLower(text);
-  uint64_t multiplier = 1;
-  for (const auto& [suffix, factor] :
-       {std::pair<const char*, uint64_t>{"kib", 1ULL << 10},
-        {"mib", 1ULL << 20},
-        {"gib", 1ULL << 30},
-        {"k", 1ULL << 10},
-        {"m", 1ULL << 20},
-        {"g", 1ULL << 30}}) {
-    if (absl::EndsWith(lower, suffix)) {
-      lower.resize(lower.size() - std::strlen(suffix));
-      multiplier = factor;
-      break;
-    }
-  }
-  uint64_t value = 0;
-  if (lower.empty() || !absl::SimpleAtoi(lower, &value) ||
-      (value != 0 && value > UINT64_MAX / multiplier)) {
+  absl::StatusOr<uint64_t> size = ParseByteSize(text);
+  if (!size.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " \"", text,
-                     "\": expected a byte count like 1000, 64K, 10M or 1G"));
+        absl::StrCat(what, ": ", size.status().message()));
   }
-  return value * multiplier;
+  return size;
 }
 
 std::string TrafficEndName(v1::TrafficEnd end) {
@@ -484,8 +457,7 @@ std::string TrafficEndName(v1::TrafficEnd end) {
 namespace {
 
 absl::Duration ElapsedOf(const v1::TrafficResponse& response) {
-  return absl::Seconds(response.elapsed().seconds()) +
-         absl::Nanoseconds(response.elapsed().nanos());
+  return FromProtoDuration(response.elapsed());
 }
 
 }  // namespace
@@ -764,8 +736,7 @@ std::string MessageJsonValue(const Message& message) {
       google::protobuf::Duration d;
       d.CopyFrom(r->GetMessage(message, field));
       absl::StrAppend(&key, "_s");
-      value = DurationSeconds(absl::Seconds(d.seconds()) +
-                              absl::Nanoseconds(d.nanos()));
+      value = DurationSeconds(FromProtoDuration(d));
     } else if (field->is_repeated()) {
       value = "[";
       for (int k = 0; k < r->FieldSize(message, field); ++k) {

@@ -72,7 +72,8 @@ std::string ErrorJson(const absl::Status& status);
 absl::StatusOr<std::optional<absl::Duration>> ParseTimeout(
     absl::string_view text);
 
-// A positive duration ("10m", "30s", "1.5") for --ttl and --timeout.
+// A duration ("10m", "30s", "1.5") for --ttl, --timeout, --duration: the
+// project's one duration parser (ParseDurationText, proto/units.h).
 absl::StatusOr<absl::Duration> ParseDurationArg(absl::string_view text);
 
 // "inet" | "inet6" | "unix" (also "ipv4", "ipv6", "4", "6", "local").
@@ -84,9 +85,9 @@ absl::StatusOr<v1::ShutdownHow> ParseShutdownHow(absl::string_view text);
 
 // "sequence" | "random" | "zero" (case-insensitive).
 absl::StatusOr<v1::TrafficPattern> ParseTrafficPattern(absl::string_view text);
-// A byte count or rate: digits with an optional binary suffix K, M or G
-// ("64K" = 65536, "10M", "1G"; "KiB"/"MiB"/"GiB" too). `what` names the flag
-// in errors.
+// A byte count or rate in the project's one size grammar (ParseByteSize,
+// proto/units.h: "64K" = "64KiB" = 65536, "1MB" = 1000000). `what` names the
+// flag in errors ("--rate: ...").
 absl::StatusOr<uint64_t> ParseByteCount(absl::string_view text,
                                         absl::string_view what);
 // "eof", "bytes", "duration", "fault" ("unspecified" otherwise).

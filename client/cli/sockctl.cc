@@ -42,6 +42,7 @@
 #include "client/credentials.h"
 #include "client/scenario/scenario.h"
 #include "client/socket.h"
+#include "proto/duration_codec.h"
 #include "proto/edit_distance.h"
 #include "proto/status_codec.h"
 #ifdef SOCKAGENT_HAVE_HEALTH_PROTO
@@ -539,7 +540,7 @@ int Shutdown(const std::string& handle, const std::string& how_text) {
   });
 }
 
-// Flags of `sockctl traffic`; strings so that sizes take K/M/G suffixes.
+// Flags of `sockctl traffic`; strings so that sizes take units (64K, 1MB).
 struct TrafficFlags {
   std::string max_bytes = "0";
   std::string bytes = "0";
@@ -573,11 +574,7 @@ int Traffic(const std::string& kind, const std::string& handle,
     if (*duration <= absl::ZeroDuration()) {
       return Usage(absl::InvalidArgumentError("--duration must be positive"));
     }
-    absl::Duration rest = *duration;
-    const int64_t seconds = absl::IDivDuration(rest, absl::Seconds(1), &rest);
-    request.mutable_duration()->set_seconds(seconds);
-    request.mutable_duration()->set_nanos(
-        static_cast<int32_t>(absl::ToInt64Nanoseconds(rest)));
+    SetProtoDuration(*duration, request.mutable_duration());
   }
   if (kind == "echo" || kind == "sink") {
     absl::StatusOr<uint64_t> max_bytes =
@@ -643,12 +640,6 @@ struct FaultFlags {
   bool stop_reading = false;
   bool clear = false;
 };
-
-void SetProtoDuration(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
-}
 
 int Faults(const std::string& handle, const FaultFlags& flags) {
   const bool any = !flags.send_delay.empty() || !flags.rate.empty() ||
@@ -862,17 +853,11 @@ int ListSockets() {
          info.has_local() ? FormatAddress(info.local()) : "-",
          info.has_peer() ? FormatAddress(info.peer()) : "-",
          absl::StrCat(info.bytes_sent()), absl::StrCat(info.bytes_received()),
-         info.has_timeout()
-             ? DurationText(absl::Seconds(info.timeout().seconds()) +
-                            absl::Nanoseconds(info.timeout().nanos()))
-             : "none"});
+         info.has_timeout() ? DurationText(FromProtoDuration(info.timeout()))
+                            : "none"});
   }
   std::cout << FormatTable(rows);
   return kExitOk;
-}
-
-absl::Duration ProtoDuration(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
 int Info() {
@@ -896,9 +881,9 @@ int Info() {
             << " max_send_bytes=" << limits.max_send_bytes()
             << " max_recv_bytes=" << limits.max_recv_bytes()
             << " default_session_ttl="
-            << DurationText(ProtoDuration(limits.default_session_ttl()))
+            << DurationText(FromProtoDuration(limits.default_session_ttl()))
             << " max_session_ttl="
-            << DurationText(ProtoDuration(limits.max_session_ttl())) << "\n"
+            << DurationText(FromProtoDuration(limits.max_session_ttl())) << "\n"
             << "stats:         sessions=" << info->stats().sessions()
             << " open_sockets=" << info->stats().open_sockets()
             << " waiting_operations=" << info->stats().waiting_operations()
@@ -1668,8 +1653,9 @@ int Main(int argc, char** argv) {
       "why it ended (eof, bytes, duration, fault), bytes and datagrams each "
       "way, elapsed, throughput and the FNV-1a 64 checksum of the bytes "
       "received (echo, sink) or sent (source). A source and a sink of the "
-      "same transfer print the same checksum. Sizes take K/M/G suffixes "
-      "(binary).\n\nExample:\n  sockctl traffic sink $A &\n  sockctl "
+      "same transfer print the same checksum. Sizes: 64K = 64KiB = 65536, "
+      "1MB = 1000000 (docs/cli.md).\n\nExample:\n  sockctl traffic sink $A &\n "
+      " sockctl "
       "traffic source $C --bytes 10M --pattern random --seed 7 "
       "--shutdown-write\n  wait   # both lines show the same checksum");
   traffic->require_subcommand(1);

@@ -15,6 +15,7 @@
 #include "client/address.h"
 #include "client/cli/cli_util.h"
 #include "proto/traffic_data.h"
+#include "proto/units.h"
 
 namespace sockagent::scenario {
 
@@ -32,60 +33,13 @@ absl::StatusOr<uint64_t> ParseUint(absl::string_view text) {
 }
 
 absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
-  absl::string_view rest = absl::StripAsciiWhitespace(text);
-  size_t digits = 0;
-  while (digits < rest.size() &&
-         std::isdigit(static_cast<unsigned char>(rest[digits]))) {
-    ++digits;
-  }
-  uint64_t number = 0;
-  if (digits == 0 || !absl::SimpleAtoi(rest.substr(0, digits), &number)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", text, "\" is not a size (e.g. 1024, 64KiB, 1MiB)"));
-  }
-  const std::string unit =
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(rest.substr(digits)));
-  uint64_t factor = 0;
-  if (unit.empty() || unit == "b") {
-    factor = 1;
-  } else if (unit == "kib") {
-    factor = uint64_t{1} << 10;
-  } else if (unit == "mib") {
-    factor = uint64_t{1} << 20;
-  } else if (unit == "gib") {
-    factor = uint64_t{1} << 30;
-  } else if (unit == "kb") {
-    factor = 1000;
-  } else if (unit == "mb") {
-    factor = 1000 * 1000;
-  } else if (unit == "gb") {
-    factor = 1000 * 1000 * 1000;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", text, "\": unknown size unit (B, KiB, MiB, GiB, kB, MB, GB)"));
-  }
-  if (number > (uint64_t{1} << 40) / factor) {
+  constexpr uint64_t kMaxScenarioSize = uint64_t{1} << 40;
+  absl::StatusOr<uint64_t> size = ParseByteSize(text);
+  if (size.ok() && *size > kMaxScenarioSize) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", text, "\" is too large"));
   }
-  return number * factor;
-}
-
-absl::StatusOr<absl::Duration> ParseDurationText(absl::string_view text) {
-  absl::string_view t = absl::StripAsciiWhitespace(text);
-  absl::Duration duration;
-  double seconds = 0;
-  if (absl::SimpleAtod(t, &seconds)) {
-    duration = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(t, &duration)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", text, "\" is not a duration (e.g. 200ms, 2s, 1.5, 1m)"));
-  }
-  if (duration < absl::ZeroDuration() || duration == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", text, "\": a duration must be finite and >= 0"));
-  }
-  return duration;
+  return size;
 }
 
 absl::StatusOr<bool> ParseBool(absl::string_view text) {

@@ -163,10 +163,9 @@ bool HasReference(absl::string_view text);
 // INVALID_ARGUMENT saying what is wrong.
 absl::Status CheckArg(ArgType type, absl::string_view value);
 
-// "1024", "64KiB", "1MiB", "1GiB", "10kB", "1MB".
+// A size in the project's one grammar (ParseByteSize, docs/units.md: "1024",
+// "64K" = "64KiB", "1MB" = 10^6), at most 1 TiB in a scenario.
 absl::StatusOr<uint64_t> ParseSize(absl::string_view text);
-// "200ms", "2s", "1m", "1.5" (seconds). Non-negative.
-absl::StatusOr<absl::Duration> ParseDurationText(absl::string_view text);
 absl::StatusOr<bool> ParseBool(absl::string_view text);
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text);
 // MSG_* bits for "peek,waitall" (also with spaces).

@@ -43,6 +43,7 @@
 #include "client/socket.h"
 #include "proto/errno_status.h"
 #include "proto/traffic_data.h"
+#include "proto/units.h"
 
 namespace sockagent {
 namespace scenario {

@@ -168,11 +168,12 @@ TEST(JsonTest, ObjectWithData) {
   EXPECT_EQ(JsonObject().AddData("\xff").Build(), "{\"data_base64\":\"/w==\"}");
 }
 
-TEST(TrafficArgsTest, ByteCountsTakeBinarySuffixes) {
+TEST(TrafficArgsTest, ByteCountsUseTheProjectSizeGrammar) {
   EXPECT_EQ(*ParseByteCount("1000", "--bytes"), 1000u);
   EXPECT_EQ(*ParseByteCount("64K", "--bytes"), 65536u);
   EXPECT_EQ(*ParseByteCount("10m", "--bytes"), 10u << 20);
   EXPECT_EQ(*ParseByteCount("1GiB", "--bytes"), 1u << 30);
+  EXPECT_EQ(*ParseByteCount("1MB", "--bytes"), 1000000u);
   EXPECT_EQ(*ParseByteCount("0", "--rate"), 0u);
   for (const char* bad :
        {"", "K", "-1", "1.5M", "12X", "99999999999999999999"}) {
