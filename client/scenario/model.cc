@@ -13,7 +13,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/address.h"
-#include "client/cli/cli_util.h"
+#include "client/vocab/quantities.h"
+#include "client/vocab/socket_options.h"
+#include "client/vocab/words.h"
 #include "proto/traffic_data.h"
 #include "proto/units.h"
 
@@ -79,7 +81,7 @@ RE2::Options RegexOptions() {
 }
 
 std::string DurationText(absl::Duration duration) {
-  return cli::DurationText(duration);
+  return vocab::DurationText(duration);
 }
 
 absl::Status CheckArg(ArgType type, absl::string_view value) {
@@ -96,17 +98,17 @@ absl::Status CheckArg(ArgType type, absl::string_view value) {
     case ArgType::kDuration:
       return ParseDurationText(value).status();
     case ArgType::kTimeout:
-      return cli::ParseTimeout(value).status();
+      return vocab::ParseTimeout(value).status();
     case ArgType::kBool:
       return ParseBool(value).status();
     case ArgType::kFamily:
-      return cli::ParseFamily(value).status();
+      return vocab::ParseFamily(value).status();
     case ArgType::kSocketType:
-      return cli::ParseSocketType(value).status();
+      return vocab::ParseSocketType(value).status();
     case ArgType::kHow:
-      return cli::ParseShutdownHow(value).status();
+      return vocab::ParseShutdownHow(value).status();
     case ArgType::kOption:
-      return cli::ParseOptionName(value).status();
+      return vocab::ParseOptionName(value).status();
     case ArgType::kOptionValue:
       return absl::OkStatus();  // checked against the option at run time
     case ArgType::kFlags:

@@ -173,7 +173,7 @@ absl::StatusOr<int> ParseRecvFlags(absl::string_view text);
 // How `matches` patterns are compiled: byte-wise (Latin-1, so received
 // bytes need not be UTF-8), errors returned rather than logged.
 RE2::Options RegexOptions();
-// sockctl's duration text ("359us", "9.12ms", "2.182s"; cli::DurationText).
+// sockctl's duration text ("359us", "9.12ms", "2.182s"; vocab::DurationText).
 std::string DurationText(absl::Duration duration);
 
 // The byte sequence patterns shared with the agent's traffic source:

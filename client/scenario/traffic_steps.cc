@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/address.h"
-#include "client/cli/cli_util.h"
 #include "client/scenario/model.h"
+#include "client/vocab/words.h"
 #include "proto/duration_codec.h"
 #include "proto/units.h"
 
@@ -92,7 +92,7 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
       absl::StrCat(response->datagrams_received());
   (*fields)["datagrams_sent"] = absl::StrCat(response->datagrams_sent());
   (*fields)["checksum"] = response->checksum();
-  (*fields)["end"] = cli::TrafficEndName(response->end());
+  (*fields)["end"] = vocab::TrafficEndName(response->end());
   (*fields)["bytes_per_second"] =
       absl::StrFormat("%.0f", response->bytes_per_second());
   (*fields)["elapsed_ms"] = absl::StrCat(
