@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/credentials.h"
 #include "client/internal/connection.h"
+#include "proto/duration_codec.h"
 
 namespace sockagent {
 namespace {
@@ -93,7 +94,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
         channel, v1::SocketAgent::NewStub(channel), "", options.call_timeout);
     v1::CreateSessionRequest request;
     if (options.session_ttl > absl::ZeroDuration()) {
-      *request.mutable_ttl() = internal::ToProto(options.session_ttl);
+      *request.mutable_ttl() = ToProtoDuration(options.session_ttl);
     }
     request.set_label(options.session_label);
     request.set_bind_to_connection(options.bind_to_connection);
@@ -103,7 +104,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
     if (!status.ok()) return status;
     session_id = response.session_id();
     incarnation = response.incarnation();
-    ttl = internal::FromProto(response.ttl());
+    ttl = FromProtoDuration(response.ttl());
   }
   auto connection = std::make_shared<const internal::Connection>(
       channel, std::move(stub), session_id, options.call_timeout);
@@ -113,7 +114,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
     absl::Status status =
         connection->Call(&Stub::KeepAlive, request, &response);
     if (!status.ok()) return status;
-    ttl = internal::FromProto(response.ttl());
+    ttl = FromProtoDuration(response.ttl());
   }
   std::unique_ptr<Agent> agent(new Agent(
       std::move(connection), std::move(incarnation), ttl, owns_session));
@@ -275,7 +276,7 @@ void Agent::KeepAliveLoop() {
     absl::MutexLock lock(&mu_);
     keepalive_context_ = nullptr;
     if (status.ok() && response.has_ttl()) {
-      ttl_ = internal::FromProto(response.ttl());
+      ttl_ = FromProtoDuration(response.ttl());
     }
     // A failed renewal is retried at the next period; a lapsed session
     // surfaces as NOT_FOUND on the caller's next call.
@@ -330,7 +331,7 @@ absl::StatusOr<absl::Duration> Agent::KeepAlive() {
   v1::KeepAliveResponse response;
   absl::Status status = connection_->Call(&Stub::KeepAlive, request, &response);
   if (!status.ok()) return status;
-  absl::Duration ttl = internal::FromProto(response.ttl());
+  absl::Duration ttl = FromProtoDuration(response.ttl());
   absl::MutexLock lock(&mu_);
   ttl_ = ttl;
   return ttl;

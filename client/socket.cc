@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/internal/connection.h"
+#include "proto/duration_codec.h"
 
 namespace sockagent {
 namespace {
@@ -248,16 +249,6 @@ std::unique_ptr<RecvFromStreamReader> Socket::OpenRecvFromStream(
       connection_, request, WaitDeadline(deadline), CheckValid()));
 }
 
-namespace {
-
-void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
-}
-
-}  // namespace
-
 absl::StatusOr<v1::TrafficResponse> Socket::Traffic(
     const v1::TrafficRequest& request, absl::Time deadline) {
   if (absl::Status s = CheckValid(); !s.ok()) return s;
@@ -276,7 +267,8 @@ absl::StatusOr<v1::TrafficResponse> Socket::Echo(
     absl::Time deadline) {
   v1::TrafficRequest request;
   request.mutable_echo()->set_max_bytes(max_bytes);
-  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  if (duration.has_value())
+    SetProtoDuration(*duration, request.mutable_duration());
   return Traffic(request, deadline);
 }
 
@@ -285,7 +277,8 @@ absl::StatusOr<v1::TrafficResponse> Socket::Sink(
     absl::Time deadline) {
   v1::TrafficRequest request;
   request.mutable_sink()->set_max_bytes(max_bytes);
-  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  if (duration.has_value())
+    SetProtoDuration(*duration, request.mutable_duration());
   return Traffic(request, deadline);
 }
 
@@ -294,7 +287,8 @@ absl::StatusOr<v1::TrafficResponse> Socket::Source(
     absl::Time deadline) {
   v1::TrafficRequest request;
   *request.mutable_source() = source;
-  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  if (duration.has_value())
+    SetProtoDuration(*duration, request.mutable_duration());
   return Traffic(request, deadline);
 }
 
@@ -444,7 +438,7 @@ absl::Status Socket::SetTimeout(std::optional<absl::Duration> timeout) {
   v1::SetTimeoutRequest request;
   request.set_handle(handle_);
   if (timeout.has_value()) {
-    *request.mutable_timeout() = internal::ToProto(*timeout);
+    *request.mutable_timeout() = ToProtoDuration(*timeout);
   }
   v1::SetTimeoutResponse response;
   return connection_->Call(&Stub::SetTimeout, request, &response);
@@ -459,7 +453,7 @@ absl::StatusOr<std::optional<absl::Duration>> Socket::GetTimeout() {
       connection_->Call(&Stub::GetTimeout, request, &response);
   if (!status.ok()) return status;
   if (!response.has_timeout()) return std::optional<absl::Duration>();
-  return std::optional<absl::Duration>(internal::FromProto(response.timeout()));
+  return std::optional<absl::Duration>(FromProtoDuration(response.timeout()));
 }
 
 // ServerStream --------------------------------------------------------------

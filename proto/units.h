@@ -3,8 +3,8 @@
 
 // The one grammar for sizes and the one parser for durations written by
 // people: sockctl's flags, scenario files, and anything else that reads a
-// "64K" or a "2.5s". Documented once, in docs/units.md. No gRPC. Pure
-// functions; thread-safe.
+// "64K" or a "2.5s". Documented once, in docs/cli.md ("Sizes and
+// durations"). No gRPC. Pure functions; thread-safe.
 
 #include <cstdint>
 

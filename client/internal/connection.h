@@ -15,7 +15,6 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "google/protobuf/duration.pb.h"
 #include "sockagent/v1/sockagent.grpc.pb.h"
 
 namespace sockagent {
@@ -73,10 +72,6 @@ class Connection {
 
 // Sets the deadline of `context` unless `deadline` is infinite.
 void SetDeadline(grpc::ClientContext* context, absl::Time deadline);
-
-// google.protobuf.Duration <-> absl::Duration.
-google::protobuf::Duration ToProto(absl::Duration duration);
-absl::Duration FromProto(const google::protobuf::Duration& duration);
 
 }  // namespace internal
 }  // namespace sockagent

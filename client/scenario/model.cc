@@ -13,8 +13,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "client/address.h"
-#include "client/cli/cli_util.h"
+#include "client/vocab/quantities.h"
+#include "client/vocab/socket_options.h"
+#include "client/vocab/words.h"
 #include "proto/traffic_data.h"
+#include "proto/units.h"
 
 namespace sockagent::scenario {
 
@@ -32,60 +35,13 @@ absl::StatusOr<uint64_t> ParseUint(absl::string_view text) {
 }
 
 absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
-  absl::string_view rest = absl::StripAsciiWhitespace(text);
-  size_t digits = 0;
-  while (digits < rest.size() &&
-         std::isdigit(static_cast<unsigned char>(rest[digits]))) {
-    ++digits;
-  }
-  uint64_t number = 0;
-  if (digits == 0 || !absl::SimpleAtoi(rest.substr(0, digits), &number)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", text, "\" is not a size (e.g. 1024, 64KiB, 1MiB)"));
-  }
-  const std::string unit =
-      absl::AsciiStrToLower(absl::StripAsciiWhitespace(rest.substr(digits)));
-  uint64_t factor = 0;
-  if (unit.empty() || unit == "b") {
-    factor = 1;
-  } else if (unit == "kib") {
-    factor = uint64_t{1} << 10;
-  } else if (unit == "mib") {
-    factor = uint64_t{1} << 20;
-  } else if (unit == "gib") {
-    factor = uint64_t{1} << 30;
-  } else if (unit == "kb") {
-    factor = 1000;
-  } else if (unit == "mb") {
-    factor = 1000 * 1000;
-  } else if (unit == "gb") {
-    factor = 1000 * 1000 * 1000;
-  } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", text, "\": unknown size unit (B, KiB, MiB, GiB, kB, MB, GB)"));
-  }
-  if (number > (uint64_t{1} << 40) / factor) {
+  constexpr uint64_t kMaxScenarioSize = uint64_t{1} << 40;
+  absl::StatusOr<uint64_t> size = ParseByteSize(text);
+  if (size.ok() && *size > kMaxScenarioSize) {
     return absl::InvalidArgumentError(
         absl::StrCat("\"", text, "\" is too large"));
   }
-  return number * factor;
-}
-
-absl::StatusOr<absl::Duration> ParseDurationText(absl::string_view text) {
-  absl::string_view t = absl::StripAsciiWhitespace(text);
-  absl::Duration duration;
-  double seconds = 0;
-  if (absl::SimpleAtod(t, &seconds)) {
-    duration = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(t, &duration)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", text, "\" is not a duration (e.g. 200ms, 2s, 1.5, 1m)"));
-  }
-  if (duration < absl::ZeroDuration() || duration == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", text, "\": a duration must be finite and >= 0"));
-  }
-  return duration;
+  return size;
 }
 
 absl::StatusOr<bool> ParseBool(absl::string_view text) {
@@ -125,7 +81,7 @@ RE2::Options RegexOptions() {
 }
 
 std::string DurationText(absl::Duration duration) {
-  return cli::DurationText(duration);
+  return vocab::DurationText(duration);
 }
 
 absl::Status CheckArg(ArgType type, absl::string_view value) {
@@ -142,17 +98,17 @@ absl::Status CheckArg(ArgType type, absl::string_view value) {
     case ArgType::kDuration:
       return ParseDurationText(value).status();
     case ArgType::kTimeout:
-      return cli::ParseTimeout(value).status();
+      return vocab::ParseTimeout(value).status();
     case ArgType::kBool:
       return ParseBool(value).status();
     case ArgType::kFamily:
-      return cli::ParseFamily(value).status();
+      return vocab::ParseFamily(value).status();
     case ArgType::kSocketType:
-      return cli::ParseSocketType(value).status();
+      return vocab::ParseSocketType(value).status();
     case ArgType::kHow:
-      return cli::ParseShutdownHow(value).status();
+      return vocab::ParseShutdownHow(value).status();
     case ArgType::kOption:
-      return cli::ParseOptionName(value).status();
+      return vocab::ParseOptionName(value).status();
     case ArgType::kOptionValue:
       return absl::OkStatus();  // checked against the option at run time
     case ArgType::kFlags:

@@ -163,10 +163,9 @@ bool HasReference(absl::string_view text);
 // INVALID_ARGUMENT saying what is wrong.
 absl::Status CheckArg(ArgType type, absl::string_view value);
 
-// "1024", "64KiB", "1MiB", "1GiB", "10kB", "1MB".
+// A size in the project's one grammar (ParseByteSize, docs/units.md: "1024",
+// "64K" = "64KiB", "1MB" = 10^6), at most 1 TiB in a scenario.
 absl::StatusOr<uint64_t> ParseSize(absl::string_view text);
-// "200ms", "2s", "1m", "1.5" (seconds). Non-negative.
-absl::StatusOr<absl::Duration> ParseDurationText(absl::string_view text);
 absl::StatusOr<bool> ParseBool(absl::string_view text);
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text);
 // MSG_* bits for "peek,waitall" (also with spaces).
@@ -174,7 +173,7 @@ absl::StatusOr<int> ParseRecvFlags(absl::string_view text);
 // How `matches` patterns are compiled: byte-wise (Latin-1, so received
 // bytes need not be UTF-8), errors returned rather than logged.
 RE2::Options RegexOptions();
-// sockctl's duration text ("359us", "9.12ms", "2.182s"; cli::DurationText).
+// sockctl's duration text ("359us", "9.12ms", "2.182s"; vocab::DurationText).
 std::string DurationText(absl::Duration duration);
 
 // The byte sequence patterns shared with the agent's traffic source:

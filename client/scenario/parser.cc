@@ -26,6 +26,7 @@
 #include "client/scenario/scenario.h"
 #include "proto/edit_distance.h"
 #include "proto/errno_status.h"
+#include "proto/units.h"
 
 namespace sockagent {
 namespace scenario {

@@ -12,9 +12,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "client/cli/cli_util.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
+#include "client/vocab/json.h"
+#include "client/vocab/table.h"
 
 namespace sockagent {
 namespace {
@@ -24,7 +25,7 @@ namespace {
 // (through the JSON escaper's validation).
 std::string Xml(absl::string_view text) {
   std::string valid(text);
-  if (!cli::IsValidUtf8(text)) {
+  if (!vocab::IsValidUtf8(text)) {
     valid.clear();
     for (unsigned char c : text) {
       valid.push_back(c < 0x80 ? static_cast<char>(c) : '?');
@@ -244,7 +245,7 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results) {
 namespace {
 
 std::string CountsJson(const Counts& counts) {
-  return cli::JsonObject()
+  return vocab::JsonObject()
       .AddInt("tests", counts.tests)
       .AddInt("passed", counts.passed)
       .AddInt("failed", counts.failed)
@@ -269,14 +270,14 @@ std::string ResultsJson(const std::vector<ScenarioResult>& results) {
     for (const StepResult& step : r.steps) {
       std::vector<std::string> checks;
       for (const Check& check : step.checks) {
-        checks.push_back(cli::JsonObject()
+        checks.push_back(vocab::JsonObject()
                              .AddString("what", check.what)
                              .AddString("expected", check.expected)
                              .AddString("actual", check.actual)
                              .AddBool("held", check.held)
                              .Build());
       }
-      cli::JsonObject object;
+      vocab::JsonObject object;
       object.AddInt("index", step.index)
           .AddString("name", step.name)
           .AddString("kind", step.kind)
@@ -295,7 +296,7 @@ std::string ResultsJson(const std::vector<ScenarioResult>& results) {
       steps.push_back(object.Build());
     }
     scenarios.push_back(
-        cli::JsonObject()
+        vocab::JsonObject()
             .AddString("name", r.name)
             .AddString("file", r.file)
             .AddBool("ok", r.ok())
@@ -310,7 +311,7 @@ std::string ResultsJson(const std::vector<ScenarioResult>& results) {
   }
   Counts all;
   for (const ScenarioResult& r : results) all.Add(r);
-  return cli::JsonObject()
+  return vocab::JsonObject()
       .AddBool("ok", all_ok)
       .AddRaw("counts", CountsJson(all))
       .AddRaw("scenarios",
@@ -333,7 +334,7 @@ std::string SummaryTable(const ScenarioResult& result) {
       absl::StrCat("scenario ", result.name, result.file.empty() ? "" : " (",
                    result.file, result.file.empty() ? "" : ")", "\n");
   for (absl::string_view line :
-       absl::StrSplit(cli::FormatTable(rows), '\n', absl::SkipEmpty())) {
+       absl::StrSplit(vocab::FormatTable(rows), '\n', absl::SkipEmpty())) {
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
   }
   absl::StrAppend(&out, result.ok() ? "PASSED" : "FAILED", ": ",

@@ -35,14 +35,18 @@
 #include "absl/time/clock.h"
 #include "client/address.h"
 #include "client/agent.h"
-#include "client/cli/cli_util.h"
 #include "client/credentials.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
 #include "client/scenario/traffic_steps.h"
 #include "client/socket.h"
+#include "client/vocab/addresses.h"
+#include "client/vocab/quantities.h"
+#include "client/vocab/socket_options.h"
+#include "client/vocab/words.h"
 #include "proto/errno_status.h"
 #include "proto/traffic_data.h"
+#include "proto/units.h"
 
 namespace sockagent {
 namespace scenario {
@@ -307,7 +311,7 @@ void Run::ConnectAgents() {
     }
     if (!target.empty() && status.ok()) {
       // The same rules as sockctl's --agent: no port means 7700.
-      absl::StatusOr<std::string> normalized = cli::AgentTarget(target);
+      absl::StatusOr<std::string> normalized = vocab::AgentTarget(target);
       if (normalized.ok()) {
         target = *normalized;
       } else {
@@ -761,12 +765,12 @@ Outcome Run::Perform(const Step& step, const Fields& args,
       v1::SocketType type = v1::SOCKET_TYPE_STREAM;
       uint64_t protocol = 0;
       if (args.count("family") != 0) {
-        absl::StatusOr<v1::Family> f = cli::ParseFamily(arg("family"));
+        absl::StatusOr<v1::Family> f = vocab::ParseFamily(arg("family"));
         if (!f.ok()) return bad("family", f.status());
         family = *f;
       }
       if (args.count("type") != 0) {
-        absl::StatusOr<v1::SocketType> t = cli::ParseSocketType(arg("type"));
+        absl::StatusOr<v1::SocketType> t = vocab::ParseSocketType(arg("type"));
         if (!t.ok()) return bad("type", t.status());
         type = *t;
       }
@@ -914,7 +918,7 @@ Outcome Run::Perform(const Step& step, const Fields& args,
       return out;
     }
     case Kind::kShutdown: {
-      absl::StatusOr<v1::ShutdownHow> how = cli::ParseShutdownHow(arg("how"));
+      absl::StatusOr<v1::ShutdownHow> how = vocab::ParseShutdownHow(arg("how"));
       if (!how.ok()) return bad("how", how.status());
       out.status = socket.Shutdown(*how);
       return out;
@@ -925,19 +929,19 @@ Outcome Run::Perform(const Step& step, const Fields& args,
       return out;
     case Kind::kSetSockOpt:
     case Kind::kGetSockOpt: {
-      absl::StatusOr<cli::OptionSpec> option =
-          cli::ParseOptionName(arg("option"));
+      absl::StatusOr<vocab::OptionSpec> option =
+          vocab::ParseOptionName(arg("option"));
       if (!option.ok()) return bad("option", option.status());
       if (step.kind == Kind::kGetSockOpt) {
         absl::StatusOr<v1::OptionValue> value =
             socket.GetSockOpt(option->option);
         out.status = value.status();
-        if (value.ok()) out.fields[""] = cli::FormatOptionValue(*value);
+        if (value.ok()) out.fields[""] = vocab::FormatOptionValue(*value);
         if (value.ok()) out.fields["value"] = out.fields[""];
         return out;
       }
       absl::StatusOr<v1::OptionValue> value =
-          cli::ParseOptionValue(option->kind, arg("value"));
+          vocab::ParseOptionValue(option->kind, arg("value"));
       if (!value.ok()) return bad("value", value.status());
       out.status = socket.SetSockOpt(option->option, *value);
       return out;
@@ -957,7 +961,7 @@ Outcome Run::Perform(const Step& step, const Fields& args,
     }
     case Kind::kSetTimeout: {
       absl::StatusOr<std::optional<absl::Duration>> timeout =
-          cli::ParseTimeout(arg("timeout"));
+          vocab::ParseTimeout(arg("timeout"));
       if (!timeout.ok()) return bad("timeout", timeout.status());
       out.status = socket.SetTimeout(*timeout);
       return out;
@@ -968,7 +972,7 @@ Outcome Run::Perform(const Step& step, const Fields& args,
       out.status = timeout.status();
       if (timeout.ok()) {
         out.fields[""] =
-            timeout->has_value() ? cli::DurationText(**timeout) : "none";
+            timeout->has_value() ? vocab::DurationText(**timeout) : "none";
         out.fields["value"] = out.fields[""];
       }
       return out;
@@ -983,12 +987,12 @@ Outcome Run::Perform(const Step& step, const Fields& args,
       v1::Family family = v1::FAMILY_UNSPECIFIED;
       v1::SocketType type = v1::SOCKET_TYPE_UNSPECIFIED;
       if (args.count("family") != 0) {
-        absl::StatusOr<v1::Family> f = cli::ParseFamily(arg("family"));
+        absl::StatusOr<v1::Family> f = vocab::ParseFamily(arg("family"));
         if (!f.ok()) return bad("family", f.status());
         family = *f;
       }
       if (args.count("type") != 0) {
-        absl::StatusOr<v1::SocketType> t = cli::ParseSocketType(arg("type"));
+        absl::StatusOr<v1::SocketType> t = vocab::ParseSocketType(arg("type"));
         if (!t.ok()) return bad("type", t.status());
         type = *t;
       }

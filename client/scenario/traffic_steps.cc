@@ -9,22 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/address.h"
-#include "client/cli/cli_util.h"
 #include "client/scenario/model.h"
-#include "google/protobuf/duration.pb.h"
+#include "client/vocab/words.h"
+#include "proto/duration_codec.h"
+#include "proto/units.h"
 
 namespace sockagent::scenario {
 namespace {
-
-void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 absl::Status Bad(absl::string_view key, const absl::Status& status) {
   return absl::InvalidArgumentError(absl::StrCat(key, ": ", status.message()));
@@ -68,7 +59,7 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
         Optional(args, "pattern", text, &pattern)}) {
     if (!s.ok()) return s;
   }
-  if (has_duration) SetDuration(duration, request.mutable_duration());
+  if (has_duration) SetProtoDuration(duration, request.mutable_duration());
   if (mode == "echo") {
     request.mutable_echo()->set_max_bytes(max_bytes);
   } else if (mode == "sink") {
@@ -101,11 +92,11 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
       absl::StrCat(response->datagrams_received());
   (*fields)["datagrams_sent"] = absl::StrCat(response->datagrams_sent());
   (*fields)["checksum"] = response->checksum();
-  (*fields)["end"] = cli::TrafficEndName(response->end());
+  (*fields)["end"] = vocab::TrafficEndName(response->end());
   (*fields)["bytes_per_second"] =
       absl::StrFormat("%.0f", response->bytes_per_second());
-  (*fields)["elapsed_ms"] =
-      absl::StrCat(absl::ToInt64Milliseconds(FromProto(response->elapsed())));
+  (*fields)["elapsed_ms"] = absl::StrCat(
+      absl::ToInt64Milliseconds(FromProtoDuration(response->elapsed())));
   (*fields)["bytes"] = absl::StrCat(
       mode == "source" ? response->bytes_sent() : response->bytes_received());
   return absl::OkStatus();
@@ -131,8 +122,9 @@ absl::Status RunFaultsStep(Socket& socket, const StepArgs& args) {
         Optional(args, "stop_reading", ParseBool, &stop_reading)}) {
     if (!s.ok()) return s;
   }
-  if (has_send_delay) SetDuration(send_delay, faults.mutable_send_delay());
-  if (has_slice_delay) SetDuration(slice_delay, faults.mutable_slice_delay());
+  if (has_send_delay) SetProtoDuration(send_delay, faults.mutable_send_delay());
+  if (has_slice_delay)
+    SetProtoDuration(slice_delay, faults.mutable_slice_delay());
   faults.set_send_rate_bytes_per_second(rate);
   faults.set_slice_bytes(static_cast<uint32_t>(slice));
   faults.set_close_after_bytes(close_after);

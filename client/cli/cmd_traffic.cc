@@ -1,0 +1,303 @@
+// sockctl traffic echo|sink|source, abort, faults: agent-side traffic and
+// fault injection.
+
+#include <cstdint>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "client/agent.h"
+#include "client/cli/cli.h"
+#include "client/cli/commands.h"
+#include "client/cli/errors.h"
+#include "client/socket.h"
+#include "client/vocab/json.h"
+#include "client/vocab/quantities.h"
+#include "client/vocab/traffic.h"
+#include "client/vocab/words.h"
+#include "proto/duration_codec.h"
+#include "proto/units.h"
+
+namespace sockagent {
+namespace cli {
+
+using ::sockagent::vocab::FormatTraffic;
+using ::sockagent::vocab::JsonObject;
+using ::sockagent::vocab::ParseByteCount;
+using ::sockagent::vocab::ParseTrafficPattern;
+using ::sockagent::vocab::TrafficJson;
+namespace {
+
+// Flags of `sockctl traffic`; strings so that sizes take units (64K, 1MB).
+struct TrafficFlags {
+  std::string max_bytes = "0";
+  std::string bytes = "0";
+  std::string duration;
+  std::string pattern = "sequence";
+  uint64_t seed = 0;
+  std::string rate = "0";
+  bool shutdown_write = false;
+  std::string datagram_bytes = "0";
+  std::string to;
+};
+
+int PrintTraffic(const Cli& cli, const char* context,
+                 const absl::StatusOr<v1::TrafficResponse>& result) {
+  if (!result.ok()) return cli.Fail(context, result.status());
+  if (cli.json()) {
+    std::cout << TrafficJson(*result) << std::endl;
+  } else {
+    std::cout << FormatTraffic(*result) << std::endl;
+  }
+  return kExitOk;
+}
+
+// kind: "echo", "sink" or "source".
+int Traffic(const Cli& cli, const std::string& kind, const std::string& handle,
+            const TrafficFlags& flags) {
+  v1::TrafficRequest request;
+  if (!flags.duration.empty()) {
+    absl::StatusOr<absl::Duration> duration = ParseDurationText(flags.duration);
+    if (!duration.ok()) return cli.Usage(duration.status());
+    if (*duration <= absl::ZeroDuration()) {
+      return cli.Usage(
+          absl::InvalidArgumentError("--duration must be positive"));
+    }
+    SetProtoDuration(*duration, request.mutable_duration());
+  }
+  if (kind == "echo" || kind == "sink") {
+    absl::StatusOr<uint64_t> max_bytes =
+        ParseByteCount(flags.max_bytes, "--max-bytes");
+    if (!max_bytes.ok()) return cli.Usage(max_bytes.status());
+    if (kind == "echo") {
+      request.mutable_echo()->set_max_bytes(*max_bytes);
+    } else {
+      request.mutable_sink()->set_max_bytes(*max_bytes);
+    }
+  } else {
+    v1::SourceTraffic* source = request.mutable_source();
+    absl::StatusOr<uint64_t> bytes = ParseByteCount(flags.bytes, "--bytes");
+    if (!bytes.ok()) return cli.Usage(bytes.status());
+    absl::StatusOr<uint64_t> rate = ParseByteCount(flags.rate, "--rate");
+    if (!rate.ok()) return cli.Usage(rate.status());
+    absl::StatusOr<uint64_t> datagram =
+        ParseByteCount(flags.datagram_bytes, "--datagram-bytes");
+    if (!datagram.ok()) return cli.Usage(datagram.status());
+    if (*datagram > UINT32_MAX) {
+      return cli.Usage(
+          absl::InvalidArgumentError("--datagram-bytes is too large"));
+    }
+    absl::StatusOr<v1::TrafficPattern> pattern =
+        ParseTrafficPattern(flags.pattern);
+    if (!pattern.ok()) return cli.Usage(pattern.status());
+    if (*bytes == 0 && flags.duration.empty()) {
+      return cli.Usage(absl::InvalidArgumentError(
+          "source needs an end: give --bytes or --duration"));
+    }
+    source->set_bytes(*bytes);
+    source->set_pattern(*pattern);
+    source->set_seed(flags.seed);
+    source->set_rate_bytes_per_second(*rate);
+    source->set_shutdown_write_at_end(flags.shutdown_write);
+    source->set_datagram_bytes(static_cast<uint32_t>(*datagram));
+    if (!flags.to.empty()) {
+      absl::StatusOr<v1::Address> to = ParseAddressArg(flags.to);
+      if (!to.ok()) return cli.Usage(to.status());
+      *source->mutable_destination() = *std::move(to);
+    }
+  }
+  return cli.WithSocket(handle, [&](Agent&, Socket& socket) {
+    return PrintTraffic(cli, "traffic",
+                        socket.Traffic(request, cli.deadline()));
+  });
+}
+
+int Abort(const Cli& cli, const std::string& handle) {
+  return cli.WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::Status status = socket.Abort();
+    if (!status.ok()) return cli.Fail("abort", status);
+    if (cli.json()) cli.PrintJson(JsonObject());
+    return kExitOk;
+  });
+}
+
+struct FaultFlags {
+  std::string send_delay;
+  std::string rate;
+  std::string slice_bytes;
+  std::string slice_delay;
+  std::string close_after_bytes;
+  bool reset = false;
+  bool stop_reading = false;
+  bool clear = false;
+};
+
+int Faults(const Cli& cli, const std::string& handle, const FaultFlags& flags) {
+  const bool any = !flags.send_delay.empty() || !flags.rate.empty() ||
+                   !flags.slice_bytes.empty() || !flags.slice_delay.empty() ||
+                   !flags.close_after_bytes.empty() || flags.reset ||
+                   flags.stop_reading;
+  if (flags.clear == any) {
+    return cli.Usage(absl::InvalidArgumentError(
+        flags.clear ? "--clear takes no other fault flag"
+                    : "give at least one fault flag, or --clear"));
+  }
+  v1::Faults faults;
+  for (const auto& [text, field] :
+       {std::pair{&flags.send_delay, faults.mutable_send_delay()},
+        std::pair{&flags.slice_delay, faults.mutable_slice_delay()}}) {
+    if (text->empty()) continue;
+    absl::StatusOr<absl::Duration> d = ParseDurationText(*text);
+    if (!d.ok()) return cli.Usage(d.status());
+    SetProtoDuration(*d, field);
+  }
+  if (!flags.rate.empty()) {
+    absl::StatusOr<uint64_t> rate = ParseByteCount(flags.rate, "--rate");
+    if (!rate.ok()) return cli.Usage(rate.status());
+    faults.set_send_rate_bytes_per_second(*rate);
+  }
+  if (!flags.slice_bytes.empty()) {
+    absl::StatusOr<uint64_t> slice =
+        ParseByteCount(flags.slice_bytes, "--slice-bytes");
+    if (!slice.ok()) return cli.Usage(slice.status());
+    if (*slice > UINT32_MAX) {
+      return cli.Usage(
+          absl::InvalidArgumentError("--slice-bytes is too large"));
+    }
+    faults.set_slice_bytes(static_cast<uint32_t>(*slice));
+  }
+  if (!flags.close_after_bytes.empty()) {
+    absl::StatusOr<uint64_t> after =
+        ParseByteCount(flags.close_after_bytes, "--close-after-bytes");
+    if (!after.ok()) return cli.Usage(after.status());
+    faults.set_close_after_bytes(*after);
+  }
+  if (flags.reset && faults.close_after_bytes() == 0) {
+    return cli.Usage(absl::InvalidArgumentError(
+        "--reset goes with --close-after-bytes (for an RST now, use "
+        "`sockctl abort`)"));
+  }
+  faults.set_close_with_reset(flags.reset);
+  faults.set_stop_reading(flags.stop_reading);
+  return cli.WithSocket(handle, [&](Agent&, Socket& socket) {
+    absl::Status status = socket.SetFaults(faults);
+    if (!status.ok()) return cli.Fail("faults", status);
+    if (cli.json()) cli.PrintJson(JsonObject());
+    return kExitOk;
+  });
+}
+
+}  // namespace
+
+void RegisterTrafficCommands(Cli& cli) {
+  std::string& handle = cli.Own<std::string>();
+  CLI::App* traffic = cli.AddCommand(
+      "traffic",
+      "Run an echo, sink or source inside the agent; the bytes never cross "
+      "the control channel. Waits until it ends, then prints what it did: "
+      "why it ended (eof, bytes, duration, fault), bytes and datagrams each "
+      "way, elapsed, throughput and the FNV-1a 64 checksum of the bytes "
+      "received (echo, sink) or sent (source). A source and a sink of the "
+      "same transfer print the same checksum. Sizes: 64K = 64KiB = 65536, "
+      "1MB = 1000000 (docs/cli.md).\n\nExample:\n  sockctl traffic sink $A &\n "
+      " sockctl "
+      "traffic source $C --bytes 10M --pattern random --seed 7 "
+      "--shutdown-write\n  wait   # both lines show the same checksum");
+  traffic->require_subcommand(1);
+  TrafficFlags& traffic_flags = cli.Own<TrafficFlags>();
+  for (const auto& [kind, help] :
+       {std::pair<std::string, std::string>{
+            "echo",
+            "Send back whatever arrives (TCP: the byte stream; UDP: each "
+            "datagram to its sender) until EOF, --max-bytes received or "
+            "--duration.\n\nExample:\n  sockctl traffic echo $A --duration "
+            "30s"},
+        {"sink",
+         "Read and discard, counting and checksumming, until EOF, "
+         "--max-bytes or --duration.\n\nExample:\n  sockctl --json traffic "
+         "sink $A --max-bytes 1M"},
+        {"source",
+         "Send --bytes generated bytes, or for --duration: a pattern "
+         "(sequence = position mod 256, random = seeded so a receiver can "
+         "check it, zero), optionally at --rate bytes/s. --shutdown-write "
+         "sends EOF after the last byte. A UDP source sends --datagram-bytes "
+         "per datagram (default 1024), to --to when the socket is not "
+         "connected.\n\nExample:\n  sockctl traffic source $C --bytes 64M "
+         "--rate 1M --shutdown-write\n  sockctl traffic source $U --duration "
+         "5s --datagram-bytes 512 --to 127.0.0.1:9000"}}) {
+    CLI::App* sub = cli.AddCommand(traffic, kind, help);
+    AddHandle(sub, &handle);
+    sub->add_option("--duration", traffic_flags.duration,
+                    "end after this long, e.g. 10s");
+    if (kind == "source") {
+      sub->add_option("--bytes", traffic_flags.bytes,
+                      "bytes to send (0: until --duration)");
+      sub->add_option("--pattern", traffic_flags.pattern,
+                      "sequence | random | zero")
+          ->capture_default_str();
+      sub->add_option("--seed", traffic_flags.seed, "seed of --pattern random");
+      sub->add_option("--rate", traffic_flags.rate,
+                      "at most this many bytes per second (0: no limit)");
+      sub->add_flag("--shutdown-write", traffic_flags.shutdown_write,
+                    "shutdown(SHUT_WR) after the last byte (stream)");
+      sub->add_option("--datagram-bytes", traffic_flags.datagram_bytes,
+                      "bytes per datagram (0: 1024)");
+      sub->add_option("--to", traffic_flags.to,
+                      "destination of an unconnected datagram socket");
+    } else {
+      sub->add_option("--max-bytes", traffic_flags.max_bytes,
+                      "end after this many bytes received (0: no limit)");
+    }
+    cli.OnRun(sub, [&, kind = kind] {
+      return Traffic(cli, kind, handle, traffic_flags);
+    });
+  }
+
+  CLI::App* abort = cli.AddCommand(
+      "abort",
+      "Abortive close: SO_LINGER 0 then close, so a TCP peer gets RST "
+      "(ECONNRESET) instead of EOF; unsent data is dropped. The handle is "
+      "gone afterwards, as after close.\n\nExample:\n  sockctl abort $A");
+  AddHandle(abort, &handle);
+  cli.OnRun(abort, [&] { return Abort(cli, handle); });
+
+  FaultFlags& fault_flags = cli.Own<FaultFlags>();
+  CLI::App* faults = cli.AddCommand(
+      "faults",
+      "Set the socket's fault profile (Toxiproxy's vocabulary), replacing "
+      "the previous one; --clear removes it. It shapes `sockctl traffic` on "
+      "that socket, also traffic already running: --send-delay waits before "
+      "each send (latency), --rate caps bytes per second (bandwidth), "
+      "--slice-bytes/--slice-delay cut sends into pieces (slicer), "
+      "--close-after-bytes closes the socket after that many bytes sent "
+      "plus received (limit_data; with --reset by RST), --stop-reading "
+      "stops reading so the peer's window fills. Half-close is `sockctl "
+      "shutdown`.\n\nExample:\n  sockctl faults $A --send-delay 50ms "
+      "--rate 64K\n  sockctl faults $A --close-after-bytes 1M --reset\n  "
+      "sockctl faults $A --clear");
+  AddHandle(faults, &handle);
+  faults->add_option("--send-delay", fault_flags.send_delay,
+                     "wait before each send, e.g. 50ms");
+  faults->add_option("--rate", fault_flags.rate, "most bytes per second sent");
+  faults->add_option("--slice-bytes", fault_flags.slice_bytes,
+                     "each send at most this many bytes");
+  faults->add_option("--slice-delay", fault_flags.slice_delay,
+                     "pause between slices");
+  faults->add_option("--close-after-bytes", fault_flags.close_after_bytes,
+                     "close after this many bytes sent plus received");
+  faults->add_flag("--reset", fault_flags.reset,
+                   "--close-after-bytes closes with RST");
+  faults->add_flag("--stop-reading", fault_flags.stop_reading,
+                   "stop reading until cleared");
+  faults->add_flag("--clear", fault_flags.clear, "remove every fault");
+  cli.OnRun(faults, [&] { return Faults(cli, handle, fault_flags); });
+}
+
+}  // namespace cli
+}  // namespace sockagent
