@@ -9,6 +9,8 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -17,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "proto/labels.h"
 #include "server/config/config_file.h"
 #include "server/config/logging.h"
 #include "server/metrics/agent_metrics.h"
@@ -49,6 +52,9 @@ Signals: SIGTERM/SIGINT drain (health NOT_SERVING, waiting calls end with
 UNAVAILABLE, every socket closed) and exit 0.
 
 SIGHUP re-reads the log level from --config (unless --log-level is given).
+
+--label KEY=VALUE (repeatable) says what this agent is (node, pod, namespace,
+zone); GetAgentInfo reports the labels and harnesses select agents by them.
 
 Every flag can also come from a config file (--config FILE): a
 sockagent.v1.AgentConfig in protobuf text format or JSON, one field per flag
@@ -212,6 +218,18 @@ int main(int argc, char** argv) {
                  "your NAT64 prefixes, comma-separated IPv6 CIDRs of length "
                  "32/40/48/56/64/96: IPv4 embedded in them meets the "
                  "hard-deny list (64:ff9b::/96 and 64:ff9b:1::/48 always do)");
+  std::vector<std::string> labels;
+  app.add_option("--label", labels,
+                 "KEY=VALUE reported by GetAgentInfo, repeatable (e.g. "
+                 "node=worker-3, zone=eu-1); harnesses select agents by it")
+      ->each([](const std::string& text) {
+        if (absl::StatusOr<std::pair<std::string, std::string>> label =
+                sockagent::ParseLabel(text, "--label");
+            !label.ok()) {
+          throw CLI::ValidationError(std::string(label.status().message()));
+        }
+      })
+      ->allow_extra_args(false);
   std::string policy_file;
   std::string audit_log;
   std::string policy_reload_interval = "2s";
@@ -360,6 +378,9 @@ int main(int argc, char** argv) {
   options.core.sessions.max_sessions = max_sessions;
   options.core.max_sockets_per_session = max_sockets;
   options.core.max_send_bytes = max_message;
+  for (const std::string& text : labels) {
+    options.core.labels.insert(*sockagent::ParseLabel(text, "--label"));
+  }
   options.core.max_recv_bytes = max_message;
   options.drain_timeout = ParseDurationOrDie(drain_timeout);
   options.max_connection_idle = ParseDurationOrDie(max_connection_idle);

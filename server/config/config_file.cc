@@ -142,6 +142,15 @@ std::vector<std::pair<std::string, std::string>> ConfigAsFlags(
   std::vector<const FieldDescriptor*> fields;
   reflection->ListFields(config, &fields);
   for (const FieldDescriptor* field : fields) {
+    const std::string flag = absl::StrReplaceAll(field->name(), {{"_", "-"}});
+    if (field->is_repeated()) {
+      // AgentConfig's repeated fields are strings: one pair per element.
+      for (int i = 0; i < reflection->FieldSize(config, field); ++i) {
+        flags.emplace_back(flag,
+                           reflection->GetRepeatedString(config, field, i));
+      }
+      continue;
+    }
     std::string value;
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
@@ -162,8 +171,7 @@ std::vector<std::pair<std::string, std::string>> ConfigAsFlags(
       default:
         continue;  // AgentConfig uses only the types above.
     }
-    flags.emplace_back(absl::StrReplaceAll(field->name(), {{"_", "-"}}),
-                       std::move(value));
+    flags.emplace_back(flag, std::move(value));
   }
   return flags;
 }
@@ -180,6 +188,13 @@ std::string ProtoConfigFormatter::to_config(const CLI::App* app,
     const FieldDescriptor* field =
         descriptor->FindFieldByName(absl::StrReplaceAll(name, {{"-", "_"}}));
     if (field == nullptr) continue;
+    if (field->is_repeated()) {
+      for (const std::string& element : option->results()) {
+        absl::StrAppend(&out, field->name(), ": \"", absl::CEscape(element),
+                        "\"\n");
+      }
+      continue;
+    }
     std::string value = option->count() > 0 ? option->as<std::string>()
                                             : option->get_default_str();
     if (option->count() == 0 && (!default_also || value.empty())) continue;
@@ -201,6 +216,12 @@ std::vector<CLI::ConfigItem> ProtoConfigFormatter::from_config(
   }
   std::vector<CLI::ConfigItem> items;
   for (auto& [name, value] : ConfigAsFlags(*config)) {
+    // A repeated field's elements are one item with several inputs, as a
+    // repeated flag given on the command line.
+    if (!items.empty() && items.back().name == name) {
+      items.back().inputs.push_back(value);
+      continue;
+    }
     CLI::ConfigItem item;
     item.name = name;
     item.inputs.push_back(value);

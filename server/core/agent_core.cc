@@ -355,6 +355,8 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   if (auto hostname = GetHostname(); hostname.ok()) {
     response.set_hostname(hostname->hostname());
   }
+  response.mutable_labels()->insert(options_.labels.begin(),
+                                    options_.labels.end());
   return response;
 }
 

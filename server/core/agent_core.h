@@ -25,6 +25,7 @@
 // callback may run before the call returns, on the caller's thread, or later
 // on the engine thread, and must not block.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -81,6 +82,8 @@ class AgentCore {
     PolicyEngine* policy = nullptr;
     // Decisions and socket closes are recorded here when set. Not owned.
     AuditLog* audit = nullptr;
+    // Reported by GetAgentInfo (sockagentd --label KEY=VALUE).
+    std::map<std::string, std::string> labels;
   };
 
   // Starts the engine and the session reaper.
