@@ -47,6 +47,7 @@ using ::sockagent::vocab::ParseFamily;
 using ::sockagent::vocab::ParseSocketType;
 using ::sockagent::vocab::SocketStateName;
 using ::sockagent::vocab::SocketTypeName;
+
 namespace {
 
 int GetHostname(const Cli& cli) {

@@ -29,6 +29,7 @@ namespace cli {
 
 using ::sockagent::vocab::JsonObject;
 using ::sockagent::vocab::ParseShutdownHow;
+
 namespace {
 
 // The bytes to send: DATA, --file F, or stdin ("-" or nothing).

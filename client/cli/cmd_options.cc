@@ -34,6 +34,7 @@ using ::sockagent::vocab::OptionSpec;
 using ::sockagent::vocab::ParseOptionName;
 using ::sockagent::vocab::ParseOptionValue;
 using ::sockagent::vocab::ParseTimeout;
+
 namespace {
 
 int SockName(const Cli& cli, const std::string& handle, bool peer) {

@@ -24,6 +24,7 @@ namespace sockagent {
 namespace cli {
 
 using ::sockagent::vocab::AgentTarget;
+
 namespace {
 
 struct RunArgs {

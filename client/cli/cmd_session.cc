@@ -29,6 +29,7 @@ using ::sockagent::vocab::DurationText;
 using ::sockagent::vocab::FormatTable;
 using ::sockagent::vocab::JsonObject;
 using ::sockagent::vocab::MessageJson;
+
 namespace {
 
 int SessionOpen(const Cli& cli, const std::string& ttl_text,

@@ -25,6 +25,7 @@ namespace cli {
 using ::sockagent::vocab::JsonObject;
 using ::sockagent::vocab::ParseFamily;
 using ::sockagent::vocab::ParseSocketType;
+
 namespace {
 
 int CreateSocket(const Cli& cli, const std::string& family_text,

@@ -32,6 +32,7 @@ using ::sockagent::vocab::JsonObject;
 using ::sockagent::vocab::ParseByteCount;
 using ::sockagent::vocab::ParseTrafficPattern;
 using ::sockagent::vocab::TrafficJson;
+
 namespace {
 
 // Flags of `sockctl traffic`; strings so that sizes take units (64K, 1MB).

@@ -9,6 +9,11 @@
 // `void Register<Family>Commands(Cli& cli)`, list the file in sockctl's
 // sources (client/CMakeLists.txt), and add one X(<Family>) line below, in
 // the place where its commands should appear in `sockctl --help`.
+//
+// A family keeps every flag value in cli.Own<T>() storage, which lives as
+// long as the Cli, so the actions given to cli.OnRun may refer to it (and to
+// `cli`) after Register*Commands has returned; they must not refer to the
+// registration's other locals.
 
 #include "client/cli/cli.h"
 

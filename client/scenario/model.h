@@ -27,39 +27,13 @@ struct Location {
   int column = 0;
 };
 
-enum class Kind {
-  // One RPC each.
-  kSocket,
-  kBind,
-  kListen,
-  kAccept,
-  kConnect,
-  kSend,
-  kSendAll,
-  kRecv,
-  kRecvStream,
-  kSendTo,
-  kRecvFrom,
-  kShutdown,
-  kClose,
-  kSetSockOpt,
-  kGetSockOpt,
-  kGetSockName,
-  kGetPeerName,
-  kSetTimeout,
-  kGetTimeout,
-  kGetHostname,
-  kGetAddrInfo,
-  kListSockets,
-  kTraffic,
-  kAbort,
-  kFaults,
-  // Structure.
-  kParallel,
-  kGroup,
-  kSignal,
-  kWait,
-  kSleep,
+struct StepKind;  // step_kinds.h
+
+// What a step is: one action (a StepKind), or a group of steps.
+enum class StepShape {
+  kLeaf,      // one action of `kind`
+  kParallel,  // parallel: children run at the same time
+  kGroup,     // steps: children run in order
 };
 
 // How a step argument's value is checked and converted.
@@ -118,7 +92,8 @@ struct Retry {
 
 struct Step {
   int index = 0;  // 1-based among leaves; 0 for parallel and groups
-  Kind kind = Kind::kSleep;
+  StepShape shape = StepShape::kLeaf;
+  const StepKind* kind = nullptr;  // for leaves; from StepKinds::Get()
   std::string kind_name;
   std::string name;
   std::string agent;  // explicit `agent:` ("" = the socket's agent)

@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
+#include "client/scenario/step_kinds.h"
 #include "proto/edit_distance.h"
 #include "proto/errno_status.h"
 #include "proto/units.h"
@@ -31,197 +32,6 @@
 namespace sockagent {
 namespace scenario {
 namespace {
-
-struct ArgDef {
-  const char* key;
-  ArgType type;
-  bool required;
-};
-
-struct KindDef {
-  const char* name;
-  Kind kind;
-  // The argument a scalar value stands for (`close: conn`); null: none.
-  const char* shorthand;
-  std::vector<ArgDef> args;
-  // Takes `data:` (the bytes to send).
-  bool takes_data;
-  // Works on a saved socket (`socket:` argument, agent from the socket).
-  bool on_socket;
-  // `save_as` names a socket (socket, accept).
-  bool makes_socket;
-};
-
-const std::vector<KindDef>& Kinds() {
-  static const auto* kinds = new std::vector<KindDef>{
-      {"socket",
-       Kind::kSocket,
-       nullptr,
-       {{"family", ArgType::kFamily, false},
-        {"type", ArgType::kSocketType, false},
-        {"protocol", ArgType::kUint, false}},
-       false,
-       false,
-       true},
-      {"bind",
-       Kind::kBind,
-       nullptr,
-       {{"address", ArgType::kAddress, true}},
-       false,
-       true,
-       false},
-      {"listen",
-       Kind::kListen,
-       "socket",
-       {{"backlog", ArgType::kUint, false}},
-       false,
-       true,
-       false},
-      {"accept", Kind::kAccept, "socket", {}, false, true, true},
-      {"connect",
-       Kind::kConnect,
-       nullptr,
-       {{"address", ArgType::kAddress, true}},
-       false,
-       true,
-       false},
-      {"send", Kind::kSend, nullptr, {}, true, true, false},
-      {"sendall", Kind::kSendAll, nullptr, {}, true, true, false},
-      {"recv",
-       Kind::kRecv,
-       "socket",
-       {{"max", ArgType::kSize, false}, {"flags", ArgType::kFlags, false}},
-       false,
-       true,
-       false},
-      {"recv_stream",
-       Kind::kRecvStream,
-       "socket",
-       {{"bytes", ArgType::kSize, false}, {"chunk", ArgType::kSize, false}},
-       false,
-       true,
-       false},
-      {"sendto",
-       Kind::kSendTo,
-       nullptr,
-       {{"address", ArgType::kAddress, true}},
-       true,
-       true,
-       false},
-      {"recvfrom",
-       Kind::kRecvFrom,
-       "socket",
-       {{"max", ArgType::kSize, false}},
-       false,
-       true,
-       false},
-      {"shutdown",
-       Kind::kShutdown,
-       nullptr,
-       {{"how", ArgType::kHow, true}},
-       false,
-       true,
-       false},
-      {"close", Kind::kClose, "socket", {}, false, true, false},
-      {"setsockopt",
-       Kind::kSetSockOpt,
-       nullptr,
-       {{"option", ArgType::kOption, true},
-        {"value", ArgType::kOptionValue, true}},
-       false,
-       true,
-       false},
-      {"getsockopt",
-       Kind::kGetSockOpt,
-       nullptr,
-       {{"option", ArgType::kOption, true}},
-       false,
-       true,
-       false},
-      {"getsockname", Kind::kGetSockName, "socket", {}, false, true, false},
-      {"getpeername", Kind::kGetPeerName, "socket", {}, false, true, false},
-      {"settimeout",
-       Kind::kSetTimeout,
-       nullptr,
-       {{"timeout", ArgType::kTimeout, true}},
-       false,
-       true,
-       false},
-      {"gettimeout", Kind::kGetTimeout, "socket", {}, false, true, false},
-      {"gethostname", Kind::kGetHostname, nullptr, {}, false, false, false},
-      {"getaddrinfo",
-       Kind::kGetAddrInfo,
-       "host",
-       {{"host", ArgType::kString, true},
-        {"port", ArgType::kString, false},
-        {"family", ArgType::kFamily, false},
-        {"type", ArgType::kSocketType, false}},
-       false,
-       false,
-       false},
-      {"list_sockets", Kind::kListSockets, nullptr, {}, false, false, false},
-      {"traffic",
-       Kind::kTraffic,
-       nullptr,
-       {{"mode", ArgType::kMode, true},
-        {"bytes", ArgType::kSize, false},
-        {"max_bytes", ArgType::kSize, false},
-        {"duration", ArgType::kDuration, false},
-        {"pattern", ArgType::kPattern, false},
-        {"seed", ArgType::kUint, false},
-        {"rate", ArgType::kSize, false},
-        {"shutdown_write_at_end", ArgType::kBool, false},
-        {"datagram_bytes", ArgType::kSize, false},
-        {"destination", ArgType::kAddress, false}},
-       false,
-       true,
-       false},
-      {"abort", Kind::kAbort, "socket", {}, false, true, false},
-      {"faults",
-       Kind::kFaults,
-       nullptr,
-       {{"send_delay", ArgType::kDuration, false},
-        {"send_rate", ArgType::kSize, false},
-        {"slice_bytes", ArgType::kSize, false},
-        {"slice_delay", ArgType::kDuration, false},
-        {"close_after_bytes", ArgType::kSize, false},
-        {"close_with_reset", ArgType::kBool, false},
-        {"stop_reading", ArgType::kBool, false}},
-       false,
-       true,
-       false},
-      {"signal",
-       Kind::kSignal,
-       "name",
-       {{"name", ArgType::kString, true}},
-       false,
-       false,
-       false},
-      {"wait",
-       Kind::kWait,
-       "name",
-       {{"name", ArgType::kString, true}},
-       false,
-       false,
-       false},
-      {"sleep",
-       Kind::kSleep,
-       "duration",
-       {{"duration", ArgType::kDuration, true}},
-       false,
-       false,
-       false},
-  };
-  return *kinds;
-}
-
-const KindDef* FindKind(absl::string_view name) {
-  if (name == "recv_all") name = "recv_stream";
-  for (const KindDef& def : Kinds()) {
-    if (name == def.name) return &def;
-  }
-  return nullptr;
-}
 
 constexpr const char* kStepKeys[] = {"name",    "agent", "save_as",  "expect",
                                      "timeout", "retry", "parallel", "steps"};
@@ -303,7 +113,9 @@ bool IsStepKey(absl::string_view key) {
 
 std::vector<std::string> StepKeyNames() {
   std::vector<std::string> names = {"recv_all"};
-  for (const KindDef& def : Kinds()) names.push_back(def.name);
+  for (const StepKind& kind : StepKinds::Get().all()) {
+    names.push_back(kind.name);
+  }
   for (const char* key : kStepKeys) names.push_back(key);
   return names;
 }
@@ -361,7 +173,7 @@ class Parser {
   absl::Status ParseSteps(const YAML::Node& node, absl::string_view key,
                           std::vector<Step>* steps);
   absl::Status ParseStep(const YAML::Node& node, Step* step);
-  absl::Status ParseKindArgs(const KindDef& def, const YAML::Node& node,
+  absl::Status ParseKindArgs(const StepKind& def, const YAML::Node& node,
                              Step* step);
   absl::Status ParseData(const YAML::Node& node, absl::string_view key,
                          DataSpec* data);
@@ -670,13 +482,14 @@ absl::Status Parser::ParseSteps(const YAML::Node& node, absl::string_view key,
 absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
   step->location = Where(node);
   if (!node.IsMap()) return Error(node, "", "a step is a mapping");
-  const KindDef* def = nullptr;
+  const StepKind* def = nullptr;
   YAML::Node kind_node;
   std::string kind_key;
   for (const auto& entry : node) {
     const std::string key = entry.first.Scalar();
     if (IsStepKey(key) && key != "parallel" && key != "steps") continue;
-    if (key == "parallel" || key == "steps" || FindKind(key) != nullptr) {
+    if (key == "parallel" || key == "steps" ||
+        StepKinds::Get().Find(key) != nullptr) {
       if (!kind_key.empty()) {
         return Error(entry.first, key,
                      absl::StrCat("a step does one thing; it already has \"",
@@ -684,7 +497,7 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
       }
       kind_key = key;
       kind_node = entry.second;
-      def = FindKind(key);
+      def = StepKinds::Get().Find(key);
       continue;
     }
     return Error(entry.first, key,
@@ -720,7 +533,8 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
   }
 
   if (kind_key == "parallel" || kind_key == "steps") {
-    step->kind = kind_key == "parallel" ? Kind::kParallel : Kind::kGroup;
+    step->shape =
+        kind_key == "parallel" ? StepShape::kParallel : StepShape::kGroup;
     for (const char* key : {"agent", "save_as", "expect", "retry", "timeout"}) {
       if (node[key]) {
         return Error(node[key], key,
@@ -736,7 +550,8 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
     return absl::OkStatus();
   }
 
-  step->kind = def->kind;
+  step->shape = StepShape::kLeaf;
+  step->kind = def;
   step->index = ++leaves_;
   if (absl::Status s = ParseKindArgs(*def, kind_node, step); !s.ok()) return s;
 
@@ -763,18 +578,14 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
                          known->second, "\", not \"", step->agent, "\""));
       }
     }
-  } else if (step->agent.empty() &&
-             (def->kind == Kind::kSocket || def->kind == Kind::kGetHostname ||
-              def->kind == Kind::kGetAddrInfo ||
-              def->kind == Kind::kListSockets)) {
+  } else if (step->agent.empty() && def->needs_agent) {
     return Error(node, "agent", absl::StrCat(kind_key, " needs agent:"));
   }
 
   if (YAML::Node n = node["expect"]) {
     if (absl::Status s = ParseExpect(n, step); !s.ok()) return s;
   }
-  if (step->expect.no_data_for.has_value() && def->kind != Kind::kRecv &&
-      def->kind != Kind::kRecvFrom && def->kind != Kind::kRecvStream) {
+  if (step->expect.no_data_for.has_value() && !def->receives) {
     return Error(node["expect"], "no_data_for",
                  "only for recv, recv_stream and recvfrom");
   }
@@ -800,9 +611,10 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
       }
       socket_agents_[*text] = agent;
     }
-  } else if (def->kind == Kind::kSocket) {
-    return Error(node, "save_as",
-                 "socket needs save_as: (the name later steps use)");
+  } else if (def->needs_save_as) {
+    return Error(
+        node, "save_as",
+        absl::StrCat(kind_key, " needs save_as: (the name later steps use)"));
   }
   if (step->name.empty()) {
     step->name = step->kind_name;
@@ -817,21 +629,21 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseKindArgs(const KindDef& def, const YAML::Node& node,
+absl::Status Parser::ParseKindArgs(const StepKind& def, const YAML::Node& node,
                                    Step* step) {
   const std::string kind = def.name;
   if (node.IsNull()) {
     // `gethostname:` / `list_sockets:` with nothing.
   } else if (node.IsScalar()) {
-    const char* key = def.shorthand;
-    if (key == nullptr) {
+    const std::string& key = def.shorthand;
+    if (key.empty()) {
       return Error(node, kind,
                    "expected a mapping of arguments (a scalar is only allowed "
                    "where one argument is enough)");
     }
     ArgType type = ArgType::kSocketName;
     for (const ArgDef& arg : def.args) {
-      if (std::string(key) == arg.key) type = arg.type;
+      if (key == arg.key) type = arg.type;
     }
     if (absl::Status s = CheckArgValue(node, key, type, node.Scalar());
         !s.ok()) {
@@ -888,11 +700,9 @@ absl::Status Parser::ParseKindArgs(const KindDef& def, const YAML::Node& node,
   if (def.takes_data && !step->data.has_value()) {
     return Error(node, kind, "missing data:");
   }
-  if (def.kind == Kind::kTraffic) {
-    auto mode = step->args.find("mode");
-    if (mode->second == "source" && step->args.count("bytes") == 0 &&
-        step->args.count("duration") == 0) {
-      return Error(node, kind, "source needs bytes: or duration:");
+  if (def.check) {
+    if (absl::Status s = def.check(step->args); !s.ok()) {
+      return Error(node, kind, s.message());
     }
   }
   return absl::OkStatus();

@@ -38,12 +38,9 @@
 #include "client/credentials.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
-#include "client/scenario/traffic_steps.h"
+#include "client/scenario/step_kinds.h"
 #include "client/socket.h"
 #include "client/vocab/addresses.h"
-#include "client/vocab/quantities.h"
-#include "client/vocab/socket_options.h"
-#include "client/vocab/words.h"
 #include "proto/errno_status.h"
 #include "proto/traffic_data.h"
 #include "proto/units.h"
@@ -52,13 +49,8 @@ namespace sockagent {
 namespace scenario {
 namespace {
 
-// Largest single SendAll; bigger data goes in pieces (the agent's default
-// max_send_bytes is 4 MiB).
-constexpr size_t kSendPiece = 1 << 20;
 // Deadline of the calls that do not wait for a socket.
 constexpr absl::Duration kCallTimeout = absl::Seconds(10);
-
-using Fields = std::map<std::string, std::string>;
 
 // The text of a received or compared byte string in a report: printable
 // text as is (shortened), anything else as a count and hex preview.
@@ -89,39 +81,7 @@ std::string StatusText(const absl::Status& status) {
                       status.message());
 }
 
-void AddressFields(const v1::Address& address, absl::string_view prefix,
-                   Fields* fields) {
-  (*fields)[absl::StrCat(prefix, prefix.empty() ? "address" : "")] =
-      FormatAddress(address);
-  if (address.has_inet()) {
-    (*fields)[absl::StrCat(prefix, prefix.empty() ? "" : "_", "host")] =
-        address.inet().host();
-    (*fields)[absl::StrCat(prefix, prefix.empty() ? "" : "_", "port")] =
-        absl::StrCat(address.inet().port());
-  }
-}
-
-void DataFields(absl::string_view data, Fields* fields) {
-  StreamChecksum sum;
-  sum.Update(data);
-  (*fields)["bytes"] = absl::StrCat(data.size());
-  (*fields)["checksum"] = sum.Hex();
-}
-
-// The outcome of one attempt at a step.
-struct Outcome {
-  absl::Status status;
-  Fields fields;  // "" is the step's main value
-  std::string data;
-  bool has_data = false;
-  std::optional<std::string> new_socket;  // a handle made by socket/accept
-  Fields socket_updates;                  // merged into the socket variable
-  bool closed_socket = false;
-  // The runner could not make the call (a bad value after substitution).
-  absl::Status runner_error;
-};
-
-class Run {
+class Run : public RunControl {
  public:
   Run(const Model& model, const RunOptions& options)
       : model_(model), options_(options) {}
@@ -163,8 +123,10 @@ class Run {
     absl::MutexLock lock(&mu_);
     return stopping_;
   }
-  // Sleeps up to `duration`; false if the run was stopped meanwhile.
-  bool SleepUnlessStopped(absl::Duration duration);
+  // RunControl, for signal, wait and sleep.
+  void Signal(const std::string& name) override;
+  absl::Status WaitFor(const std::string& name, absl::Time deadline) override;
+  bool SleepUnlessStopped(absl::Duration duration) override;
   void Record(StepResult result);
   // "FILE:LINE" of `step` (StepResult::where).
   std::string Where(const Step& step) const;
@@ -391,11 +353,11 @@ void Run::RunSteps(const std::vector<Step>& steps) {
 }
 
 void Run::RunStep(const Step& step) {
-  if (step.kind == Kind::kGroup) {
+  if (step.shape == StepShape::kGroup) {
     RunSteps(step.children);
     return;
   }
-  if (step.kind == Kind::kParallel) {
+  if (step.shape == StepShape::kParallel) {
     std::vector<std::thread> branches;
     branches.reserve(step.children.size());
     for (const Step& child : step.children) {
@@ -649,8 +611,7 @@ void Run::RunLeaf(const Step& step) {
         r.message = std::string(outcome.status.message());
       } else if (outcome.has_data) {
         r.message = Preview(outcome.data);
-      } else if (step.kind == Kind::kSend || step.kind == Kind::kSendAll ||
-                 step.kind == Kind::kSendTo) {
+      } else if (step.kind->sends) {
         r.message = absl::StrCat(outcome.fields["bytes"], " bytes sent");
       } else if (outcome.fields.count("") != 0) {
         r.message = outcome.fields[""];
@@ -704,350 +665,43 @@ bool Run::SleepUnlessStopped(absl::Duration duration) {
   return !mu_.AwaitWithTimeout(absl::Condition(&stopped), duration);
 }
 
+void Run::Signal(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  signals_.insert(name);
+}
+
+absl::Status Run::WaitFor(const std::string& name, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this, &name]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || signals_.count(name) != 0;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  if (signals_.count(name) != 0) return absl::OkStatus();
+  return stopping_ ? absl::CancelledError("run stopped")
+                   : absl::DeadlineExceededError(
+                         absl::StrCat("signal ", name, " did not come"));
+}
+
 Outcome Run::Perform(const Step& step, const Fields& args,
                      const std::string& data, const std::string& agent_name,
                      const std::string& handle, absl::Time deadline) {
-  Outcome out;
-  auto arg = [&args](const char* key,
-                     const std::string& fallback = "") -> std::string {
-    auto it = args.find(key);
-    return it == args.end() ? fallback : it->second;
-  };
-  // Values were checked when literal; after substitution they may be bad.
-  auto bad = [](absl::string_view key, const absl::Status& status) {
-    Outcome failed;
-    failed.runner_error =
-        absl::InvalidArgumentError(absl::StrCat(key, ": ", status.message()));
-    return failed;
-  };
-
-  if (step.kind == Kind::kSignal) {
-    absl::MutexLock lock(&mu_);
-    signals_.insert(arg("name"));
-    return out;
+  Agent* agent = nullptr;
+  if (step.kind->calls_agent) {
+    auto agent_it = agents_.find(agent_name);
+    if (agent_it == agents_.end() || agent_it->second.agent == nullptr) {
+      Outcome out;
+      out.runner_error = absl::FailedPreconditionError(
+          absl::StrCat("agent ", agent_name, " is not connected"));
+      return out;
+    }
+    agent = agent_it->second.agent.get();
   }
-  if (step.kind == Kind::kWait) {
-    const std::string name = arg("name");
-    absl::MutexLock lock(&mu_);
-    auto ready = [this, &name]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return stopping_ || signals_.count(name) != 0;
-    };
-    mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
-    if (signals_.count(name) == 0) {
-      out.status = stopping_ ? absl::CancelledError("run stopped")
-                             : absl::DeadlineExceededError(absl::StrCat(
-                                   "signal ", name, " did not come"));
-    }
-    return out;
-  }
-  if (step.kind == Kind::kSleep) {
-    absl::StatusOr<absl::Duration> d = ParseDurationText(arg("duration"));
-    if (!d.ok()) {
-      out = bad("duration", d.status());
-    } else if (!SleepUnlessStopped(*d)) {
-      out.status = absl::CancelledError("run stopped");
-    }
-    return out;
-  }
-
-  auto agent_it = agents_.find(agent_name);
-  if (agent_it == agents_.end() || agent_it->second.agent == nullptr) {
-    out.runner_error = absl::FailedPreconditionError(
-        absl::StrCat("agent ", agent_name, " is not connected"));
-    return out;
-  }
-  Agent& agent = *agent_it->second.agent;
-  Socket socket = handle.empty() ? Socket() : agent.AttachSocket(handle);
-
-  switch (step.kind) {
-    case Kind::kSocket: {
-      v1::Family family = v1::FAMILY_INET;
-      v1::SocketType type = v1::SOCKET_TYPE_STREAM;
-      uint64_t protocol = 0;
-      if (args.count("family") != 0) {
-        absl::StatusOr<v1::Family> f = vocab::ParseFamily(arg("family"));
-        if (!f.ok()) return bad("family", f.status());
-        family = *f;
-      }
-      if (args.count("type") != 0) {
-        absl::StatusOr<v1::SocketType> t = vocab::ParseSocketType(arg("type"));
-        if (!t.ok()) return bad("type", t.status());
-        type = *t;
-      }
-      if (args.count("protocol") != 0) {
-        absl::StatusOr<uint64_t> p = ParseUint(arg("protocol"));
-        if (!p.ok()) return bad("protocol", p.status());
-        protocol = *p;
-      }
-      absl::StatusOr<Socket> made =
-          agent.CreateSocket(family, type, static_cast<int>(protocol));
-      out.status = made.status();
-      if (made.ok()) {
-        std::string h = made->Release();
-        out.new_socket = h;
-        out.fields[""] = h;
-        out.fields["handle"] = h;
-        out.fields["agent"] = agent_name;
-      }
-      return out;
-    }
-    case Kind::kBind:
-    case Kind::kConnect:
-    case Kind::kSendTo: {
-      absl::StatusOr<v1::Address> address = ParseAddress(arg("address"));
-      if (!address.ok()) return bad("address", address.status());
-      if (step.kind == Kind::kSendTo) {
-        absl::StatusOr<size_t> sent =
-            socket.SendTo(data, *address, 0, deadline);
-        out.status = sent.status();
-        if (sent.ok()) {
-          DataFields(absl::string_view(data).substr(0, *sent), &out.fields);
-          out.fields[""] = out.fields["bytes"];
-        }
-        return out;
-      }
-      absl::StatusOr<v1::Address> local =
-          step.kind == Kind::kBind ? socket.Bind(*address)
-                                   : socket.Connect(*address, deadline);
-      out.status = local.status();
-      if (local.ok()) {
-        AddressFields(*local, "", &out.fields);
-        out.fields[""] = out.fields["address"];
-        out.socket_updates = out.fields;
-        if (step.kind == Kind::kConnect) {
-          AddressFields(*address, "peer", &out.socket_updates);
-          out.fields["peer"] = out.socket_updates["peer"];
-        }
-      }
-      return out;
-    }
-    case Kind::kListen: {
-      absl::StatusOr<uint64_t> backlog = ParseUint(arg("backlog", "128"));
-      if (!backlog.ok()) return bad("backlog", backlog.status());
-      out.status = socket.Listen(static_cast<int>(*backlog));
-      return out;
-    }
-    case Kind::kAccept: {
-      absl::StatusOr<AcceptResult> accepted = socket.Accept(deadline);
-      out.status = accepted.status();
-      if (accepted.ok()) {
-        std::string h = accepted->socket.Release();
-        out.new_socket = h;
-        out.fields["handle"] = h;
-        out.fields["agent"] = agent_name;
-        AddressFields(accepted->peer, "peer", &out.fields);
-        out.fields[""] = out.fields["peer"];
-      }
-      return out;
-    }
-    case Kind::kSend: {
-      absl::StatusOr<size_t> sent = socket.Send(data, 0, deadline);
-      out.status = sent.status();
-      if (sent.ok()) {
-        DataFields(absl::string_view(data).substr(0, *sent), &out.fields);
-        out.fields[""] = out.fields["bytes"];
-      }
-      return out;
-    }
-    case Kind::kSendAll: {
-      for (size_t offset = 0; offset < data.size() && out.status.ok();
-           offset += kSendPiece) {
-        out.status = socket.SendAll(
-            absl::string_view(data).substr(offset, kSendPiece), 0, deadline);
-      }
-      if (out.status.ok()) {
-        DataFields(data, &out.fields);
-        out.fields[""] = out.fields["bytes"];
-      }
-      return out;
-    }
-    case Kind::kRecv: {
-      absl::StatusOr<uint64_t> max = ParseSize(arg("max", "65536"));
-      if (!max.ok() || *max == 0) {
-        return bad("max", max.ok()
-                              ? absl::InvalidArgumentError("must be at least 1")
-                              : max.status());
-      }
-      absl::StatusOr<int> flags = ParseRecvFlags(arg("flags"));
-      if (!flags.ok()) return bad("flags", flags.status());
-      absl::StatusOr<std::string> received =
-          socket.Recv(*max, *flags, deadline);
-      out.status = received.status();
-      if (received.ok()) {
-        out.data = *std::move(received);
-        out.has_data = true;
-        DataFields(out.data, &out.fields);
-        out.fields["eof"] = out.data.empty() ? "true" : "false";
-      }
-      return out;
-    }
-    case Kind::kRecvStream: {
-      absl::StatusOr<uint64_t> limit = ParseSize(arg("bytes", "0"));
-      if (!limit.ok()) return bad("bytes", limit.status());
-      absl::StatusOr<uint64_t> chunk = ParseSize(arg("chunk", "0"));
-      if (!chunk.ok()) return bad("chunk", chunk.status());
-      out.status = socket.RecvStream(
-          [&out](absl::string_view piece) {
-            out.data.append(piece.data(), piece.size());
-            return true;
-          },
-          *limit, static_cast<uint32_t>(*chunk), deadline);
-      out.has_data = true;
-      DataFields(out.data, &out.fields);
-      out.fields["eof"] =
-          out.status.ok() && (*limit == 0 || out.data.size() < *limit)
-              ? "true"
-              : "false";
-      return out;
-    }
-    case Kind::kRecvFrom: {
-      absl::StatusOr<uint64_t> max = ParseSize(arg("max", "65536"));
-      if (!max.ok() || *max == 0) {
-        return bad("max", max.ok()
-                              ? absl::InvalidArgumentError("must be at least 1")
-                              : max.status());
-      }
-      absl::StatusOr<Datagram> datagram = socket.RecvFrom(*max, 0, deadline);
-      out.status = datagram.status();
-      if (datagram.ok()) {
-        out.data = std::move(datagram->data);
-        out.has_data = true;
-        DataFields(out.data, &out.fields);
-        AddressFields(datagram->address, "from", &out.fields);
-      }
-      return out;
-    }
-    case Kind::kShutdown: {
-      absl::StatusOr<v1::ShutdownHow> how = vocab::ParseShutdownHow(arg("how"));
-      if (!how.ok()) return bad("how", how.status());
-      out.status = socket.Shutdown(*how);
-      return out;
-    }
-    case Kind::kClose:
-      out.status = socket.Close();
-      out.closed_socket = out.status.ok();
-      return out;
-    case Kind::kSetSockOpt:
-    case Kind::kGetSockOpt: {
-      absl::StatusOr<vocab::OptionSpec> option =
-          vocab::ParseOptionName(arg("option"));
-      if (!option.ok()) return bad("option", option.status());
-      if (step.kind == Kind::kGetSockOpt) {
-        absl::StatusOr<v1::OptionValue> value =
-            socket.GetSockOpt(option->option);
-        out.status = value.status();
-        if (value.ok()) out.fields[""] = vocab::FormatOptionValue(*value);
-        if (value.ok()) out.fields["value"] = out.fields[""];
-        return out;
-      }
-      absl::StatusOr<v1::OptionValue> value =
-          vocab::ParseOptionValue(option->kind, arg("value"));
-      if (!value.ok()) return bad("value", value.status());
-      out.status = socket.SetSockOpt(option->option, *value);
-      return out;
-    }
-    case Kind::kGetSockName:
-    case Kind::kGetPeerName: {
-      const bool peer = step.kind == Kind::kGetPeerName;
-      absl::StatusOr<v1::Address> address =
-          peer ? socket.GetPeerName() : socket.GetSockName();
-      out.status = address.status();
-      if (address.ok()) {
-        AddressFields(*address, "", &out.fields);
-        out.fields[""] = out.fields["address"];
-        AddressFields(*address, peer ? "peer" : "", &out.socket_updates);
-      }
-      return out;
-    }
-    case Kind::kSetTimeout: {
-      absl::StatusOr<std::optional<absl::Duration>> timeout =
-          vocab::ParseTimeout(arg("timeout"));
-      if (!timeout.ok()) return bad("timeout", timeout.status());
-      out.status = socket.SetTimeout(*timeout);
-      return out;
-    }
-    case Kind::kGetTimeout: {
-      absl::StatusOr<std::optional<absl::Duration>> timeout =
-          socket.GetTimeout();
-      out.status = timeout.status();
-      if (timeout.ok()) {
-        out.fields[""] =
-            timeout->has_value() ? vocab::DurationText(**timeout) : "none";
-        out.fields["value"] = out.fields[""];
-      }
-      return out;
-    }
-    case Kind::kGetHostname: {
-      absl::StatusOr<std::string> name = agent.GetHostname();
-      out.status = name.status();
-      if (name.ok()) out.fields[""] = out.fields["value"] = *name;
-      return out;
-    }
-    case Kind::kGetAddrInfo: {
-      v1::Family family = v1::FAMILY_UNSPECIFIED;
-      v1::SocketType type = v1::SOCKET_TYPE_UNSPECIFIED;
-      if (args.count("family") != 0) {
-        absl::StatusOr<v1::Family> f = vocab::ParseFamily(arg("family"));
-        if (!f.ok()) return bad("family", f.status());
-        family = *f;
-      }
-      if (args.count("type") != 0) {
-        absl::StatusOr<v1::SocketType> t = vocab::ParseSocketType(arg("type"));
-        if (!t.ok()) return bad("type", t.status());
-        type = *t;
-      }
-      absl::StatusOr<std::vector<v1::AddrInfo>> infos =
-          agent.GetAddrInfo(arg("host"), arg("port"), family, type);
-      out.status = infos.status();
-      if (infos.ok()) {
-        std::vector<std::string> addresses;
-        for (const v1::AddrInfo& info : *infos) {
-          addresses.push_back(FormatAddress(info.address()));
-        }
-        out.fields["count"] = absl::StrCat(addresses.size());
-        out.fields["addresses"] = absl::StrJoin(addresses, ",");
-        if (!infos->empty()) {
-          AddressFields(infos->front().address(), "", &out.fields);
-        }
-        out.fields[""] = out.fields["addresses"];
-      }
-      return out;
-    }
-    case Kind::kListSockets: {
-      absl::StatusOr<std::vector<v1::SocketInfo>> sockets = agent.ListSockets();
-      out.status = sockets.status();
-      if (sockets.ok()) {
-        std::vector<std::string> handles;
-        for (const v1::SocketInfo& info : *sockets) {
-          handles.push_back(info.handle());
-        }
-        out.fields[""] = out.fields["count"] = absl::StrCat(handles.size());
-        out.fields["handles"] = absl::StrJoin(handles, ",");
-      }
-      return out;
-    }
-    case Kind::kTraffic:
-      out.status = RunTrafficStep(socket, args, deadline, &out.fields);
-      if (out.status.ok() && out.fields.count("bytes") != 0) {
-        out.fields[""] = out.fields["bytes"];
-      }
-      return out;
-    case Kind::kAbort:
-      out.status = RunAbortStep(socket);
-      out.closed_socket = out.status.ok();
-      return out;
-    case Kind::kFaults:
-      out.status = RunFaultsStep(socket, args);
-      return out;
-    case Kind::kParallel:
-    case Kind::kGroup:
-    case Kind::kSignal:
-    case Kind::kWait:
-    case Kind::kSleep:
-      break;
-  }
-  out.status = absl::InternalError("unhandled step kind");
-  return out;
+  Socket socket = handle.empty() || agent == nullptr
+                      ? Socket()
+                      : agent->AttachSocket(handle);
+  const StepCall call{step,       args,   data,     agent,
+                      agent_name, socket, deadline, *this};
+  return step.kind->run(call);
 }
 
 std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,

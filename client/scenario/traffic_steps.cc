@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "client/address.h"
 #include "client/scenario/model.h"
+#include "client/scenario/step_kinds.h"
 #include "client/vocab/words.h"
 #include "proto/duration_codec.h"
 #include "proto/units.h"
@@ -131,6 +132,71 @@ absl::Status RunFaultsStep(Socket& socket, const StepArgs& args) {
   faults.set_close_with_reset(reset);
   faults.set_stop_reading(stop_reading);
   return socket.SetFaults(faults);
+}
+
+namespace {
+
+Outcome Traffic(const StepCall& call) {
+  Outcome out;
+  out.status =
+      RunTrafficStep(call.socket, call.args, call.deadline, &out.fields);
+  if (out.status.ok() && out.fields.count("bytes") != 0) {
+    out.fields[""] = out.fields["bytes"];
+  }
+  return out;
+}
+
+Outcome Abort(const StepCall& call) {
+  Outcome out;
+  out.status = RunAbortStep(call.socket);
+  out.closed_socket = out.status.ok();
+  return out;
+}
+
+Outcome Faults(const StepCall& call) {
+  Outcome out;
+  out.status = RunFaultsStep(call.socket, call.args);
+  return out;
+}
+
+// A source ends by its byte count or its duration; echo and sink also at
+// EOF.
+absl::Status SourceHasAnEnd(const Fields& args) {
+  auto mode = args.find("mode");
+  if (mode != args.end() && mode->second == "source" &&
+      args.count("bytes") == 0 && args.count("duration") == 0) {
+    return absl::InvalidArgumentError("source needs bytes: or duration:");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddTrafficSteps(std::vector<StepKind>* kinds) {
+  using T = ArgType;
+  kinds->push_back(StepKind("traffic", Traffic)
+                       .Required("mode", T::kMode)
+                       .Optional("bytes", T::kSize)
+                       .Optional("max_bytes", T::kSize)
+                       .Optional("duration", T::kDuration)
+                       .Optional("pattern", T::kPattern)
+                       .Optional("seed", T::kUint)
+                       .Optional("rate", T::kSize)
+                       .Optional("shutdown_write_at_end", T::kBool)
+                       .Optional("datagram_bytes", T::kSize)
+                       .Optional("destination", T::kAddress)
+                       .OnSocket()
+                       .Checked(SourceHasAnEnd));
+  kinds->push_back(StepKind("abort", Abort).Shorthand("socket").OnSocket());
+  kinds->push_back(StepKind("faults", Faults)
+                       .Optional("send_delay", T::kDuration)
+                       .Optional("send_rate", T::kSize)
+                       .Optional("slice_bytes", T::kSize)
+                       .Optional("slice_delay", T::kDuration)
+                       .Optional("close_after_bytes", T::kSize)
+                       .Optional("close_with_reset", T::kBool)
+                       .Optional("stop_reading", T::kBool)
+                       .OnSocket());
 }
 
 }  // namespace sockagent::scenario
