@@ -19,6 +19,7 @@
   X(Traffic)                        \
   X(Options)                        \
   X(Host)                           \
+  X(Agents)                         \
   X(Nc)                             \
   X(Run)
 
