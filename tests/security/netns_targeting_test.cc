@@ -382,5 +382,29 @@ TEST_F(NetnsTargetingTest, BadTargetsNameTheField) {
   EXPECT_EQ(OpenFds(), fds_before);
 }
 
+TEST(NetnsPolicyTest, AMalformedNetworkNamespacesEntryIsRefusedAtLoad) {
+  for (const char* entry : {"netns:x", "pid:", "hosts", ""}) {
+    v1::Policy policy;
+    v1::PolicyRule* rule = policy.add_rules();
+    rule->set_name("harness");
+    rule->add_identities("anonymous");
+    rule->add_network_namespaces(entry);
+    PolicyEngine engine;
+    absl::Status loaded = engine.Load(policy);
+    EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument) << entry;
+    EXPECT_THAT(loaded.message(), HasSubstr("harness: network_namespaces[0]"))
+        << entry;
+  }
+  v1::Policy policy;
+  v1::PolicyRule* rule = policy.add_rules();
+  rule->add_identities("anonymous");
+  for (const char* entry :
+       {"*", "host", "name:fleet-*", "pid:42", "pod:*", "k8s:shop"}) {
+    rule->add_network_namespaces(entry);
+  }
+  PolicyEngine engine;
+  EXPECT_TRUE(engine.Load(policy).ok());
+}
+
 }  // namespace
 }  // namespace sockagent
