@@ -90,6 +90,8 @@ ADDR_H=10.232.255.1
 AGENT_PORT=7700  # each agent has its own namespace: no collision
 DNS_NAME=fleet-agents.test
 TMP=$(mktemp -d)
+MADE_ETC_NETNS=0
+[ -d /etc/netns ] || MADE_ETC_NETNS=1
 PIDS=()
 NAMESPACES=()
 
@@ -103,6 +105,8 @@ cleanup() {
   done
   for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "/etc/netns/$NS_H" "$TMP"
+  [ "$MADE_ETC_NETNS" = 1 ] && rmdir /etc/netns 2>/dev/null
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM
