@@ -369,8 +369,10 @@ TEST(HeatMapTest, WritesAPngWithOneCellPerPair) {
 // The agent rejects a malformed --label at start with exit 2, naming it.
 TEST(AgentLabelsTest, AMalformedLabelStopsTheAgentNamingIt) {
   for (const char* label : {"novalue", "bad key=x", "=x"}) {
-    const std::string command = absl::StrCat(
-        SOCKAGENTD_PATH, " --listen 127.0.0.1:0 --label '", label, "' 2>&1");
+    // Bounded: an agent that accepted the label would serve until killed.
+    const std::string command =
+        absl::StrCat("timeout 20 ", SOCKAGENTD_PATH,
+                     " --listen 127.0.0.1:0 --label '", label, "' 2>&1");
     FILE* out = ::popen(command.c_str(), "r");
     ASSERT_NE(out, nullptr);
     std::string text;
