@@ -332,15 +332,16 @@ grep -q "^sockets left: 0$" "$TMP/via.out" || fail "sockets left on the via agen
 # sockctl too: a socket made in agent 1's namespace binds agent 1's address
 # (which exists only there); a pid of 0 is refused naming the field.
 if [ -x "$SOCKCTL" ] && "$SOCKCTL" socket --help 2>&1 | grep -q -- --netns; then
-  via() { in_h "$SOCKCTL" --agent "127.0.0.1:$(cat "$TMP/ports/via")" "$@"; }
-  VS=$(via session open --ttl 30s)
-  H1=$(via --session "$VS" socket --netns "$(ns_of 1)")
-  BOUND=$(via --session "$VS" bind "$H1" "$(addr_of 1):0")
+  # sc: sockctl in the harness namespace against the via agent.
+  sc() { in_h "$SOCKCTL" --agent "127.0.0.1:$(cat "$TMP/ports/via")" "$@"; }
+  VS=$(sc session open --ttl 30s)
+  H1=$(sc --session "$VS" socket --netns "$(ns_of 1)")
+  BOUND=$(sc --session "$VS" bind "$H1" "$(addr_of 1):0")
   [[ "$BOUND" == "$(addr_of 1):"* ]] || fail "bind in $(ns_of 1) printed '$BOUND'"
   rc=0
-  via --session "$VS" socket --netns pid:0 >/dev/null 2>"$TMP/netns-pid0.err" || rc=$?
+  sc --session "$VS" socket --netns pid:0 >/dev/null 2>"$TMP/netns-pid0.err" || rc=$?
   [ "$rc" -eq 2 ] || fail "socket --netns pid:0 exited $rc, expected 2"
-  via --session "$VS" session close >/dev/null || fail "closing the via session"
+  sc --session "$VS" session close >/dev/null || fail "closing the via session"
   pass "sockctl socket --netns $(ns_of 1): bound $BOUND there"
 fi
 
