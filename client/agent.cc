@@ -349,6 +349,20 @@ absl::StatusOr<Socket> Agent::CreateSocket(v1::Family family,
   return Socket(connection_, response.handle(), /*owned=*/true);
 }
 
+absl::StatusOr<Socket> Agent::CreateSocketIn(
+    const v1::NetworkNamespace& network_namespace, v1::Family family,
+    v1::SocketType type, int protocol) {
+  v1::SocketRequest request;
+  request.set_family(family);
+  request.set_type(type);
+  request.set_protocol(protocol);
+  *request.mutable_network_namespace() = network_namespace;
+  v1::SocketResponse response;
+  absl::Status status = connection_->Call(&Stub::Socket, request, &response);
+  if (!status.ok()) return status;
+  return Socket(connection_, response.handle(), /*owned=*/true);
+}
+
 Socket Agent::AttachSocket(std::string handle) {
   return Socket(connection_, std::move(handle), /*owned=*/false);
 }

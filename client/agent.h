@@ -131,6 +131,14 @@ class Agent {
   // socket(2) on the agent; the Socket owns the handle.
   absl::StatusOr<Socket> CreateSocket(v1::Family family, v1::SocketType type,
                                       int protocol = 0);
+  // socket(2) inside a network namespace of the agent's host (a
+  // /var/run/netns name, a pid, a Kubernetes pod UID); every later call on
+  // the Socket works as usual. The agent needs --allow-network-namespaces
+  // (FAILED_PRECONDITION otherwise) and a policy granting the namespace
+  // (PERMISSION_DENIED naming the rule).
+  absl::StatusOr<Socket> CreateSocketIn(
+      const v1::NetworkNamespace& network_namespace, v1::Family family,
+      v1::SocketType type, int protocol = 0);
   // A Socket for an existing handle of this session that does NOT close it
   // on destruction (Close() still does). No call is made.
   Socket AttachSocket(std::string handle);

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config dpkg-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  libabsl-dev libgtest-dev libgmock-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libre2-dev
+  libabsl-dev libgtest-dev libgmock-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libre2-dev nlohmann-json3-dev libpng-dev
   libxxhash-dev
   prometheus-cpp-dev grpc-proto openssl
   clang clang-format libclang-rt-14-dev netbase iproute2 python3

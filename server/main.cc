@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/labels.h"
@@ -52,6 +53,11 @@ Signals: SIGTERM/SIGINT drain (health NOT_SERVING, waiting calls end with
 UNAVAILABLE, every socket closed) and exit 0.
 
 SIGHUP re-reads the log level from --config (unless --log-level is given).
+
+--allow-network-namespaces lets callers create a socket inside another
+network namespace (SocketRequest.network_namespace: a /var/run/netns name, a
+pid, a Kubernetes pod UID), as far as the policy grants; every use is
+audited.
 
 --label KEY=VALUE (repeatable) says what this agent is (node, pod, namespace,
 zone); GetAgentInfo reports the labels and harnesses select agents by them.
@@ -230,6 +236,16 @@ int main(int argc, char** argv) {
         }
       })
       ->allow_extra_args(false);
+  std::string host_root = "/";
+  app.add_flag("--allow-network-namespaces",
+               options.core.allow_network_namespaces,
+               "let callers create sockets inside other network namespaces "
+               "(a netns name, a pid, a Kubernetes pod UID) as far as the "
+               "policy's network_namespaces grants; needs CAP_SYS_ADMIN");
+  app.add_option("--host-root", host_root,
+                 "the host's / as this agent sees it, for /var/run/netns and "
+                 "the container runtime's state (pods)")
+      ->capture_default_str();
   std::string policy_file;
   std::string audit_log;
   std::string policy_reload_interval = "2s";
@@ -378,6 +394,14 @@ int main(int argc, char** argv) {
   options.core.sessions.max_sessions = max_sessions;
   options.core.max_sockets_per_session = max_sockets;
   options.core.max_send_bytes = max_message;
+  {
+    std::string root(absl::StripSuffix(host_root, "/"));
+    options.core.netns.netns_dir = root + "/var/run/netns";
+    options.core.netns.containerd_dir =
+        root + "/run/containerd/io.containerd.runtime.v2.task/k8s.io";
+    options.core.netns.crio_dir =
+        root + "/run/containers/storage/overlay-containers";
+  }
   for (const std::string& text : labels) {
     options.core.labels.insert(*sockagent::ParseLabel(text, "--label"));
   }

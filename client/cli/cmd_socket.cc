@@ -1,15 +1,19 @@
 // sockctl socket, bind, listen, accept, connect: creating and connecting
 // sockets.
 
+#include <cstdint>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "client/address.h"
 #include "client/agent.h"
 #include "client/cli/cli.h"
@@ -28,16 +32,46 @@ using ::sockagent::vocab::ParseSocketType;
 
 namespace {
 
+// --netns: NAME (under /var/run/netns), pid:N or pod:UID.
+absl::StatusOr<v1::NetworkNamespace> ParseNetworkNamespace(
+    const std::string& text) {
+  v1::NetworkNamespace netns;
+  absl::string_view rest = text;
+  if (absl::ConsumePrefix(&rest, "pid:")) {
+    uint32_t pid = 0;
+    if (!absl::SimpleAtoi(rest, &pid) || pid == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--netns: '", text, "': pid:N needs a process id"));
+    }
+    netns.set_pid(pid);
+  } else if (absl::ConsumePrefix(&rest, "pod:")) {
+    netns.set_pod_uid(std::string(rest));
+  } else if (!text.empty()) {
+    netns.set_name(text);
+  }
+  return netns;
+}
+
 int CreateSocket(const Cli& cli, const std::string& family_text,
-                 const std::string& type_text, int protocol) {
+                 const std::string& type_text, int protocol,
+                 const std::string& netns_text) {
   absl::StatusOr<v1::Family> family = ParseFamily(family_text);
   if (!family.ok()) return cli.Usage(family.status());
   absl::StatusOr<v1::SocketType> type = ParseSocketType(type_text);
   if (!type.ok()) return cli.Usage(type.status());
+  std::optional<v1::NetworkNamespace> netns;
+  if (!netns_text.empty()) {
+    absl::StatusOr<v1::NetworkNamespace> parsed =
+        ParseNetworkNamespace(netns_text);
+    if (!parsed.ok()) return cli.Usage(parsed.status());
+    netns = *parsed;
+  }
   absl::StatusOr<std::unique_ptr<Agent>> agent = cli.ConnectAgent(true);
   if (!agent.ok()) return cli.Fail("socket", agent.status());
   absl::StatusOr<Socket> socket =
-      (*agent)->CreateSocket(*family, *type, protocol);
+      netns.has_value()
+          ? (*agent)->CreateSocketIn(*netns, *family, *type, protocol)
+          : (*agent)->CreateSocket(*family, *type, protocol);
   if (!socket.ok()) return cli.Fail("socket", socket.status());
   std::string handle = socket->Release();
   if (cli.json()) {
@@ -118,8 +152,14 @@ void RegisterSocketCommands(Cli& cli) {
       ->capture_default_str();
   socket_cmd->add_option("--protocol", protocol,
                          "protocol number (0: default)");
+  std::string& netns = cli.Own<std::string>();
+  socket_cmd->add_option(
+      "--netns", netns,
+      "create it inside this network namespace of the agent's host: NAME "
+      "(/var/run/netns/NAME), pid:N or pod:UID (the agent needs "
+      "--allow-network-namespaces and a policy granting it)");
   cli.OnRun(socket_cmd,
-            [&] { return CreateSocket(cli, family, type, protocol); });
+            [&] { return CreateSocket(cli, family, type, protocol, netns); });
 
   CLI::App* bind = cli.AddCommand(
       "bind",

@@ -24,6 +24,7 @@
   X(Traffic)                        \
   X(Options)                        \
   X(Host)                           \
+  X(Agents)                         \
   X(Nc)                             \
   X(Run)
 

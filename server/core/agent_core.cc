@@ -46,7 +46,10 @@ AgentCore::AgentCore(Options options, std::unique_ptr<Engine> engine)
       engine_(std::move(engine)),
       gate_(policy_, options.audit),
       sessions_(RegistryOptions(options), *engine_, ops_, gate_),
-      socket_calls_(ops_, sessions_, gate_),
+      netns_(options.allow_network_namespaces
+                 ? std::make_unique<NetnsResolver>(options.netns)
+                 : nullptr),
+      socket_calls_(ops_, sessions_, gate_, netns_.get()),
       waiting_calls_(WaitingLimits(options), ops_, *engine_, sessions_, gate_),
       traffic_calls_(ops_, *engine_, sessions_, gate_) {
   reaper_ = std::thread([this] { ReapLoop(); });

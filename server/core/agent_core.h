@@ -47,6 +47,7 @@
 #include "server/core/waiting_calls.h"
 #include "server/io/engine.h"
 #include "server/io/socket_ops.h"
+#include "server/netns/network_namespace.h"
 #include "server/policy/audit_log.h"
 #include "server/policy/policy_engine.h"
 #include "sockagent/v1/sockagent.pb.h"
@@ -84,6 +85,10 @@ class AgentCore {
     AuditLog* audit = nullptr;
     // Reported by GetAgentInfo (sockagentd --label KEY=VALUE).
     std::map<std::string, std::string> labels;
+    // SocketRequest.network_namespace is refused (FAILED_PRECONDITION)
+    // unless set; where namespaces are looked up.
+    bool allow_network_namespaces = false;
+    NetnsResolver::Options netns;
   };
 
   // Starts the engine and the session reaper.
@@ -263,6 +268,8 @@ class AgentCore {
   std::unique_ptr<Engine> engine_;
   PolicyGate gate_;
   SessionRegistry sessions_;
+  // Null unless options.allow_network_namespaces.
+  const std::unique_ptr<NetnsResolver> netns_;
   SocketCalls socket_calls_;
   WaitingCalls waiting_calls_;
   TrafficCalls traffic_calls_;

@@ -62,7 +62,39 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
   if (absl::Status capped = sessions_.CheckOpenSocketCap(); !capped.ok()) {
     return capped;
   }
-  SysCallInt rc = ops_.Socket(family, type, request.protocol());
+  SysCallInt rc{-1, 0};
+  if (request.has_network_namespace()) {
+    if (netns_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "network_namespace: this agent does not create sockets in other "
+          "network namespaces (start it with --allow-network-namespaces)");
+    }
+    absl::StatusOr<NetnsTarget> target =
+        netns_->Resolve(request.network_namespace());
+    if (!target.ok()) return target.status();
+    PolicyEngine::NetworkNamespaceQuery query;
+    query.kind = target->kind;
+    query.value = target->value;
+    query.kube_namespace = target->kube_namespace;
+    query.host = target->host;
+    query.description = target->description;
+    if (absl::Status allowed = gate_.Decide(
+            ctx, "Socket",
+            gate_.policy().CheckNetworkNamespace(ctx.identity, query), nullptr,
+            target->description, /*audit_allowed=*/true, family, type);
+        !allowed.ok()) {
+      return allowed;
+    }
+    absl::Status entered = RunInNetns(target->fd.get(), [&] {
+      rc = ops_.Socket(family, type, request.protocol());
+    });
+    if (!entered.ok()) {
+      if (rc.ok() && rc.value >= 0) ScopedFd close_it(rc.value);
+      return entered;
+    }
+  } else {
+    rc = ops_.Socket(family, type, request.protocol());
+  }
   if (!rc.ok()) return OsError(rc.error, "socket");
   absl::StatusOr<std::shared_ptr<ManagedSocket>> socket =
       sessions_.Adopt(**session, ctx.identity, ScopedFd(rc.value), family, type,

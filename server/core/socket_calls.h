@@ -14,20 +14,27 @@
 #include "server/core/policy_gate.h"
 #include "server/core/session_registry.h"
 #include "server/io/socket_ops.h"
+#include "server/netns/network_namespace.h"
 #include "sockagent/v1/sockagent.pb.h"
 
 namespace sockagent {
 
 class SocketCalls {
  public:
-  // Not owned; all must outlive the calls.
-  SocketCalls(SocketOps& ops, SessionRegistry& sessions, PolicyGate& gate)
-      : ops_(ops), sessions_(sessions), gate_(gate) {}
+  // Not owned; all must outlive the calls. `netns` null: requests naming
+  // a network namespace are FAILED_PRECONDITION.
+  SocketCalls(SocketOps& ops, SessionRegistry& sessions, PolicyGate& gate,
+              const NetnsResolver* netns = nullptr)
+      : ops_(ops), sessions_(sessions), gate_(gate), netns_(netns) {}
 
   // A new socket in ctx's session: INVALID_ARGUMENT with EAFNOSUPPORT /
   // ESOCKTNOSUPPORT for a family / type the agent does not offer,
   // PERMISSION_DENIED by policy, RESOURCE_EXHAUSTED past a quota or the
-  // agent's socket cap, or socket(2)'s errno.
+  // agent's socket cap, or socket(2)'s errno. With
+  // request.network_namespace, socket(2) runs inside that namespace
+  // (RunInNetns): FAILED_PRECONDITION when the agent does not allow it,
+  // the resolver's errors, PERMISSION_DENIED by the policy's
+  // network_namespaces, setns's errno; the decision is audited.
   absl::StatusOr<v1::SocketResponse> Socket(const CallContext& ctx,
                                             const v1::SocketRequest& request);
   absl::StatusOr<v1::BindResponse> Bind(const CallContext& ctx,
@@ -68,6 +75,7 @@ class SocketCalls {
   SocketOps& ops_;
   SessionRegistry& sessions_;
   PolicyGate& gate_;
+  const NetnsResolver* const netns_;
 };
 
 }  // namespace sockagent

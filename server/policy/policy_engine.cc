@@ -1,6 +1,7 @@
 #include "server/policy/policy_engine.h"
 
 #include <arpa/inet.h>
+#include <fnmatch.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
@@ -144,6 +145,21 @@ absl::Status PolicyEngine::LoadValid(const v1::Policy& policy) {
         return s;
       }
     }
+    for (int i = 0; i < rule.network_namespaces_size(); ++i) {
+      const std::string& entry = rule.network_namespaces(i);
+      const size_t colon = entry.find(':');
+      const std::string kind = entry.substr(0, colon);
+      const bool ok =
+          entry == "*" || entry == "host" ||
+          (colon != std::string::npos && colon + 1 < entry.size() &&
+           (kind == "name" || kind == "pid" || kind == "pod" || kind == "k8s"));
+      if (!ok) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "policy rule ", name, ": network_namespaces[", i, "]: '", entry,
+            "' is not \"*\", \"host\", name:GLOB, pid:N, pod:UID or "
+            "k8s:NAMESPACE"));
+      }
+    }
     compiled->rules.push_back(std::move(out));
   }
   {
@@ -268,6 +284,78 @@ PolicyDecision PolicyEngine::CheckRpc(absl::string_view identity,
     }
   }
   return Allow(rule->rule.name());
+}
+
+namespace {
+
+bool IsProtectedKubeNamespace(absl::string_view ns) {
+  return ns == "kube-system" || ns == "kube-public" || ns == "kube-node-lease";
+}
+
+bool HasWildcard(absl::string_view glob) {
+  return glob.find_first_of("*?[") != absl::string_view::npos;
+}
+
+bool Glob(const std::string& pattern, const std::string& text) {
+  return ::fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
+}
+
+// Whether `entry` grants the namespace `q` (protected: see the header).
+bool GrantsNamespace(const std::string& entry,
+                     const PolicyEngine::NetworkNamespaceQuery& q,
+                     bool is_protected) {
+  if (entry == "*") return !is_protected;
+  if (entry == "host") return q.host;
+  const size_t colon = entry.find(':');
+  if (colon == std::string::npos) return false;
+  const std::string kind = entry.substr(0, colon);
+  const std::string glob = entry.substr(colon + 1);
+  if (q.host) return false;  // only "host" names the host's namespace
+  if (is_protected && HasWildcard(glob)) return false;
+  if (kind == "k8s") return q.kind == "pod" && Glob(glob, q.kube_namespace);
+  if (kind != q.kind) return false;
+  if (kind == "pod") {
+    return Glob(absl::AsciiStrToLower(glob), absl::AsciiStrToLower(q.value));
+  }
+  return Glob(glob, q.value);
+}
+
+}  // namespace
+
+PolicyDecision PolicyEngine::CheckNetworkNamespace(
+    absl::string_view identity, const NetworkNamespaceQuery& query) const {
+  const bool is_protected =
+      query.host ||
+      (query.kind == "pod" && IsProtectedKubeNamespace(query.kube_namespace));
+  const auto [compiled, rule, decided] = Govern(identity);
+  if (decided.has_value()) {
+    if (!decided->allowed || compiled != nullptr || !is_protected) {
+      return *decided;
+    }
+    // No policy: everything but a protected namespace.
+    PolicyDecision denied;
+    denied.allowed = false;
+    denied.code = absl::StatusCode::kPermissionDenied;
+    denied.rule = "network_namespaces.protected";
+    denied.reason = absl::StrCat(
+        query.description,
+        " is protected (the host's, or kube-system-like): only a policy "
+        "entry naming it grants it");
+    return denied;
+  }
+  const auto& entries = rule->rule.network_namespaces();
+  for (int i = 0; i < entries.size(); ++i) {
+    if (GrantsNamespace(entries[i], query, is_protected)) {
+      return Allow(
+          absl::StrCat(rule->rule.name(), ".network_namespaces[", i, "]"));
+    }
+  }
+  return Deny(*compiled, absl::StrCat(rule->rule.name(), ".network_namespaces"),
+              absl::StrCat(query.description, " is not granted",
+                           is_protected ? " (a protected namespace: name it "
+                                          "without a wildcard, e.g. host or "
+                                          "k8s:kube-system)"
+                                        : ""));
 }
 
 PolicyDecision PolicyEngine::CheckSocket(absl::string_view identity, int family,

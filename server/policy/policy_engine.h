@@ -126,6 +126,20 @@ class PolicyEngine {
                              const sockaddr* address, socklen_t length) const;
   // True when the identity's rule has source filters (CheckSource can deny).
   bool HasSourceFilter(absl::string_view identity) const;
+  // A socket created inside another network namespace, against the rule's
+  // network_namespaces (see policy.proto). Without a policy every namespace
+  // but a protected one is allowed; a protected one (`host`, or a pod of
+  // kube-system, kube-public or kube-node-lease) only by an entry naming it
+  // without a wildcard.
+  struct NetworkNamespaceQuery {
+    std::string kind;   // "name", "pid" or "pod"
+    std::string value;  // the name, pid or pod UID
+    std::string kube_namespace;
+    bool host = false;
+    std::string description;
+  };
+  PolicyDecision CheckNetworkNamespace(
+      absl::string_view identity, const NetworkNamespaceQuery& query) const;
   PolicyDecision CheckSockOpt(absl::string_view identity,
                               const v1::SetSockOptRequest& request) const;
   // Byte-rate quotas (PolicyQuotas.max_send_bytes_per_second /

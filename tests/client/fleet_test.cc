@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/fleet/agents_report.h"
+#include "client/fleet/heat_map.h"
 #include "client/fleet/inventory.h"
 #include "client/fleet/probe.h"
 #include "client/fleet/selector.h"
@@ -305,11 +308,71 @@ TEST(ProbeTest, ReportsLabelsOfLiveAgentsAndUnreachableOnesInParallel) {
   EXPECT_LT(wall, absl::Seconds(6));
 }
 
+TEST(AgentsReportTest, TableAndJsonShowEveryAgentAndWhyOneDidNotAnswer) {
+  std::vector<AgentProbe> probes(2);
+  probes[0].endpoint.name = "w1";
+  probes[0].endpoint.address = "10.0.0.1:7700";
+  probes[0].labels = {{"node", "worker-1"}, {"zone", "a"}};
+  probes[0].info.set_agent_version("0.1.0");
+  probes[0].info.set_incarnation("inc-1");
+  probes[0].latency = absl::Milliseconds(2);
+  probes[1].endpoint.name = "w2";
+  probes[1].endpoint.address = "10.0.0.2:7700";
+  probes[1].status = absl::UnavailableError("cannot reach the agent");
+  const std::string table = AgentsTable(probes);
+  EXPECT_THAT(table, HasSubstr("NAME"));
+  EXPECT_THAT(table, HasSubstr("node=worker-1,zone=a"));
+  EXPECT_THAT(table, HasSubstr("unreachable"));
+  EXPECT_THAT(table, HasSubstr("cannot reach the agent"));
+  EXPECT_EQ(AgentsJsonLines(probes),
+            "{\"name\":\"w1\",\"address\":\"10.0.0.1:7700\",\"health\":\"ok\","
+            "\"labels\":{\"node\":\"worker-1\",\"zone\":\"a\"},"
+            "\"latency_s\":0.002,\"version\":\"0.1.0\",\"incarnation\":"
+            "\"inc-1\",\"hostname\":\"\",\"sessions\":0,\"open_sockets\":0}\n"
+            "{\"name\":\"w2\",\"address\":\"10.0.0.2:7700\",\"health\":"
+            "\"unreachable\",\"labels\":{},\"latency_s\":0.0,\"error\":{"
+            "\"code\":\"UNAVAILABLE\",\"message\":\"cannot reach the "
+            "agent\"}}\n");
+}
+
+TEST(HeatMapTest, WritesAPngWithOneCellPerPair) {
+  char dir[] = "/tmp/fleet-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = absl::StrCat(dir, "/m.png");
+  std::vector<MatrixCell> cells(3 * 2);
+  cells[1].state = MatrixCell::State::kPassed;
+  cells[1].latency = absl::Milliseconds(3);
+  cells[2].state = MatrixCell::State::kFailed;
+  ASSERT_TRUE(WriteHeatMapPng(path, 3, 2, cells).ok());
+  std::ifstream in(path, std::ios::binary);
+  std::string png((std::istreambuf_iterator<char>(in)),
+                  std::istreambuf_iterator<char>());
+  ASSERT_GT(png.size(), 24u);
+  EXPECT_EQ(png.substr(0, 8), "\x89PNG\r\n\x1a\n");
+  auto be32 = [&](size_t at) {
+    return (static_cast<uint32_t>(static_cast<uint8_t>(png[at])) << 24) |
+           (static_cast<uint32_t>(static_cast<uint8_t>(png[at + 1])) << 16) |
+           (static_cast<uint32_t>(static_cast<uint8_t>(png[at + 2])) << 8) |
+           static_cast<uint32_t>(static_cast<uint8_t>(png[at + 3]));
+  };
+  // IHDR: 16-pixel cells with a 1-pixel grid: 2 columns, 3 rows.
+  EXPECT_EQ(be32(16), 2u * 17 + 1);
+  EXPECT_EQ(be32(20), 3u * 17 + 1);
+  EXPECT_EQ(WriteHeatMapPng(path, 3, 3, cells).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(
+      WriteHeatMapPng(absl::StrCat(dir, "/no/such/dir.png"), 3, 2, cells).ok());
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+}
+
 // The agent rejects a malformed --label at start with exit 2, naming it.
 TEST(AgentLabelsTest, AMalformedLabelStopsTheAgentNamingIt) {
   for (const char* label : {"novalue", "bad key=x", "=x"}) {
-    const std::string command = absl::StrCat(
-        SOCKAGENTD_PATH, " --listen 127.0.0.1:0 --label '", label, "' 2>&1");
+    // Bounded: an agent that accepted the label would serve until killed.
+    const std::string command =
+        absl::StrCat("timeout 20 ", SOCKAGENTD_PATH,
+                     " --listen 127.0.0.1:0 --label '", label, "' 2>&1");
     FILE* out = ::popen(command.c_str(), "r");
     ASSERT_NE(out, nullptr);
     std::string text;

@@ -104,6 +104,9 @@ refuse_saying "a harness certificate from cert-manager without an issuer" \
 refuse_saying "two harness certificate sources" "not both" \
   --set tls.existingSecret=s --set harnessClientCert.certManager.enabled=true \
   --set tls.certManager.issuerRef.name=ca --set harnessClientCert.existingSecret=h
+refuse_saying "network-namespace targeting without a policy" \
+  "set policy.content with a rule whose network_namespaces" \
+  --set tls.existingSecret=s --set networkNamespaces.enabled=true
 refuse "an agent label key outside the label grammar" \
   --set tls.existingSecret=s --set 'agentLabels.bad\ key=x'
 # A harness certificate from a Secret: the helm test pod presents it.

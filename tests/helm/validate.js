@@ -62,7 +62,9 @@ if (byKind[other]) fail(`unexpected ${other}`);
 
 function checkPod(name, pod, isAgent) {
   const sc = pod.securityContext || {};
-  if (sc.runAsNonRoot !== true) fail(`${name}: pod runAsNonRoot must be true`);
+  const rootOk = isAgent && profile === "netns";
+  if (sc.runAsNonRoot !== !rootOk)
+    fail(`${name}: pod runAsNonRoot must be ${!rootOk}`);
   if (!sc.seccompProfile || sc.seccompProfile.type !== "RuntimeDefault")
     fail(`${name}: pod seccompProfile must be RuntimeDefault`);
   if (pod.automountServiceAccountToken !== false)
@@ -70,7 +72,29 @@ function checkPod(name, pod, isAgent) {
   const wantHost = isAgent && profile === "hostnetwork";
   if (Boolean(pod.hostNetwork) !== wantHost)
     fail(`${name}: hostNetwork is ${pod.hostNetwork}, expected ${wantHost}`);
-  if (pod.hostPID || pod.hostIPC) fail(`${name}: hostPID/hostIPC set`);
+  // The netns profile's agent is privileged by design, and exactly so:
+  // hostPID, root, CAP_SYS_ADMIN + CAP_SYS_PTRACE, read-only hostPaths.
+  const privileged = isAgent && profile === "netns";
+  if (Boolean(pod.hostPID) !== privileged)
+    fail(`${name}: hostPID is ${pod.hostPID}, expected ${privileged}`);
+  if (pod.hostIPC) fail(`${name}: hostIPC set`);
+  if (privileged) {
+    const c = pod.containers[0];
+    const caps = ((c.securityContext || {}).capabilities || {});
+    if (JSON.stringify(caps.add) !== JSON.stringify(["SYS_ADMIN", "SYS_PTRACE"]))
+      fail(`${name}: netns profile adds ${caps.add}, expected SYS_ADMIN, SYS_PTRACE`);
+    if (!(c.args || []).includes("--allow-network-namespaces"))
+      fail(`${name}: netns profile without --allow-network-namespaces`);
+    for (const m of c.volumeMounts || [])
+      if (m.mountPath.startsWith("/host/") && m.readOnly !== true)
+        fail(`${name}: ${m.mountPath} must be read-only`);
+    for (const check of ["allowPrivilegeEscalation", "readOnlyRootFilesystem"]) {
+      const want = check === "readOnlyRootFilesystem";
+      if (c.securityContext[check] !== want) fail(`${name}: ${check} must be ${want}`);
+    }
+    if (!(caps.drop || []).includes("ALL")) fail(`${name}: capabilities must drop ALL`);
+    return;
+  }
   for (const c of pod.containers || []) {
     const csc = c.securityContext || {};
     const cname = `${name}/${c.name}`;

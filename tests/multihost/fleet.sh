@@ -3,7 +3,7 @@
 #
 #   bash tests/multihost/fleet.sh --agents 100
 #       [--sockagentd PATH] [--harness PATH] [--sockctl PATH]
-#       [--results FILE] [--concurrency N]
+#       [--results FILE] [--heat-map FILE.png] [--concurrency N]
 #
 # (binaries default to build/server/sockagentd, build/tests/multihost/
 # fleet_harness and build/client/sockctl under the repository root).
@@ -37,7 +37,10 @@
 #      reporting wall time, per-pair p50/p99, failures and the agents' open
 #      sockets afterwards (must be 0);
 #   4. no TCP socket other than the agents' listeners is left in any
-#      namespace (TIME-WAIT aside), checked with ss.
+#      namespace (TIME-WAIT aside), checked with ss;
+#   5. the same ring and matrix through ONE agent (in the harness
+#      namespace, --allow-network-namespaces) that creates every socket
+#      inside the agent namespaces per call; each use is in its audit log.
 #
 # Addresses: 10.232.0.0/16 exists only inside the namespaces this script
 # creates; nothing is sent from the machine's own namespace. Names include
@@ -54,6 +57,7 @@ SOCKAGENTD=$ROOT/build/server/sockagentd
 HARNESS=$ROOT/build/tests/multihost/fleet_harness
 SOCKCTL=$ROOT/build/client/sockctl
 RESULTS=
+HEAT_MAP=
 CONCURRENCY=32
 while (($#)); do
   case $1 in
@@ -62,6 +66,7 @@ while (($#)); do
     --harness) HARNESS=$2; shift 2 ;;
     --sockctl) SOCKCTL=$2; shift 2 ;;
     --results) RESULTS=$2; shift 2 ;;
+    --heat-map) HEAT_MAP=$2; shift 2 ;;
     --concurrency) CONCURRENCY=$2; shift 2 ;;
     *) echo "fleet.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -85,6 +90,8 @@ ADDR_H=10.232.255.1
 AGENT_PORT=7700  # each agent has its own namespace: no collision
 DNS_NAME=fleet-agents.test
 TMP=$(mktemp -d)
+MADE_ETC_NETNS=0
+[ -d /etc/netns ] || MADE_ETC_NETNS=1
 PIDS=()
 NAMESPACES=()
 
@@ -98,6 +105,8 @@ cleanup() {
   done
   for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "/etc/netns/$NS_H" "$TMP"
+  [ "$MADE_ETC_NETNS" = 1 ] && rmdir /etc/netns 2>/dev/null
+  return 0
 }
 trap cleanup EXIT
 trap 'exit 143' INT TERM
@@ -233,13 +242,33 @@ if [ -x "$SOCKCTL" ] && "$SOCKCTL" --help 2>&1 | grep -qE "^ +agents( |$)"; then
   [ "$n" -eq "$AGENTS" ] || fail "sockctl agents: $n of $AGENTS ok"
   grep -q "\"node\":\"fleet-$AGENTS\"" "$TMP/agents.json" \
     || fail "sockctl agents shows no node label: $(head -c 400 "$TMP/agents.json")"
-  pass "sockctl agents: $AGENTS ok, with their labels"
+  # An agent that cannot answer is reported, exit 1; the rest still are.
+  # (10.232.254.254 has no route in the harness namespace: ENETUNREACH
+  # there, nothing leaves it.)
+  rc=0
+  in_h "$SOCKCTL" agents --agents "$INVENTORY" --select "zone=z1" \
+    >"$TMP/agents-z1.out" 2>"$TMP/agents-z1.err" || rc=$?
+  [ "$rc" -eq 0 ] || fail "sockctl agents --select zone=z1 exited $rc"
+  [ "$(tail -n +2 "$TMP/agents-z1.out" | wc -l)" -eq "$(((AGENTS + 2) / 3))" ] \
+    || fail "sockctl agents --select zone=z1: $(cat "$TMP/agents-z1.out")"
+  cp "$INVENTORY" "$TMP/inventory-gone.yaml"
+  echo "  gone: {address: 10.232.254.254}" >>"$TMP/inventory-gone.yaml"
+  rc=0
+  in_h "$SOCKCTL" --timeout 2s agents --agents "$TMP/inventory-gone.yaml" --json \
+    >"$TMP/agents-gone.json" 2>"$TMP/agents-gone.err" || rc=$?
+  [ "$rc" -eq 1 ] || fail "sockctl agents with an unreachable agent exited $rc, expected 1"
+  grep -q '"name":"gone".*"health":"unreachable"' "$TMP/agents-gone.json" \
+    || fail "the unreachable agent: $(grep gone "$TMP/agents-gone.json")"
+  [ "$(grep -c '"health":"ok"' "$TMP/agents-gone.json")" -eq "$AGENTS" ] \
+    || fail "an unreachable agent hid the others"
+  pass "sockctl agents: $AGENTS ok with their labels; --select; an unreachable one reported (exit 1)"
 fi
 
 # --- ring and all-pairs matrix ------------------------------------------------------
 rc=0
 in_h "$HARNESS" --agents "$INVENTORY" --expect "$AGENTS" --ring --matrix \
   --concurrency "$CONCURRENCY" --bytes 1024 --timeout 30s \
+  --heat-map "$TMP/matrix.png" \
   --results "$RESULTS_TMP" >"$TMP/matrix.out" 2>"$TMP/matrix.err" || rc=$?
 sed 's/^/  /' "$TMP/matrix.out"
 [ "$rc" -eq 0 ] || fail "ring/matrix (exit $rc)"
@@ -247,7 +276,10 @@ grep -q "^ring: $AGENTS pairs, 0 failed" "$TMP/matrix.out" || fail "ring"
 grep -q "^matrix: $((AGENTS * (AGENTS - 1))) pairs, 0 failed" "$TMP/matrix.out" \
   || fail "matrix"
 grep -q "^sockets left: 0$" "$TMP/matrix.out" || fail "sockets left on the agents"
-pass "ring and matrix: 0 failures, 0 sockets left on the agents"
+head -c 8 "$TMP/matrix.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" \
+  || fail "the matrix heat map is not a PNG"
+[ -z "$HEAT_MAP" ] || cp "$TMP/matrix.png" "$HEAT_MAP"
+pass "ring and matrix: 0 failures, 0 sockets left on the agents, heat map written"
 
 # --- no connection left in any namespace ------------------------------------------
 # Everything but the agents' own listeners and TIME-WAIT; closing sockets
@@ -265,6 +297,68 @@ for _ in $(seq 100); do
 done
 [ "$left" -eq 0 ] || fail "$left TCP sockets left in the agent namespaces"
 pass "no TCP socket left in any agent namespace"
+
+# --- the same matrix through ONE agent that targets the namespaces per call -----
+# sockagentd in the harness namespace, allowed to create sockets in other
+# network namespaces; every pair's sockets are created by it inside the
+# namespaces the fleet's agents name in their netns label. Every use is
+# audited.
+ip netns exec "$NS_H" "$SOCKAGENTD" --listen 127.0.0.1:0 \
+  --port-file "$TMP/ports/via" --allow-network-namespaces \
+  --audit-log "$TMP/via-audit.jsonl" --log-level warn \
+  >"$TMP/logs/via.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 300); do
+  [ -s "$TMP/ports/via" ] && break
+  kill -0 "${PIDS[-1]}" 2>/dev/null || fail "the via agent exited at start"
+  sleep 0.1
+done
+[ -s "$TMP/ports/via" ] || fail "the via agent wrote no port file"
+rc=0
+in_h "$HARNESS" --agents "$INVENTORY" --expect "$AGENTS" --ring --matrix \
+  --via "127.0.0.1:$(cat "$TMP/ports/via")" --via-netns-label netns \
+  --concurrency "$CONCURRENCY" --bytes 1024 --timeout 30s \
+  --results "$RESULTS_TMP" >"$TMP/via.out" 2>"$TMP/via.err" || rc=$?
+sed 's/^/  /' "$TMP/via.out"
+[ "$rc" -eq 0 ] || fail "ring/matrix through one agent (exit $rc)"
+grep -q "^via-matrix: $((AGENTS * (AGENTS - 1))) pairs, 0 failed" "$TMP/via.out" \
+  || fail "via-matrix"
+grep -q "^sockets left: 0$" "$TMP/via.out" || fail "sockets left on the via agent"
+# One audited Socket decision per socket made in a namespace: a listener per
+# agent, and per pair of the ring and the matrix one connecting socket. The
+# audit log writes at most 200 lines a second and counts the rest in
+# {"event":"suppressed","suppressed":N} lines: written + suppressed must
+# cover every use.
+# sockctl too: a socket made in agent 1's namespace binds agent 1's address
+# (which exists only there); a pid of 0 is refused naming the field.
+if [ -x "$SOCKCTL" ] && "$SOCKCTL" socket --help 2>&1 | grep -q -- --netns; then
+  # sc: sockctl in the harness namespace against the via agent.
+  sc() { in_h "$SOCKCTL" --agent "127.0.0.1:$(cat "$TMP/ports/via")" "$@"; }
+  VS=$(sc session open --ttl 30s)
+  H1=$(sc --session "$VS" socket --netns "$(ns_of 1)")
+  BOUND=$(sc --session "$VS" bind "$H1" "$(addr_of 1):0")
+  [[ "$BOUND" == "$(addr_of 1):"* ]] || fail "bind in $(ns_of 1) printed '$BOUND'"
+  rc=0
+  sc --session "$VS" socket --netns pid:0 >/dev/null 2>"$TMP/netns-pid0.err" || rc=$?
+  [ "$rc" -eq 2 ] || fail "socket --netns pid:0 exited $rc, expected 2"
+  sc --session "$VS" session close >/dev/null || fail "closing the via session"
+  pass "sockctl socket --netns $(ns_of 1): bound $BOUND there"
+fi
+
+# Stop the via agent first: the audit log writes its last suppressed count
+# when it closes.
+VIA_PID=${PIDS[-1]}
+kill -TERM "$VIA_PID"
+for _ in $(seq 100); do kill -0 "$VIA_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$VIA_PID" 2>/dev/null && fail "the via agent did not stop on SIGTERM"
+audited=$(grep '"method":"Socket"' "$TMP/via-audit.jsonl" | grep -c "netns $PREFIX-" || true)
+suppressed=$({ grep -o '"suppressed":[0-9]*' "$TMP/via-audit.jsonl" || true; } \
+  | awk -F: '{ n += $2 } END { print n + 0 }')
+want=$((AGENTS + AGENTS + AGENTS * (AGENTS - 1)))
+[ "$audited" -gt 0 ] || fail "audit: no namespace Socket decision"
+[ $((audited + suppressed)) -ge "$want" ] \
+  || fail "audit: $audited namespace Socket decisions + $suppressed suppressed lines < $want uses"
+pass "the matrix through one agent targeting $AGENTS namespaces: 0 failures, 0 sockets left, $want uses audited ($audited written, the rest counted under the audit log's rate limit)"
 
 if [ -n "$RESULTS" ]; then
   sed "s/^{/{\"run\":\"fleet.sh\",\"n\":$AGENTS,/" "$RESULTS_TMP" >>"$RESULTS"

@@ -5,12 +5,22 @@
 //   fleet_harness --agents SOURCE [--select SELECTOR] [--expect N]
 //                 [--ring] [--matrix] [--concurrency 32] [--bytes 1024]
 //                 [--timeout 20s] [--results FILE]
+//                 [--via HOST:PORT --via-netns-label KEY]
+//                 [--heat-map FILE.png]
 //
 // --expect N   the source must give N agents, all reachable (probe).
 // --ring       each agent connects to the next (the last to the first) and
 //              exchanges BYTES: the agent connected to echoes them back.
 // --matrix     every ordered pair (from, to) of distinct agents does the
 //              same: N*(N-1) pairs, at most CONCURRENCY at once.
+//
+// --heat-map  the matrix as a PNG heat map (rows from, columns to; green
+//             to red by latency, black failed).
+// --via       drive every agent's part through ONE agent instead, which
+//             creates each socket inside the network namespace the agent
+//             of that part names in its label KEY (per-call namespace
+//             targeting: SocketRequest.network_namespace). The phases are
+//             then called via-ring and via-matrix.
 //
 // A pair is: `from` creates a TCP socket and connects to the listener `to`
 // holds on its own address, sends BYTES; `to` accepts one connection,
@@ -35,6 +45,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +62,7 @@
 #include "absl/time/time.h"
 #include "client/address.h"
 #include "client/agent.h"
+#include "client/fleet/heat_map.h"
 #include "client/fleet/inventory.h"
 #include "client/fleet/parallel.h"
 #include "client/fleet/probe.h"
@@ -68,6 +80,9 @@ struct Flags {
   std::string agents;
   std::string select;
   std::string results;
+  std::string via;
+  std::string via_netns_label;
+  std::string heat_map;
   size_t expect = 0;
   bool ring = false;
   bool matrix = false;
@@ -105,6 +120,12 @@ Flags ParseFlags(int argc, char** argv) {
       flags.select = value;
     } else if (name == "--results") {
       flags.results = value;
+    } else if (name == "--heat-map") {
+      flags.heat_map = value;
+    } else if (name == "--via") {
+      flags.via = value;
+    } else if (name == "--via-netns-label") {
+      flags.via_netns_label = value;
     } else if (name == "--expect") {
       ok = absl::SimpleAtoi(value, &flags.expect);
     } else if (name == "--concurrency") {
@@ -123,13 +144,25 @@ Flags ParseFlags(int argc, char** argv) {
 }
 
 // One agent of the fleet, connected, with a listener on its own address.
+// With --via, `agent` is the one agent and `netns` names the namespace of
+// this node's sockets.
 struct Node {
   std::string name;
   std::string host;
-  std::unique_ptr<Agent> agent;
+  std::unique_ptr<Agent> own_agent;
+  Agent* agent = nullptr;
+  std::optional<v1::NetworkNamespace> netns;
   Socket listener;
   v1::Address listen_address;
 };
+
+absl::StatusOr<Socket> NewTcpSocket(const Node& node) {
+  if (node.netns.has_value()) {
+    return node.agent->CreateSocketIn(*node.netns, v1::FAMILY_INET,
+                                      v1::SOCKET_TYPE_STREAM);
+  }
+  return node.agent->CreateSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+}
 
 struct PairResult {
   absl::Status status;
@@ -163,8 +196,7 @@ PairResult RunPair(Node& from, Node& to, size_t from_index, size_t to_index,
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + flags.timeout;
   const std::string payload = Payload(flags.bytes, from_index, to_index);
-  absl::StatusOr<Socket> client =
-      from.agent->CreateSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+  absl::StatusOr<Socket> client = NewTcpSocket(from);
   if (!client.ok()) {
     result.status = Annotate(client.status(), "socket");
     return result;
@@ -227,6 +259,7 @@ struct Summary {
   double p50_ms = 0;
   double p99_ms = 0;
   std::vector<std::string> errors;
+  std::vector<PairResult> results;
 };
 
 double PercentileMs(std::vector<absl::Duration>& sorted, double q) {
@@ -262,6 +295,7 @@ Summary RunPairs(const std::string& phase, std::vector<Node>& nodes,
                                             results[i].status.ToString()));
     }
   }
+  summary.results = std::move(results);
   std::sort(latencies.begin(), latencies.end());
   summary.p50_ms = PercentileMs(latencies, 0.50);
   summary.p99_ms = PercentileMs(latencies, 0.99);
@@ -340,6 +374,26 @@ int main(int argc, char** argv) {
     ok = false;
   }
 
+  // With --via: one agent for every node; each node's sockets go into the
+  // namespace its agent names in the label --via-netns-label.
+  std::unique_ptr<Agent> via;
+  if (!flags.via.empty()) {
+    if (flags.via_netns_label.empty()) Usage("--via needs --via-netns-label");
+    sockagent::AgentOptions options;
+    options.target = flags.via;
+    options.connect_timeout = flags.timeout;
+    options.call_timeout = flags.timeout;
+    options.session_label = "fleet_harness via";
+    absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect(options);
+    if (!agent.ok()) {
+      std::cout << "FAIL: --via " << flags.via << ": " << agent.status()
+                << "\n";
+      return 1;
+    }
+    via = *std::move(agent);
+  }
+  const std::string phase_prefix = via != nullptr ? "via-" : "";
+
   // Sessions and one listener per selected agent, all at once.
   std::vector<Node> nodes(selected.size());
   std::vector<absl::Status> setup(selected.size());
@@ -348,23 +402,35 @@ int main(int argc, char** argv) {
     Node& node = nodes[i];
     node.name = selected[i].endpoint.name;
     node.host = HostOf(selected[i].endpoint.address);
-    absl::StatusOr<sockagent::AgentOptions> options =
-        fleet::OptionsFor(selected[i].endpoint);
-    if (!options.ok()) {
-      setup[i] = options.status();
-      return;
+    if (via != nullptr) {
+      node.agent = via.get();
+      auto label = selected[i].labels.find(flags.via_netns_label);
+      if (label == selected[i].labels.end()) {
+        setup[i] = absl::NotFoundError(
+            absl::StrCat("no label ", flags.via_netns_label));
+        return;
+      }
+      node.netns.emplace();
+      node.netns->set_name(label->second);
+    } else {
+      absl::StatusOr<sockagent::AgentOptions> options =
+          fleet::OptionsFor(selected[i].endpoint);
+      if (!options.ok()) {
+        setup[i] = options.status();
+        return;
+      }
+      options->connect_timeout = flags.timeout;
+      options->call_timeout = flags.timeout;
+      options->session_label = "fleet_harness";
+      absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect(*options);
+      if (!agent.ok()) {
+        setup[i] = agent.status();
+        return;
+      }
+      node.own_agent = *std::move(agent);
+      node.agent = node.own_agent.get();
     }
-    options->connect_timeout = flags.timeout;
-    options->call_timeout = flags.timeout;
-    options->session_label = "fleet_harness";
-    absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Connect(*options);
-    if (!agent.ok()) {
-      setup[i] = agent.status();
-      return;
-    }
-    node.agent = *std::move(agent);
-    absl::StatusOr<Socket> listener =
-        node.agent->CreateSocket(v1::FAMILY_INET, v1::SOCKET_TYPE_STREAM);
+    absl::StatusOr<Socket> listener = NewTcpSocket(node);
     if (!listener.ok()) {
       setup[i] = listener.status();
       return;
@@ -396,7 +462,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < nodes.size(); ++i) {
       pairs.emplace_back(i, (i + 1) % nodes.size());
     }
-    summaries.push_back(RunPairs("ring", nodes, pairs, flags));
+    summaries.push_back(RunPairs(phase_prefix + "ring", nodes, pairs, flags));
   }
   if (flags.matrix && nodes.size() >= 2) {
     std::vector<std::pair<size_t, size_t>> pairs;
@@ -405,7 +471,24 @@ int main(int argc, char** argv) {
         if (i != j) pairs.emplace_back(i, j);
       }
     }
-    summaries.push_back(RunPairs("matrix", nodes, pairs, flags));
+    summaries.push_back(RunPairs(phase_prefix + "matrix", nodes, pairs, flags));
+    if (!flags.heat_map.empty()) {
+      std::vector<fleet::MatrixCell> cells(nodes.size() * nodes.size());
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        fleet::MatrixCell& cell =
+            cells[pairs[i].first * nodes.size() + pairs[i].second];
+        const PairResult& result = summaries.back().results[i];
+        cell.state = result.status.ok() ? fleet::MatrixCell::State::kPassed
+                                        : fleet::MatrixCell::State::kFailed;
+        cell.latency = result.latency;
+      }
+      if (absl::Status written = fleet::WriteHeatMapPng(
+              flags.heat_map, nodes.size(), nodes.size(), cells);
+          !written.ok()) {
+        std::cout << "FAIL: heat map: " << written << "\n";
+        ok = false;
+      }
+    }
   }
   for (const Summary& s : summaries) {
     std::cout << SummaryLine(s) << "\n";
@@ -417,12 +500,18 @@ int main(int argc, char** argv) {
   }
 
   // Close the listeners; then every agent must hold no socket at all.
-  std::atomic<uint64_t> left{0};
   std::atomic<size_t> info_errors{0};
   fleet::RunParallel(nodes.size(), 64, [&](size_t i) {
     if (!nodes[i].listener.Close().ok()) ++info_errors;
-    absl::StatusOr<v1::GetAgentInfoResponse> info =
-        nodes[i].agent->GetAgentInfo();
+  });
+  std::vector<Agent*> agents;
+  if (via != nullptr) agents.push_back(via.get());
+  for (Node& node : nodes) {
+    if (node.own_agent != nullptr) agents.push_back(node.own_agent.get());
+  }
+  std::atomic<uint64_t> left{0};
+  fleet::RunParallel(agents.size(), 64, [&](size_t i) {
+    absl::StatusOr<v1::GetAgentInfoResponse> info = agents[i]->GetAgentInfo();
     if (!info.ok()) {
       ++info_errors;
       return;

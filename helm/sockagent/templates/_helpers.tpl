@@ -30,6 +30,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{ include "sockagent.fullname" . }}-headless
 {{- end -}}
 
+{{/* The agent's container security context: restricted, or with
+     networkNamespaces.enabled root with CAP_SYS_ADMIN (setns) and
+     CAP_SYS_PTRACE (opening other processes' /proc/PID/ns/net). */}}
+{{- define "sockagent.agentSecurityContext" -}}
+{{- if .Values.networkNamespaces.enabled -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: false
+runAsUser: 0
+runAsGroup: 0
+capabilities:
+  drop: ["ALL"]
+  add: ["SYS_ADMIN", "SYS_PTRACE"]
+seccompProfile:
+  type: RuntimeDefault
+{{- else -}}
+{{ include "sockagent.containerSecurityContext" . }}
+{{- end -}}
+{{- end -}}
+
 {{/* Restricted pod security: the same for the agent and the test pod. */}}
 {{- define "sockagent.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
@@ -62,6 +82,12 @@ seccompProfile:
 {{- if and .Values.harnessClientCert.certManager.enabled .Values.harnessClientCert.existingSecret -}}
 {{- fail "harnessClientCert: set certManager.enabled or existingSecret, not both" -}}
 {{- end -}}
+{{- if and .Values.networkNamespaces.enabled (not .Values.policy.content) -}}
+{{- fail "networkNamespaces.enabled gives callers every pod's network on the node: set policy.content with a rule whose network_namespaces names what harnesses may target (e.g. \"k8s:my-app-*\")" -}}
+{{- end -}}
+{{- if and .Values.networkNamespaces.enabled .Values.hostNetwork -}}
+{{- fail "networkNamespaces.enabled and hostNetwork: pick one (the namespace profile reaches pods from the pod network)" -}}
+{{- end -}}
 {{- if and .Values.tls.certManager.enabled (not .Values.tls.certManager.issuerRef.name) -}}
 {{- fail "tls.certManager.enabled needs tls.certManager.issuerRef.name" -}}
 {{- end -}}
@@ -92,6 +118,11 @@ seccompProfile:
 {{/* --label flags: node, pod and namespace from the Downward API, then
      agentLabels (sorted by key). Kubernetes expands $(VAR) in args. */}}
 {{- define "sockagent.labelArgs" -}}
+{{- if .Values.networkNamespaces.enabled }}
+- "--allow-network-namespaces"
+- "--host-root"
+- "/host"
+{{- end }}
 - "--label"
 - "node=$(SOCKAGENT_NODE_NAME)"
 - "--label"
