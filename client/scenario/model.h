@@ -21,6 +21,10 @@
 
 namespace sockagent::scenario {
 
+// A step's result fields, and a var's: "" is the main value (what ${name}
+// gives), others are ${name.field}.
+using Fields = std::map<std::string, std::string>;
+
 // Where a key or value sits in the file (1-based).
 struct Location {
   int line = 0;

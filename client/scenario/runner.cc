@@ -36,6 +36,8 @@
 #include "client/address.h"
 #include "client/agent.h"
 #include "client/credentials.h"
+#include "client/scenario/expectations.h"
+#include "client/scenario/interpolation.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
 #include "client/scenario/step_kinds.h"
@@ -51,35 +53,6 @@ namespace {
 
 // Deadline of the calls that do not wait for a socket.
 constexpr absl::Duration kCallTimeout = absl::Seconds(10);
-
-// The text of a received or compared byte string in a report: printable
-// text as is (shortened), anything else as a count and hex preview.
-std::string Preview(absl::string_view data) {
-  constexpr size_t kMax = 64;
-  bool printable = true;
-  for (char c : data) {
-    if (!absl::ascii_isprint(static_cast<unsigned char>(c)) && c != '\n' &&
-        c != '\r' && c != '\t') {
-      printable = false;
-      break;
-    }
-  }
-  std::string shown;
-  if (printable) {
-    shown = absl::StrCat("\"", absl::CEscape(data.substr(0, kMax)),
-                         data.size() > kMax ? "..." : "", "\"");
-  } else {
-    shown = absl::StrCat("0x", absl::BytesToHexString(data.substr(0, 16)),
-                         data.size() > 16 ? "..." : "");
-  }
-  return absl::StrCat(data.size(), " bytes ", shown);
-}
-
-std::string StatusText(const absl::Status& status) {
-  if (status.ok()) return "OK";
-  return absl::StrCat(absl::StatusCodeToString(status.code()), ": ",
-                      status.message());
-}
 
 class Run : public RunControl {
  public:
@@ -394,103 +367,25 @@ void Run::MarkSkipped(const std::vector<Step>& steps) {
 }
 
 absl::StatusOr<std::string> Run::Interpolate(absl::string_view text) {
-  std::string out;
-  size_t pos = 0;
-  while (true) {
-    size_t start = text.find("${", pos);
-    if (start == absl::string_view::npos) {
-      absl::StrAppend(&out, text.substr(pos));
-      return out;
-    }
-    absl::StrAppend(&out, text.substr(pos, start - pos));
-    size_t end = text.find('}', start);
-    if (end == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unterminated ${ in \"", text, "\""));
-    }
-    const std::string ref(text.substr(start + 2, end - start - 2));
-    pos = end + 1;
-    if (absl::StartsWith(ref, "env.")) {
-      std::string name = ref.substr(4);
-      std::optional<std::string> fallback;
-      if (size_t colon = name.find(":-"); colon != std::string::npos) {
-        fallback = name.substr(colon + 2);
-        name.resize(colon);
-      }
-      const char* value = std::getenv(name.c_str());
-      if (value != nullptr && *value != '\0') {
-        absl::StrAppend(&out, value);
-      } else if (fallback.has_value()) {
-        absl::StrAppend(&out, *fallback);
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "${", ref, "}: environment variable ", name, " is not set"));
-      }
-      continue;
-    }
-    size_t dot = ref.find('.');
-    const std::string root = ref.substr(0, dot);
-    const std::string field =
-        dot == std::string::npos ? "" : ref.substr(dot + 1);
-    absl::MutexLock lock(&mu_);
-    auto var = vars_.find(root);
-    if (var == vars_.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("${", ref, "}: ", root,
-                       " has no value yet (its step did not run "
-                       "or failed)"));
-    }
-    auto value = var->second.find(field);
-    if (value == var->second.end()) {
-      std::vector<std::string> names;
-      for (const auto& [name, v] : var->second) {
-        if (!name.empty()) names.push_back(name);
-      }
-      return absl::InvalidArgumentError(absl::StrCat(
-          "${", ref, "}: ", root, " has no ",
-          field.empty() ? "main value" : absl::StrCat("field ", field),
-          " (fields: ", absl::StrJoin(names, ", "), ")"));
-    }
-    absl::StrAppend(&out, value->second);
-  }
+  return scenario::Interpolate(
+      text, [this](const std::string& name) -> std::optional<Fields> {
+        absl::MutexLock lock(&mu_);
+        auto var = vars_.find(name);
+        if (var == vars_.end()) return std::nullopt;
+        return var->second;
+      });
 }
 
 absl::StatusOr<std::string> Run::Materialize(const DataSpec& spec) {
-  absl::StatusOr<std::string> repeat_text = Interpolate(spec.repeat);
-  if (!repeat_text.ok()) return repeat_text.status();
-  absl::StatusOr<uint64_t> repeat = ParseUint(*repeat_text);
-  if (!repeat.ok()) return repeat.status();
-  std::string unit;
-  if (spec.text.has_value()) {
-    absl::StatusOr<std::string> text = Interpolate(*spec.text);
-    if (!text.ok()) return text.status();
-    unit = *text;
-  } else if (spec.hex.has_value()) {
-    unit = absl::HexStringToBytes(*spec.hex);
-  } else if (spec.size.has_value()) {
-    absl::StatusOr<std::string> size_text = Interpolate(*spec.size);
-    if (!size_text.ok()) return size_text.status();
-    absl::StatusOr<uint64_t> size = ParseSize(*size_text);
-    if (!size.ok()) return size.status();
-    absl::StatusOr<std::string> seed_text = Interpolate(spec.seed);
-    if (!seed_text.ok()) return seed_text.status();
-    absl::StatusOr<uint64_t> seed = ParseUint(*seed_text);
-    if (!seed.ok()) return seed.status();
-    unit.resize(*size);
-    if (absl::Status s =
-            FillPatternBytes(spec.pattern, *seed, 0, unit.data(), unit.size());
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (*repeat == 1) return unit;
-  if (unit.size() * *repeat > (uint64_t{1} << 30)) {
-    return absl::InvalidArgumentError("data larger than 1 GiB");
-  }
-  std::string out;
-  out.reserve(unit.size() * *repeat);
-  for (uint64_t i = 0; i < *repeat; ++i) out += unit;
-  return out;
+  return MaterializeData(
+      spec, [this](absl::string_view text) { return Interpolate(text); });
+}
+
+std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
+                                 absl::Duration elapsed, absl::Status* error) {
+  return EvaluateExpectations(
+      step.expect, outcome, elapsed,
+      [this](absl::string_view text) { return Interpolate(text); }, error);
 }
 
 absl::Status Run::Target(const Step& step, const Fields& args,
@@ -702,156 +597,6 @@ Outcome Run::Perform(const Step& step, const Fields& args,
   const StepCall call{step,       args,   data,     agent,
                       agent_name, socket, deadline, *this};
   return step.kind->run(call);
-}
-
-std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
-                                 absl::Duration elapsed, absl::Status* error) {
-  const Expectation& e = step.expect;
-  std::vector<Check> checks;
-  const absl::Status& status = outcome.status;
-  std::optional<ErrnoInfo> err = GetErrno(status);
-  const std::string actual_errno =
-      err.has_value() ? err->name
-                      : absl::StrCat("none (", StatusText(status), ")");
-  const std::string actual_status = absl::StrCat(
-      absl::StatusCodeToString(status.code()),
-      status.ok() ? "" : absl::StrCat(" (", status.message(), ")"));
-
-  auto value_of = [&](absl::string_view template_text) -> std::string {
-    absl::StatusOr<std::string> text = Interpolate(template_text);
-    if (!text.ok()) {
-      if (error->ok()) *error = text.status();
-      return std::string(template_text);
-    }
-    return *text;
-  };
-
-  bool evaluate_data = status.ok();
-  if (e.no_data_for.has_value()) {
-    Check c{"no data for", DurationText(*e.no_data_for), "", false};
-    const bool timed_out = absl::IsDeadlineExceeded(status) ||
-                           (err.has_value() && (err->number == EAGAIN ||
-                                                err->number == ETIMEDOUT));
-    if (timed_out && outcome.data.empty()) {
-      c.held = true;
-      c.actual = "no data";
-    } else if (status.ok()) {
-      c.actual = outcome.data.empty() ? "EOF" : Preview(outcome.data);
-    } else {
-      c.actual = actual_status;
-    }
-    checks.push_back(std::move(c));
-    evaluate_data = false;
-  } else if (e.status.has_value() || e.errno_name.has_value()) {
-    if (e.status.has_value()) {
-      Check c{"status", *e.status, actual_status, false};
-      if (*e.status == "ERROR") {
-        c.held = !status.ok();
-      } else {
-        c.held = absl::StatusCodeToString(status.code()) == *e.status;
-      }
-      checks.push_back(std::move(c));
-    }
-    if (e.errno_name.has_value()) {
-      Check c{"errno", value_of(*e.errno_name), actual_errno, false};
-      c.held = err.has_value() && err->name == c.expected;
-      checks.push_back(std::move(c));
-    }
-  } else {
-    Check c{"status", "OK", actual_status, status.ok()};
-    checks.push_back(std::move(c));
-  }
-
-  const std::string data =
-      outcome.has_data ? outcome.data
-                       : (outcome.fields.count("") != 0 ? outcome.fields.at("")
-                                                        : std::string());
-  if (evaluate_data) {
-    if (e.data.has_value()) {
-      absl::StatusOr<std::string> want = Materialize(*e.data);
-      if (!want.ok()) {
-        if (error->ok()) *error = want.status();
-      } else {
-        Check c{"data", Preview(*want), Preview(data), *want == data};
-        if (!c.held && want->size() == data.size()) {
-          size_t at = 0;
-          while (at < data.size() && data[at] == (*want)[at]) ++at;
-          absl::StrAppend(&c.actual, ", first difference at byte ", at);
-        }
-        checks.push_back(std::move(c));
-      }
-    }
-    if (e.contains.has_value()) {
-      const std::string want = value_of(*e.contains);
-      checks.push_back(Check{"contains", absl::StrCat("\"", want, "\""),
-                             Preview(data), absl::StrContains(data, want)});
-    }
-    if (e.matches.has_value()) {
-      const std::string pattern = value_of(*e.matches);
-      RE2 re(pattern, RegexOptions());
-      if (!re.ok() && error->ok()) {
-        *error = absl::InvalidArgumentError(
-            absl::StrCat("matches: bad regex: ", re.error()));
-      }
-      const bool held = re.ok() && RE2::PartialMatch(data, re);
-      checks.push_back(Check{"matches", absl::StrCat("/", pattern, "/"),
-                             Preview(data), held});
-    }
-    if (e.bytes.has_value()) {
-      absl::StatusOr<uint64_t> want = ParseSize(value_of(*e.bytes));
-      const std::string actual = outcome.fields.count("bytes") != 0
-                                     ? outcome.fields.at("bytes")
-                                     : absl::StrCat(data.size());
-      if (!want.ok()) {
-        if (error->ok()) *error = want.status();
-      } else {
-        checks.push_back(Check{"bytes", absl::StrCat(*want), actual,
-                               absl::StrCat(*want) == actual});
-      }
-    }
-    if (e.checksum.has_value() || e.checksum_of.has_value()) {
-      std::string want;
-      if (e.checksum_of.has_value()) {
-        absl::StatusOr<std::string> bytes = Materialize(*e.checksum_of);
-        if (!bytes.ok() && error->ok()) *error = bytes.status();
-        StreamChecksum sum;
-        if (bytes.ok()) sum.Update(*bytes);
-        want = sum.Hex();
-      } else {
-        want = value_of(*e.checksum);
-      }
-      std::string actual;
-      if (outcome.fields.count("checksum") != 0) {
-        actual = outcome.fields.at("checksum");
-      } else {
-        StreamChecksum sum;
-        sum.Update(data);
-        actual = sum.Hex();
-      }
-      checks.push_back(Check{"checksum", want, actual, want == actual});
-    }
-    for (const auto& [field, expected] : e.values) {
-      const std::string want = value_of(expected);
-      auto it = outcome.fields.find(field);
-      if (it == outcome.fields.end()) {
-        std::vector<std::string> names;
-        for (const auto& [name, v] : outcome.fields) {
-          if (!name.empty()) names.push_back(name);
-        }
-        checks.push_back(Check{field, want,
-                               absl::StrCat("no such field (fields: ",
-                                            absl::StrJoin(names, ", "), ")"),
-                               false});
-      } else {
-        checks.push_back(Check{field, want, it->second, it->second == want});
-      }
-    }
-  }
-  if (e.within.has_value()) {
-    checks.push_back(Check{"within", DurationText(*e.within),
-                           DurationText(elapsed), elapsed <= *e.within});
-  }
-  return checks;
 }
 
 std::string Run::AgentOf(const Step& step) {

@@ -27,10 +27,6 @@
 
 namespace sockagent::scenario {
 
-// A step's result fields: "" is its main value (what ${name} gives),
-// others are ${name.field}.
-using Fields = std::map<std::string, std::string>;
-
 // The outcome of one attempt at a step.
 struct Outcome {
   absl::Status status;

@@ -73,11 +73,11 @@ TEST(ParseAddressTest, EmptyBracketsAreTheIpv6Wildcard) {
   EXPECT_EQ(a.inet().port(), 80u);
 }
 
-TEST(ParseAddressTest, BroadcastHost) {
+TEST(ParseAddressTest, BroadcastHostIsKeptAsWritten) {
   EXPECT_EQ(MustParse("<broadcast>:9").inet().host(), "<broadcast>");
 }
 
-TEST(ParseAddressTest, UnixPath) {
+TEST(ParseAddressTest, UnixPrefixGivesAPathAddress) {
   v1::Address a = MustParse("unix:/tmp/agent.sock");
   ASSERT_TRUE(a.has_unix());
   EXPECT_EQ(a.unix().name_case(), v1::UnixAddress::kPath);
@@ -96,7 +96,7 @@ TEST(ParseAddressTest, UnixPathWithColons) {
   EXPECT_EQ(MustParse("unix:/tmp/a:b").unix().path(), "/tmp/a:b");
 }
 
-TEST(ParseAddressTest, Abstract) {
+TEST(ParseAddressTest, AbstractPrefixGivesAnAbstractAddress) {
   v1::Address a = MustParse("abstract:my-name");
   ASSERT_TRUE(a.has_unix());
   EXPECT_EQ(a.unix().name_case(), v1::UnixAddress::kAbstract);
@@ -107,7 +107,7 @@ TEST(ParseAddressTest, AtSignIsAbstract) {
   EXPECT_EQ(MustParse("@name").unix().abstract(), "name");
 }
 
-TEST(ParseAddressTest, RejectsEmpty) { ExpectInvalid(""); }
+TEST(ParseAddressTest, EmptyTextIsRejected) { ExpectInvalid(""); }
 
 TEST(ParseAddressTest, RejectsMissingPort) {
   ExpectInvalid("127.0.0.1");
@@ -177,7 +177,7 @@ TEST(FormatAddressTest, HostIntIsDottedQuad) {
   EXPECT_EQ(FormatAddress(a), "127.0.0.1:5");
 }
 
-TEST(FormatAddressTest, PortName) {
+TEST(FormatAddressTest, PortNameIsPrintedAfterTheHost) {
   v1::Address a;
   a.mutable_inet()->set_host("localhost");
   a.mutable_inet()->set_port_name("http");
@@ -190,7 +190,7 @@ TEST(FormatAddressTest, UnsetPortIsZero) {
   EXPECT_EQ(FormatAddress(a), "127.0.0.1:0");
 }
 
-TEST(FormatAddressTest, Unix) {
+TEST(FormatAddressTest, UnixAddressesKeepTheirPrefix) {
   EXPECT_EQ(FormatAddress(UnixPathAddress("/p")), "unix:/p");
   EXPECT_EQ(FormatAddress(AbstractAddress("n")), "abstract:n");
 }

@@ -32,7 +32,7 @@ std::string ParseError(const std::string& steps) {
   return std::string(scenario.status().message());
 }
 
-TEST(ScenarioParserTest, ExamplesParse) {
+TEST(ScenarioParserTest, ShippedExamplesParse) {
   for (const char* name :
        {"tcp_transfer_reset", "udp_exchange", "parallel_barrier_retry"}) {
     const std::string path = absl::StrCat(
@@ -135,7 +135,7 @@ TEST(ScenarioParserTest, YamlSyntaxErrorHasItsLocation) {
   EXPECT_THAT(scenario.status().message(), HasSubstr("YAML syntax error"));
 }
 
-TEST(ScenarioParserTest, TopLevelErrors) {
+TEST(ScenarioParserTest, TopLevelErrorsNameFileLineAndKey) {
   auto error = [](const std::string& text) {
     return std::string(
         Scenario::ParseString(text, "f.yaml").status().message());
@@ -153,7 +153,7 @@ TEST(ScenarioParserTest, TopLevelErrors) {
               HasSubstr("f.yaml:2:12: retries: unknown key in defaults"));
 }
 
-TEST(ScenarioParserTest, AgentErrors) {
+TEST(ScenarioParserTest, AgentErrorsNameFileLineAndKey) {
   auto error = [](const std::string& agents) {
     return std::string(
         Scenario::ParseString(
@@ -307,7 +307,7 @@ TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {
               HasSubstr("timeout: \"-1s\""));
 }
 
-TEST(ScenarioParserTest, ReferenceErrors) {
+TEST(ScenarioParserTest, UnknownReferencesAreErrorsAtTheirValue) {
   const std::string s = "  - {agent: a, socket: {}, save_as: s}\n";
   EXPECT_THAT(
       ParseError(s + "  - connect: {socket: s, address: \"${l.address}\"}\n"),
