@@ -37,21 +37,24 @@ summary=()
 stage_name=
 stage_start=0
 stage_cpu=0
-# CPU seconds (user + system) of every finished child so far: on a shared
-# machine the wall time of a stage depends on the load, its CPU time hardly.
+# cpu: sets CPU to the CPU seconds (user + system) of every child waited for
+# so far. On a shared machine the wall time of a stage depends on the load,
+# its CPU time hardly. (`times` must run in this shell, not in $(...).)
+CPU=0
 cpu() {
   times >"$LOGS/.times"
-  awk 'NR == 2 {
+  CPU=$(awk 'NR == 2 {
     split($0, t, " "); s = 0
     for (i = 1; i <= 2; i++) { split(t[i], p, "m"); s += p[1] * 60 + p[2] }
-    printf "%d", s }' "$LOGS/.times"
+    printf "%d", s }' "$LOGS/.times")
 }
 # stage NAME: ends the running foreground stage (printing its seconds) and
 # starts NAME; `stage ""` only ends it.
 stage() {
   local t c
   t=$(date +%s)
-  c=$(cpu)
+  cpu
+  c=$CPU
   if [[ -n $stage_name ]]; then
     echo "-- $stage_name: $((t - stage_start)) s ($((c - stage_cpu)) s CPU)"
     summary+=("$(printf '%5d s %6d s CPU  %s' $((t - stage_start)) \
@@ -71,8 +74,11 @@ background() {
   local name=$1
   shift
   bg_start[$name]=$(date +%s)
-  # Its own process group, so stop_background ends its children too.
-  setsid "$@" >"$LOGS/$name.log" 2>&1 &
+  rm -f "$LOGS/$name.end"
+  # Its own process group, so stop_background ends its children too; it
+  # writes the time it ended to $LOGS/NAME.end.
+  setsid bash -c '"$@"; rc=$?; date +%s >"$0"; exit $rc' "$LOGS/$name.end" \
+    "$@" >"$LOGS/$name.log" 2>&1 &
   bg_pid[$name]=$!
   echo "== $name: started in the background (at $(now) s)"
 }
@@ -80,13 +86,15 @@ background() {
 # foreground stages (after `stage ""`), so it is not added to one of them.
 join() {
   local name=$1 rc=0 t c
-  c=$(cpu)
+  cpu
+  c=$CPU
   wait "${bg_pid[$name]}" || rc=$?
   unset "bg_pid[$name]"
-  t=$(date +%s)
-  c=$(($(cpu) - c))
+  t=$(cat "$LOGS/$name.end" 2>/dev/null || date +%s)
+  cpu
+  c=$((CPU - c))
   stage_cpu=$((stage_cpu + c))
-  echo "== $name (background, $((t - bg_start[$name])) s, $c s CPU, exit $rc; joined at $(now) s)"
+  echo "== $name (background: ran $((t - bg_start[$name])) s, $c s CPU, exit $rc; joined at $(now) s)"
   cat "$LOGS/$name.log"
   summary+=("$(printf '%5d s %6d s CPU  %s (background)' \
     $((t - bg_start[$name])) "$c" "$name")")
@@ -191,4 +199,5 @@ stage ""
 echo "== stage times (wall, CPU of the stage's processes; foreground stages add"
 echo "   up to the wall time, background stages overlap them)"
 printf '%s\n' "${summary[@]}"
-echo "total: $(now) s wall, $(cpu) s CPU (load now $(cut -d' ' -f1-3 /proc/loadavg))"
+cpu
+echo "total: $(now) s wall, $CPU s CPU (load now $(cut -d' ' -f1-3 /proc/loadavg))"
