@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # Container check: builds deploy/Dockerfile with podman + runc from a Debian 12
 # base image made locally with mmdebstrap (from this machine's own apt
-# sources), runs it, checks health from the host with sockctl and through the
-# image's HEALTHCHECK, checks the runtime image (non-root, no compiler), then
-# sends SIGTERM and expects exit 0 within the drain deadline.
+# sources; tests/container/base-image.sh), runs it, checks health from the
+# host with sockctl and through the image's HEALTHCHECK, checks the runtime
+# image (non-root, no compiler), then sends SIGTERM and expects exit 0 within
+# the drain deadline.
 #
-#   tests/container/check.sh [SOCKCTL]      (default: build/client/sockctl)
+#   tests/container/check.sh [--deb DEB] [SOCKCTL]   (default: build/client/sockctl)
+#
+# --deb DEB: the image installs that .deb (CI's: the build it has tested)
+# instead of compiling inside the image; the build context is then only the
+# .deb and the container config. Without it the image compiles from source,
+# as users build it.
 #
 # SOCKAGENT_SKIP_CONTAINER=1 skips it. Needs root (rootful podman); installs
 # podman, runc and mmdebstrap when missing. Nothing comes from state outside
 # the clone: podman's image store lives in .cache/container/storage and the
 # base image tarball in .cache/container/ (both ignored by git), so on a fresh
-# clone every step runs (mmdebstrap, import, build), as on a new CI machine. The container uses the host's
-# network namespace and the agent listens on a free 127.0.0.1 port: without
-# TLS the agent serves loopback only, so a published port (which arrives on
-# the container's eth0) would be refused by design.
+# clone every step runs (mmdebstrap, import, build), as on a new CI machine.
+# The container uses the host's network namespace and the agent listens on a
+# free 127.0.0.1 port: without TLS the agent serves loopback only, so a
+# published port (which arrives on the container's eth0) would be refused by
+# design.
 # Exit: 0 passed, 1 failed, 77 skipped.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DEB=
+if [ "${1:-}" = --deb ]; then DEB=$(realpath "$2"); shift 2; fi
 SOCKCTL=${1:-$ROOT/build/client/sockctl}
 SKIP=77
 DRAIN_SECONDS=5
@@ -25,20 +34,13 @@ skip() { echo "SKIP: $*"; exit "$SKIP"; }
 [ "${SOCKAGENT_SKIP_CONTAINER:-0}" != 1 ] || skip "SOCKAGENT_SKIP_CONTAINER=1"
 [ "$(id -u)" -eq 0 ] || skip "needs root for podman with runc and cgroupfs"
 [ -x "$SOCKCTL" ] || { echo "FAIL: no sockctl at $SOCKCTL (build first)"; exit 1; }
+[ -z "$DEB" ] || [ -s "$DEB" ] || { echo "FAIL: no .deb at $DEB"; exit 1; }
 
-missing=()
-for tool in podman:podman runc:runc mmdebstrap:mmdebstrap; do
-  command -v "${tool%%:*}" >/dev/null || missing+=("${tool##*:}")
-done
-if ((${#missing[@]})); then
-  echo "container check: installing ${missing[*]}"
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "${missing[@]}" >/dev/null
-fi
+# shellcheck source=tests/container/podman-env.sh
+source "$ROOT/tests/container/podman-env.sh"
+install_podman_tools
 
-CACHE=$ROOT/.cache/container
-BASE_IMAGE=localhost/sockagent-bookworm-min:latest
+BASE_IMAGE=$SOCKAGENT_BASE_IMAGE
 IMAGE=localhost/sockagent:check
 NAME=sockagent-check-$$
 TMP=$(mktemp -d)
@@ -55,55 +57,26 @@ fail() {
   exit 1
 }
 
-# runc + cgroupfs, file events, and ulimits no higher than this shell's hard
-# limits (runc cannot raise them): crun and the systemd cgroup manager do not
-# work here.
-# (nproc above 4096 is refused here even under the hard limit.)
-nofile=$(ulimit -Hn)
-[ "$nofile" = unlimited ] && nofile=1048576
-nproc=4096
-cat >"$TMP/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
-export CONTAINERS_CONF=$TMP/containers.conf
-# The image store is the clone's own: an image left in the machine's store by
-# an earlier run cannot stand in for a step that no longer works.
-mkdir -p "$CACHE/storage"
-cat >"$TMP/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$CACHE/storage"
-runroot = "$TMP/run"
-CONF
-export CONTAINERS_STORAGE_CONF=$TMP/storage.conf
-
-# --- base image --------------------------------------------------------------
-mkdir -p "$CACHE"
-if ! podman image exists "$BASE_IMAGE"; then
-  if [ ! -s "$CACHE/bookworm-min.tar" ]; then
-    step "mmdebstrap bookworm minbase"
-    # --format: mmdebstrap picks the format from the file name otherwise, and
-    # "x.tar.part" would be written as a directory.
-    mmdebstrap --variant=minbase --mode=root --format=tar bookworm \
-      "$CACHE/bookworm-min.tar.part" /etc/apt/sources.list.d/debian.sources >"$TMP/mmdebstrap.log" 2>&1 \
-      || { tail -n 30 "$TMP/mmdebstrap.log"; fail "mmdebstrap failed"; }
-    [ -f "$CACHE/bookworm-min.tar.part" ] || fail "mmdebstrap did not write a tar file"
-    mv "$CACHE/bookworm-min.tar.part" "$CACHE/bookworm-min.tar"
-  fi
-  step "podman import"
-  podman import --change 'CMD ["/bin/bash"]' "$CACHE/bookworm-min.tar" "$BASE_IMAGE" >/dev/null
-fi
+podman_env "$ROOT" "$TMP"
+step "base image"
+ensure_base_image
 
 # --- build ------------------------------------------------------------------------
-step "podman build (compiles sockagentd and sockctl; ctest runs on the host)"
+if [ -n "$DEB" ]; then
+  step "podman build from $(basename "$DEB") (no compile)"
+  mkdir -p "$TMP/context/deploy/config"
+  cp "$DEB" "$TMP/context/sockagent.deb"
+  cp "$ROOT/deploy/config/container.textproto" "$TMP/context/deploy/config/"
+  build_args=(--build-arg DEB_FROM=prebuilt --build-arg SOCKAGENT_DEB=sockagent.deb)
+  context=$TMP/context
+else
+  step "podman build (compiles sockagentd and sockctl; ctest runs on the host)"
+  build_args=(--build-arg JOBS="${JOBS:-2}" --build-arg RUN_TESTS=0)
+  context=$ROOT
+fi
 podman build --format docker --network host --pull=never \
-  --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg JOBS="${JOBS:-2}" --build-arg RUN_TESTS=0 \
-  -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$ROOT" >"$TMP/build.log" 2>&1 \
+  --build-arg BASE_IMAGE="$BASE_IMAGE" "${build_args[@]}" \
+  -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "$context" >"$TMP/build.log" 2>&1 \
   || { tail -n 60 "$TMP/build.log"; fail "podman build failed"; }
 
 # --- the runtime image ------------------------------------------------------------

@@ -15,13 +15,15 @@
 #      container (the base image tests/container/check.sh makes) and the
 #      installed agent starts from /etc/sockagent/sockagentd.textproto and
 #      answers `sockctl health`.
-#   tests/install/check.sh BUILD_DIR      (BUILD_DIR has sockagentd and sockctl built)
+#   tests/install/check.sh BUILD_DIR [DEB]  (BUILD_DIR has sockagentd and sockctl built;
+#                                           DEB: the .deb cpack already made from it)
 # Network: the agents listen on 127.0.0.1 port 0; step 4's apt fetches the
 # package's dependencies from the machine's apt sources, like the container
 # check.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR [DEB]}" && pwd)
+PREBUILT_DEB=${2:+$(realpath "$2")}
 PYTHON=${PYTHON:-/usr/bin/python3}
 TMP=$(mktemp -d)
 PIDS=()
@@ -85,7 +87,11 @@ stop_agent
 pass "examples/cmake-consumer builds with find_package(sockagent) and talks to the installed agent"
 
 # --- 3. the .deb ------------------------------------------------------------------
-(cd "$BUILD" && cpack -G DEB -B "$TMP/pkg" >"$TMP/cpack.log" 2>&1) || { cat "$TMP/cpack.log"; fail "cpack"; }
+if [ -n "$PREBUILT_DEB" ]; then
+  mkdir -p "$TMP/pkg" && cp "$PREBUILT_DEB" "$TMP/pkg/"
+else
+  (cd "$BUILD" && cpack -G DEB -B "$TMP/pkg" >"$TMP/cpack.log" 2>&1) || { cat "$TMP/cpack.log"; fail "cpack"; }
+fi
 DEB=$(ls "$TMP"/pkg/sockagent_*.deb)
 dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|; s|/$||' | sort >"$TMP/contents"
 for f in /usr/bin/sockagentd /usr/bin/sockctl /usr/lib/systemd/system/sockagentd.service \
@@ -110,33 +116,19 @@ stop_agent
 pass "$(basename "$DEB"): contents, Depends, conffiles; the unpacked agent serves with the packaged config"
 
 # --- 4. apt install into a throwaway Debian 12 ------------------------------------
-BASE_IMAGE=localhost/sockagent-bookworm-min:latest
-# The image store and the mmdebstrap tarball of tests/container/check.sh (the
-# clone's own, under .cache/container): its base image, or the tarball
-# imported into that store.
-CACHE=${SOCKAGENT_CONTAINER_CACHE:-$ROOT/.cache/container}
-BASE_TAR=${SOCKAGENT_BASE_TAR:-$CACHE/bookworm-min.tar}
+# The base image and the clone's image store of tests/container/check.sh
+# (tests/container/podman-env.sh), made here if it is not there yet.
 if [ "${SOCKAGENT_SKIP_DEB_INSTALL:-0}" = 1 ]; then
   echo "skip: apt install of the .deb (SOCKAGENT_SKIP_DEB_INSTALL=1)"
-elif [ "$(id -u)" != 0 ] || ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-  echo "skip: apt install of the .deb (needs root, podman and runc)"
-elif [ ! -d "$CACHE/storage" ] && [ ! -s "$BASE_TAR" ]; then
-  echo "skip: apt install of the .deb (no $CACHE/storage and no $BASE_TAR: run tests/container/check.sh first)"
+elif [ "$(id -u)" != 0 ]; then
+  echo "skip: apt install of the .deb (needs root for podman with runc)"
 else
-  mkdir -p "$CACHE/storage"
-  printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
-    "$CACHE/storage" "$TMP/run" >"$TMP/storage.conf"
-  export CONTAINERS_STORAGE_CONF=$TMP/storage.conf
-  # As tests/container/check.sh: runc, cgroupfs, ulimits within ours.
-  nofile=$(ulimit -Hn)
-  [ "$nofile" = unlimited ] && nofile=1048576
-  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' \
-    "$nofile" "$nofile" >"$TMP/containers.conf"
-  export CONTAINERS_CONF=$TMP/containers.conf
-  if ! podman image exists "$BASE_IMAGE"; then
-    [ -s "$BASE_TAR" ] || fail "no $BASE_IMAGE in $CACHE/storage and no $BASE_TAR"
-    podman import --change 'CMD ["/bin/bash"]' "$BASE_TAR" "$BASE_IMAGE" >/dev/null 2>&1
-  fi
+  # shellcheck source=tests/container/podman-env.sh
+  source "$ROOT/tests/container/podman-env.sh"
+  install_podman_tools
+  podman_env "$ROOT" "$TMP"
+  ensure_base_image || fail "no base image"
+  BASE_IMAGE=$SOCKAGENT_BASE_IMAGE
   CONTAINER=sockagent-deb-check-$$
   cp "$DEB" "$TMP/pkg/install.deb"
   # Host network for apt's downloads; the agent listens on 127.0.0.1 port 0

@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/common/wait.h"
 
 extern char** environ;
 
@@ -53,16 +54,13 @@ class AgentProcess {
       pid_ = -1;
       return false;
     }
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      std::ifstream in(port_file);
-      std::string text;
-      if (in >> text && absl::SimpleAtoi(text, &port_) && port_ > 0) {
-        return true;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return false;
+    return static_cast<bool>(test::WaitFor(
+        [&] {
+          std::ifstream in(port_file);
+          std::string text;
+          return in >> text && absl::SimpleAtoi(text, &port_) && port_ > 0;
+        },
+        absl::Seconds(30), "the agent's port file"));
   }
 
   ~AgentProcess() {
@@ -82,17 +80,14 @@ class AgentProcess {
   int StopWith(int signal, absl::Duration timeout = absl::Seconds(30)) {
     if (pid_ <= 0) return -1;
     ::kill(pid_, signal);
-    const absl::Time deadline = absl::Now() + timeout;
     int status = 0;
-    while (absl::Now() < deadline) {
-      pid_t done = ::waitpid(pid_, &status, WNOHANG);
-      if (done == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
+    if (!test::WaitFor(
+            [&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, timeout,
+            "the agent to exit")) {
+      return -1;
     }
-    return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
 
   // "Threads:" from /proc/<pid>/status.

@@ -18,10 +18,12 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/status.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sockagent/v1/sockagent.grpc.pb.h"
+#include "tests/common/wait.h"
 
 namespace sockagent::testing {
 namespace {
@@ -77,12 +79,11 @@ class AgentProcessTest : public ::testing::Test {
   }
 
   // Polls (bounded) until the agent reports `count` waiting operations.
-  bool WaitForWaiting(uint64_t count) {
-    for (int i = 0; i < 3000; ++i) {
-      if (Stats().waiting_operations() == count) return true;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return false;
+  ::testing::AssertionResult WaitForWaiting(uint64_t count) {
+    return test::WaitFor(
+        [&] { return Stats().waiting_operations() == count; },
+        absl::Seconds(60),
+        absl::StrCat(count, " waiting operations in the agent"));
   }
 
   // One asynchronous Recv in flight.
@@ -157,9 +158,8 @@ TEST_F(AgentProcessTest, TenThousandWaitingRecvsHoldNoThreads) {
               static_cast<ssize_t>(data.size()));
   }
   ::close(sender);
-  for (int i = 0; i < 3000 && done < kMany; ++i) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  ASSERT_TRUE(test::WaitFor([&] { return done == kMany; }, absl::Seconds(60),
+                            "every call to complete"));
   ASSERT_EQ(done, kMany);
   for (int i = 0; i < kMany; ++i) {
     ASSERT_TRUE(calls[i]->status.ok()) << calls[i]->status.error_message();
@@ -183,9 +183,8 @@ TEST_F(AgentProcessTest, SigtermEndsWaitingCallsWithUnavailableAndExitsZero) {
   StartRecv(&call, handle, &done);
   ASSERT_TRUE(WaitForWaiting(1));
   EXPECT_EQ(agent_.StopWith(SIGTERM), 0) << agent_.Log();
-  for (int i = 0; i < 1500 && done == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  ASSERT_TRUE(test::WaitFor([&] { return done != 0; }, test::kDefaultWait,
+                            "the waiting call to end"));
   ASSERT_EQ(done, 1);
   EXPECT_EQ(call.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(agent_.Log(), ::testing::HasSubstr("SIGTERM"));

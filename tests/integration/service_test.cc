@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "agent_fixture.h"
 #include "gmock/gmock.h"
+#include "tests/common/wait.h"
 
 namespace sockagent::testing {
 namespace {
@@ -540,16 +541,16 @@ TEST_F(AgentTest, CancellingAWaitingAcceptLeavesTheListenerUsable) {
     done.Notify();
   });
   // Wait until the agent really has the Accept waiting, then cancel.
-  for (int i = 0; i < 500 && server_->core().waiting_ops() == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  ASSERT_TRUE(test::WaitFor([&] { return server_->core().waiting_ops() != 0; },
+                            test::kDefaultWait,
+                            "the call to wait in the agent"));
   ASSERT_EQ(server_->core().waiting_ops(), 1u);
   ctx.TryCancel();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
-  for (int i = 0; i < 500 && server_->core().waiting_ops() != 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  EXPECT_TRUE(test::WaitFor([&] { return server_->core().waiting_ops() == 0; },
+                            test::kDefaultWait,
+                            "the agent to forget the cancelled call"));
   EXPECT_EQ(server_->core().waiting_ops(), 0u);
 
   LocalSocket client = LocalSocket::ConnectTcp(static_cast<uint16_t>(port));
@@ -573,9 +574,9 @@ TEST_F(AgentTest, CloseDuringAWaitingRecvEndsItWithAborted) {
     status = std::move(s);
     done.Notify();
   });
-  for (int i = 0; i < 500 && server_->core().waiting_ops() == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  ASSERT_TRUE(test::WaitFor([&] { return server_->core().waiting_ops() != 0; },
+                            test::kDefaultWait,
+                            "the call to wait in the agent"));
   ASSERT_TRUE(Close(*client).ok());
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
@@ -595,12 +596,10 @@ TEST_F(AgentTest, SessionExpiryClosesEverySocket) {
   }
   EXPECT_GE(CountOpenFds(), baseline + 20);
   // The lease lapses after 1 s; the reaper closes within its period.
-  int open = CountOpenFds();
-  for (int i = 0; i < 1000 && open > baseline; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-    open = CountOpenFds();
-  }
-  EXPECT_EQ(open, baseline);
+  EXPECT_TRUE(test::WaitFor([&] { return CountOpenFds() <= baseline; },
+                            test::kDefaultWait,
+                            "the reaper to close the session's sockets"));
+  EXPECT_EQ(CountOpenFds(), baseline);
   EXPECT_EQ(Close(handles[0], session).code(), absl::StatusCode::kNotFound);
 }
 
@@ -813,24 +812,14 @@ TEST_F(AgentTest, DrainEndsWaitingCallsWithUnavailable) {
     status = std::move(s);
     done.Notify();
   });
-  for (int i = 0; i < 500 && server_->core().waiting_ops() == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  ASSERT_TRUE(test::WaitFor([&] { return server_->core().waiting_ops() != 0; },
+                            test::kDefaultWait,
+                            "the call to wait in the agent"));
   const int before = CountOpenFds();
   server_->Drain();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_LT(CountOpenFds(), before);  // the agent's socket is closed
-}
-
-// Polls every 10 ms, up to 30 s, until `done()`.
-template <typename Done>
-bool Eventually(Done done) {
-  for (int i = 0; i < 3000; ++i) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
 }
 
 TEST_F(AgentTest, DrainEndsASendStreamBetweenMessagesWithUnavailable) {
@@ -863,7 +852,7 @@ TEST_F(AgentTest, DrainEndsASendStreamBetweenMessagesWithUnavailable) {
   ::close(receiver);
 
   std::thread drain([&] { server_->Drain(); });
-  ASSERT_TRUE(Eventually([&] { return server_->core().drained(); }));
+  ASSERT_TRUE(test::WaitFor([&] { return server_->core().drained(); }));
   v1::SendStreamRequest second;
   second.set_data("two");
   writer->Write(second);  // may fail: the agent may have ended the call
@@ -921,10 +910,11 @@ TEST_F(AgentTest, DrainEndsARecvStreamBetweenMessagesWithUnavailable) {
   v1::RecvStreamResponse message;
   ASSERT_TRUE(reader->Read(&message));
   // Unread, the stream stalls on a write: no Recv waits in the agent.
-  ASSERT_TRUE(Eventually([&] { return server_->core().waiting_ops() == 0; }));
+  ASSERT_TRUE(
+      test::WaitFor([&] { return server_->core().waiting_ops() == 0; }));
 
   std::thread drain([&] { server_->Drain(); });
-  ASSERT_TRUE(Eventually([&] { return server_->core().drained(); }));
+  ASSERT_TRUE(test::WaitFor([&] { return server_->core().drained(); }));
   while (reader->Read(&message)) {
   }
   grpc::Status status = reader->Finish();
@@ -988,7 +978,7 @@ TEST_F(AgentTest, ACancelledHoldSessionEndsItsSessionAtOnce) {
 
   hold.Cancel();
   hold.Finish();
-  EXPECT_TRUE(Eventually([&] { return CountOpenFds() == baseline; }));
+  EXPECT_TRUE(test::WaitFor([&] { return CountOpenFds() == baseline; }));
   EXPECT_EQ(Close("whatever", session).code(), absl::StatusCode::kNotFound);
 }
 

@@ -41,20 +41,16 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "sockagent/v1/sockagent.grpc.pb.h"
+#include "tests/common/wait.h"
 
 namespace sockagent::testing {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Polls `done` every 50 ms until it holds or `bound` passes.
+// Waits (bounded) until `done` holds.
 bool WaitUntil(absl::Duration bound, const std::function<bool()>& done) {
-  const absl::Time give_up = absl::Now() + bound;
-  for (;;) {
-    if (done()) return true;
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  return static_cast<bool>(test::WaitFor(done, bound));
 }
 
 // session_client as a child process; stdout goes to a file the test reads.

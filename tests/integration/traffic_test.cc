@@ -19,6 +19,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -29,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "proto/errno_status.h"
 #include "proto/traffic_data.h"
+#include "tests/common/wait.h"
 #include "tests/integration/agent_process.h"
 
 namespace sockagent {
@@ -211,15 +213,17 @@ class TrafficIntegrationTest : public ::testing::Test {
     return {std::move(client), std::move(accepted->socket)};
   }
 
-  // Polls (every 10 ms, at most 10 s) until the agent's count of waiting
-  // operations is `want` (this test is the agent's only client).
-  bool WaitingOpsReach(uint64_t want) {
-    for (int i = 0; i < 1000; ++i) {
-      absl::StatusOr<v1::GetAgentInfoResponse> info = agent_->GetAgentInfo();
-      if (info.ok() && info->stats().waiting_operations() == want) return true;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return false;
+  // Waits (bounded) until the agent's count of waiting operations is `want`
+  // (this test is the agent's only client).
+  ::testing::AssertionResult WaitingOpsReach(uint64_t want) {
+    return test::WaitFor(
+        [&] {
+          absl::StatusOr<v1::GetAgentInfoResponse> info =
+              agent_->GetAgentInfo();
+          return info.ok() && info->stats().waiting_operations() == want;
+        },
+        test::kDefaultWait,
+        absl::StrCat(want, " waiting operations in the agent"));
   }
 
   static v1::SourceTraffic SourceOf(
@@ -566,13 +570,13 @@ TEST(TrafficShutdownTest, AgentShutdownEndsRunningTrafficAndExitsCleanly) {
   Socket detached = (*agent)->AttachSocket(socket->Release());
   Background sink([&detached] { return detached.Sink(); });
   // Bounded wait until the sink waits inside the agent.
-  bool waiting = false;
-  for (int i = 0; i < 500 && !waiting; ++i) {
-    absl::StatusOr<v1::GetAgentInfoResponse> info = (*agent)->GetAgentInfo();
-    waiting = info.ok() && info->stats().waiting_operations() > 0;
-    if (!waiting) absl::SleepFor(absl::Milliseconds(10));
-  }
-  ASSERT_TRUE(waiting);
+  ASSERT_TRUE(test::WaitFor(
+      [&] {
+        absl::StatusOr<v1::GetAgentInfoResponse> info =
+            (*agent)->GetAgentInfo();
+        return info.ok() && info->stats().waiting_operations() > 0;
+      },
+      test::kDefaultWait, "the sink to wait inside the agent"));
   EXPECT_EQ(process.StopWith(SIGTERM), 0) << process.Log();
   absl::StatusOr<v1::TrafficResponse> result = sink.Wait();
   EXPECT_FALSE(result.ok());

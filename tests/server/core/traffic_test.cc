@@ -30,6 +30,7 @@
 #include "proto/traffic_data.h"
 #include "server/core/agent_core.h"
 #include "server/io/cancel_token.h"
+#include "tests/common/wait.h"
 #include "tests/server/core_test_util.h"
 #include "tests/server/fake_socket_ops.h"
 
@@ -567,7 +568,10 @@ TEST_F(TrafficTest, CancelEndsRunningTrafficWithCancelled) {
   CallContext ctx = ctx_;
   ctx.cancel = &cancel;
   Waiter<v1::TrafficResponse> sink = Start(SinkOf(), server, &ctx);
-  absl::SleepFor(absl::Milliseconds(20));
+  // Running: the sink waits in the engine for data that never comes.
+  ASSERT_TRUE(test::WaitFor([&] { return core_->waiting_ops() > 0; },
+                            test::kDefaultWait,
+                            "the sink to wait on its socket"));
   EXPECT_FALSE(sink.done());
   cancel.Cancel();
   absl::StatusOr<v1::TrafficResponse> result = sink.Wait();
@@ -678,10 +682,10 @@ TEST_F(TrafficTest, EndingsLeaveNoDescriptorBehind) {
     close.set_handle(listener);
     ASSERT_TRUE(core_->Close(ctx_, close).ok());
   }
-  // Bounded: the closes are synchronous, the poll only absorbs stragglers.
-  for (int i = 0; i < 500 && count_fds() != before; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  // The closes are synchronous; the wait only absorbs stragglers.
+  EXPECT_TRUE(test::WaitFor(
+      [&] { return count_fds() == before; }, test::kDefaultWait,
+      "the descriptor count to return to " + std::to_string(before)));
   EXPECT_EQ(count_fds(), before);
 }
 

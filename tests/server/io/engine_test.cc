@@ -31,6 +31,7 @@
 #include "proto/errno_status.h"
 #include "server/io/cancel_token.h"
 #include "server/io/scoped_fd.h"
+#include "tests/common/wait.h"
 
 namespace sockagent {
 namespace {
@@ -346,9 +347,9 @@ TEST_F(EngineTest, OpPastItsDeadlineTakesNothingWhenReadinessComesFirst) {
   WriteAll(endpoint.peer.get(), "kept");
   release1.Notify();
   ASSERT_TRUE(entered2.WaitForNotificationWithTimeout(kWait));
-  while (absl::Now() <= options.deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  // The late read's deadline passes while the engine thread is held.
+  ASSERT_TRUE(test::WaitFor([&] { return absl::Now() > options.deadline; },
+                            test::kDefaultWait, "the read's deadline"));
   release2.Notify();
   ASSERT_TRUE(late->Wait());
   EXPECT_EQ(late->status.code(), absl::StatusCode::kDeadlineExceeded)

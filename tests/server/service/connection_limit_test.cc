@@ -32,6 +32,7 @@
 #include "server/service/agent_server.h"
 #include "server/service/connection_limiter.h"
 #include "sockagent/v1/sockagent.grpc.pb.h"
+#include "tests/common/wait.h"
 
 namespace sockagent {
 namespace {
@@ -40,17 +41,6 @@ using ::testing::HasSubstr;
 
 constexpr uint32_t kCap = 20;
 constexpr uint32_t kHeadroom = 4;
-
-// Polls `predicate` every 10 ms for up to 10 s.
-template <typename Predicate>
-bool Eventually(Predicate predicate) {
-  const absl::Time end = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < end) {
-    if (predicate()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return predicate();
-}
 
 class ConnectionLimitTest : public ::testing::Test {
  protected:
@@ -106,7 +96,7 @@ class ConnectionLimitTest : public ::testing::Test {
 
 TEST_F(ConnectionLimitTest, AtTheCapHealthStillAnswers) {
   for (uint32_t i = 0; i < kCap; ++i) RawConnection();
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(test::WaitFor([&] {
     return server_->connection_limiter().open_connections() == kCap;
   })) << server_->connection_limiter().open_connections();
 
@@ -131,7 +121,7 @@ TEST_F(ConnectionLimitTest, AtTheCapHealthStillAnswers) {
 
 TEST_F(ConnectionLimitTest, BeyondTheHeadroomAConnectionIsClosedAtOnce) {
   for (uint32_t i = 0; i < kCap + kHeadroom; ++i) RawConnection();
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(test::WaitFor([&] {
     return server_->connection_limiter().open_connections() == kCap + kHeadroom;
   }));
   const int extra = RawConnection();
@@ -146,14 +136,14 @@ TEST_F(ConnectionLimitTest, BeyondTheHeadroomAConnectionIsClosedAtOnce) {
 
 TEST_F(ConnectionLimitTest, ClientsWorkAgainOnceConnectionsGoAway) {
   for (uint32_t i = 0; i < kCap; ++i) RawConnection();
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(test::WaitFor([&] {
     return server_->connection_limiter().open_connections() == kCap;
   }));
   EXPECT_EQ(CreateSession(NewChannel()).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   for (int fd : raw_) ::close(fd);
   raw_.clear();
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(test::WaitFor([&] {
     return server_->connection_limiter().open_connections() <= 1;
   })) << server_->connection_limiter().open_connections();
   grpc::Status status = CreateSession(NewChannel());
@@ -191,7 +181,7 @@ TEST(ConnectionAgeTest, OldAndIdleConnectionsAreEndedByTheAgent) {
     };
     // Connected; the age (500 ms, jittered by gRPC) may already be up.
     ASSERT_TRUE(info().ok());
-    EXPECT_TRUE(Eventually([&] {
+    EXPECT_TRUE(test::WaitFor([&] {
       return channel->GetState(false) != GRPC_CHANNEL_READY;
     })) << (age ? "age" : "idle");
     EXPECT_TRUE(info().ok()) << "the client reconnects";
@@ -235,7 +225,7 @@ TEST_F(ConnectionLimitTest, AcceptedConnectionsAreNoDelayWithAUserTimeout) {
   std::shared_ptr<grpc::Channel> channel = NewChannel();
   ASSERT_TRUE(CreateSession(channel).ok());
   std::vector<int> ends;
-  ASSERT_TRUE(Eventually([&] {
+  ASSERT_TRUE(test::WaitFor([&] {
     ends = AcceptedEnds(server_->port());
     return !ends.empty();
   }));
