@@ -7,6 +7,7 @@
 // on a session's behalf (SessionHold) keeps its lease from lapsing. Knows
 // nothing of gRPC; time is passed in so expiry is testable without waiting.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/closed_handles.h"
 #include "server/core/ids.h"
@@ -54,15 +56,39 @@ class ManagedSocket {
     absl::MutexLock lock(&mu_);
     state_ = state;
   }
-  // The fault profile (SetFaults) that running Traffic reads before every
+  // The fault profile (SetFaults) that every send path reads before each
   // step; the default is no fault.
   v1::Faults faults() const {
     absl::MutexLock lock(&mu_);
     return faults_;
   }
+  // Replaces the profile; restarts its random draws, its close_after_time
+  // clock and its close_after_bytes count.
   void set_faults(v1::Faults faults) {
+    const uint64_t total = bytes_sent + bytes_received;
     absl::MutexLock lock(&mu_);
     faults_ = std::move(faults);
+    faults_set_at_ = absl::Now();
+    fault_bytes_base_ = total;
+    fault_draws_ = 0;
+  }
+  // When the profile was set (InfinitePast: never).
+  absl::Time faults_set_at() const {
+    absl::MutexLock lock(&mu_);
+    return faults_set_at_;
+  }
+  // Bytes sent plus received since the profile was set.
+  uint64_t bytes_since_faults() const {
+    const uint64_t total = bytes_sent + bytes_received;
+    absl::MutexLock lock(&mu_);
+    return total - std::min(total, fault_bytes_base_);
+  }
+  // Reserves `n` random draws of the profile; returns the first index.
+  uint64_t TakeFaultDraws(uint64_t n) {
+    absl::MutexLock lock(&mu_);
+    const uint64_t first = fault_draws_;
+    fault_draws_ += n;
+    return first;
   }
   // True for a socket returned by Accept: its peer is a source (the
   // policy's accept filters), not a destination it connected to.
@@ -85,6 +111,9 @@ class ManagedSocket {
   std::optional<absl::Duration> timeout_ ABSL_GUARDED_BY(mu_);
   v1::SocketState state_ ABSL_GUARDED_BY(mu_) = v1::SOCKET_STATE_OPEN;
   v1::Faults faults_ ABSL_GUARDED_BY(mu_);
+  absl::Time faults_set_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t fault_bytes_base_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t fault_draws_ ABSL_GUARDED_BY(mu_) = 0;
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -545,16 +545,6 @@ absl::Status ValidateTrafficRequest(const v1::TrafficRequest& request) {
   }
 }
 
-absl::Status ValidateFaults(const v1::Faults& faults) {
-  if (absl::Status s = CheckDuration(faults.send_delay(), "faults.send_delay",
-                                     /*positive=*/false);
-      !s.ok()) {
-    return s;
-  }
-  return CheckDuration(faults.slice_delay(), "faults.slice_delay",
-                       /*positive=*/false);
-}
-
 void StartTraffic(
     SocketOps& ops, Engine& engine, std::shared_ptr<ManagedSocket> socket,
     TrafficOptions options, TrafficHooks hooks,
