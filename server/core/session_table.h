@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -71,6 +72,7 @@ class ManagedSocket {
     faults_set_at_ = absl::Now();
     fault_bytes_base_ = total;
     fault_draws_ = 0;
+    send_slot_ = absl::InfinitePast();
   }
   // When the profile was set (InfinitePast: never).
   absl::Time faults_set_at() const {
@@ -82,6 +84,24 @@ class ManagedSocket {
     const uint64_t total = bytes_sent + bytes_received;
     absl::MutexLock lock(&mu_);
     return total - std::min(total, fault_bytes_base_);
+  }
+  // Bandwidth across calls: `n` bytes to be sent at `rate` (bytes per
+  // second) may start at the returned time; later bytes queue behind them.
+  absl::Time TakeSendSlot(size_t n, uint64_t rate, absl::Time now) {
+    absl::MutexLock lock(&mu_);
+    const absl::Time start = std::max(send_slot_, now);
+    send_slot_ = start + absl::Seconds(static_cast<double>(n) /
+                                       static_cast<double>(rate));
+    return start;
+  }
+  // A datagram held back by Faults.reorder_percent: it goes out after the
+  // next datagram sent on the socket. Swap in a new one, take the old one.
+  std::optional<std::pair<std::string, std::optional<std::string>>>
+  SwapHeldDatagram(
+      std::optional<std::pair<std::string, std::optional<std::string>>> held) {
+    absl::MutexLock lock(&mu_);
+    std::swap(held, held_datagram_);
+    return held;
   }
   // Reserves `n` random draws of the profile; returns the first index.
   uint64_t TakeFaultDraws(uint64_t n) {
@@ -114,6 +134,10 @@ class ManagedSocket {
   absl::Time faults_set_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   uint64_t fault_bytes_base_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t fault_draws_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time send_slot_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Data, and the destination's raw sockaddr bytes (unset: connected).
+  std::optional<std::pair<std::string, std::optional<std::string>>>
+      held_datagram_ ABSL_GUARDED_BY(mu_);
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
 };
 
