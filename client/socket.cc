@@ -288,7 +288,8 @@ absl::StatusOr<v1::TrafficResponse> Socket::Relay(
   v1::TrafficRequest request;
   request.mutable_relay()->set_peer(peer_handle);
   request.mutable_relay()->set_reset_as_fin(reset_as_fin);
-  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  if (duration.has_value())
+    SetProtoDuration(*duration, request.mutable_duration());
   return Traffic(request, deadline);
 }
 
@@ -300,9 +301,11 @@ absl::StatusOr<v1::TrafficResponse> Socket::RelayDatagrams(
   *request.mutable_relay()->mutable_upstream() = upstream;
   request.mutable_relay()->set_peer(shaper_handle);
   if (idle_timeout.has_value()) {
-    SetDuration(*idle_timeout, request.mutable_relay()->mutable_idle_timeout());
+    SetProtoDuration(*idle_timeout,
+                     request.mutable_relay()->mutable_idle_timeout());
   }
-  if (duration.has_value()) SetDuration(*duration, request.mutable_duration());
+  if (duration.has_value())
+    SetProtoDuration(*duration, request.mutable_duration());
   return Traffic(request, deadline);
 }
 

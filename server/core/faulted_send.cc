@@ -113,7 +113,7 @@ class FaultedSendRun : public std::enable_shared_from_this<FaultedSendRun> {
   void Begin() {
     const v1::Faults faults = socket_->faults();
     const absl::Time now = absl::Now();
-    if (faults.has_close_after_time() &&
+    if (ToAbsl(faults.close_after_time()) > absl::ZeroDuration() &&
         now >= socket_->faults_set_at() + ToAbsl(faults.close_after_time())) {
       return CloseForFault(faults.close_with_reset(), "close_after_time");
     }

@@ -543,7 +543,7 @@ class StreamRelay final : public RelayRun {
     const absl::Time now = absl::Now();
     // close_after_time (reset_peer, timeout): on time even when idle.
     absl::Time close_at = absl::InfiniteFuture();
-    if (faults.has_close_after_time()) {
+    if (ToAbsl(faults.close_after_time()) > absl::ZeroDuration()) {
       close_at = pipe.dst->faults_set_at() + ToAbsl(faults.close_after_time());
       if (now >= close_at) return FaultClose(index, faults.close_with_reset());
     }

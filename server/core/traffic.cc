@@ -315,7 +315,7 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
     }
     const v1::Faults faults = socket_->faults();
     close_at_ = absl::InfiniteFuture();
-    if (faults.has_close_after_time()) {
+    if (ToAbsl(faults.close_after_time()) > absl::ZeroDuration()) {
       close_at_ = socket_->faults_set_at() + ToAbsl(faults.close_after_time());
       if (now >= close_at_) {
         if (hooks_.fault_close) hooks_.fault_close(faults.close_with_reset());
