@@ -188,4 +188,26 @@ stop_proxy "$PROXY_PID"
 AGENT=$AGENT_SAVED
 pass "policy: a refused source is closed ($got), allowed ones pass (tcp, udp)"
 
+# 7. `sockctl faults` shapes the socket's own sends (the issue's report:
+#    --send-delay 500ms was ignored by `send`), and a fault the socket
+#    cannot obey is refused by name.
+export SOCKAGENT_AGENT=$AGENT
+export SOCKAGENT_SESSION=$("$SOCKCTL" session open --ttl 2m)
+H=$("$SOCKCTL" socket)
+"$SOCKCTL" connect "$H" "$TCP_UP" >/dev/null
+"$SOCKCTL" send "$H" "echo
+" >/dev/null
+"$SOCKCTL" faults "$H" --send-delay 500ms
+start=$(date +%s.%N)
+"$SOCKCTL" send "$H" x >/dev/null
+took=$("$PYTHON" -c "import sys; print('%.3f' % ($(date +%s.%N) - $start))")
+ge "$took" 0.5 || fail "faults --send-delay 500ms: send took $took s"
+rc=0
+"$SOCKCTL" faults "$H" --loss 5 2>"$TMP/loss.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "--loss on a TCP socket was accepted"
+grep -q "faults.loss_percent" "$TMP/loss.err" || fail "--loss refusal does not name the fault"
+"$SOCKCTL" session close >/dev/null
+unset SOCKAGENT_SESSION SOCKAGENT_AGENT
+pass "faults: send waited $took s for --send-delay 500ms; --loss on TCP refused by name"
+
 echo "PASS"
