@@ -88,7 +88,7 @@ read -r c a < <(pair)
 wait "$e"; "$SOCKCTL" shutdown "$a" write; wait "$s"
 emit tcp.source_echo_sink "$(sink_mbps "$work/sink.json")" MB/s
 # source -> relay -> sink.
-if "$SOCKCTL" traffic relay --help >/dev/null 2>&1; then
+if "$SOCKCTL" traffic --help 2>/dev/null | grep -q "^  relay"; then
 read -r c a < <(pair)
 read -r b d < <(pair)
 "$SOCKCTL" --json traffic sink "$d" >"$work/sink.json" & s=$!
