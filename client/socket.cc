@@ -282,6 +282,33 @@ absl::StatusOr<v1::TrafficResponse> Socket::Sink(
   return Traffic(request, deadline);
 }
 
+absl::StatusOr<v1::TrafficResponse> Socket::Relay(
+    const std::string& peer_handle, bool reset_as_fin,
+    std::optional<absl::Duration> duration, absl::Time deadline) {
+  v1::TrafficRequest request;
+  request.mutable_relay()->set_peer(peer_handle);
+  request.mutable_relay()->set_reset_as_fin(reset_as_fin);
+  if (duration.has_value())
+    SetProtoDuration(*duration, request.mutable_duration());
+  return Traffic(request, deadline);
+}
+
+absl::StatusOr<v1::TrafficResponse> Socket::RelayDatagrams(
+    const v1::Address& upstream, const std::string& shaper_handle,
+    std::optional<absl::Duration> idle_timeout,
+    std::optional<absl::Duration> duration, absl::Time deadline) {
+  v1::TrafficRequest request;
+  *request.mutable_relay()->mutable_upstream() = upstream;
+  request.mutable_relay()->set_peer(shaper_handle);
+  if (idle_timeout.has_value()) {
+    SetProtoDuration(*idle_timeout,
+                     request.mutable_relay()->mutable_idle_timeout());
+  }
+  if (duration.has_value())
+    SetProtoDuration(*duration, request.mutable_duration());
+  return Traffic(request, deadline);
+}
+
 absl::StatusOr<v1::TrafficResponse> Socket::Source(
     const v1::SourceTraffic& source, std::optional<absl::Duration> duration,
     absl::Time deadline) {

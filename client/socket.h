@@ -166,7 +166,7 @@ class Socket {
   // Agent-side traffic: bytes flow between this socket and its peer inside
   // the agent, never over the control channel. Each call waits until the
   // traffic ends and returns what it did (bytes, datagrams, elapsed,
-  // throughput, FNV-1a 64 checksum, why it ended). `request.handle` is
+  // throughput, XXH3-64 checksum, why it ended). `request.handle` is
   // filled in. Errors: INVALID_ARGUMENT naming the field; ABORTED when the
   // socket is closed meanwhile; CANCELLED / DEADLINE_EXCEEDED; the errno of
   // a failing system call (e.g. ECONNRESET).
@@ -190,11 +190,32 @@ class Socket {
       const v1::SourceTraffic& source,
       std::optional<absl::Duration> duration = std::nullopt,
       absl::Time deadline = absl::InfiniteFuture());
+  // Relays between this connected stream socket and `peer` (another of the
+  // session) inside the agent until both directions end (EOF passed on in
+  // order; an RST passed on as RST unless `reset_as_fin`); each socket's
+  // faults shape what the agent sends on it. The figures per direction are
+  // in the response's `relay`. ABORTED when either socket is closed.
+  absl::StatusOr<v1::TrafficResponse> Relay(
+      const std::string& peer_handle, bool reset_as_fin = false,
+      std::optional<absl::Duration> duration = std::nullopt,
+      absl::Time deadline = absl::InfiniteFuture());
+  // Relays every client's datagrams arriving on this bound datagram socket
+  // to `upstream`, one upstream socket per client (closed after
+  // `idle_timeout` unused), and the replies back. The faults of
+  // `shaper_handle` (a datagram socket of the session; "" for none) shape
+  // what goes upstream; this socket's faults what goes to clients.
+  absl::StatusOr<v1::TrafficResponse> RelayDatagrams(
+      const v1::Address& upstream, const std::string& shaper_handle = "",
+      std::optional<absl::Duration> idle_timeout = std::nullopt,
+      std::optional<absl::Duration> duration = std::nullopt,
+      absl::Time deadline = absl::InfiniteFuture());
   // Abortive close (SO_LINGER 0): a TCP peer sees RST. Afterwards valid() is
   // false, as after Close().
   absl::Status Abort();
   // Replaces the socket's fault profile (an empty Faults clears it); it
-  // shapes agent-side traffic on this socket, also traffic already running.
+  // shapes every send path of this socket (Send, SendTo, SendStream,
+  // Traffic, Relay), also calls already running. INVALID_ARGUMENT naming a
+  // fault the socket cannot obey.
   absl::Status SetFaults(const v1::Faults& faults);
 
   absl::Status Shutdown(v1::ShutdownHow how);

@@ -16,6 +16,7 @@
 #include "client/cli/cli.h"
 #include "client/cli/commands.h"
 #include "client/cli/errors.h"
+#include "client/cli/fault_flags.h"
 #include "client/socket.h"
 #include "client/vocab/json.h"
 #include "client/vocab/quantities.h"
@@ -128,66 +129,29 @@ int Abort(const Cli& cli, const std::string& handle) {
   });
 }
 
+// `sockctl faults`: the shared fault flags (fault_flags.h) plus --clear.
 struct FaultFlags {
-  std::string send_delay;
-  std::string rate;
-  std::string slice_bytes;
-  std::string slice_delay;
-  std::string close_after_bytes;
-  bool reset = false;
-  bool stop_reading = false;
+  FaultFlagText faults;
   bool clear = false;
 };
 
 int Faults(const Cli& cli, const std::string& handle, const FaultFlags& flags) {
-  const bool any = !flags.send_delay.empty() || !flags.rate.empty() ||
-                   !flags.slice_bytes.empty() || !flags.slice_delay.empty() ||
-                   !flags.close_after_bytes.empty() || flags.reset ||
-                   flags.stop_reading;
-  if (flags.clear == any) {
+  if (flags.clear == flags.faults.any()) {
     return cli.Usage(absl::InvalidArgumentError(
         flags.clear ? "--clear takes no other fault flag"
                     : "give at least one fault flag, or --clear"));
   }
-  v1::Faults faults;
-  for (const auto& [text, field] :
-       {std::pair{&flags.send_delay, faults.mutable_send_delay()},
-        std::pair{&flags.slice_delay, faults.mutable_slice_delay()}}) {
-    if (text->empty()) continue;
-    absl::StatusOr<absl::Duration> d = ParseDurationText(*text);
-    if (!d.ok()) return cli.Usage(d.status());
-    SetProtoDuration(*d, field);
-  }
-  if (!flags.rate.empty()) {
-    absl::StatusOr<uint64_t> rate = ParseByteCount(flags.rate, "--rate");
-    if (!rate.ok()) return cli.Usage(rate.status());
-    faults.set_send_rate_bytes_per_second(*rate);
-  }
-  if (!flags.slice_bytes.empty()) {
-    absl::StatusOr<uint64_t> slice =
-        ParseByteCount(flags.slice_bytes, "--slice-bytes");
-    if (!slice.ok()) return cli.Usage(slice.status());
-    if (*slice > UINT32_MAX) {
-      return cli.Usage(
-          absl::InvalidArgumentError("--slice-bytes is too large"));
-    }
-    faults.set_slice_bytes(static_cast<uint32_t>(*slice));
-  }
-  if (!flags.close_after_bytes.empty()) {
-    absl::StatusOr<uint64_t> after =
-        ParseByteCount(flags.close_after_bytes, "--close-after-bytes");
-    if (!after.ok()) return cli.Usage(after.status());
-    faults.set_close_after_bytes(*after);
-  }
-  if (flags.reset && faults.close_after_bytes() == 0) {
+  absl::StatusOr<v1::Faults> faults = FaultsFromFlags(flags.faults);
+  if (!faults.ok()) return cli.Usage(faults.status());
+  if (faults->close_with_reset() && faults->close_after_bytes() == 0 &&
+      flags.faults.close_after_time.empty()) {
     return cli.Usage(absl::InvalidArgumentError(
-        "--reset goes with --close-after-bytes (for an RST now, use "
-        "`sockctl abort`)"));
+        "--reset goes with --close-after-bytes or --close-after-time (for "
+        "an RST now, use `sockctl abort`)"));
   }
-  faults.set_close_with_reset(flags.reset);
-  faults.set_stop_reading(flags.stop_reading);
   return cli.WithSocket(handle, [&](Agent&, Socket& socket) {
-    absl::Status status = socket.SetFaults(faults);
+    // A fault the socket cannot obey is refused by the agent, by name.
+    absl::Status status = socket.SetFaults(*faults);
     if (!status.ok()) return cli.Fail("faults", status);
     if (cli.json()) cli.PrintJson(JsonObject());
     return kExitOk;
@@ -203,7 +167,7 @@ void RegisterTrafficCommands(Cli& cli) {
       "Run an echo, sink or source inside the agent; the bytes never cross "
       "the control channel. Waits until it ends, then prints what it did: "
       "why it ended (eof, bytes, duration, fault), bytes and datagrams each "
-      "way, elapsed, throughput and the FNV-1a 64 checksum of the bytes "
+      "way, elapsed, throughput and the XXH3-64 checksum of the bytes "
       "received (echo, sink) or sent (source). A source and a sink of the "
       "same transfer print the same checksum. Sizes: 64K = 64KiB = 65536, "
       "1MB = 1000000 (docs/cli.md).\n\nExample:\n  sockctl traffic sink $A &\n "
@@ -272,30 +236,21 @@ void RegisterTrafficCommands(Cli& cli) {
   CLI::App* faults = cli.AddCommand(
       "faults",
       "Set the socket's fault profile (Toxiproxy's vocabulary), replacing "
-      "the previous one; --clear removes it. It shapes `sockctl traffic` on "
-      "that socket, also traffic already running: --send-delay waits before "
-      "each send (latency), --rate caps bytes per second (bandwidth), "
-      "--slice-bytes/--slice-delay cut sends into pieces (slicer), "
-      "--close-after-bytes closes the socket after that many bytes sent "
-      "plus received (limit_data; with --reset by RST), --stop-reading "
-      "stops reading so the peer's window fills. Half-close is `sockctl "
+      "the previous one; --clear removes it. It shapes every send path of "
+      "the socket (send, sendto, send-stream, traffic, relays), also calls "
+      "already running: --send-delay/--jitter (latency), --rate "
+      "(bandwidth), --slice-bytes/--slice-variation/--slice-delay (slicer), "
+      "--close-after-bytes (limit_data: bytes sent plus received), "
+      "--close-after-time (reset_peer with --reset, timeout with "
+      "--blackhole), --close-delay (slow_close), --blackhole, "
+      "--stop-reading, and for datagram sockets --loss, --duplicate, "
+      "--reorder; --seed makes every random choice replay. A fault the "
+      "socket cannot obey is refused, naming it. Half-close is `sockctl "
       "shutdown`.\n\nExample:\n  sockctl faults $A --send-delay 50ms "
       "--rate 64K\n  sockctl faults $A --close-after-bytes 1M --reset\n  "
-      "sockctl faults $A --clear");
+      "sockctl faults $U --loss 5 --seed 7\n  sockctl faults $A --clear");
   AddHandle(faults, &handle);
-  faults->add_option("--send-delay", fault_flags.send_delay,
-                     "wait before each send, e.g. 50ms");
-  faults->add_option("--rate", fault_flags.rate, "most bytes per second sent");
-  faults->add_option("--slice-bytes", fault_flags.slice_bytes,
-                     "each send at most this many bytes");
-  faults->add_option("--slice-delay", fault_flags.slice_delay,
-                     "pause between slices");
-  faults->add_option("--close-after-bytes", fault_flags.close_after_bytes,
-                     "close after this many bytes sent plus received");
-  faults->add_flag("--reset", fault_flags.reset,
-                   "--close-after-bytes closes with RST");
-  faults->add_flag("--stop-reading", fault_flags.stop_reading,
-                   "stop reading until cleared");
+  AddFaultFlags(faults, &fault_flags.faults);
   faults->add_flag("--clear", fault_flags.clear, "remove every fault");
   cli.OnRun(faults, [&] { return Faults(cli, handle, fault_flags); });
 }

@@ -22,6 +22,7 @@
   X(Socket)                         \
   X(Io)                             \
   X(Traffic)                        \
+  X(Proxy)                          \
   X(Options)                        \
   X(Host)                           \
   X(Agents)                         \

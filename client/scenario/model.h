@@ -79,7 +79,7 @@ struct Expectation {
   std::optional<std::string> contains;
   std::optional<std::string> matches;  // RE2 syntax, unanchored search
   std::optional<std::string> bytes;
-  std::optional<std::string> checksum;  // FNV-1a 64, 16 hex digits
+  std::optional<std::string> checksum;  // XXH3-64, 16 hex digits
   std::optional<DataSpec> checksum_of;  // ... of these bytes
   std::optional<absl::Duration> within;
   std::optional<absl::Duration> no_data_for;

@@ -859,7 +859,7 @@ absl::Status Parser::ParseExpect(const YAML::Node& node, Step* step) {
           (text->size() != 16 ||
            text->find_first_not_of("0123456789abcdef") != std::string::npos)) {
         return Error(value, key,
-                     "expected 16 lowercase hex digits (FNV-1a 64) or a "
+                     "expected 16 lowercase hex digits (XXH3-64) or a "
                      "${step.checksum}");
       }
       expect.checksum = *text;

@@ -105,6 +105,8 @@ std::string TrafficEndName(v1::TrafficEnd end) {
       return "duration";
     case v1::TRAFFIC_END_FAULT:
       return "fault";
+    case v1::TRAFFIC_END_RELAYED:
+      return "relayed";
     default:
       return "unspecified";
   }

@@ -7,11 +7,13 @@
 // on a session's behalf (SessionHold) keeps its lease from lapsing. Knows
 // nothing of gRPC; time is passed in so expiry is testable without waiting.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -19,6 +21,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/closed_handles.h"
 #include "server/core/ids.h"
@@ -54,15 +57,58 @@ class ManagedSocket {
     absl::MutexLock lock(&mu_);
     state_ = state;
   }
-  // The fault profile (SetFaults) that running Traffic reads before every
+  // The fault profile (SetFaults) that every send path reads before each
   // step; the default is no fault.
   v1::Faults faults() const {
     absl::MutexLock lock(&mu_);
     return faults_;
   }
+  // Replaces the profile; restarts its random draws, its close_after_time
+  // clock and its close_after_bytes count.
   void set_faults(v1::Faults faults) {
+    const uint64_t total = bytes_sent + bytes_received;
     absl::MutexLock lock(&mu_);
     faults_ = std::move(faults);
+    faults_set_at_ = absl::Now();
+    fault_bytes_base_ = total;
+    fault_draws_ = 0;
+    send_slot_ = absl::InfinitePast();
+  }
+  // When the profile was set (InfinitePast: never).
+  absl::Time faults_set_at() const {
+    absl::MutexLock lock(&mu_);
+    return faults_set_at_;
+  }
+  // Bytes sent plus received since the profile was set.
+  uint64_t bytes_since_faults() const {
+    const uint64_t total = bytes_sent + bytes_received;
+    absl::MutexLock lock(&mu_);
+    return total - std::min(total, fault_bytes_base_);
+  }
+  // Bandwidth across calls: `n` bytes to be sent at `rate` (bytes per
+  // second) may start at the returned time; later bytes queue behind them.
+  absl::Time TakeSendSlot(size_t n, uint64_t rate, absl::Time now) {
+    absl::MutexLock lock(&mu_);
+    const absl::Time start = std::max(send_slot_, now);
+    send_slot_ = start + absl::Seconds(static_cast<double>(n) /
+                                       static_cast<double>(rate));
+    return start;
+  }
+  // A datagram held back by Faults.reorder_percent: it goes out after the
+  // next datagram sent on the socket. Swap in a new one, take the old one.
+  std::optional<std::pair<std::string, std::optional<std::string>>>
+  SwapHeldDatagram(
+      std::optional<std::pair<std::string, std::optional<std::string>>> held) {
+    absl::MutexLock lock(&mu_);
+    std::swap(held, held_datagram_);
+    return held;
+  }
+  // Reserves `n` random draws of the profile; returns the first index.
+  uint64_t TakeFaultDraws(uint64_t n) {
+    absl::MutexLock lock(&mu_);
+    const uint64_t first = fault_draws_;
+    fault_draws_ += n;
+    return first;
   }
   // True for a socket returned by Accept: its peer is a source (the
   // policy's accept filters), not a destination it connected to.
@@ -85,6 +131,13 @@ class ManagedSocket {
   std::optional<absl::Duration> timeout_ ABSL_GUARDED_BY(mu_);
   v1::SocketState state_ ABSL_GUARDED_BY(mu_) = v1::SOCKET_STATE_OPEN;
   v1::Faults faults_ ABSL_GUARDED_BY(mu_);
+  absl::Time faults_set_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  uint64_t fault_bytes_base_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t fault_draws_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time send_slot_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // Data, and the destination's raw sockaddr bytes (unset: connected).
+  std::optional<std::pair<std::string, std::optional<std::string>>>
+      held_datagram_ ABSL_GUARDED_BY(mu_);
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
 };
 

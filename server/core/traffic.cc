@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -205,6 +206,21 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
         if (!OnReceived()) return;
         break;
       case Action::kSend:
+        if (!stream_) {
+          if (duplicate_) {
+            duplicate_ = false;
+            std::optional<std::string> to;
+            if (send_to_.has_value()) {
+              to =
+                  std::string(reinterpret_cast<const char*>(&send_to_->storage),
+                              send_to_->length);
+            }
+            SendHeld(std::make_pair(
+                std::string(buffer_.data() + pending_begin_, last_bytes_),
+                std::move(to)));
+          }
+          SendHeld(socket_->SwapHeldDatagram(std::nullopt));
+        }
         OnSent();
         break;
       case Action::kStart:
@@ -298,6 +314,14 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
           absl::DeadlineExceededError("traffic: the call's deadline passed"));
     }
     const v1::Faults faults = socket_->faults();
+    close_at_ = absl::InfiniteFuture();
+    if (ToAbsl(faults.close_after_time()) > absl::ZeroDuration()) {
+      close_at_ = socket_->faults_set_at() + ToAbsl(faults.close_after_time());
+      if (now >= close_at_) {
+        if (hooks_.fault_close) hooks_.fault_close(faults.close_with_reset());
+        return End(v1::TRAFFIC_END_FAULT);
+      }
+    }
     const uint64_t close_after = faults.close_after_bytes();
     if (close_after != 0 && total() >= close_after) {
       if (hooks_.fault_close) hooks_.fault_close(faults.close_with_reset());
@@ -309,6 +333,12 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
     if (is_source()) {
       if (max_bytes_ != 0 && sent_ >= max_bytes_) {
         if (request_.source().shutdown_write_at_end() && stream_) {
+          // slow_close: the FIN waits close_delay.
+          const absl::Duration close_delay = ToAbsl(faults.close_delay());
+          if (close_delay > absl::ZeroDuration() && !close_delay_done_) {
+            close_delay_done_ = true;
+            return Wait(Interest::kWrite, now + close_delay);
+          }
           socket_->io()->WithFd(
               [&](int fd) { ops_.Shutdown(fd, SHUT_WR).ok(); });
         }
@@ -355,7 +385,8 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
   void NextSend(const v1::Faults& faults, absl::Time now) {
     if (delay_owed_) {
       delay_owed_ = false;
-      const absl::Duration delay = FromProto(faults.send_delay());
+      FaultDice dice(faults.seed(), socket_->TakeFaultDraws(1));
+      const absl::Duration delay = DrawSendDelay(faults, dice);
       if (delay > absl::ZeroDuration()) {
         return Wait(Interest::kWrite, now + delay);
       }
@@ -371,8 +402,10 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
     }
     size_t n = pending_end_ - pending_begin_;
     if (stream_) {
-      if (faults.slice_bytes() != 0)
-        n = std::min<size_t>(n, faults.slice_bytes());
+      if (faults.slice_bytes() != 0) {
+        FaultDice dice(faults.seed(), socket_->TakeFaultDraws(1));
+        n = std::min<size_t>(n, DrawSliceBytes(faults, dice));
+      }
       if (send_rate_ != 0) {
         n = std::min<uint64_t>(
             n, std::max<uint64_t>(1, send_rate_ / kRateSlicesPerSecond));
@@ -397,7 +430,55 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
       }
     }
     send_started_ = now;
+    if (faults.blackhole()) {
+      // timeout/blackhole: swallowed, as if sent into a dead network.
+      last_bytes_ = send_len_;
+      OnSent();
+      return Next();
+    }
+    if (!stream_) {
+      FaultDice dice(faults.seed(), socket_->TakeFaultDraws(3));
+      const bool lost = dice.Chance(faults.loss_percent());
+      duplicate_ = !lost && dice.Chance(faults.duplicate_percent());
+      const bool reorder = !lost && dice.Chance(faults.reorder_percent());
+      if (lost || reorder) {
+        if (reorder) {
+          std::optional<std::string> to;
+          if (send_to_.has_value()) {
+            to = std::string(reinterpret_cast<const char*>(&send_to_->storage),
+                             send_to_->length);
+          }
+          SendHeld(socket_->SwapHeldDatagram(std::make_pair(
+              std::string(buffer_.data() + pending_begin_, send_len_),
+              std::move(to))));
+        }
+        last_bytes_ = send_len_;
+        OnSent();
+        return Next();
+      }
+    }
     Submit(Interest::kWrite, Action::kSend);
+  }
+
+  // Sends a datagram a reorder fault held back (or a duplicate), best
+  // effort, never waiting.
+  void SendHeld(
+      std::optional<std::pair<std::string, std::optional<std::string>>> held) {
+    if (!held.has_value()) return;
+    socket_->io()->WithFd([&](int fd) {
+      SysCallSize rc{0, 0};
+      if (held->second.has_value()) {
+        SockAddr to;
+        to.length = static_cast<socklen_t>(held->second->size());
+        std::memcpy(&to.storage, held->second->data(), held->second->size());
+        rc = ops_.SendTo(fd, held->first.data(), held->first.size(),
+                         MSG_NOSIGNAL | MSG_DONTWAIT, to.get(), to.length);
+      } else {
+        rc = ops_.Send(fd, held->first.data(), held->first.size(),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+      if (rc.ok()) socket_->bytes_sent += static_cast<uint64_t>(rc.value);
+    });
   }
 
   void Wait(Interest interest, absl::Time until) {
@@ -407,7 +488,7 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
   void Submit(Interest interest, Action action,
               absl::Time until = absl::InfiniteFuture()) {
     WaitOptions wait;
-    wait.deadline = std::min({until, end_, call_deadline_});
+    wait.deadline = std::min({until, end_, call_deadline_, close_at_});
     wait.cancel = &stop_;
     engine_.Submit(socket_->io(), interest,
                    std::make_unique<TrafficOp>(shared_from_this(), action),
@@ -482,6 +563,11 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
   std::optional<SockAddr> reply_to_;
   // Faults.send_delay is owed before the pending data's first send.
   bool delay_owed_ = false;
+  bool close_delay_done_ = false;
+  // Faults.duplicate_percent drew this datagram: it goes twice.
+  bool duplicate_ = false;
+  // Faults.close_after_time's moment (InfiniteFuture: none).
+  absl::Time close_at_ = absl::InfiniteFuture();
   uint64_t send_rate_ = 0;
   absl::Duration slice_delay_ = absl::ZeroDuration();
   absl::Time send_started_ = absl::InfinitePast();
@@ -543,16 +629,6 @@ absl::Status ValidateTrafficRequest(const v1::TrafficRequest& request) {
     default:
       return absl::OkStatus();
   }
-}
-
-absl::Status ValidateFaults(const v1::Faults& faults) {
-  if (absl::Status s = CheckDuration(faults.send_delay(), "faults.send_delay",
-                                     /*positive=*/false);
-      !s.ok()) {
-    return s;
-  }
-  return CheckDuration(faults.slice_delay(), "faults.slice_delay",
-                       /*positive=*/false);
 }
 
 void StartTraffic(

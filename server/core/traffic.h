@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/address.h"
+#include "server/core/faults.h"
 #include "server/core/session_table.h"
 #include "server/io/cancel_token.h"
 #include "server/io/engine.h"
@@ -33,9 +34,6 @@ inline constexpr uint32_t kDefaultTrafficDatagramBytes = 1024;
 // field: no kind, a duration that is not positive, a source with neither
 // bytes nor duration, an unknown pattern, datagram_bytes too large.
 absl::Status ValidateTrafficRequest(const v1::TrafficRequest& request);
-
-// INVALID_ARGUMENT naming the field for a negative or malformed duration.
-absl::Status ValidateFaults(const v1::Faults& faults);
 
 struct TrafficHooks {
   // Whether a datagram may go to `to` (the policy's sendto check). Called

@@ -6,6 +6,8 @@
 // traffic obeys). Resolves the socket through the SessionRegistry and wires
 // the PolicyGate's checks into the traffic's hooks. Thread-safe. No gRPC.
 
+#include <memory>
+
 #include "server/core/call_context.h"
 #include "server/core/policy_gate.h"
 #include "server/core/session_registry.h"
@@ -25,12 +27,17 @@ class TrafficCalls {
   // See AgentCore::Traffic.
   void Traffic(const CallContext& ctx, const v1::TrafficRequest& request,
                Callback<v1::TrafficResponse> done);
-  // Replaces the socket's fault profile; running Traffic picks it up at its
-  // next step. INVALID_ARGUMENT naming the field for a bad duration.
+  // Replaces the socket's fault profile; every send path picks it up at
+  // its next step. INVALID_ARGUMENT naming the field for a bad value or a
+  // fault the socket cannot obey (faults.h CheckFaultsApply).
   absl::StatusOr<v1::SetFaultsResponse> SetFaults(
       const CallContext& ctx, const v1::SetFaultsRequest& request);
 
  private:
+  // Traffic's relay kind (relay.h).
+  void Relay(const CallContext& ctx, const v1::TrafficRequest& request,
+             ResolvedSocket call, Callback<v1::TrafficResponse> done);
+
   SocketOps& ops_;
   Engine& engine_;
   SessionRegistry& sessions_;

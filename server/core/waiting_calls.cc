@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -14,6 +15,8 @@
 #include "server/core/address.h"
 #include "server/core/connect_op.h"
 #include "server/core/core_status.h"
+#include "server/core/faulted_send.h"
+#include "server/core/faults.h"
 #include "server/core/recv_op.h"
 #include "server/core/send_op.h"
 #include "server/core/socket_fd.h"
@@ -166,6 +169,28 @@ void WaitingCalls::StartSend(ResolvedSocket call, absl::string_view data,
   WaitOptions wait = call.WaitFromNow();
   if (DontWait(flags, call)) wait.nonblocking = true;
   std::shared_ptr<ManagedSocket> socket = call.socket;
+  if (ShapesSends(socket->faults())) {
+    // Faults are never silently ignored: the data goes out as the
+    // socket's fault profile says (faulted_send.h).
+    FaultedSend send;
+    send.data = std::string(data);
+    send.flags = flags;
+    send.send_all = send_all;
+    send.to = std::move(to);
+    send.wait = wait;
+    auto close = [this, session = call.session, owner = call.ctx.identity,
+                  handle = socket->handle()](bool reset) {
+      sessions_.CloseHandle(*session, owner, handle, reset, "fault_close")
+          .IgnoreError();  // already closed: nothing left to do
+    };
+    return StartFaultedSend(
+        ops_, engine_, std::move(socket), std::move(send), std::move(close),
+        [this, call = std::move(call),
+         done = std::move(done)](absl::StatusOr<uint64_t> sent) mutable {
+          if (sent.ok()) gate_.ChargeBytes(call, kSendBytes, *sent);
+          done(std::move(sent));
+        });
+  }
   std::shared_ptr<IoSocket> io = socket->io();
   engine_.Submit(io, Interest::kWrite,
                  std::make_unique<SendOp>(

@@ -302,3 +302,36 @@ def test_close_from_another_thread_ends_a_waiting_accept(sockagent_agent):
     t.join(30)
     assert not t.is_alive()
     assert [e.errno for e in errors] == [errno.EBADF]
+
+
+def test_relay_joins_two_sockets_with_faults_per_direction(sockagent_agent):
+    # client -> (agent: down relay up) -> server, all through the agent.
+    _, client, down = pair(sockagent_agent)
+    _, up, server = pair(sockagent_agent)
+    up.set_faults(send_delay=0.2)  # what the agent sends toward the server
+    results = {}
+    t = threading.Thread(target=lambda: results.update(
+        relay=down.traffic("relay", peer=up)))
+    t.start()
+    start = time.monotonic()
+    client.sendall(b"ping")
+    assert server.recv(4) == b"ping"
+    assert time.monotonic() - start >= 0.2
+    server.sendall(b"pong")
+    server.shutdown(socket.SHUT_WR)
+    client.shutdown(socket.SHUT_WR)
+    assert client.recv(4) == b"pong"
+    t.join(60)
+    assert not t.is_alive()
+    relay = results["relay"]
+    assert relay.end == "relayed"
+    assert (relay.relay.to_peer.bytes_sent,
+            relay.relay.from_peer.bytes_sent) == (4, 4)
+    assert relay.checksum == xxhash.xxh3_64_hexdigest(b"ping")
+
+
+def test_faults_a_socket_cannot_obey_are_refused_by_name(sockagent_agent):
+    _, client, _ = pair(sockagent_agent)
+    with pytest.raises(sockagent.InvalidRequestError,
+                       match="faults.loss_percent"):
+        client.set_faults(loss_percent=5)

@@ -125,9 +125,21 @@ def getsockopt_value(raw, buflen):
 
 def traffic_request(handle, family, mode, *, max_bytes=0, bytes=0,
                     duration=None, pattern="sequence", seed=0, rate=0,
-                    shutdown_write=False, datagram_bytes=0, destination=None):
+                    shutdown_write=False, datagram_bytes=0, destination=None,
+                    peer=None, upstream=None, idle_timeout=None,
+                    reset_as_fin=False):
     request = pb.TrafficRequest(handle=handle)
-    if mode == "echo":
+    if mode == "relay":
+        relay = request.relay
+        if peer is not None:
+            relay.peer = peer if isinstance(peer, str) else peer._handle
+        if upstream is not None:
+            relay.upstream.CopyFrom(_address.to_proto(
+                upstream, family, "relay"))
+        if idle_timeout is not None:
+            relay.idle_timeout.CopyFrom(_seconds_to_duration(idle_timeout))
+        relay.reset_as_fin = reset_as_fin
+    elif mode == "echo":
         request.echo.max_bytes = max_bytes
     elif mode == "sink":
         request.sink.max_bytes = max_bytes
@@ -144,8 +156,8 @@ def traffic_request(handle, family, mode, *, max_bytes=0, bytes=0,
             source.destination.CopyFrom(_address.to_proto(
                 destination, family, "traffic"))
     else:
-        raise ValueError(f"traffic(): mode must be 'echo', 'sink' or "
-                         f"'source', not {mode!r}")
+        raise ValueError(f"traffic(): mode must be 'echo', 'sink', "
+                         f"'source' or 'relay', not {mode!r}")
     if duration is not None:
         request.duration.CopyFrom(_seconds_to_duration(duration))
     return request
@@ -153,16 +165,27 @@ def traffic_request(handle, family, mode, *, max_bytes=0, bytes=0,
 
 def faults_message(send_delay=None, send_rate=0, slice_bytes=0,
                    slice_delay=None, close_after_bytes=0,
-                   close_with_reset=False, stop_reading=False):
+                   close_with_reset=False, stop_reading=False, *,
+                   send_delay_jitter=None, slice_bytes_variation=0,
+                   close_delay=None, blackhole=False, close_after_time=None,
+                   loss_percent=0.0, duplicate_percent=0.0,
+                   reorder_percent=0.0, seed=0):
     faults = pb.Faults(send_rate_bytes_per_second=send_rate,
                        slice_bytes=slice_bytes,
                        close_after_bytes=close_after_bytes,
                        close_with_reset=close_with_reset,
-                       stop_reading=stop_reading)
-    if send_delay is not None:
-        faults.send_delay.CopyFrom(_seconds_to_duration(send_delay))
-    if slice_delay is not None:
-        faults.slice_delay.CopyFrom(_seconds_to_duration(slice_delay))
+                       stop_reading=stop_reading,
+                       slice_bytes_variation=slice_bytes_variation,
+                       blackhole=blackhole, loss_percent=loss_percent,
+                       duplicate_percent=duplicate_percent,
+                       reorder_percent=reorder_percent, seed=seed)
+    for value, field in ((send_delay, faults.send_delay),
+                         (slice_delay, faults.slice_delay),
+                         (send_delay_jitter, faults.send_delay_jitter),
+                         (close_delay, faults.close_delay),
+                         (close_after_time, faults.close_after_time)):
+        if value is not None:
+            field.CopyFrom(_seconds_to_duration(value))
     return faults
 
 
@@ -178,7 +201,7 @@ class TrafficResult:
 
     __slots__ = ("bytes_received", "bytes_sent", "datagrams_received",
                  "datagrams_sent", "elapsed", "bytes_per_second", "checksum",
-                 "end")
+                 "end", "relay")
 
     def __init__(self, response):
         self.bytes_received = response.bytes_received
@@ -191,6 +214,9 @@ class TrafficResult:
         #: "eof", "bytes", "duration" or "fault".
         self.end = pb.TrafficEnd.Name(response.end)[len("TRAFFIC_END_"):] \
             .lower()
+        #: A relay's RelayFigures message (to_peer, from_peer, clients,
+        #: refused_datagrams); None for the other modes.
+        self.relay = response.relay if response.HasField("relay") else None
 
     def __repr__(self):
         fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
@@ -714,7 +740,8 @@ class RemoteSocket:
 
     def traffic(self, mode, *, max_bytes=0, bytes=0, duration=None,
                 pattern="sequence", seed=0, rate=0, shutdown_write=False,
-                datagram_bytes=0, destination=None, timeout=None):
+                datagram_bytes=0, destination=None, peer=None, upstream=None,
+                idle_timeout=None, reset_as_fin=False, timeout=None):
         """Runs agent-side traffic on the socket and waits until it ends;
         bytes never cross the control channel. ``mode``: ``"echo"`` (send
         back what arrives; ends at EOF or after ``max_bytes``), ``"sink"``
@@ -725,13 +752,24 @@ class RemoteSocket:
         ``datagram_bytes``-sized datagrams to ``destination``). ``duration``
         (seconds) ends any mode. Returns a TrafficResult (bytes, datagrams,
         elapsed, bytes_per_second, checksum, end): the checksum is XXH3-64
-        as 16 hex digits, ``xxhash.xxh3_64_hexdigest(data)`` of the bytes."""
+        as 16 hex digits, ``xxhash.xxh3_64_hexdigest(data)`` of the bytes.
+        ``"relay"`` joins this socket to ``peer`` (another connected stream
+        RemoteSocket or handle of the session) and moves data both ways until
+        both directions end (``reset_as_fin``: pass an RST on as FIN); on a
+        bound datagram socket it relays every client's datagrams to
+        ``upstream`` (one upstream socket per client, closed after
+        ``idle_timeout`` seconds unused; ``peer``, optional, is a datagram
+        socket whose faults shape what goes upstream). Each socket's faults
+        shape what the agent sends on it; ``result.relay`` has the figures
+        per direction."""
         self._check_open("traffic", (mode,))
         request = traffic_request(
             self._handle, self._family, mode, max_bytes=max_bytes,
             bytes=bytes, duration=duration, pattern=pattern, seed=seed,
             rate=rate, shutdown_write=shutdown_write,
-            datagram_bytes=datagram_bytes, destination=destination)
+            datagram_bytes=datagram_bytes, destination=destination,
+            peer=peer, upstream=upstream, idle_timeout=idle_timeout,
+            reset_as_fin=reset_as_fin)
         try:
             response = self._stub.Traffic(request, metadata=self._md,
                                           timeout=timeout)
@@ -741,17 +779,23 @@ class RemoteSocket:
 
     def set_faults(self, *, send_delay=None, send_rate=0, slice_bytes=0,
                    slice_delay=None, close_after_bytes=0,
-                   close_with_reset=False, stop_reading=False):
+                   close_with_reset=False, stop_reading=False, **more):
         """Replaces the socket's fault profile (no argument clears it). It
-        shapes agent-side traffic (traffic()) on this socket: ``send_delay``
-        seconds before each send, at most ``send_rate`` bytes/s, sends cut
-        into ``slice_bytes`` with ``slice_delay`` seconds between them, the
-        socket closed after ``close_after_bytes`` (with RST if
-        ``close_with_reset``), ``stop_reading`` to stop reading."""
+        shapes every send path of this socket (send, sendto, send_stream,
+        traffic, relays): ``send_delay`` seconds before each send (plus or
+        minus ``send_delay_jitter``), at most ``send_rate`` bytes/s, sends
+        cut into ``slice_bytes`` (plus or minus ``slice_bytes_variation``)
+        with ``slice_delay`` seconds between them, the socket closed after
+        ``close_after_bytes`` or ``close_after_time`` seconds (with RST if
+        ``close_with_reset``), ``close_delay`` seconds before a relayed FIN,
+        ``blackhole`` to swallow what is sent, ``stop_reading`` to stop
+        reading; datagram sockets: ``loss_percent``, ``duplicate_percent``,
+        ``reorder_percent``. Random choices come from ``seed``. A fault the
+        socket cannot obey raises sockagent.InvalidRequestError naming it."""
         self._check_open("set_faults")
         faults = faults_message(send_delay, send_rate, slice_bytes,
                                 slice_delay, close_after_bytes,
-                                close_with_reset, stop_reading)
+                                close_with_reset, stop_reading, **more)
         try:
             self._stub.SetFaults(
                 pb.SetFaultsRequest(handle=self._handle, faults=faults),

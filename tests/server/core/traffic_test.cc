@@ -735,5 +735,183 @@ TEST_F(TrafficTest, SeqpacketEchoAnswersOnTheConnectionAndEndsAtEof) {
   EXPECT_EQ(result->checksum(), StreamChecksumHex("onetwo!"));
 }
 
+// --- Faults on every send path (issue: Send ignored them) ---
+
+TEST_F(TrafficTest, SendWaitsForTheSendDelay) {
+  std::string listener;
+  const uint32_t port = MustListen(&listener);
+  KernelPeer peer(SOCK_STREAM);
+  ASSERT_TRUE(peer.Connect(port));
+  const std::string server = MustAccept(listener);
+  v1::Faults faults;
+  SetMillis(300, faults.mutable_send_delay());
+  ASSERT_TRUE(SetFaults(server, faults).ok());
+  const absl::Time start = absl::Now();
+  v1::SendRequest send;
+  send.set_handle(server);
+  send.set_data("x");
+  Waiter<v1::SendResponse> sent;
+  core_->Send(ctx_, send, sent.callback());
+  ASSERT_TRUE(sent.Wait().ok());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  char c = 0;
+  peer.SetRecvTimeout(kWait);
+  EXPECT_EQ(::recv(peer.fd(), &c, 1, 0), 1);
+}
+
+TEST_F(TrafficTest, SendStopsAtCloseAfterBytesAndResetsThePeer) {
+  std::string listener;
+  const uint32_t port = MustListen(&listener);
+  KernelPeer peer(SOCK_STREAM);
+  ASSERT_TRUE(peer.Connect(port));
+  const std::string server = MustAccept(listener);
+  v1::Faults faults;
+  faults.set_close_after_bytes(3);
+  faults.set_close_with_reset(true);
+  ASSERT_TRUE(SetFaults(server, faults).ok());
+  v1::SendRequest send;
+  send.set_handle(server);
+  send.set_data("yyyy");
+  send.set_send_all(true);
+  Waiter<v1::SendResponse> sent;
+  core_->Send(ctx_, send, sent.callback());
+  absl::StatusOr<v1::SendResponse> result = sent.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->bytes_sent(), 3u);
+  int error = 0;
+  EXPECT_EQ(peer.ReadAll(&error), "yyy");
+  EXPECT_EQ(error, ECONNRESET);
+  Waiter<v1::SendResponse> again;
+  core_->Send(ctx_, send, again.callback());
+  EXPECT_EQ(ErrnoOf(again.Wait().status()), EBADF);
+}
+
+TEST_F(TrafficTest, SetFaultsRefusesWhatTheSocketCannotObeyByName) {
+  const std::string stream = MustSocket();
+  v1::Faults loss;
+  loss.set_loss_percent(5);
+  absl::Status refused = SetFaults(stream, loss);
+  EXPECT_TRUE(absl::IsInvalidArgument(refused));
+  EXPECT_THAT(std::string(refused.message()),
+              StartsWith("faults.loss_percent"));
+  const std::string datagram = MustSocket(SOCK_DGRAM);
+  EXPECT_TRUE(SetFaults(datagram, loss).ok());
+  v1::Faults slice;
+  slice.set_slice_bytes(4);
+  EXPECT_THAT(std::string(SetFaults(datagram, slice).message()),
+              StartsWith("faults.slice_bytes"));
+  std::string listener;
+  MustListen(&listener);
+  v1::Faults delay;
+  SetMillis(10, delay.mutable_send_delay());
+  EXPECT_THAT(std::string(SetFaults(listener, delay).message()),
+              HasSubstr("listening socket"));
+}
+
+TEST_F(TrafficTest, SendToDropsEveryDatagramAtFullLossUntilCleared) {
+  const std::string socket = MustSocket(SOCK_DGRAM);
+  KernelPeer peer(SOCK_DGRAM);
+  const uint32_t port = peer.Bind();
+  v1::Faults faults;
+  faults.set_loss_percent(100);
+  ASSERT_TRUE(SetFaults(socket, faults).ok());
+  v1::SendToRequest send;
+  send.set_handle(socket);
+  *send.mutable_address() = Loopback(port);
+  send.set_data("lost");
+  for (int i = 0; i < 5; ++i) {
+    Waiter<v1::SendToResponse> sent;
+    core_->SendTo(ctx_, send, sent.callback());
+    absl::StatusOr<v1::SendToResponse> result = sent.Wait();
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->bytes_sent(), 4u);  // the sender cannot tell
+  }
+  ASSERT_TRUE(SetFaults(socket, v1::Faults()).ok());
+  send.set_data("kept");
+  Waiter<v1::SendToResponse> sent;
+  core_->SendTo(ctx_, send, sent.callback());
+  ASSERT_TRUE(sent.Wait().ok());
+  char buffer[16];
+  peer.SetRecvTimeout(kWait);
+  const ssize_t n = ::recv(peer.fd(), buffer, sizeof(buffer), 0);
+  EXPECT_EQ(std::string(buffer, static_cast<size_t>(std::max<ssize_t>(n, 0))),
+            "kept");  // the first to arrive: every "lost" was dropped
+}
+
+// --- Relay through the core ---
+
+TEST_F(TrafficTest, RelayJoinsAnAcceptedAndAConnectedSocket) {
+  // The "upstream": a kernel listener of the test.
+  const int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in local{};
+  local.sin_family = AF_INET;
+  local.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(
+      ::bind(upstream, reinterpret_cast<sockaddr*>(&local), sizeof(local)), 0);
+  ASSERT_EQ(::listen(upstream, 1), 0);
+  socklen_t len = sizeof(local);
+  ::getsockname(upstream, reinterpret_cast<sockaddr*>(&local), &len);
+  std::string listener;
+  const uint32_t port = MustListen(&listener);
+  KernelPeer client(SOCK_STREAM);
+  ASSERT_TRUE(client.Connect(port));
+  const std::string downstream = MustAccept(listener);
+  const std::string to_upstream = MustSocket();
+  v1::ConnectRequest connect;
+  connect.set_handle(to_upstream);
+  *connect.mutable_address() = Loopback(ntohs(local.sin_port));
+  Waiter<v1::ConnectResponse> connected;
+  core_->Connect(ctx_, connect, connected.callback());
+  ASSERT_TRUE(connected.Wait().ok());
+  const int server = ::accept(upstream, nullptr, nullptr);
+  ::close(upstream);
+  v1::TrafficRequest relay;
+  relay.mutable_relay()->set_peer(to_upstream);
+  Waiter<v1::TrafficResponse> running = Start(relay, downstream);
+  ASSERT_EQ(::send(client.fd(), "ping", 4, 0), 4);
+  ::shutdown(client.fd(), SHUT_WR);
+  char buffer[16];
+  timeval tv = absl::ToTimeval(kWait);
+  ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  EXPECT_EQ(::recv(server, buffer, sizeof(buffer), MSG_WAITALL), 4);
+  EXPECT_EQ(::recv(server, buffer, sizeof(buffer), 0), 0);  // the FIN
+  ASSERT_EQ(::send(server, "pong", 4, 0), 4);
+  ::close(server);
+  int error = -1;
+  EXPECT_EQ(client.ReadAll(&error), "pong");
+  EXPECT_EQ(error, 0);
+  absl::StatusOr<v1::TrafficResponse> result = running.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->end(), v1::TRAFFIC_END_RELAYED);
+  EXPECT_EQ(result->relay().to_peer().bytes_sent(), 4u);
+  EXPECT_EQ(result->relay().from_peer().bytes_sent(), 4u);
+}
+
+TEST_F(TrafficTest, RelayRequestsAreCheckedByField) {
+  const std::string stream = MustSocket();
+  v1::TrafficRequest relay;
+  relay.mutable_relay();
+  EXPECT_THAT(std::string(Start(relay, stream).Wait().status().message()),
+              StartsWith("relay.peer"));
+  relay.mutable_relay()->set_peer(stream);
+  EXPECT_THAT(std::string(Start(relay, stream).Wait().status().message()),
+              StartsWith("relay.peer"));
+  const std::string datagram = MustSocket(SOCK_DGRAM);
+  relay.mutable_relay()->clear_peer();
+  EXPECT_THAT(std::string(Start(relay, datagram).Wait().status().message()),
+              StartsWith("relay.upstream"));
+}
+
+TEST_F(TrafficTest, ClosingTheSessionEndsARelayAborted) {
+  auto [a, b] = MustAgentPair();
+  auto [c, d] = MustAgentPair();
+  v1::TrafficRequest relay;
+  relay.mutable_relay()->set_peer(c);
+  Waiter<v1::TrafficResponse> running = Start(relay, b);
+  v1::CloseSessionRequest close;
+  ASSERT_TRUE(core_->CloseSession(ctx_, close).ok());
+  EXPECT_TRUE(absl::IsAborted(running.Wait().status()));
+}
+
 }  // namespace
 }  // namespace sockagent

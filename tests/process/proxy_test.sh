@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Process-level test of `sockctl proxy`: a real client process -> the agent's
+# proxy -> a real server process (tests/process/proxy_peers.py), with
+# latency, bandwidth, reset and loss applied, faults changed while it runs,
+# --json figures, SIGTERM, and the policy refusing the upstream and a source.
+#   proxy_test.sh SOCKAGENTD SOCKCTL
+# Loopback only; bounds are wide (timings belong in bench/); every process
+# started here is stopped by pid.
+set -euo pipefail
+
+SOCKAGENTD=${1:?usage: $0 SOCKAGENTD SOCKCTL}
+SOCKCTL=${2:?usage: $0 SOCKAGENTD SOCKCTL}
+PYTHON=${PYTHON:-/usr/bin/python3}
+PEERS="$(cd "$(dirname "$0")" && pwd)/proxy_peers.py"
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$TMP"/*.out "$TMP"/*.err "$TMP"/*.log; do
+    [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+  done
+  exit 1
+}
+pass() { echo "ok: $*"; }
+peer() { timeout 60 "$PYTHON" "$PEERS" "$@"; }
+# wait_for FILE PATTERN: bounded wait for a line in a file.
+wait_for() {
+  local i
+  for i in $(seq 300); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "timed out waiting for '$2' in $1"
+}
+# ge A B: A >= B (decimals).
+ge() { "$PYTHON" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$1" "$2"; }
+
+start_agent() {  # start_agent NAME [ARGS...]
+  local name=$1; shift
+  "$SOCKAGENTD" --listen 127.0.0.1:0 --port-file "$TMP/$name.port" "$@" \
+    >"$TMP/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_for "$TMP/$name.port" .
+  echo "127.0.0.1:$(cat "$TMP/$name.port")"
+}
+AGENT=$(start_agent agent)
+
+"$PYTHON" "$PEERS" tcp-server "$TMP/tcp.port" 2>"$TMP/tcp-server.err" &
+PIDS+=($!)
+"$PYTHON" "$PEERS" udp-server "$TMP/udp.port" 2>"$TMP/udp-server.err" &
+PIDS+=($!)
+wait_for "$TMP/tcp.port" .
+wait_for "$TMP/udp.port" .
+TCP_UP=127.0.0.1:$(cat "$TMP/tcp.port")
+UDP_UP=127.0.0.1:$(cat "$TMP/udp.port")
+
+# start_proxy NAME ARGS...: runs sockctl proxy with its stdin on a fifo
+# (NAME.in, kept open) and waits for the bound address; sets PROXY_ADDR and
+# PROXY_PID.
+start_proxy() {
+  local name=$1; shift
+  mkfifo "$TMP/$name.in"
+  "$SOCKCTL" --agent "$AGENT" proxy "$@" <"$TMP/$name.in" \
+    >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  PROXY_PID=$!
+  PIDS+=("$PROXY_PID")
+  exec {fd}>"$TMP/$name.in"
+  eval "FD_$name=$fd"
+  wait_for "$TMP/$name.out" .
+  PROXY_ADDR=$(head -n1 "$TMP/$name.out")
+  case $PROXY_ADDR in
+    \{*) PROXY_ADDR=$("$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.readline())["address"])' <"$TMP/$name.out");;
+  esac
+}
+stop_proxy() {  # stop_proxy PID: SIGTERM, exit 0
+  kill -TERM "$1"
+  local rc=0
+  wait "$1" || rc=$?
+  [ "$rc" -eq 0 ] || fail "proxy exited $rc after SIGTERM"
+}
+
+# 1. Latency toward the upstream: the round trip takes at least that long;
+#    the way back has none.
+start_proxy lat --listen 127.0.0.1:0 --upstream "$TCP_UP" --latency 300ms \
+  --direction upstream
+rtt=$(peer rtt "$PROXY_ADDR")
+ge "$rtt" 0.3 || fail "latency: round trip $rtt s < 0.3 s"
+ge 5 "$rtt" || fail "latency: round trip $rtt s (bound 5 s)"
+pass "latency 300ms: round trip $rtt s; half-close passed in order"
+
+# 2. Faults changed while it runs (stdin): a new latency applies.
+echo "--latency 600ms --direction downstream" >&"$FD_lat"
+wait_for "$TMP/lat.out" "faults set"
+rtt=$(peer rtt "$PROXY_ADDR")
+ge "$rtt" 0.6 || fail "changed faults: round trip $rtt s < 0.6 s"
+echo "clear" >&"$FD_lat"
+pass "faults changed while running: round trip $rtt s"
+stop_proxy "$PROXY_PID"
+# Its listener is gone with it.
+if peer rtt "$PROXY_ADDR" >/dev/null 2>&1; then fail "listener outlived SIGTERM"; fi
+pass "SIGTERM stops the proxy (exit 0) and closes its listener"
+
+# 3. Bandwidth back to the client, with --json figures per connection.
+start_proxy bw --json --listen 127.0.0.1:0 --upstream "$TCP_UP" --rate 400K \
+  --direction downstream
+secs=$(peer download "$PROXY_ADDR" 204800)
+# 200 KiB at 400 KiB/s: at least 0.5 s less one pacing step (1/20 s).
+ge "$secs" 0.45 || fail "bandwidth: 200 KiB in $secs s (< 0.45 s)"
+wait_for "$TMP/bw.out" connection_end
+"$PYTHON" - "$TMP/bw.out" <<'PY' || fail "bandwidth: --json figures"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+end = [e for e in events if e["event"] == "connection_end"][0]
+assert end["end"] == "relayed", end
+assert end["relay"]["from_peer"]["bytes_sent"] == 204800, end
+assert end["relay"]["to_peer"]["end"] == "eof", end
+PY
+stop_proxy "$PROXY_PID"
+pass "bandwidth 400K: 200 KiB in $secs s; --json connection figures"
+
+# 4. Reset: the client sees the bytes up to the limit, then ECONNRESET. The
+#    limit counts the client socket's bytes both ways: the 7 of the request
+#    ("send 4\n") and 3 of the reply.
+start_proxy rst --listen 127.0.0.1:0 --upstream "$TCP_UP" \
+  --close-after-bytes 10 --reset --direction downstream
+got=$(peer reset "$PROXY_ADDR")
+[ "$got" == "bbb ECONNRESET" ] || fail "reset: got '$got'"
+stop_proxy "$PROXY_PID"
+pass "close-after-bytes 10 --reset: client got 'bbb' then ECONNRESET"
+
+# 5. Loss: the count is inside the seed's bound and replays exactly.
+counts=()
+for run in 1 2; do
+  start_proxy "loss$run" --udp --listen 127.0.0.1:0 --upstream "$UDP_UP" \
+    --loss 30 --seed 7 --direction upstream
+  n=$(peer udp-loss "$PROXY_ADDR" 200)
+  counts+=("$n")
+  stop_proxy "$PROXY_PID"
+done
+[ "${counts[0]}" == "${counts[1]}" ] || fail "loss: seed 7 gave ${counts[*]}"
+# 30 % of 200 lost: mean 140 arrive, standard deviation 6.5.
+ge "${counts[0]}" 110 && ge 170 "${counts[0]}" || fail "loss: ${counts[0]} of 200 arrived"
+pass "udp loss 30% seed 7: ${counts[0]} of 200 arrived, twice"
+
+# 6. Policy: the upstream is a destination; a refused source never reaches it.
+cat >"$TMP/policy.textproto" <<EOF2
+rules {
+  name: "test"
+  identities: "anonymous"
+  allow_rpcs: "*"
+  families: [ FAMILY_INET ]
+  types: [ SOCKET_TYPE_STREAM, SOCKET_TYPE_DGRAM ]
+  connect_allow { cidr: "127.0.0.0/8" }
+  connect_deny { cidr: "127.0.0.1/32" port_min: ${TCP_UP##*:} port_max: ${TCP_UP##*:} }
+  bind_allow { cidr: "127.0.0.0/8" }
+  accept_deny { cidr: "127.0.0.2/32" }
+  socket_options: [ OPT_SO_REUSEADDR ]
+}
+EOF2
+POLICY_AGENT=$(start_agent policy --policy "$TMP/policy.textproto")
+AGENT_SAVED=$AGENT; AGENT=$POLICY_AGENT
+start_proxy deny --json --listen 127.0.0.1:0 --upstream "$TCP_UP"
+got=$(peer reset "$PROXY_ADDR")
+[ "$got" == " ECONNRESET" ] || [ "$got" == " eof" ] || fail "denied upstream: client got '$got'"
+wait_for "$TMP/deny.out" PERMISSION_DENIED
+stop_proxy "$PROXY_PID"
+pass "policy: a denied upstream resets the client (PERMISSION_DENIED reported)"
+# A second server the policy allows; a client from 127.0.0.2 is refused at
+# accept (closed by the agent), one from 127.0.0.1 gets through.
+"$PYTHON" "$PEERS" tcp-server "$TMP/tcp2.port" 2>"$TMP/tcp2-server.err" &
+PIDS+=($!)
+wait_for "$TMP/tcp2.port" .
+start_proxy src --listen 127.0.0.1:0 --upstream "127.0.0.1:$(cat "$TMP/tcp2.port")"
+got=$(peer refused-source "$PROXY_ADDR")
+case $got in ECONNRESET|EPIPE|eof) ;; *) fail "refused source: client got '$got'";; esac
+rtt=$(peer rtt "$PROXY_ADDR") || fail "an allowed source through the policy agent"
+stop_proxy "$PROXY_PID"
+start_proxy usrc --listen 127.0.0.1:0 --upstream "$UDP_UP" --udp
+peer udp-ping "$PROXY_ADDR" | grep -q pong || fail "udp through the policy agent"
+stop_proxy "$PROXY_PID"
+AGENT=$AGENT_SAVED
+pass "policy: a refused source is closed ($got), allowed ones pass (tcp, udp)"
+
+# 7. `sockctl faults` shapes the socket's own sends (the issue's report:
+#    --send-delay 500ms was ignored by `send`), and a fault the socket
+#    cannot obey is refused by name.
+export SOCKAGENT_AGENT=$AGENT
+export SOCKAGENT_SESSION=$("$SOCKCTL" session open --ttl 2m)
+H=$("$SOCKCTL" socket)
+"$SOCKCTL" connect "$H" "$TCP_UP" >/dev/null
+"$SOCKCTL" send "$H" "echo
+" >/dev/null
+"$SOCKCTL" faults "$H" --send-delay 500ms
+start=$(date +%s.%N)
+"$SOCKCTL" send "$H" x >/dev/null
+took=$("$PYTHON" -c "import sys; print('%.3f' % ($(date +%s.%N) - $start))")
+ge "$took" 0.5 || fail "faults --send-delay 500ms: send took $took s"
+rc=0
+"$SOCKCTL" faults "$H" --loss 5 2>"$TMP/loss.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "--loss on a TCP socket was accepted"
+grep -q "faults.loss_percent" "$TMP/loss.err" || fail "--loss refusal does not name the fault"
+"$SOCKCTL" session close >/dev/null
+unset SOCKAGENT_SESSION SOCKAGENT_AGENT
+pass "faults: send waited $took s for --send-delay 500ms; --loss on TCP refused by name"
+
+echo "PASS"
