@@ -30,6 +30,7 @@ namespace {
 struct RunArgs {
   std::vector<std::string> files;
   std::string junit;
+  std::string heat_map;
   bool check = false;  // parse only
 };
 
@@ -131,6 +132,26 @@ int RunScenarios(const Cli& cli, const RunArgs& args,
       rc = kExitFalse;
     }
   }
+  if (!args.heat_map.empty()) {
+    // The first matrix to FILE, the next ones to FILE-2.png, FILE-3.png ...
+    int n = 0;
+    for (const ScenarioResult& result : results) {
+      for (const MatrixResult& matrix : result.matrices) {
+        std::string path = args.heat_map;
+        if (++n > 1) {
+          const size_t dot = path.rfind('.');
+          path.insert(dot == std::string::npos ? path.size() : dot,
+                      absl::StrCat("-", n));
+        }
+        absl::Status written = WriteMatrixHeatMap(matrix, path);
+        if (!written.ok()) {
+          std::cerr << "sockctl: --heat-map: " << written.message()
+                    << std::endl;
+          rc = kExitFalse;
+        }
+      }
+    }
+  }
   if (cli.json()) std::cout << ResultsJson(results) << std::endl;
   bool step_failed = false;
   bool agent_failed = false;
@@ -171,6 +192,9 @@ void RegisterRunCommands(Cli& cli) {
       ->required()
       ->check(CLI::ExistingFile);
   run_cmd->add_option("--junit", run_args.junit, "write JUnit XML here");
+  run_cmd->add_option("--heat-map", run_args.heat_map,
+                      "write each matrix: as a PNG heat map (FILE.png, then "
+                      "FILE-2.png, ...)");
   run_cmd->add_flag("--check", run_args.check,
                     "only parse the files (exit 0, or 2 naming the error)");
   cli.OnRun(run_cmd,

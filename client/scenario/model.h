@@ -38,6 +38,8 @@ enum class StepShape {
   kLeaf,      // one action of `kind`
   kParallel,  // parallel: children run at the same time
   kGroup,     // steps: children run in order
+  kMatrix,    // matrix: children run once per (from, to) pair of agents
+  kForEach,   // for_each: children run once per agent
 };
 
 // How a step argument's value is checked and converted.
@@ -108,6 +110,14 @@ struct Step {
   std::optional<absl::Duration> timeout;
   Retry retry;
   std::vector<Step> children;  // parallel branches or group steps
+  // matrix: the selectors (fleet::Selector) of the `from` and `to` agents;
+  // for_each: `from` selects the agents. At most `concurrency` pairs (or
+  // agents) run at a time. `first_leaf` is the index of the first leaf
+  // inside (orders the group's results among the steps).
+  std::string from;
+  std::string to;
+  int concurrency = 1;
+  int first_leaf = 0;
   Location location;
 };
 
@@ -129,6 +139,11 @@ struct Model {
   std::string description;
   std::string file;
   std::vector<AgentSpec> agents;
+  // An agent source (fleet::LoadAgents: an inventory file, dns:NAME:PORT,
+  // env:VAR, NAME=HOST:PORT,...) whose agents join `agents` at run time,
+  // those matching the selector `select` (all when empty). May hold ${env.X}.
+  std::string agents_from;
+  std::string select;
   std::vector<std::pair<std::string, std::string>> vars;
   absl::Duration default_timeout = absl::Seconds(30);
   std::vector<Step> steps;

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/fleet/selector.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
 #include "client/scenario/step_kinds.h"
@@ -33,8 +34,15 @@ namespace sockagent {
 namespace scenario {
 namespace {
 
-constexpr const char* kStepKeys[] = {"name",    "agent", "save_as",  "expect",
-                                     "timeout", "retry", "parallel", "steps"};
+constexpr const char* kStepKeys[] = {"name",    "agent",   "save_as",  "expect",
+                                     "timeout", "retry",   "parallel", "steps",
+                                     "matrix",  "for_each"};
+
+// Step keys that group other steps rather than name an action's options.
+bool IsGroupKey(absl::string_view key) {
+  return key == "parallel" || key == "steps" || key == "matrix" ||
+         key == "for_each";
+}
 
 // The name of `names` closest to `word` (case-insensitive), when it is close
 // enough to be a likely typo; "" otherwise.
@@ -173,6 +181,9 @@ class Parser {
   absl::Status ParseSteps(const YAML::Node& node, absl::string_view key,
                           std::vector<Step>* steps);
   absl::Status ParseStep(const YAML::Node& node, Step* step);
+  // matrix: / for_each: (`body` is the mapping under the key).
+  absl::Status ParseFanOut(const YAML::Node& node, const std::string& key,
+                           const YAML::Node& body, Step* step);
   absl::Status ParseKindArgs(const StepKind& def, const YAML::Node& node,
                              Step* step);
   absl::Status ParseData(const YAML::Node& node, absl::string_view key,
@@ -189,6 +200,8 @@ class Parser {
 
   std::string origin_;
   std::set<std::string> agents_;
+  // agents_from: is set, so agent names are known only at run time.
+  bool sourced_agents_ = false;
   std::set<std::string> names_;  // vars and save_as names seen so far
   // Saved socket -> its agent ("" when not known statically).
   absl::flat_hash_map<std::string, std::string> socket_agents_;
@@ -288,10 +301,28 @@ absl::Status Parser::Parse(absl::string_view text, Model* model) {
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
     if (key != "name" && key != "description" && key != "agents" &&
-        key != "vars" && key != "defaults" && key != "steps") {
+        key != "agents_from" && key != "select" && key != "vars" &&
+        key != "defaults" && key != "steps") {
       return Error(entry.first, key,
-                   "unknown key (name, description, agents, vars, defaults, "
-                   "steps)");
+                   "unknown key (name, description, agents, agents_from, "
+                   "select, vars, defaults, steps)");
+    }
+  }
+  for (const char* key : {"agents_from", "select"}) {
+    if (!root[key]) continue;
+    absl::StatusOr<std::string> text = Scalar(root[key], key);
+    if (!text.ok()) return text.status();
+    if (absl::Status s = CheckRefs(root[key], key, *text); !s.ok()) return s;
+    (std::string(key) == "select" ? model->select : model->agents_from) = *text;
+  }
+  if (root["select"] && model->agents_from.empty()) {
+    return Error(root["select"], "select", "needs agents_from:");
+  }
+  if (!model->select.empty()) {
+    absl::StatusOr<fleet::Selector> selector =
+        fleet::Selector::Parse(model->select);
+    if (!selector.ok()) {
+      return Error(root["select"], "select", selector.status().message());
     }
   }
   if (root["name"]) {
@@ -304,10 +335,14 @@ absl::Status Parser::Parse(absl::string_view text, Model* model) {
     if (!d.ok()) return d.status();
     model->description = *d;
   }
-  if (!root["agents"]) {
-    return Error(root, "agents", "missing (at least one named agent)");
+  if (!root["agents"] && model->agents_from.empty()) {
+    return Error(root, "agents",
+                 "missing (at least one named agent, or agents_from:)");
   }
-  if (absl::Status s = ParseAgents(root["agents"], model); !s.ok()) return s;
+  if (root["agents"]) {
+    if (absl::Status s = ParseAgents(root["agents"], model); !s.ok()) return s;
+  }
+  sourced_agents_ = !model->agents_from.empty();
   if (YAML::Node vars = root["vars"]) {
     if (!vars.IsMap()) return Error(vars, "vars", "expected a mapping");
     for (const auto& entry : vars) {
@@ -487,9 +522,8 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
   std::string kind_key;
   for (const auto& entry : node) {
     const std::string key = entry.first.Scalar();
-    if (IsStepKey(key) && key != "parallel" && key != "steps") continue;
-    if (key == "parallel" || key == "steps" ||
-        StepKinds::Get().Find(key) != nullptr) {
+    if (IsStepKey(key) && !IsGroupKey(key)) continue;
+    if (IsGroupKey(key) || StepKinds::Get().Find(key) != nullptr) {
       if (!kind_key.empty()) {
         return Error(entry.first, key,
                      absl::StrCat("a step does one thing; it already has \"",
@@ -502,7 +536,8 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
     }
     return Error(entry.first, key,
                  "unknown step key (an RPC such as socket, bind, connect, "
-                 "send, recv, ...; parallel, steps, signal, wait, sleep; or "
+                 "send, recv, ...; parallel, steps, matrix, for_each, signal, "
+                 "wait, sleep; or "
                  "name, agent, save_as, expect, timeout, retry)");
   }
   if (kind_key.empty()) {
@@ -517,7 +552,10 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
   if (YAML::Node n = node["agent"]) {
     absl::StatusOr<std::string> text = Scalar(n, "agent");
     if (!text.ok()) return text.status();
-    if (agents_.count(*text) == 0) {
+    if (HasReference(*text)) {
+      // ${from}, ${to}, ${agent} in a matrix or for_each.
+      if (absl::Status s = CheckRefs(n, "agent", *text); !s.ok()) return s;
+    } else if (agents_.count(*text) == 0 && !sourced_agents_) {
       return Error(n, "agent",
                    absl::StrCat("\"", *text, "\" is not under agents:"));
     }
@@ -532,6 +570,9 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
     if (absl::Status s = ParseRetry(n, &step->retry); !s.ok()) return s;
   }
 
+  if (kind_key == "matrix" || kind_key == "for_each") {
+    return ParseFanOut(node, kind_key, kind_node, step);
+  }
   if (kind_key == "parallel" || kind_key == "steps") {
     step->shape =
         kind_key == "parallel" ? StepShape::kParallel : StepShape::kGroup;
@@ -625,6 +666,72 @@ absl::Status Parser::ParseStep(const YAML::Node& node, Step* step) {
     } else if (!step->args.empty()) {
       absl::StrAppend(&step->name, " ", step->args.begin()->second);
     }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseFanOut(const YAML::Node& node, const std::string& key,
+                                 const YAML::Node& body, Step* step) {
+  const bool matrix = key == "matrix";
+  step->shape = matrix ? StepShape::kMatrix : StepShape::kForEach;
+  for (const char* k : {"agent", "save_as", "expect", "retry", "timeout"}) {
+    if (node[k]) {
+      return Error(node[k], k,
+                   absl::StrCat("not allowed on ", key,
+                                " (put it on the steps inside)"));
+    }
+  }
+  if (!body.IsMap()) {
+    return Error(body, key,
+                 matrix ? "expected a mapping with from, to and steps"
+                        : "expected a mapping with agents and steps");
+  }
+  const std::vector<std::string> keys =
+      matrix ? std::vector<std::string>{"from", "to", "concurrency", "steps"}
+             : std::vector<std::string>{"agents", "concurrency", "steps"};
+  for (const auto& entry : body) {
+    const std::string k = entry.first.Scalar();
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) {
+      return Error(entry.first, k,
+                   absl::StrCat("unknown key in ", key, " (",
+                                absl::StrJoin(keys, ", "), ")"));
+    }
+  }
+  for (const std::string& k : keys) {
+    if (k == "concurrency" || k == "steps") continue;
+    if (!body[k]) return Error(body, k, "missing (a selector, * for all)");
+    absl::StatusOr<std::string> text = Scalar(body[k], k);
+    if (!text.ok()) return text.status();
+    absl::StatusOr<fleet::Selector> selector = fleet::Selector::Parse(*text);
+    if (!selector.ok()) return Error(body[k], k, selector.status().message());
+    (k == "to" ? step->to : step->from) = *text;
+  }
+  if (YAML::Node n = body["concurrency"]) {
+    absl::StatusOr<std::string> text = Scalar(n, "concurrency");
+    if (!text.ok()) return text.status();
+    absl::StatusOr<uint64_t> value = ParseUint(*text);
+    if (!value.ok() || *value < 1 || *value > 1024) {
+      return Error(n, "concurrency", "expected an integer from 1 to 1024");
+    }
+    step->concurrency = static_cast<int>(*value);
+  }
+  if (!body["steps"]) return Error(body, "steps", "missing");
+  // ${from} and ${to} (${agent}) exist inside only.
+  const std::vector<std::string> bound =
+      matrix ? std::vector<std::string>{"from", "to"}
+             : std::vector<std::string>{"agent"};
+  std::vector<std::string> added;
+  for (const std::string& name : bound) {
+    if (names_.insert(name).second) added.push_back(name);
+  }
+  step->first_leaf = leaves_ + 1;
+  absl::Status parsed = ParseSteps(body["steps"], "steps", &step->children);
+  for (const std::string& name : added) names_.erase(name);
+  if (!parsed.ok()) return parsed;
+  if (step->children.empty()) return Error(body["steps"], "steps", "empty");
+  if (step->name.empty()) {
+    step->name = matrix ? absl::StrCat("matrix ", step->from, " -> ", step->to)
+                        : absl::StrCat("for_each ", step->from);
   }
   return absl::OkStatus();
 }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "client/fleet/heat_map.h"
 #include "client/scenario/model.h"
 #include "client/scenario/scenario.h"
 #include "client/vocab/json.h"
@@ -76,7 +77,8 @@ std::string Seconds(absl::Duration d) {
 // a session, vars or cleanup entry only when it did not pass (then it is why
 // the steps did not run, or what they left behind).
 bool IsCase(const StepResult& step) {
-  return step.index > 0 || step.status == StepStatus::kFailed ||
+  return step.index > 0 || step.kind == "matrix" || step.kind == "for_each" ||
+         step.status == StepStatus::kFailed ||
          step.status == StepStatus::kError;
 }
 
@@ -341,7 +343,56 @@ std::string SummaryTable(const ScenarioResult& result) {
                   CountsText(CountsOf(result)),
                   result.interrupted ? ", interrupted" : "", " in ",
                   scenario::DurationText(result.duration), "\n");
+  for (const MatrixResult& matrix : result.matrices) {
+    absl::StrAppend(&out, MatrixTable(matrix));
+  }
   return out;
+}
+
+std::string MatrixTable(const MatrixResult& matrix) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> header = {"FROM \\ TO"};
+  for (const std::string& to : matrix.to) header.push_back(to);
+  rows.push_back(std::move(header));
+  for (size_t i = 0; i < matrix.from.size(); ++i) {
+    std::vector<std::string> row = {matrix.from[i]};
+    for (size_t j = 0; j < matrix.to.size(); ++j) {
+      const MatrixResult::Cell& cell = matrix.cells[i * matrix.to.size() + j];
+      if (!cell.ran) {
+        row.push_back("-");
+      } else if (cell.status == StepStatus::kSkipped) {
+        row.push_back("SKIP");
+      } else {
+        row.push_back(absl::StrCat(StatusWord(cell.status), " ",
+                                   scenario::DurationText(cell.latency)));
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  std::string out = absl::StrCat(matrix.name, " (", matrix.where, ")\n");
+  for (absl::string_view line :
+       absl::StrSplit(vocab::FormatTable(rows), '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
+  }
+  return out;
+}
+
+absl::Status WriteMatrixHeatMap(const MatrixResult& matrix,
+                                const std::string& path) {
+  std::vector<fleet::MatrixCell> cells;
+  cells.reserve(matrix.cells.size());
+  for (const MatrixResult::Cell& cell : matrix.cells) {
+    fleet::MatrixCell out;
+    if (cell.ran && cell.status == StepStatus::kPassed) {
+      out.state = fleet::MatrixCell::State::kPassed;
+    } else if (cell.ran && cell.status != StepStatus::kSkipped) {
+      out.state = fleet::MatrixCell::State::kFailed;
+    }
+    out.latency = cell.latency;
+    cells.push_back(out);
+  }
+  return fleet::WriteHeatMapPng(path, matrix.from.size(), matrix.to.size(),
+                                cells);
 }
 
 std::string TotalLine(const std::vector<ScenarioResult>& results, int not_run) {

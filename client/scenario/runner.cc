@@ -36,6 +36,9 @@
 #include "client/address.h"
 #include "client/agent.h"
 #include "client/credentials.h"
+#include "client/fleet/inventory.h"
+#include "client/fleet/parallel.h"
+#include "client/fleet/selector.h"
 #include "client/scenario/expectations.h"
 #include "client/scenario/interpolation.h"
 #include "client/scenario/model.h"
@@ -57,16 +60,34 @@ constexpr absl::Duration kCallTimeout = absl::Seconds(10);
 class Run : public RunControl {
  public:
   Run(const Model& model, const RunOptions& options)
-      : model_(model), options_(options) {}
+      : model_(model), options_(options), agents_(own_agents_), root_(this) {}
 
   ScenarioResult Execute();
 
  private:
   struct AgentState {
     std::unique_ptr<Agent> agent;
-    std::vector<std::string> handles;  // every handle made, in order
   };
 
+  // A scope of `parent` for one pair of a matrix (one agent of a for_each):
+  // it shares the parent's sessions and starts with a copy of its
+  // variables; its sockets, results and failure are its own.
+  explicit Run(Run* parent);
+
+  // Adds the agents of model_.agents_from to specs_; false (after
+  // recording the error) when the source fails.
+  bool LoadSourcedAgents();
+  // The agents (in specs_ order) that `selector` selects.
+  std::vector<std::string> Select(const std::string& selector) const;
+  // The variable ${NAME} of an agent: its name, address, host and port.
+  Fields AgentVar(const std::string& name) const;
+  // matrix: and for_each:.
+  void RunFanOut(const Step& group);
+  // Runs the group's steps in a scope with `bindings` and returns its
+  // result as one entry named `name`.
+  StepResult RunScope(const Step& group, const std::string& name,
+                      const std::string& agent,
+                      const std::map<std::string, Fields>& bindings);
   void ConnectAgents();
   void RunSteps(const std::vector<Step>& steps);
   void RunStep(const Step& step);
@@ -93,20 +114,40 @@ class Run : public RunControl {
   void Stop(const std::string& reason, bool interrupted);
   void CloseAllHandles();
   bool stopping() {
-    absl::MutexLock lock(&mu_);
-    return stopping_;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return true;
+    }
+    return parent_ != nullptr && parent_->stopping();
   }
   // RunControl, for signal, wait and sleep.
   void Signal(const std::string& name) override;
   absl::Status WaitFor(const std::string& name, absl::Time deadline) override;
   bool SleepUnlessStopped(absl::Duration duration) override;
-  void Record(StepResult result);
+  // `order` places a matrix pair's entry after the group's (first_leaf) key.
+  // Keyed by (key_index, order); key_index -1 means result.index.
+  void Record(StepResult result, int key_index = -1, int order = 0);
   // "FILE:LINE" of `step` (StepResult::where).
   std::string Where(const Step& step) const;
 
   const Model& model_;
-  const RunOptions& options_;
-  std::map<std::string, AgentState> agents_;  // filled before steps run
+  const RunOptions options_;
+  std::map<std::string, AgentState> own_agents_;
+  // The root run's own_agents_: filled before steps run, then only read.
+  std::map<std::string, AgentState>& agents_;
+  Run* const root_;              // the run that owns the sessions
+  Run* const parent_ = nullptr;  // for a scope
+  // Set up by the root before steps run, then only read: every agent
+  // (file order, then source order), the labels a source gave it, and
+  // the target it was reached at.
+  std::vector<AgentSpec> specs_;
+  std::map<std::string, std::map<std::string, std::string>> labels_;
+  std::map<std::string, std::string> targets_;
+
+  // Scopes running now; a stop reaches them (children_mu_ is held while
+  // stopping them, so none goes away meanwhile).
+  absl::Mutex children_mu_;
+  std::set<Run*> children_ ABSL_GUARDED_BY(children_mu_);
 
   absl::Mutex mu_;
   std::map<std::string, Fields> vars_ ABSL_GUARDED_BY(mu_);
@@ -118,7 +159,12 @@ class Run : public RunControl {
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
   std::string stop_reason_ ABSL_GUARDED_BY(mu_);
   std::vector<StepResult> sessions_ ABSL_GUARDED_BY(mu_);
-  std::map<int, StepResult> results_ ABSL_GUARDED_BY(mu_);
+  // (index, order) -> result: leaves by index; a matrix's pairs after it.
+  std::map<std::pair<int, int>, StepResult> results_ ABSL_GUARDED_BY(mu_);
+  // Agent -> every handle this run (or scope) made, in order.
+  std::map<std::string, std::vector<std::string>> handles_ ABSL_GUARDED_BY(mu_);
+  // first_leaf of a matrix -> its table.
+  std::map<int, MatrixResult> matrices_ ABSL_GUARDED_BY(mu_);
   std::vector<StepResult> cleanup_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex report_mu_;  // serializes on_step
@@ -131,10 +177,10 @@ std::string Run::Where(const Step& step) const {
              : absl::StrCat(model_.file, ":", step.location.line);
 }
 
-void Run::Record(StepResult result) {
-  {
+void Run::Record(StepResult result, int key_index, int order) {
+  if (options_.on_step) {
     absl::MutexLock lock(&report_mu_);
-    if (options_.on_step) options_.on_step(result);
+    options_.on_step(result);
   }
   absl::MutexLock lock(&mu_);
   if (result.kind == "session" || result.kind == "vars") {
@@ -142,7 +188,8 @@ void Run::Record(StepResult result) {
   } else if (result.kind == "cleanup") {
     cleanup_.push_back(std::move(result));
   } else {
-    results_[result.index] = std::move(result);
+    const int index = key_index < 0 ? result.index : key_index;
+    results_[{index, order}] = std::move(result);
   }
 }
 
@@ -182,6 +229,8 @@ ScenarioResult Run::Execute() {
     absl::MutexLock lock(&mu_);
     vars_[name][""] = *text;
   }
+  specs_ = model_.agents;
+  if (!stopping() && !model_.agents_from.empty()) LoadSourcedAgents();
   if (!stopping()) ConnectAgents();
   if (!stopping()) RunSteps(model_.steps);
   MarkSkipped(model_.steps);
@@ -194,13 +243,258 @@ ScenarioResult Run::Execute() {
   result.interrupted = interrupted_;
   for (StepResult& r : sessions_) result.steps.push_back(std::move(r));
   for (auto& [index, r] : results_) result.steps.push_back(std::move(r));
+  for (auto& [index, m] : matrices_) result.matrices.push_back(std::move(m));
   for (StepResult& r : cleanup_) result.steps.push_back(std::move(r));
   result.duration = absl::Now() - result.started;
   return result;
 }
 
+Run::Run(Run* parent)
+    : model_(parent->model_),
+      options_([&] {
+        RunOptions options = parent->options_;
+        options.on_step = nullptr;
+        options.interrupt = nullptr;
+        return options;
+      }()),
+      agents_(parent->agents_),
+      root_(parent->root_),
+      parent_(parent) {
+  std::map<std::string, Fields> vars;
+  std::map<std::string, std::string> socket_agents;
+  {
+    absl::MutexLock lock(&parent->mu_);
+    vars = parent->vars_;
+    socket_agents = parent->socket_agents_;
+  }
+  absl::MutexLock lock(&mu_);
+  vars_ = std::move(vars);
+  socket_agents_ = std::move(socket_agents);
+}
+
+bool Run::LoadSourcedAgents() {
+  StepResult r;
+  r.kind = "session";
+  r.name = "agents_from";
+  r.attempts = 1;
+  absl::Status status;
+  absl::StatusOr<std::string> source = Interpolate(model_.agents_from);
+  absl::StatusOr<std::vector<fleet::AgentEndpoint>> endpoints =
+      source.ok() ? fleet::LoadAgents(*source) : source.status();
+  absl::StatusOr<fleet::Selector> selector =
+      fleet::Selector::Parse(model_.select);
+  if (!endpoints.ok()) status = endpoints.status();
+  if (status.ok() && !selector.ok()) status = selector.status();
+  int added = 0;
+  if (status.ok()) {
+    for (const fleet::AgentEndpoint& endpoint : *endpoints) {
+      if (!selector->Matches(endpoint.name, endpoint.labels)) continue;
+      if (std::any_of(specs_.begin(), specs_.end(), [&](const AgentSpec& s) {
+            return s.name == endpoint.name;
+          })) {
+        status = absl::InvalidArgumentError(
+            absl::StrCat("agent ", endpoint.name,
+                         " is both under agents: and in ", model_.agents_from));
+        break;
+      }
+      AgentSpec spec;
+      spec.name = endpoint.name;
+      spec.address = endpoint.address;
+      if (endpoint.tls || !endpoint.token.empty() ||
+          !endpoint.token_file.empty()) {
+        // fleet::OptionsFor reads the token file.
+        absl::StatusOr<AgentOptions> options = fleet::OptionsFor(endpoint);
+        if (!options.ok()) {
+          status = options.status();
+          break;
+        }
+        spec.has_security = true;
+        spec.token = options->token;
+        spec.tls_ca = endpoint.tls_ca;
+        spec.tls_cert = endpoint.tls_cert;
+        spec.tls_key = endpoint.tls_key;
+        spec.tls_server_name = endpoint.tls_server_name;
+      }
+      labels_[spec.name] = endpoint.labels;
+      specs_.push_back(std::move(spec));
+      ++added;
+    }
+  }
+  if (status.ok() && added == 0) {
+    status =
+        absl::NotFoundError(absl::StrCat("no agent of ", model_.agents_from,
+                                         " matches select: ", model_.select));
+  }
+  r.status = status.ok() ? StepStatus::kPassed : StepStatus::kError;
+  r.message = status.ok()
+                  ? absl::StrCat(added, " agent(s) from ", model_.agents_from)
+                  : StatusText(status);
+  Record(std::move(r));
+  if (!status.ok()) Stop("agents_from failed", false);
+  return status.ok();
+}
+
+std::vector<std::string> Run::Select(const std::string& text) const {
+  std::vector<std::string> names;
+  absl::StatusOr<fleet::Selector> selector = fleet::Selector::Parse(text);
+  if (!selector.ok()) return names;  // checked by the parser
+  for (const AgentSpec& spec : root_->specs_) {
+    auto labels = root_->labels_.find(spec.name);
+    if (selector->Matches(spec.name, labels == root_->labels_.end()
+                                         ? std::map<std::string, std::string>()
+                                         : labels->second)) {
+      names.push_back(spec.name);
+    }
+  }
+  return names;
+}
+
+Fields Run::AgentVar(const std::string& name) const {
+  Fields fields;
+  fields[""] = name;
+  auto target = root_->targets_.find(name);
+  if (target == root_->targets_.end()) return fields;
+  const std::string& address = target->second;
+  fields["address"] = address;
+  const size_t colon = address.rfind(':');
+  if (colon != std::string::npos) {
+    std::string host = address.substr(0, colon);
+    if (absl::StartsWith(host, "[") && absl::EndsWith(host, "]")) {
+      host = host.substr(1, host.size() - 2);
+    }
+    fields["host"] = host;
+    fields["port"] = address.substr(colon + 1);
+  }
+  return fields;
+}
+
+void Run::RunFanOut(const Step& group) {
+  const bool matrix = group.shape == StepShape::kMatrix;
+  MatrixResult table;
+  table.name = group.name;
+  table.where = Where(group);
+  table.from = Select(group.from);
+  table.to = matrix ? Select(group.to) : std::vector<std::string>{""};
+  table.cells.resize(table.from.size() * table.to.size());
+  struct Pair {
+    size_t from, to;
+  };
+  std::vector<Pair> pairs;
+  for (size_t i = 0; i < table.from.size(); ++i) {
+    for (size_t j = 0; j < table.to.size(); ++j) {
+      if (matrix && table.from[i] == table.to[j]) continue;
+      pairs.push_back({i, j});
+    }
+  }
+  if (pairs.empty()) {
+    StepResult r;
+    r.kind = matrix ? "matrix" : "for_each";
+    r.name = group.name;
+    r.where = Where(group);
+    r.status = StepStatus::kError;
+    r.attempts = 1;
+    r.message =
+        matrix ? absl::StrCat("no pair: from \"", group.from, "\" selects ",
+                              table.from.size(), " agent(s), to \"", group.to,
+                              "\" selects ", table.to.size())
+               : absl::StrCat("agents \"", group.from, "\" selects no agent");
+    const std::string reason = absl::StrCat(r.name, " has no agents");
+    Record(std::move(r), group.first_leaf, 0);
+    Stop(reason, false);
+    return;
+  }
+  absl::Mutex table_mu;
+  fleet::RunParallel(pairs.size(), group.concurrency, [&](size_t k) {
+    const std::string& from = table.from[pairs[k].from];
+    const std::string& to = table.to[pairs[k].to];
+    std::map<std::string, Fields> bindings;
+    if (matrix) {
+      bindings["from"] = AgentVar(from);
+      bindings["to"] = AgentVar(to);
+    } else {
+      bindings["agent"] = AgentVar(from);
+    }
+    StepResult r = RunScope(
+        group, matrix ? absl::StrCat(from, " -> ", to) : from, from, bindings);
+    {
+      absl::MutexLock lock(&table_mu);
+      MatrixResult::Cell& cell =
+          table.cells[pairs[k].from * table.to.size() + pairs[k].to];
+      cell.ran = true;
+      cell.status = r.status;
+      cell.latency = r.duration;
+    }
+    Record(std::move(r), group.first_leaf, static_cast<int>(k) + 1);
+  });
+  if (matrix) {
+    absl::MutexLock lock(&mu_);
+    matrices_[group.first_leaf] = std::move(table);
+  }
+}
+
+StepResult Run::RunScope(const Step& group, const std::string& name,
+                         const std::string& agent,
+                         const std::map<std::string, Fields>& bindings) {
+  StepResult r;
+  r.kind = group.shape == StepShape::kMatrix ? "matrix" : "for_each";
+  r.name = name;
+  r.agent = agent;
+  r.where = Where(group);
+  r.attempts = 1;
+  const absl::Time start = absl::Now();
+  Run scope(this);
+  {
+    absl::MutexLock lock(&scope.mu_);
+    for (const auto& [var, fields] : bindings) scope.vars_[var] = fields;
+  }
+  {
+    absl::MutexLock lock(&children_mu_);
+    children_.insert(&scope);
+  }
+  if (stopping()) scope.Stop("stopped", false);
+  scope.RunSteps(group.children);
+  scope.MarkSkipped(group.children);
+  scope.CloseAllHandles();
+  {
+    absl::MutexLock lock(&children_mu_);
+    children_.erase(&scope);
+  }
+  r.duration = absl::Now() - start;
+  int passed = 0;
+  int skipped = 0;
+  std::optional<StepResult> bad;
+  {
+    absl::MutexLock lock(&scope.mu_);
+    for (const auto& [key, step] : scope.results_) {
+      if (step.status == StepStatus::kPassed) ++passed;
+      if (step.status == StepStatus::kSkipped) ++skipped;
+      if ((step.status == StepStatus::kFailed ||
+           step.status == StepStatus::kError) &&
+          !bad.has_value()) {
+        bad = step;
+      }
+    }
+  }
+  if (bad.has_value()) {
+    r.status = bad->status;
+    r.where = bad->where;
+    r.expected = bad->expected;
+    r.actual = bad->actual;
+    r.checks = bad->checks;
+    r.message = absl::StrCat("step ", bad->index, " (", bad->name, ") on ",
+                             bad->agent, ": ", bad->message);
+  } else if (skipped > 0) {
+    r.status = StepStatus::kSkipped;
+    r.message = absl::StrCat(skipped, " step(s) not run");
+  } else {
+    r.status = StepStatus::kPassed;
+    r.message = absl::StrCat(passed, " step(s) passed");
+  }
+  return r;
+}
+
 void Run::ConnectAgents() {
-  for (const AgentSpec& spec : model_.agents) {
+  for (const AgentSpec& spec : specs_) {
     StepResult r;
     r.kind = "session";
     r.agent = spec.name;
@@ -304,6 +598,7 @@ void Run::ConnectAgents() {
     }
     r.duration = absl::Now() - start;
     if (status.ok()) {
+      targets_[spec.name] = target;
       r.status = StepStatus::kPassed;
       absl::MutexLock lock(&mu_);
       r.message = absl::StrCat(target, " session ",
@@ -330,6 +625,10 @@ void Run::RunStep(const Step& step) {
     RunSteps(step.children);
     return;
   }
+  if (step.shape == StepShape::kMatrix || step.shape == StepShape::kForEach) {
+    RunFanOut(step);
+    return;
+  }
   if (step.shape == StepShape::kParallel) {
     std::vector<std::thread> branches;
     branches.reserve(step.children.size());
@@ -344,14 +643,18 @@ void Run::RunStep(const Step& step) {
 
 void Run::MarkSkipped(const std::vector<Step>& steps) {
   for (const Step& step : steps) {
-    if (step.index == 0) {
+    const bool fan_out =
+        step.shape == StepShape::kMatrix || step.shape == StepShape::kForEach;
+    if (step.index == 0 && !fan_out) {
       MarkSkipped(step.children);
       continue;
     }
+    const int key = fan_out ? step.first_leaf : step.index;
     std::string reason;
     {
       absl::MutexLock lock(&mu_);
-      if (results_.count(step.index) != 0) continue;
+      auto at = results_.lower_bound({key, 0});
+      if (at != results_.end() && at->first.first == key) continue;
       reason = stop_reason_;
     }
     StepResult r;
@@ -362,7 +665,7 @@ void Run::MarkSkipped(const std::vector<Step>& steps) {
     r.where = Where(step);
     r.status = StepStatus::kSkipped;
     r.message = absl::StrCat("not run: ", reason);
-    Record(std::move(r));
+    Record(std::move(r), fan_out ? key : -1, fan_out ? 1 : 0);
   }
 }
 
@@ -391,6 +694,14 @@ std::vector<Check> Run::Evaluate(const Step& step, const Outcome& outcome,
 absl::Status Run::Target(const Step& step, const Fields& args,
                          std::string* agent, std::string* handle) {
   *agent = step.agent;
+  if (HasReference(step.agent)) {
+    absl::StatusOr<std::string> text = Interpolate(step.agent);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("agent: ", text.status().message()));
+    }
+    *agent = *text;
+  }
   auto socket = args.find("socket");
   if (socket != args.end()) {
     absl::MutexLock lock(&mu_);
@@ -478,7 +789,7 @@ void Run::RunLeaf(const Step& step) {
       elapsed = absl::Now() - start;
       if (outcome.new_socket.has_value()) {
         absl::MutexLock lock(&mu_);
-        agents_[agent_name].handles.push_back(*outcome.new_socket);
+        handles_[agent_name].push_back(*outcome.new_socket);
       }
       error = outcome.runner_error;
     }
@@ -640,16 +951,20 @@ void Run::Stop(const std::string& reason, bool interrupted) {
     stop_reason_ = reason;
   }
   CloseAllHandles();
+  absl::MutexLock lock(&children_mu_);
+  for (Run* child : children_) child->Stop(reason, interrupted);
 }
 
 void Run::CloseAllHandles() {
   std::vector<std::pair<Agent*, std::string>> open;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [name, state] : agents_) {
-      for (const std::string& handle : state.handles) {
-        if (closed_.count(handle) == 0 && state.agent != nullptr) {
-          open.emplace_back(state.agent.get(), handle);
+    for (auto& [name, handles] : handles_) {
+      auto state = agents_.find(name);
+      if (state == agents_.end() || state->second.agent == nullptr) continue;
+      for (const std::string& handle : handles) {
+        if (closed_.count(handle) == 0) {
+          open.emplace_back(state->second.agent.get(), handle);
         }
       }
     }
@@ -663,7 +978,7 @@ void Run::CloseAllHandles() {
 }
 
 void Run::Cleanup() {
-  for (const AgentSpec& spec : model_.agents) {
+  for (const AgentSpec& spec : specs_) {
     auto it = agents_.find(spec.name);
     if (it == agents_.end() || it->second.agent == nullptr) continue;
     AgentState& state = it->second;
@@ -678,7 +993,7 @@ void Run::Cleanup() {
     std::vector<std::string> handles;
     {
       absl::MutexLock lock(&mu_);
-      for (const std::string& handle : state.handles) {
+      for (const std::string& handle : handles_[spec.name]) {
         if (closed_.count(handle) == 0) handles.push_back(handle);
       }
     }

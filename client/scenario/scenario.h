@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
@@ -85,6 +86,21 @@ struct StepResult {
   std::vector<Check> checks;
 };
 
+// A matrix: group as a from x to table. Each pair that ran is also an entry
+// of ScenarioResult::steps (kind "matrix", name "FROM -> TO").
+struct MatrixResult {
+  struct Cell {
+    bool ran = false;  // false: an agent with itself, or not reached
+    StepStatus status = StepStatus::kSkipped;
+    absl::Duration latency = absl::ZeroDuration();  // the pair's wall time
+  };
+  std::string name;  // the group's name ("matrix FROM -> TO" by default)
+  std::string where;
+  std::vector<std::string> from;  // rows, in agent order
+  std::vector<std::string> to;    // columns
+  std::vector<Cell> cells;        // cells[row * to.size() + column]
+};
+
 struct ScenarioResult {
   std::string name;  // the scenario's `name`
   std::string file;  // the file it came from ("" for a string)
@@ -94,6 +110,8 @@ struct ScenarioResult {
   // Agent sessions ("session" kind), then every step in file order, then one
   // "cleanup" entry per agent.
   std::vector<StepResult> steps;
+  // One per matrix: group that ran, in file order.
+  std::vector<MatrixResult> matrices;
 
   int Count(StepStatus status) const;
   // True when every entry passed and the run was not interrupted.
@@ -162,8 +180,16 @@ std::string JUnitXml(const std::vector<ScenarioResult>& results);
 // "duration_s","counts":{..},"steps":[{..}]}]}.
 std::string ResultsJson(const std::vector<ScenarioResult>& results);
 // A right-padded text table: #, STEP, AGENT, STATUS, TIME, DETAIL, then a
-// totals line.
+// totals line, then MatrixTable of each matrix.
 std::string SummaryTable(const ScenarioResult& result);
+// A from x to table: a header row of the `to` agents, then one row per
+// `from` agent whose cells read "PASS 1.2ms", "FAIL 3s", "ERROR 1ms",
+// "SKIP" or "-" (not run).
+std::string MatrixTable(const MatrixResult& matrix);
+// The matrix as a PNG heat map (fleet::WriteHeatMapPng). INVALID_ARGUMENT
+// for an empty matrix; the errno of writing `path`.
+absl::Status WriteMatrixHeatMap(const MatrixResult& matrix,
+                                const std::string& path);
 // The last line of every `sockctl run`: "TOTAL PASSED: 2 scenarios (2
 // passed), steps: 22 passed, 0 failed, 0 errors, 0 skipped in 120ms";
 // `not_run` counts scenarios that never started (interrupted before them).

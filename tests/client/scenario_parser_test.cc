@@ -231,9 +231,9 @@ TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {
   // Line 6 is the first step line.
   EXPECT_EQ(ParseError("  - {agent: a, sockett: {}, save_as: s}\n"),
             "t.yaml:6:16: sockett: unknown step key (an RPC such as socket, "
-            "bind, connect, send, recv, ...; parallel, steps, signal, wait, "
-            "sleep; or name, agent, save_as, expect, timeout, retry) (did "
-            "you mean \"socket\"?)");
+            "bind, connect, send, recv, ...; parallel, steps, matrix, "
+            "for_each, signal, wait, sleep; or name, agent, save_as, expect, "
+            "timeout, retry) (did you mean \"socket\"?)");
   EXPECT_THAT(ParseError("  - {agent: a, name: x}\n"),
               HasSubstr("t.yaml:6:5: a step needs an action"));
   EXPECT_THAT(ParseError("  - {agent: a, socket: {}, gethostname: , "
