@@ -281,6 +281,45 @@ head -c 8 "$TMP/matrix.png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" \
 [ -z "$HEAT_MAP" ] || cp "$TMP/matrix.png" "$HEAT_MAP"
 pass "ring and matrix: 0 failures, 0 sockets left on the agents, heat map written"
 
+# --- the same all-pairs matrix as a scenario file (sockctl run) -----------------
+# Agents come from the inventory; every pair is a JUnit testcase "from -> to".
+if [ -x "$SOCKCTL" ]; then
+  cat >"$TMP/matrix-scenario.yaml" <<EOF
+name: fleet all-pairs
+agents_from: $INVENTORY
+steps:
+  - matrix:
+      from: "*"
+      to: "*"
+      concurrency: $CONCURRENCY
+      steps:
+        - {agent: "\${to}", socket: {}, save_as: l}
+        - bind: {socket: l, address: "\${to.host}:0"}
+        - listen: l
+        - {agent: "\${from}", socket: {}, save_as: c}
+        - connect: {socket: c, address: "\${to.host}:\${l.port}"}
+        - {accept: l, save_as: s}
+        - sendall: {socket: c, data: {bytes: 1KiB, pattern: random, seed: 1}}
+        - recv_all: {socket: s, bytes: 1KiB}
+          expect: {data: {bytes: 1KiB, pattern: random, seed: 1}}
+EOF
+  T=$(now)
+  rc=0
+  in_h "$SOCKCTL" run "$TMP/matrix-scenario.yaml" --junit "$TMP/matrix.xml" \
+    --heat-map "$TMP/matrix-scenario.png" >"$TMP/run.out" 2>"$TMP/run.err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    tail -n 30 "$TMP/run.out" "$TMP/run.err"
+    fail "matrix scenario exited $rc"
+  fi
+  pairs=$(grep -c '<testcase name="fleet-[0-9]* -&gt; fleet-[0-9]*"' "$TMP/matrix.xml")
+  [ "$pairs" -eq $((AGENTS * (AGENTS - 1))) ] \
+    || fail "matrix scenario: $pairs JUnit pair testcases, expected $((AGENTS * (AGENTS - 1)))"
+  if grep -q '<failure' "$TMP/matrix.xml"; then fail "matrix scenario: a pair failed"; fi
+  head -c 8 "$TMP/matrix-scenario.png" | od -An -tx1 | grep -q "89 50 4e 47" \
+    || fail "the matrix scenario's heat map is not a PNG"
+  pass "matrix scenario (sockctl run, agents from the inventory): $pairs pairs passed in $(since "$T") s"
+fi
+
 # --- no connection left in any namespace ------------------------------------------
 # Everything but the agents' own listeners and TIME-WAIT; closing sockets
 # pass through FIN-WAIT/LAST-ACK briefly, so wait (bounded) for 0.
