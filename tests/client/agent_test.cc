@@ -13,6 +13,7 @@
 #include "client/socket.h"
 #include "gtest/gtest.h"
 #include "proto/errno_status.h"
+#include "tests/common/wait.h"
 #include "tests/integration/agent_process.h"
 
 namespace sockagent {
@@ -49,14 +50,13 @@ class AgentTest : public ::testing::Test {
   // call the client gave up on (deadline, Cancel) ends in the agent a little
   // later, and until then it may still take what reaches the socket.
   void AwaitNoWaitingOperation() {
-    uint64_t waiting = 1;
-    for (int i = 0; i < 1000 && waiting != 0; ++i) {
-      absl::StatusOr<v1::GetAgentInfoResponse> info = agent_->GetAgentInfo();
-      ASSERT_TRUE(info.ok()) << info.status();
-      waiting = info->stats().waiting_operations();
-      if (waiting != 0) absl::SleepFor(absl::Milliseconds(10));
-    }
-    ASSERT_EQ(waiting, 0u) << "a call the client gave up on still waits";
+    ASSERT_TRUE(test::WaitFor(
+        [this] {
+          absl::StatusOr<v1::GetAgentInfoResponse> info =
+              agent_->GetAgentInfo();
+          return info.ok() && info->stats().waiting_operations() == 0;
+        },
+        absl::Seconds(10), "no call the client gave up on to wait"));
   }
 
   Socket MustSocket(v1::SocketType type = v1::SOCKET_TYPE_STREAM) {

@@ -23,6 +23,7 @@
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "server/core/address.h"
+#include "tests/common/wait.h"
 #include "tests/integration/agent_fixture.h"
 
 namespace sockagent {
@@ -38,11 +39,8 @@ bool IsV6(const std::string& ip) { return ip.find(':') != std::string::npos; }
 
 // Bounded wait (at most 5 s) until `probe`, a shell command, succeeds.
 bool WaitForShell(const std::string& probe) {
-  for (int i = 0; i < 500; ++i) {
-    if (Shell(probe)) return true;
-    usleep(10 * 1000);
-  }
-  return false;
+  return static_cast<bool>(
+      test::WaitFor([&] { return Shell(probe); }, absl::Seconds(5), probe));
 }
 
 // Until `link` has carrier. Asks `ip`, not /sys/class/net, which shows the

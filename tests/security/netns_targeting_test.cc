@@ -29,6 +29,7 @@
 #include "server/core/agent_core.h"
 #include "server/policy/audit_log.h"
 #include "server/policy/policy_engine.h"
+#include "tests/common/wait.h"
 
 namespace sockagent {
 namespace {
@@ -151,19 +152,18 @@ class NetnsTargetingTest : public ::testing::Test {
     }
     // `ip netns exec` enters the namespace, then execs sleep: wait
     // (bounded) until the pid's namespace is the test namespace's.
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < deadline) {
-      struct stat a {};
-      struct stat b {};
-      const std::string pid_ns = absl::StrCat("/proc/", child_, "/ns/net");
-      const std::string named = "/run/netns/" + name_;
-      if (::stat(pid_ns.c_str(), &a) == 0 && ::stat(named.c_str(), &b) == 0 &&
-          a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-        return child_;
-      }
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return -1;
+    const std::string pid_ns = absl::StrCat("/proc/", child_, "/ns/net");
+    const std::string named = "/run/netns/" + name_;
+    const bool entered = test::WaitFor(
+        [&] {
+          struct stat a {};
+          struct stat b {};
+          return ::stat(pid_ns.c_str(), &a) == 0 &&
+                 ::stat(named.c_str(), &b) == 0 && a.st_ino == b.st_ino &&
+                 a.st_dev == b.st_dev;
+        },
+        absl::Seconds(10), "the child to enter the namespace");
+    return entered ? child_ : -1;
   }
 
   // A containerd task directory for pod `uid` of Kubernetes namespace

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "server/core/agent_core.h"
 #include "sockagent/v1/sockagent.pb.h"
+#include "tests/common/wait.h"
 #include "tests/server/core_test_util.h"
 #include "tests/server/fake_socket_ops.h"
 
@@ -43,14 +44,10 @@ inline int OpenFdCount() {
   return count;
 }
 
-// Polls every 20 ms, up to 10 s, until the fd count is `want`.
+// Waits (at most kWait) until the fd count is `want`.
 inline bool FdCountReaches(int want) {
-  const absl::Time give_up = absl::Now() + kWait;
-  for (;;) {
-    if (OpenFdCount() == want) return true;
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  return static_cast<bool>(test::WaitFor(
+      [want] { return OpenFdCount() == want; }, kWait, "the fd count"));
 }
 
 struct TcpPair {

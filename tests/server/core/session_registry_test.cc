@@ -32,6 +32,7 @@
 #include "server/core/agent_core.h"
 #include "server/io/cancel_token.h"
 #include "sockagent/v1/sockagent.pb.h"
+#include "tests/common/wait.h"
 #include "tests/server/core/core_fixture.h"
 #include "tests/server/core_test_util.h"
 #include "tests/server/fake_socket_ops.h"
@@ -56,15 +57,10 @@ using Call = FakeSocketOps::Call;
 
 class SessionRegistryTest : public CoreFixture {};
 
-// Polls every 20 ms, up to 10 s, until `done()`.
+// Waits (at most kWait) until `done()`.
 template <typename Done>
 bool Eventually(Done done) {
-  const absl::Time give_up = absl::Now() + kWait;
-  for (;;) {
-    if (done()) return true;
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  return static_cast<bool>(test::WaitFor(done, kWait));
 }
 
 // --- Sessions ---

@@ -27,6 +27,7 @@
 #include "server/core/agent_core.h"
 #include "server/policy/audit_log.h"
 #include "server/policy/policy_engine.h"
+#include "tests/common/wait.h"
 #include "tests/server/fake_socket_ops.h"
 
 namespace sockagent {
@@ -50,15 +51,10 @@ absl::StatusOr<T> Wait(absl::AnyInvocable<void(Callback<T>)> start) {
   return *result;
 }
 
-// Polls `predicate` every 10 ms for up to 10 s.
+// Waits (at most 10 s) until `predicate` holds.
 template <typename Predicate>
 bool Eventually(Predicate predicate) {
-  const absl::Time end = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < end) {
-    if (predicate()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return predicate();
+  return static_cast<bool>(test::WaitFor(predicate, absl::Seconds(10)));
 }
 
 v1::Address Inet(const std::string& host, uint32_t port) {
