@@ -129,11 +129,13 @@ def case_download(target, n):
 
 
 def case_reset(target):
-    """What arrives before the connection ends, and how it ends."""
-    s = connect(target)
-    s.sendall(b"send 4\n")
+    """What arrives before the connection ends, and how it ends. A reset
+    can come before connect() returns (a denied upstream) or before the
+    request is written: both count as the connection's end."""
     got = b""
     try:
+        s = connect(target)
+        s.sendall(b"send 4\n")
         while True:
             chunk = s.recv(65536)
             if not chunk:
@@ -142,6 +144,8 @@ def case_reset(target):
             got += chunk
     except ConnectionResetError:
         print(got.decode() + " ECONNRESET")
+    except BrokenPipeError:
+        print(got.decode() + " EPIPE")
 
 
 def case_refused_source(target):
