@@ -42,15 +42,18 @@ wait_for() {
 # ge A B: A >= B (decimals).
 ge() { "$PYTHON" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$1" "$2"; }
 
-start_agent() {  # start_agent NAME [ARGS...]
+# start_agent NAME [ARGS...]: sets AGENT_ADDR. Not called in $(...): the
+# pid must reach PIDS in this shell, or cleanup would leave the agent running.
+start_agent() {
   local name=$1; shift
   "$SOCKAGENTD" --listen 127.0.0.1:0 --port-file "$TMP/$name.port" "$@" \
     >"$TMP/$name.log" 2>&1 &
   PIDS+=($!)
   wait_for "$TMP/$name.port" .
-  echo "127.0.0.1:$(cat "$TMP/$name.port")"
+  AGENT_ADDR="127.0.0.1:$(cat "$TMP/$name.port")"
 }
-AGENT=$(start_agent agent)
+start_agent agent
+AGENT=$AGENT_ADDR
 
 "$PYTHON" "$PEERS" tcp-server "$TMP/tcp.port" 2>"$TMP/tcp-server.err" &
 PIDS+=($!)
@@ -164,7 +167,8 @@ rules {
   socket_options: [ OPT_SO_REUSEADDR ]
 }
 EOF2
-POLICY_AGENT=$(start_agent policy --policy "$TMP/policy.textproto")
+start_agent policy --policy "$TMP/policy.textproto"
+POLICY_AGENT=$AGENT_ADDR
 AGENT_SAVED=$AGENT; AGENT=$POLICY_AGENT
 start_proxy deny --json --listen 127.0.0.1:0 --upstream "$TCP_UP"
 got=$(peer reset "$PROXY_ADDR")
