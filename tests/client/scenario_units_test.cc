@@ -183,9 +183,9 @@ TEST(ExpectationsTest, DataMismatchNamesTheFirstDifferentByte) {
   got.data = "help!";
   got.has_data = true;
   absl::Status error;
-  const Check* data =
-      Find(EvaluateExpectations(e, got, absl::ZeroDuration(), Plain, &error),
-           "data");
+  const std::vector<Check> checks =
+      EvaluateExpectations(e, got, absl::ZeroDuration(), Plain, &error);
+  const Check* data = Find(checks, "data");
   ASSERT_NE(data, nullptr);
   EXPECT_FALSE(data->held);
   EXPECT_THAT(data->actual, HasSubstr("first difference at byte 3"));
