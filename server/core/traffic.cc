@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "proto/duration_codec.h"
 #include "proto/errno_status.h"
 #include "proto/traffic_data.h"
 
@@ -27,16 +28,6 @@ constexpr absl::Duration kStopReadingPoll = absl::Milliseconds(10);
 // A rate-limited send carries at most this much of a second's budget, so
 // pacing stays smooth (and a rate change applies soon).
 constexpr int64_t kRateSlicesPerSecond = 20;
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-void ToProto(absl::Duration d, google::protobuf::Duration* out) {
-  const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
-}
 
 absl::Status CheckDuration(const google::protobuf::Duration& d,
                            const char* field, bool positive) {
@@ -91,8 +82,9 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
         hooks_(std::move(hooks)),
         done_(std::move(done)),
         start_(absl::Now()) {
-    end_ = request_.has_duration() ? start_ + FromProto(request_.duration())
-                                   : absl::InfiniteFuture();
+    end_ = request_.has_duration()
+               ? start_ + FromProtoDuration(request_.duration())
+               : absl::InfiniteFuture();
     switch (request_.kind_case()) {
       case v1::TrafficRequest::kEcho:
         max_bytes_ = request_.echo().max_bytes();
@@ -394,8 +386,8 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
     send_rate_ =
         MinRate(is_source() ? request_.source().rate_bytes_per_second() : 0,
                 faults.send_rate_bytes_per_second());
-    slice_delay_ =
-        stream_ ? FromProto(faults.slice_delay()) : absl::ZeroDuration();
+    slice_delay_ = stream_ ? FromProtoDuration(faults.slice_delay())
+                           : absl::ZeroDuration();
     if (next_send_at_ > now &&
         (send_rate_ != 0 || slice_delay_ > absl::ZeroDuration())) {
       return Wait(Interest::kWrite, next_send_at_);
@@ -502,7 +494,7 @@ class TrafficRun : public std::enable_shared_from_this<TrafficRun> {
     response.set_bytes_sent(sent_);
     response.set_datagrams_received(datagrams_received_);
     response.set_datagrams_sent(datagrams_sent_);
-    ToProto(elapsed, response.mutable_elapsed());
+    SetProtoDuration(elapsed, response.mutable_elapsed());
     const double seconds = absl::ToDoubleSeconds(elapsed);
     response.set_bytes_per_second(
         seconds > 0 ? static_cast<double>(total()) / seconds : 0.0);
