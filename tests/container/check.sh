@@ -110,8 +110,22 @@ done
 echo "ok: sockctl health from the host: SERVING"
 podman healthcheck run "$NAME" >/dev/null || fail "the image's HEALTHCHECK failed"
 echo "ok: HEALTHCHECK (sockctl inside the container) passes"
-podman logs "$NAME" 2>&1 | head -n 1 | python3 -c 'import json,sys; json.loads(sys.stdin.readline())' \
-  || fail "container log is not JSON lines"
+# Every line the agent has logged so far must parse as JSON. The log goes to a
+# file first: reading only its first line through a pipe (head -n 1) lets
+# podman die of SIGPIPE, which pipefail reports as a failure.
+podman logs "$NAME" >"$TMP/agent.log" 2>&1 || fail "podman logs failed"
+python3 - "$TMP/agent.log" <<'PY' || fail "container log is not JSON lines"
+import json, sys
+lines = [l for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+if not lines:
+    sys.exit("the container logged nothing")
+for n, line in enumerate(lines, 1):
+    try:
+        json.loads(line)
+    except ValueError as e:
+        sys.exit(f"line {n} is not JSON ({e}): {line.rstrip()}")
+PY
+echo "ok: container log is JSON lines ($(grep -c . "$TMP/agent.log") lines)"
 
 step "SIGTERM"
 t0=$(date +%s)

@@ -80,7 +80,7 @@ skip() { echo "SKIP: $*"; exit "$SKIP"; }
 command -v ip >/dev/null || skip "iproute2 (ip) is not installed"
 command -v ss >/dev/null || skip "ss (iproute2) is not installed"
 command -v openssl >/dev/null || skip "openssl is not installed"
-for bin in "$SOCKAGENTD" "$HARNESS"; do
+for bin in "$SOCKAGENTD" "$HARNESS" "$SOCKCTL"; do
   [ -x "$bin" ] || { echo "fleet.sh: $bin is not built" >&2; exit 2; }
 done
 
@@ -235,34 +235,32 @@ grep -q "$expect_selected selected" "$TMP/probe-dns.out" \
 pass "dns:$DNS_NAME: $AGENTS agents; zone=z1 selects $expect_selected"
 
 # --- sockctl agents (when this sockctl has the command) ---------------------------
-if [ -x "$SOCKCTL" ] && "$SOCKCTL" --help 2>&1 | grep -qE "^ +agents( |$)"; then
-  in_h "$SOCKCTL" agents --agents "$INVENTORY" --json >"$TMP/agents.json" \
-    2>"$TMP/agents.err" || fail "sockctl agents: $(cat "$TMP/agents.err")"
-  n=$(grep -o '"health":"ok"' "$TMP/agents.json" | wc -l)
-  [ "$n" -eq "$AGENTS" ] || fail "sockctl agents: $n of $AGENTS ok"
-  grep -q "\"node\":\"fleet-$AGENTS\"" "$TMP/agents.json" \
-    || fail "sockctl agents shows no node label: $(head -c 400 "$TMP/agents.json")"
-  # An agent that cannot answer is reported, exit 1; the rest still are.
-  # (10.232.254.254 has no route in the harness namespace: ENETUNREACH
-  # there, nothing leaves it.)
-  rc=0
-  in_h "$SOCKCTL" agents --agents "$INVENTORY" --select "zone=z1" \
-    >"$TMP/agents-z1.out" 2>"$TMP/agents-z1.err" || rc=$?
-  [ "$rc" -eq 0 ] || fail "sockctl agents --select zone=z1 exited $rc"
-  [ "$(tail -n +2 "$TMP/agents-z1.out" | wc -l)" -eq "$(((AGENTS + 2) / 3))" ] \
-    || fail "sockctl agents --select zone=z1: $(cat "$TMP/agents-z1.out")"
-  cp "$INVENTORY" "$TMP/inventory-gone.yaml"
-  echo "  gone: {address: 10.232.254.254}" >>"$TMP/inventory-gone.yaml"
-  rc=0
-  in_h "$SOCKCTL" --timeout 2s agents --agents "$TMP/inventory-gone.yaml" --json \
-    >"$TMP/agents-gone.json" 2>"$TMP/agents-gone.err" || rc=$?
-  [ "$rc" -eq 1 ] || fail "sockctl agents with an unreachable agent exited $rc, expected 1"
-  grep -q '"name":"gone".*"health":"unreachable"' "$TMP/agents-gone.json" \
-    || fail "the unreachable agent: $(grep gone "$TMP/agents-gone.json")"
-  [ "$(grep -c '"health":"ok"' "$TMP/agents-gone.json")" -eq "$AGENTS" ] \
-    || fail "an unreachable agent hid the others"
-  pass "sockctl agents: $AGENTS ok with their labels; --select; an unreachable one reported (exit 1)"
-fi
+in_h "$SOCKCTL" agents --agents "$INVENTORY" --json >"$TMP/agents.json" \
+  2>"$TMP/agents.err" || fail "sockctl agents: $(cat "$TMP/agents.err")"
+n=$(grep -o '"health":"ok"' "$TMP/agents.json" | wc -l)
+[ "$n" -eq "$AGENTS" ] || fail "sockctl agents: $n of $AGENTS ok"
+grep -q "\"node\":\"fleet-$AGENTS\"" "$TMP/agents.json" \
+  || fail "sockctl agents shows no node label: $(head -c 400 "$TMP/agents.json")"
+# An agent that cannot answer is reported, exit 1; the rest still are.
+# (10.232.254.254 has no route in the harness namespace: ENETUNREACH
+# there, nothing leaves it.)
+rc=0
+in_h "$SOCKCTL" agents --agents "$INVENTORY" --select "zone=z1" \
+  >"$TMP/agents-z1.out" 2>"$TMP/agents-z1.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "sockctl agents --select zone=z1 exited $rc"
+[ "$(tail -n +2 "$TMP/agents-z1.out" | wc -l)" -eq "$(((AGENTS + 2) / 3))" ] \
+  || fail "sockctl agents --select zone=z1: $(cat "$TMP/agents-z1.out")"
+cp "$INVENTORY" "$TMP/inventory-gone.yaml"
+echo "  gone: {address: 10.232.254.254}" >>"$TMP/inventory-gone.yaml"
+rc=0
+in_h "$SOCKCTL" --timeout 2s agents --agents "$TMP/inventory-gone.yaml" --json \
+  >"$TMP/agents-gone.json" 2>"$TMP/agents-gone.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "sockctl agents with an unreachable agent exited $rc, expected 1"
+grep -q '"name":"gone".*"health":"unreachable"' "$TMP/agents-gone.json" \
+  || fail "the unreachable agent: $(grep gone "$TMP/agents-gone.json")"
+[ "$(grep -c '"health":"ok"' "$TMP/agents-gone.json")" -eq "$AGENTS" ] \
+  || fail "an unreachable agent hid the others"
+pass "sockctl agents: $AGENTS ok with their labels; --select; an unreachable one reported (exit 1)"
 
 # --- ring and all-pairs matrix ------------------------------------------------------
 rc=0
@@ -283,42 +281,40 @@ pass "ring and matrix: 0 failures, 0 sockets left on the agents, heat map writte
 
 # --- the same all-pairs matrix as a scenario file (sockctl run) -----------------
 # Agents come from the inventory; every pair is a JUnit testcase "from -> to".
-if [ -x "$SOCKCTL" ]; then
-  cat >"$TMP/matrix-scenario.yaml" <<EOF
+cat >"$TMP/matrix-scenario.yaml" <<EOF
 name: fleet all-pairs
 agents_from: $INVENTORY
 steps:
-  - matrix:
-      from: "*"
-      to: "*"
-      concurrency: $CONCURRENCY
-      steps:
-        - {agent: "\${to}", socket: {}, save_as: l}
-        - bind: {socket: l, address: "\${to.host}:0"}
-        - listen: l
-        - {agent: "\${from}", socket: {}, save_as: c}
-        - connect: {socket: c, address: "\${to.host}:\${l.port}"}
-        - {accept: l, save_as: s}
-        - sendall: {socket: c, data: {bytes: 1KiB, pattern: random, seed: 1}}
-        - recv_all: {socket: s, bytes: 1KiB}
-          expect: {data: {bytes: 1KiB, pattern: random, seed: 1}}
+- matrix:
+    from: "*"
+    to: "*"
+    concurrency: $CONCURRENCY
+    steps:
+      - {agent: "\${to}", socket: {}, save_as: l}
+      - bind: {socket: l, address: "\${to.host}:0"}
+      - listen: l
+      - {agent: "\${from}", socket: {}, save_as: c}
+      - connect: {socket: c, address: "\${to.host}:\${l.port}"}
+      - {accept: l, save_as: s}
+      - sendall: {socket: c, data: {bytes: 1KiB, pattern: random, seed: 1}}
+      - recv_all: {socket: s, bytes: 1KiB}
+        expect: {data: {bytes: 1KiB, pattern: random, seed: 1}}
 EOF
-  T=$(now)
-  rc=0
-  in_h "$SOCKCTL" run "$TMP/matrix-scenario.yaml" --junit "$TMP/matrix.xml" \
-    --heat-map "$TMP/matrix-scenario.png" >"$TMP/run.out" 2>"$TMP/run.err" || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    tail -n 30 "$TMP/run.out" "$TMP/run.err"
-    fail "matrix scenario exited $rc"
-  fi
-  pairs=$(grep -c '<testcase name="fleet-[0-9]* -&gt; fleet-[0-9]*"' "$TMP/matrix.xml")
-  [ "$pairs" -eq $((AGENTS * (AGENTS - 1))) ] \
-    || fail "matrix scenario: $pairs JUnit pair testcases, expected $((AGENTS * (AGENTS - 1)))"
-  if grep -q '<failure' "$TMP/matrix.xml"; then fail "matrix scenario: a pair failed"; fi
-  head -c 8 "$TMP/matrix-scenario.png" | od -An -tx1 | grep -q "89 50 4e 47" \
-    || fail "the matrix scenario's heat map is not a PNG"
-  pass "matrix scenario (sockctl run, agents from the inventory): $pairs pairs passed in $(since "$T") s"
+T=$(now)
+rc=0
+in_h "$SOCKCTL" run "$TMP/matrix-scenario.yaml" --junit "$TMP/matrix.xml" \
+  --heat-map "$TMP/matrix-scenario.png" >"$TMP/run.out" 2>"$TMP/run.err" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  tail -n 30 "$TMP/run.out" "$TMP/run.err"
+  fail "matrix scenario exited $rc"
 fi
+pairs=$(grep -c '<testcase name="fleet-[0-9]* -&gt; fleet-[0-9]*"' "$TMP/matrix.xml")
+[ "$pairs" -eq $((AGENTS * (AGENTS - 1))) ] \
+  || fail "matrix scenario: $pairs JUnit pair testcases, expected $((AGENTS * (AGENTS - 1)))"
+if grep -q '<failure' "$TMP/matrix.xml"; then fail "matrix scenario: a pair failed"; fi
+head -c 8 "$TMP/matrix-scenario.png" | od -An -tx1 | grep -q "89 50 4e 47" \
+  || fail "the matrix scenario's heat map is not a PNG"
+pass "matrix scenario (sockctl run, agents from the inventory): $pairs pairs passed in $(since "$T") s"
 
 # --- no connection left in any namespace ------------------------------------------
 # Everything but the agents' own listeners and TIME-WAIT; closing sockets
@@ -370,19 +366,17 @@ grep -q "^sockets left: 0$" "$TMP/via.out" || fail "sockets left on the via agen
 # cover every use.
 # sockctl too: a socket made in agent 1's namespace binds agent 1's address
 # (which exists only there); a pid of 0 is refused naming the field.
-if [ -x "$SOCKCTL" ] && "$SOCKCTL" socket --help 2>&1 | grep -q -- --netns; then
-  # sc: sockctl in the harness namespace against the via agent.
-  sc() { in_h "$SOCKCTL" --agent "127.0.0.1:$(cat "$TMP/ports/via")" "$@"; }
-  VS=$(sc session open --ttl 30s)
-  H1=$(sc --session "$VS" socket --netns "$(ns_of 1)")
-  BOUND=$(sc --session "$VS" bind "$H1" "$(addr_of 1):0")
-  [[ "$BOUND" == "$(addr_of 1):"* ]] || fail "bind in $(ns_of 1) printed '$BOUND'"
-  rc=0
-  sc --session "$VS" socket --netns pid:0 >/dev/null 2>"$TMP/netns-pid0.err" || rc=$?
-  [ "$rc" -eq 2 ] || fail "socket --netns pid:0 exited $rc, expected 2"
-  sc --session "$VS" session close >/dev/null || fail "closing the via session"
-  pass "sockctl socket --netns $(ns_of 1): bound $BOUND there"
-fi
+# sc: sockctl in the harness namespace against the via agent.
+sc() { in_h "$SOCKCTL" --agent "127.0.0.1:$(cat "$TMP/ports/via")" "$@"; }
+VS=$(sc session open --ttl 30s)
+H1=$(sc --session "$VS" socket --netns "$(ns_of 1)")
+BOUND=$(sc --session "$VS" bind "$H1" "$(addr_of 1):0")
+[[ "$BOUND" == "$(addr_of 1):"* ]] || fail "bind in $(ns_of 1) printed '$BOUND'"
+rc=0
+sc --session "$VS" socket --netns pid:0 >/dev/null 2>"$TMP/netns-pid0.err" || rc=$?
+[ "$rc" -eq 2 ] || fail "socket --netns pid:0 exited $rc, expected 2"
+sc --session "$VS" session close >/dev/null || fail "closing the via session"
+pass "sockctl socket --netns $(ns_of 1): bound $BOUND there"
 
 # Stop the via agent first: the audit log writes its last suppressed count
 # when it closes.
