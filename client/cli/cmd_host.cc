@@ -4,6 +4,7 @@
 #include <netdb.h>
 
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,11 +30,9 @@
 #include "client/vocab/quantities.h"
 #include "client/vocab/table.h"
 #include "client/vocab/words.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/duration_codec.h"
 #include "proto/status_codec.h"
-#ifdef SOCKAGENT_HAVE_HEALTH_PROTO
-#include "grpc/health/v1/health.grpc.pb.h"
-#endif
 
 namespace sockagent {
 namespace cli {
@@ -128,6 +127,14 @@ int ListSockets(const Cli& cli) {
   return kExitOk;
 }
 
+// "k=v, k=v" in key order, or "none".
+std::string LabelsText(
+    const google::protobuf::Map<std::string, std::string>& labels) {
+  if (labels.empty()) return "none";
+  std::map<std::string, std::string> sorted(labels.begin(), labels.end());
+  return absl::StrJoin(sorted, ", ", absl::PairFormatter("="));
+}
+
 int Info(const Cli& cli) {
   absl::StatusOr<std::unique_ptr<Agent>> agent = cli.ConnectAgent(false);
   if (!agent.ok()) return cli.Fail("info", agent.status());
@@ -144,6 +151,7 @@ int Info(const Cli& cli) {
             << "incarnation:   " << info->incarnation() << "\n"
             << "features:      " << absl::StrJoin(info->features(), ", ")
             << "\n"
+            << "labels:        " << LabelsText(info->labels()) << "\n"
             << "limits:        max_sessions=" << limits.max_sessions()
             << " max_sockets_per_session=" << limits.max_sockets_per_session()
             << " max_send_bytes=" << limits.max_send_bytes()
@@ -161,7 +169,6 @@ int Info(const Cli& cli) {
 
 int Health(const Cli& cli, const std::string& service) {
   std::string state;
-#ifdef SOCKAGENT_HAVE_HEALTH_PROTO
   AgentOptions security;
   if (absl::Status secured = cli.Secure(&security); !secured.ok()) {
     return cli.Usage(secured);
@@ -205,7 +212,6 @@ int Health(const Cli& cli, const std::string& service) {
   } else if (status.code() == absl::StatusCode::kNotFound) {
     state = "SERVICE_UNKNOWN";
   }
-#endif
   if (state.empty()) {
     // No health service: an answered GetAgentInfo counts as SERVING.
     absl::StatusOr<std::unique_ptr<Agent>> agent = cli.ConnectAgent(false);

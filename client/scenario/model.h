@@ -125,6 +125,8 @@ struct AgentSpec {
   std::string name;
   std::string address;  // may hold ${env.X}; "" = from the environment
   bool has_security = false;
+  // TLS even when no file is named (the system's roots verify the agent).
+  bool tls = false;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;

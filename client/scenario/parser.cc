@@ -447,6 +447,7 @@ absl::Status Parser::ParseAgents(const YAML::Node& node, Model* model) {
             return Error(field.second, key, "expected a mapping");
           }
           spec.has_security = true;
+          spec.tls = true;
           for (const auto& tls : field.second) {
             const std::string tkey = tls.first.Scalar();
             absl::StatusOr<std::string> text = Scalar(tls.second, tkey);

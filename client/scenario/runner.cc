@@ -309,6 +309,7 @@ bool Run::LoadSourcedAgents() {
           break;
         }
         spec.has_security = true;
+        spec.tls = endpoint.tls;
         spec.token = options->token;
         spec.tls_ca = endpoint.tls_ca;
         spec.tls_cert = endpoint.tls_cert;
@@ -560,6 +561,7 @@ void Run::ConnectAgents() {
     AgentSecurity security = options_.default_security;
     if (spec.has_security) {
       security = AgentSecurity();
+      security.tls = spec.tls;
       for (auto [from, to] :
            std::vector<std::pair<const std::string*, std::string*>>{
                {&spec.tls_ca, &security.tls_ca},
@@ -575,8 +577,8 @@ void Run::ConnectAgents() {
     agent_options.token = security.token;
     agent_options.tls_server_name = security.tls_server_name;
     if (status.ok() &&
-        (!security.tls_ca.empty() || !security.tls_cert.empty() ||
-         !security.tls_key.empty())) {
+        (security.tls || !security.tls_ca.empty() ||
+         !security.tls_cert.empty() || !security.tls_key.empty())) {
       absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
           TlsCredentialsFromFiles(security.tls_ca, security.tls_cert,
                                   security.tls_key);

@@ -41,6 +41,8 @@ struct Model;
 
 // Security for an agent whose entry in the file sets none.
 struct AgentSecurity {
+  // TLS even when no file is named (the system's roots verify the agent).
+  bool tls = false;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;

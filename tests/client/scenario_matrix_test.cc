@@ -232,6 +232,29 @@ TEST_F(ScenarioMatrixTest, ForEachRunsOncePerSelectedAgent) {
   EXPECT_TRUE(result.matrices.empty());
 }
 
+TEST_F(ScenarioMatrixTest,
+       AnInventoryAgentWithTlsAndNoCaIsNeverReachedInPlaintext) {
+  // `tls: true` with no file: TLS verified by the system's roots. The agent
+  // serves plaintext, so connecting must fail rather than quietly fall back.
+  const std::string path = ::testing::TempDir() + "/tls_inventory.yaml";
+  {
+    std::ofstream out(path);
+    out << "agents:\n  a: {address: " << processes_[0]->target()
+        << ", tls: true}\n";
+  }
+  absl::StatusOr<Scenario> scenario = Scenario::ParseString(
+      absl::StrCat("name: tls\nagents_from: ", path,
+                   "\nsteps:\n  - {agent: a, socket: {}, save_as: s}\n"),
+      "tls.yaml");
+  ASSERT_TRUE(scenario.ok()) << scenario.status();
+  RunOptions options;
+  options.connect_timeout = absl::Seconds(3);
+  options.fail_fast = true;
+  const ScenarioResult result = scenario->Run(options);
+  EXPECT_FALSE(result.ok()) << SummaryTable(result);
+  EXPECT_EQ(OpenSockets(processes_[0]->target()), 0);
+}
+
 TEST_F(ScenarioMatrixTest, BadMatricesAreRejectedWithTheirKey) {
   absl::StatusOr<Scenario> missing = Scenario::ParseString(
       "agents: {a: x:1}\nsteps:\n  - matrix: {from: a, steps: [sleep: 1ms]}\n",

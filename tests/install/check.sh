@@ -106,7 +106,8 @@ dpkg-deb -I "$DEB" conffiles | grep -qx /etc/sockagent/sockagentd.textproto || f
 dpkg-deb -x "$DEB" "$TMP/unpacked"
 grep -q '^ExecStart=/usr/bin/sockagentd --config /etc/sockagent/sockagentd.textproto' \
   "$TMP/unpacked/usr/lib/systemd/system/sockagentd.service" || fail "packaged unit ExecStart"
-readelf -S "$TMP/unpacked/usr/bin/sockagentd" | grep -q '\.debug_info' && fail "packaged binaries not stripped"
+readelf -S "$TMP/unpacked/usr/bin/sockagentd" >"$TMP/sections.txt"
+grep -q '\.debug_info' "$TMP/sections.txt" && fail "packaged binaries not stripped"
 "$TMP/unpacked/usr/bin/sockagentd" --check-config "$TMP/unpacked/etc/sockagent/sockagentd.textproto" >/dev/null ||
   fail "packaged config rejected"
 start_agent "$TMP/unpacked/usr/bin/sockagentd" --config "$TMP/unpacked/etc/sockagent/sockagentd.textproto" \

@@ -55,7 +55,8 @@ expect_err() {  # expect_err WHAT REGEX: stderr of the last expect_rc matches
   grep -Eq -- "$2" "$TMP/err" || fail "$1: stderr '$(cat "$TMP/err")' does not match /$2/"
 }
 
-"$SOCKAGENTD" --listen 127.0.0.1:0 --port-file "$TMP/port" >"$TMP/agent.log" 2>&1 &
+"$SOCKAGENTD" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+  --label zone=z2 --label node=cli-test >"$TMP/agent.log" 2>&1 &
 AGENT=$!
 PIDS+=("$AGENT")
 for _ in $(seq 300); do
@@ -79,6 +80,10 @@ CLOSED_PORT=${CLOSED##*:}
 # --- exit codes, one real process per row ----------------------------------
 expect_rc 0 "health of a serving agent" -- health
 [ "$(cat "$TMP/out")" == SERVING ] || fail "health printed $(cat "$TMP/out")"
+# The agent's labels, in key order.
+expect_rc 0 "info" -- info
+grep -qx "labels: *node=cli-test, zone=z2" "$TMP/out" ||
+  fail "info does not list the labels: $(cat "$TMP/out")"
 pass "0: success"
 
 expect_rc 1 "health of an unknown service" -- health --service no.such.Service
