@@ -59,9 +59,10 @@ IoSocket::~IoSocket() {
       queue.clear();
     }
   }
-  engine_->Forget(id_);
+  engine_->Forget(*this);
   // Every op ends exactly once, also when nobody closed the socket.
-  engine_->FinishAll(ops, absl::AbortedError("the socket was released"));
+  Engine::FinishAll(engine_->ShardOf(*this), ops,
+                    absl::AbortedError("the socket was released"));
 }
 
 bool IoSocket::WithFd(absl::FunctionRef<void(int fd)> fn) {
@@ -76,57 +77,88 @@ bool IoSocket::closed() const {
   return !fd_.valid();
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Create() {
-  ScopedFd epoll_fd(::epoll_create1(EPOLL_CLOEXEC));
-  if (!epoll_fd.valid()) return OsError(errno, "epoll_create1");
-  ScopedFd wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake_fd.valid()) return OsError(errno, "eventfd");
-  epoll_event event{};
-  event.events = EPOLLIN;
-  event.data.u64 = 0;  // socket ids start at 1
-  if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &event) != 0) {
-    return OsError(errno, "epoll_ctl");
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(int shards) {
+  if (shards < 1 || shards > kMaxShards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shards: ", shards, " is not between 1 and ", kMaxShards));
   }
-  std::unique_ptr<Engine> engine(
-      new Engine(epoll_fd.release(), wake_fd.release()));
-  engine->thread_ = std::thread([e = engine.get()] { e->Run(); });
+  std::vector<std::unique_ptr<Shard>> made;
+  for (int i = 0; i < shards; ++i) {
+    ScopedFd epoll_fd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_fd.valid()) return OsError(errno, "epoll_create1");
+    ScopedFd wake_fd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!wake_fd.valid()) return OsError(errno, "eventfd");
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = 0;  // socket ids start at 1
+    if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &event) !=
+        0) {
+      return OsError(errno, "epoll_ctl");
+    }
+    made.push_back(
+        std::make_unique<Shard>(epoll_fd.release(), wake_fd.release()));
+  }
+  std::unique_ptr<Engine> engine(new Engine(std::move(made)));
+  for (auto& shard : engine->shards_) {
+    shard->thread =
+        std::thread([e = engine.get(), s = shard.get()] { e->Run(*s); });
+  }
   return engine;
 }
 
-Engine::Engine(int epoll_fd, int wake_fd)
-    : epoll_fd_(epoll_fd), wake_fd_(wake_fd) {}
+Engine::Engine(std::vector<std::unique_ptr<Shard>> shards)
+    : shards_(std::move(shards)) {}
 
 Engine::~Engine() {
   Shutdown();
-  stop_thread_ = true;
-  Wake();
-  if (thread_.joinable()) thread_.join();
+  stop_threads_ = true;
+  for (auto& shard : shards_) Wake(*shard);
+  for (auto& shard : shards_) {
+    if (shard->thread.joinable()) shard->thread.join();
+  }
 }
 
-void Engine::Wake() {
+void Engine::Wake(Shard& shard) {
   const uint64_t one = 1;
   // A full counter already guarantees a wake-up, so EAGAIN is fine.
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
+  [[maybe_unused]] ssize_t n = ::write(shard.wake_fd.get(), &one, sizeof(one));
 }
 
 absl::StatusOr<std::shared_ptr<IoSocket>> Engine::Register(ScopedFd fd,
                                                            int family, int type,
                                                            int protocol) {
-  const uint64_t id = next_id_++;
+  // The least-loaded shard, searching from a rotating start so that equal
+  // loads are shared out in turn. The counts are read without a lock: a
+  // race only makes the choice slightly less even.
+  const size_t count = shards_.size();
+  const size_t start = next_shard_.fetch_add(1, std::memory_order_relaxed);
+  size_t chosen = start % count;
+  size_t fewest = shards_[chosen]->sockets_count.load();
+  for (size_t i = 1; i < count && fewest > 0; ++i) {
+    const size_t candidate = (start + i) % count;
+    const size_t load = shards_[candidate]->sockets_count.load();
+    if (load < fewest) {
+      chosen = candidate;
+      fewest = load;
+    }
+  }
+  Shard& shard = *shards_[chosen];
+  const uint64_t id = next_socket_id_++;
   const int raw_fd = fd.get();
   std::shared_ptr<IoSocket> socket(
-      new IoSocket(this, id, std::move(fd), family, type, protocol));
+      new IoSocket(this, chosen, id, std::move(fd), family, type, protocol));
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&shard.mu);
     if (shutting_down_) {
       return absl::UnavailableError("the agent is shutting down");
     }
-    sockets_[id] = socket;
+    shard.sockets[id] = socket;
+    ++shard.sockets_count;
   }
   epoll_event event{};
   event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   event.data.u64 = id;
-  if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, raw_fd, &event) != 0) {
+  if (::epoll_ctl(shard.epoll_fd.get(), EPOLL_CTL_ADD, raw_fd, &event) != 0) {
     // `socket` is destroyed on return, which closes the fd and forgets it.
     return OsError(errno, "epoll_ctl");
   }
@@ -169,7 +201,8 @@ std::optional<absl::Status> Engine::Enqueue(
     const std::shared_ptr<IoSocket>& socket,
     std::deque<IoSocket::Pending>& queue, std::unique_ptr<IoOp>& op,
     const WaitOptions& options) {
-  const uint64_t op_id = next_id_++;
+  Shard& shard = ShardOf(*socket);
+  const uint64_t op_id = shard.next_op_id++;
   // The cancel callback is set before the op becomes visible to other
   // threads: once queued, the op may end and its caller be gone at once.
   if (options.cancel != nullptr &&
@@ -181,11 +214,12 @@ std::optional<absl::Status> Engine::Enqueue(
     return absl::CancelledError("cancelled by the caller");
   }
   queue.push_back({op_id, std::move(op), options.deadline});
-  ++waiting_;
+  ++shard.waiting;
   if (options.deadline != absl::InfiniteFuture()) {
-    absl::MutexLock lock(&mu_);
-    auto it = timers_.emplace(TimerKey{options.deadline, op_id}, socket).first;
-    if (it == timers_.begin()) Wake();
+    absl::MutexLock lock(&shard.mu);
+    auto it =
+        shard.timers.emplace(TimerKey{options.deadline, op_id}, socket).first;
+    if (it == shard.timers.begin()) Wake(shard);
   }
   return std::nullopt;
 }
@@ -223,20 +257,20 @@ void Engine::EndWaiting(const std::weak_ptr<IoSocket>& weak, uint64_t op_id,
       break;
     }
   }
-  Deliver(batch);
+  Deliver(ShardOf(*socket), batch);
 }
 
-void Engine::FinishAll(std::deque<IoSocket::Pending>& ops,
+void Engine::FinishAll(Shard& shard, std::deque<IoSocket::Pending>& ops,
                        absl::Status status) {
   {
-    absl::MutexLock lock(&mu_);
+    absl::MutexLock lock(&shard.mu);
     for (const auto& pending : ops) {
       if (pending.deadline != absl::InfiniteFuture()) {
-        timers_.erase(TimerKey{pending.deadline, pending.id});
+        shard.timers.erase(TimerKey{pending.deadline, pending.id});
       }
     }
   }
-  waiting_ -= ops.size();
+  shard.waiting -= ops.size();
   for (auto& pending : ops) pending.op->Complete(status);
   ops.clear();
 }
@@ -254,45 +288,61 @@ void Engine::Close(IoSocket& socket) {
     DisarmLinger(socket.fd_.get());
     socket.fd_.reset();
   }
-  Forget(socket.id_);
-  FinishAll(ops, absl::AbortedError("the socket was closed while waiting"));
+  Forget(socket);
+  FinishAll(ShardOf(socket), ops,
+            absl::AbortedError("the socket was closed while waiting"));
 }
 
-void Engine::Forget(uint64_t socket_id) {
-  absl::MutexLock lock(&mu_);
-  sockets_.erase(socket_id);
+void Engine::Forget(const IoSocket& socket) {
+  Shard& shard = ShardOf(socket);
+  absl::MutexLock lock(&shard.mu);
+  if (shard.sockets.erase(socket.id_) > 0) --shard.sockets_count;
 }
 
 void Engine::Shutdown() {
-  std::vector<std::shared_ptr<IoSocket>> sockets;
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutting_down_.exchange(true)) return;
-    for (const auto& [id, weak] : sockets_) {
-      if (auto socket = weak.lock()) sockets.push_back(std::move(socket));
-    }
-  }
-  for (const auto& socket : sockets) {
-    std::deque<IoSocket::Pending> ops;
+  if (shutting_down_.exchange(true)) return;
+  // Register checks the flag under its shard's lock, so a socket either is
+  // in a map collected below or was refused.
+  for (auto& shard : shards_) {
+    std::vector<std::shared_ptr<IoSocket>> sockets;
     {
-      absl::MutexLock lock(&socket->mu_);
-      for (auto& queue : socket->queues_) {
-        for (auto& pending : queue) ops.push_back(std::move(pending));
-        queue.clear();
+      absl::MutexLock lock(&shard->mu);
+      for (const auto& [id, weak] : shard->sockets) {
+        if (auto socket = weak.lock()) sockets.push_back(std::move(socket));
       }
     }
-    FinishAll(ops, absl::UnavailableError("the agent is shutting down"));
+    for (const auto& socket : sockets) {
+      std::deque<IoSocket::Pending> ops;
+      {
+        absl::MutexLock lock(&socket->mu_);
+        for (auto& queue : socket->queues_) {
+          for (auto& pending : queue) ops.push_back(std::move(pending));
+          queue.clear();
+        }
+      }
+      FinishAll(*shard, ops,
+                absl::UnavailableError("the agent is shutting down"));
+    }
   }
 }
 
-size_t Engine::waiting_ops() const { return waiting_; }
+size_t Engine::waiting_ops() const {
+  size_t total = 0;
+  for (const auto& shard : shards_) total += shard->waiting;
+  return total;
+}
 
-void Engine::OnEvents(uint64_t socket_id, uint32_t events) {
+size_t Engine::sockets_on_shard(size_t shard) const {
+  if (shard >= shards_.size()) return 0;
+  return shards_[shard]->sockets_count;
+}
+
+void Engine::OnEvents(Shard& shard, uint64_t socket_id, uint32_t events) {
   std::shared_ptr<IoSocket> socket;
   {
-    absl::MutexLock lock(&mu_);
-    auto it = sockets_.find(socket_id);
-    if (it == sockets_.end()) return;
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.sockets.find(socket_id);
+    if (it == shard.sockets.end()) return;
     socket = it->second.lock();
   }
   if (socket == nullptr) return;
@@ -306,7 +356,7 @@ void Engine::OnEvents(uint64_t socket_id, uint32_t events) {
       if ((events & mask) != 0) RunQueueLocked(*socket, interest, batch);
     }
   }
-  Deliver(batch);
+  Deliver(shard, batch);
 }
 
 void Engine::RunQueueLocked(IoSocket& socket, Interest interest, Batch& batch) {
@@ -329,25 +379,25 @@ void Engine::RunQueueLocked(IoSocket& socket, Interest interest, Batch& batch) {
   }
 }
 
-void Engine::Deliver(Batch& batch) {
+void Engine::Deliver(Shard& shard, Batch& batch) {
   if (!batch.timers.empty()) {
-    absl::MutexLock lock(&mu_);
-    for (const TimerKey& key : batch.timers) timers_.erase(key);
+    absl::MutexLock lock(&shard.mu);
+    for (const TimerKey& key : batch.timers) shard.timers.erase(key);
   }
-  waiting_ -= batch.done.size();
+  shard.waiting -= batch.done.size();
   for (Completion& completion : batch.done) {
     completion.op->Complete(std::move(completion.status));
   }
 }
 
-void Engine::ExpireTimers(absl::Time now) {
+void Engine::ExpireTimers(Shard& shard, absl::Time now) {
   std::vector<std::pair<uint64_t, std::weak_ptr<IoSocket>>> expired;
   {
-    absl::MutexLock lock(&mu_);
-    while (!timers_.empty() && timers_.begin()->first.first <= now) {
-      expired.emplace_back(timers_.begin()->first.second,
-                           std::move(timers_.begin()->second));
-      timers_.erase(timers_.begin());
+    absl::MutexLock lock(&shard.mu);
+    while (!shard.timers.empty() && shard.timers.begin()->first.first <= now) {
+      expired.emplace_back(shard.timers.begin()->first.second,
+                           std::move(shard.timers.begin()->second));
+      shard.timers.erase(shard.timers.begin());
     }
   }
   for (auto& [op_id, socket] : expired) {
@@ -355,27 +405,27 @@ void Engine::ExpireTimers(absl::Time now) {
   }
 }
 
-void Engine::Run() {
+void Engine::Run(Shard& shard) {
   epoll_event events[kMaxEvents];
-  while (!stop_thread_) {
+  while (!stop_threads_) {
     absl::Time next = absl::InfiniteFuture();
     {
-      absl::MutexLock lock(&mu_);
-      if (!timers_.empty()) next = timers_.begin()->first.first;
+      absl::MutexLock lock(&shard.mu);
+      if (!shard.timers.empty()) next = shard.timers.begin()->first.first;
     }
-    const int n = ::epoll_wait(epoll_fd_.get(), events, kMaxEvents,
+    const int n = ::epoll_wait(shard.epoll_fd.get(), events, kMaxEvents,
                                WaitMillis(absl::Now(), next));
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == 0) {
         uint64_t count;
         [[maybe_unused]] ssize_t r =
-            ::read(wake_fd_.get(), &count, sizeof(count));
+            ::read(shard.wake_fd.get(), &count, sizeof(count));
         continue;
       }
-      OnEvents(events[i].data.u64, events[i].events);
+      OnEvents(shard, events[i].data.u64, events[i].events);
     }
-    ExpireTimers(absl::Now());
+    ExpireTimers(shard, absl::Now());
   }
 }
 

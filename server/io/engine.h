@@ -3,8 +3,12 @@
 
 // The epoll engine: every socket is non-blocking and registered once
 // (edge-triggered); an operation that would block waits in its socket's queue
-// and holds no thread. One engine thread runs readiness and deadlines; the
-// cost of a waiting operation is one queue entry. Knows nothing of gRPC.
+// and holds no thread. The engine has one or more shards, each with its own
+// epoll set, wake-up eventfd, socket map, timers and thread; a socket belongs
+// to one shard for its whole life, so its readiness and deadlines are always
+// handled by that shard's thread, and two sockets of one transfer (a source
+// and its sink, the two ends of a relay) can run on two cores. The cost of a
+// waiting operation is one queue entry. Knows nothing of gRPC.
 
 #include <atomic>
 #include <cstdint>
@@ -83,6 +87,10 @@ class IoSocket {
 
   bool closed() const;
 
+  // The engine shard (0 .. shards()-1) that runs this socket's readiness
+  // and deadlines; fixed at registration.
+  size_t shard() const { return shard_; }
+
  private:
   friend class Engine;
   struct Pending {
@@ -91,9 +99,10 @@ class IoSocket {
     absl::Time deadline;
   };
 
-  IoSocket(Engine* engine, uint64_t id, ScopedFd fd, int family, int type,
-           int protocol)
+  IoSocket(Engine* engine, size_t shard, uint64_t id, ScopedFd fd, int family,
+           int type, int protocol)
       : engine_(engine),
+        shard_(shard),
         id_(id),
         family_(family),
         type_(type),
@@ -101,6 +110,7 @@ class IoSocket {
         fd_(std::move(fd)) {}
 
   Engine* const engine_;
+  const size_t shard_;
   const uint64_t id_;
   const int family_;
   const int type_;
@@ -113,15 +123,23 @@ class IoSocket {
 class Engine {
  public:
   friend class IoSocket;
-  // Starts the engine thread. Errors: the errno of epoll_create1/eventfd.
-  static absl::StatusOr<std::unique_ptr<Engine>> Create();
+  // The most shards Create accepts.
+  static constexpr int kMaxShards = 256;
+
+  // Starts `shards` engine threads (1 .. kMaxShards), each with its own
+  // epoll set. Errors: INVALID_ARGUMENT for a shard count out of range; the
+  // errno of epoll_create1/eventfd.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(int shards = 1);
 
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
-  // Shuts down and joins the engine thread. Every IoSocket must be gone.
+  // Shuts down and joins the engine threads. Every IoSocket must be gone.
   ~Engine();
 
-  // Takes ownership of a non-blocking descriptor and watches it.
+  // Takes ownership of a non-blocking descriptor and watches it on the shard
+  // with the fewest registered sockets (ties go round-robin, so sockets
+  // registered one after another, like a connection's two ends, land on
+  // different shards).
   absl::StatusOr<std::shared_ptr<IoSocket>> Register(ScopedFd fd, int family,
                                                      int type, int protocol);
 
@@ -130,19 +148,28 @@ class Engine {
   // is ready. The op ends exactly once: with its own result, DEADLINE_EXCEEDED,
   // CANCELLED, ABORTED when the socket is closed while it waits,
   // FAILED_PRECONDITION with EBADF when the socket was already closed, or
-  // UNAVAILABLE once the engine shuts down. May complete before returning.
+  // UNAVAILABLE once the engine shuts down. May complete before returning,
+  // on the caller's thread; otherwise it completes on the socket's shard
+  // thread (or on the thread that cancels, closes or shuts down).
   void Submit(const std::shared_ptr<IoSocket>& socket, Interest interest,
               std::unique_ptr<IoOp> op, const WaitOptions& options);
 
   // Closes the descriptor; waiting ops end with ABORTED. Idempotent.
   void Close(IoSocket& socket);
 
-  // Ends every waiting op and every later Submit with UNAVAILABLE. Sockets
-  // stay open until closed. Idempotent.
+  // Ends every waiting op and every later Submit with UNAVAILABLE, on every
+  // shard. Sockets stay open until closed. Idempotent.
   void Shutdown();
 
-  // Ops currently waiting, across all sockets (for tests and metrics).
+  // Ops currently waiting, across all sockets and shards (for tests and
+  // metrics).
   size_t waiting_ops() const;
+
+  // How many shards (engine threads) there are.
+  size_t shards() const { return shards_.size(); }
+
+  // Sockets registered on `shard` and not yet closed (for tests).
+  size_t sockets_on_shard(size_t shard) const;
 
  private:
   struct Completion {
@@ -155,41 +182,57 @@ class Engine {
     std::vector<Completion> done;
     std::vector<TimerKey> timers;
   };
+  // One epoll set and the thread that waits on it.
+  struct Shard {
+    Shard(int epoll, int wake) : epoll_fd(epoll), wake_fd(wake) {}
+    ScopedFd epoll_fd;
+    ScopedFd wake_fd;
+    mutable absl::Mutex mu;
+    // Op ids (timer keys) are unique within the shard.
+    std::atomic<uint64_t> next_op_id{1};
+    std::atomic<size_t> waiting{0};
+    // Registered and not yet forgotten; read by Register to pick a shard.
+    std::atomic<size_t> sockets_count{0};
+    absl::flat_hash_map<uint64_t, std::weak_ptr<IoSocket>> sockets
+        ABSL_GUARDED_BY(mu);
+    std::map<TimerKey, std::weak_ptr<IoSocket>> timers ABSL_GUARDED_BY(mu);
+    std::thread thread;
+  };
 
-  Engine(int epoll_fd, int wake_fd);
+  explicit Engine(std::vector<std::unique_ptr<Shard>> shards);
+  Shard& ShardOf(const IoSocket& socket) { return *shards_[socket.shard_]; }
   // Queues `op` (moving it) unless `options.cancel` already fired; then
   // returns CANCELLED and leaves `op` with the caller. Socket lock held.
   std::optional<absl::Status> Enqueue(const std::shared_ptr<IoSocket>& socket,
                                       std::deque<IoSocket::Pending>& queue,
                                       std::unique_ptr<IoOp>& op,
                                       const WaitOptions& options);
-  void Run();
-  void Wake();
-  void OnEvents(uint64_t socket_id, uint32_t events);
-  void ExpireTimers(absl::Time now);
+  void Run(Shard& shard);
+  static void Wake(Shard& shard);
+  void OnEvents(Shard& shard, uint64_t socket_id, uint32_t events);
+  void ExpireTimers(Shard& shard, absl::Time now);
   // Attempts the queue's ops in order until one must keep waiting.
   void RunQueueLocked(IoSocket& socket, Interest interest, Batch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(socket.mu_);
-  // Drops the batch's timers and completes its ops. No lock held.
-  void Deliver(Batch& batch);
+  // Drops the batch's timers (of `shard`) and completes its ops. No lock
+  // held.
+  static void Deliver(Shard& shard, Batch& batch);
   // Removes op `op_id` from `socket` (if it still waits) and ends it.
   void EndWaiting(const std::weak_ptr<IoSocket>& socket, uint64_t op_id,
                   absl::Status status);
-  void Forget(uint64_t socket_id);
-  void FinishAll(std::deque<IoSocket::Pending>& ops, absl::Status status);
+  void Forget(const IoSocket& socket);
+  static void FinishAll(Shard& shard, std::deque<IoSocket::Pending>& ops,
+                        absl::Status status);
 
-  ScopedFd epoll_fd_;
-  ScopedFd wake_fd_;
-  mutable absl::Mutex mu_;
-  // Read under a socket's lock by Submit; set before sockets are drained.
+  // Fixed after Create.
+  std::vector<std::unique_ptr<Shard>> shards_;
+  // Read under a socket's lock by Submit and under a shard's lock by
+  // Register; set before sockets are drained.
   std::atomic<bool> shutting_down_{false};
-  std::atomic<bool> stop_thread_{false};
-  std::atomic<uint64_t> next_id_{1};
-  std::atomic<size_t> waiting_{0};
-  absl::flat_hash_map<uint64_t, std::weak_ptr<IoSocket>> sockets_
-      ABSL_GUARDED_BY(mu_);
-  std::map<TimerKey, std::weak_ptr<IoSocket>> timers_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
+  std::atomic<bool> stop_threads_{false};
+  std::atomic<uint64_t> next_socket_id_{1};
+  // Where Register's search for the least-loaded shard starts.
+  std::atomic<size_t> next_shard_{0};
 };
 
 }  // namespace sockagent

@@ -197,12 +197,19 @@ void WriteAll(int fd, const std::string& data) {
       << "errno " << errno;
 }
 
-class EngineTest : public ::testing::Test {
+// Every EngineTest runs with one shard (one engine thread, as before
+// sharding) and with three (consecutive sockets on different threads).
+class EngineTest : public ::testing::TestWithParam<int> {
  protected:
-  void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create();
+  void SetUp() override { UseEngine(GetParam()); }
+
+  // Replaces the engine by one with `shards` shards.
+  void UseEngine(int shards) {
+    engine_.reset();
+    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(shards);
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = *std::move(engine);
+    ASSERT_EQ(engine_->shards(), static_cast<size_t>(shards));
   }
 
   Endpoint NewEndpoint() {
@@ -325,7 +332,9 @@ class BlockingReadOp final : public IoOp {
 // another socket's, whose completion holds it until the op's deadline passed
 // (its timer not yet run): the op ends DEADLINE_EXCEEDED and the data stays
 // for the next reader instead of going to a caller that gave up.
-TEST_F(EngineTest, OpPastItsDeadlineTakesNothingWhenReadinessComesFirst) {
+TEST_P(EngineTest, OpPastItsDeadlineTakesNothingWhenReadinessComesFirst) {
+  // The three sockets must share one engine thread.
+  UseEngine(1);
   Endpoint first = NewEndpoint();
   Endpoint second = NewEndpoint();
   Endpoint endpoint = NewEndpoint();
@@ -361,7 +370,7 @@ TEST_F(EngineTest, OpPastItsDeadlineTakesNothingWhenReadinessComesFirst) {
   EXPECT_EQ(next->data, "kept");
 }
 
-TEST_F(EngineTest, ReadyOpCompletesInlineInSubmit) {
+TEST_P(EngineTest, ReadyOpCompletesInlineInSubmit) {
   Endpoint endpoint = NewEndpoint();
   WriteAll(endpoint.peer.get(), "hello");
   auto outcome = std::make_shared<Outcome>();
@@ -376,7 +385,7 @@ TEST_F(EngineTest, ReadyOpCompletesInlineInSubmit) {
   EXPECT_EQ(engine_->waiting_ops(), 0u);
 }
 
-TEST_F(EngineTest, OpThatWouldBlockCompletesWhenDataArrives) {
+TEST_P(EngineTest, OpThatWouldBlockCompletesWhenDataArrives) {
   Endpoint endpoint = NewEndpoint();
   auto outcome = std::make_shared<Outcome>();
 
@@ -392,7 +401,7 @@ TEST_F(EngineTest, OpThatWouldBlockCompletesWhenDataArrives) {
   EXPECT_EQ(engine_->waiting_ops(), 0u);
 }
 
-TEST_F(EngineTest, WaitingWriteCompletesWhenThePeerDrainsTheBuffer) {
+TEST_P(EngineTest, WaitingWriteCompletesWhenThePeerDrainsTheBuffer) {
   Endpoint endpoint = NewEndpoint();
   // Fill the socket's send buffer (and the peer's receive buffer).
   const std::string chunk(4096, 'x');
@@ -424,7 +433,7 @@ TEST_F(EngineTest, WaitingWriteCompletesWhenThePeerDrainsTheBuffer) {
   EXPECT_EQ(outcome->data, "more");
 }
 
-TEST_F(EngineTest, TwoWaitingReadsCompleteInFifoOrder) {
+TEST_P(EngineTest, TwoWaitingReadsCompleteInFifoOrder) {
   Endpoint endpoint = NewEndpoint();
   Sequence sequence;
   auto first = std::make_shared<Outcome>();
@@ -443,7 +452,7 @@ TEST_F(EngineTest, TwoWaitingReadsCompleteInFifoOrder) {
   EXPECT_EQ(second->order, 1);
 }
 
-TEST_F(EngineTest, LaterReadQueuesBehindAWaitingOneEvenIfDataArrived) {
+TEST_P(EngineTest, LaterReadQueuesBehindAWaitingOneEvenIfDataArrived) {
   Endpoint endpoint = NewEndpoint();
   auto first = std::make_shared<Outcome>();
   auto second = std::make_shared<Outcome>();
@@ -458,7 +467,7 @@ TEST_F(EngineTest, LaterReadQueuesBehindAWaitingOneEvenIfDataArrived) {
   EXPECT_EQ(second->data, "cd");
 }
 
-TEST_F(EngineTest, DeadlineEndsAWaitingOpWithDeadlineExceeded) {
+TEST_P(EngineTest, DeadlineEndsAWaitingOpWithDeadlineExceeded) {
   Endpoint endpoint = NewEndpoint();
   auto outcome = std::make_shared<Outcome>();
   WaitOptions options;
@@ -474,7 +483,7 @@ TEST_F(EngineTest, DeadlineEndsAWaitingOpWithDeadlineExceeded) {
   EXPECT_EQ(engine_->waiting_ops(), 0u);
 }
 
-TEST_F(EngineTest, DeadlineInThePastEndsTheOpInlineWithoutWaiting) {
+TEST_P(EngineTest, DeadlineInThePastEndsTheOpInlineWithoutWaiting) {
   Endpoint endpoint = NewEndpoint();
   auto outcome = std::make_shared<Outcome>();
   WaitOptions options;
@@ -488,7 +497,7 @@ TEST_F(EngineTest, DeadlineInThePastEndsTheOpInlineWithoutWaiting) {
   EXPECT_EQ(engine_->waiting_ops(), 0u);
 }
 
-TEST_F(EngineTest, ExpiredDeadlineLeavesTheSocketUsable) {
+TEST_P(EngineTest, ExpiredDeadlineLeavesTheSocketUsable) {
   Endpoint endpoint = NewEndpoint();
   auto timed_out = std::make_shared<Outcome>();
   WaitOptions options;
@@ -505,7 +514,7 @@ TEST_F(EngineTest, ExpiredDeadlineLeavesTheSocketUsable) {
   EXPECT_EQ(later->data, "still works");
 }
 
-TEST_F(EngineTest, NonblockingOpFailsWithItsWouldBlockErrno) {
+TEST_P(EngineTest, NonblockingOpFailsWithItsWouldBlockErrno) {
   Endpoint endpoint = NewEndpoint();
   WaitOptions options;
   options.nonblocking = true;
@@ -530,7 +539,7 @@ TEST_F(EngineTest, NonblockingOpFailsWithItsWouldBlockErrno) {
   EXPECT_EQ(engine_->waiting_ops(), 0u);
 }
 
-TEST_F(EngineTest, NonblockingOpSucceedsWhenTheSocketIsReady) {
+TEST_P(EngineTest, NonblockingOpSucceedsWhenTheSocketIsReady) {
   Endpoint endpoint = NewEndpoint();
   WriteAll(endpoint.peer.get(), "ready");
   WaitOptions options;
@@ -544,7 +553,7 @@ TEST_F(EngineTest, NonblockingOpSucceedsWhenTheSocketIsReady) {
   EXPECT_EQ(outcome->data, "ready");
 }
 
-TEST_F(EngineTest, CancelEndsAWaitingOpAndTheSocketStaysUsable) {
+TEST_P(EngineTest, CancelEndsAWaitingOpAndTheSocketStaysUsable) {
   Endpoint endpoint = NewEndpoint();
   CancelToken token;
   WaitOptions options;
@@ -570,7 +579,7 @@ TEST_F(EngineTest, CancelEndsAWaitingOpAndTheSocketStaysUsable) {
   EXPECT_EQ(cancelled->completions.load(), 1);
 }
 
-TEST_F(EngineTest, CancellingTheFirstOfTwoWaitingReadsHandsDataToTheSecond) {
+TEST_P(EngineTest, CancellingTheFirstOfTwoWaitingReadsHandsDataToTheSecond) {
   Endpoint endpoint = NewEndpoint();
   CancelToken token;
   WaitOptions cancellable;
@@ -590,7 +599,7 @@ TEST_F(EngineTest, CancellingTheFirstOfTwoWaitingReadsHandsDataToTheSecond) {
   EXPECT_EQ(second->data, "for the second");
 }
 
-TEST_F(EngineTest, TokenCancelledBeforeSubmitEndsWithCancelledWithoutWaiting) {
+TEST_P(EngineTest, TokenCancelledBeforeSubmitEndsWithCancelledWithoutWaiting) {
   Endpoint endpoint = NewEndpoint();
   CancelToken token;
   token.Cancel();
@@ -610,7 +619,7 @@ TEST_F(EngineTest, TokenCancelledBeforeSubmitEndsWithCancelledWithoutWaiting) {
 // was already cancelled still runs when its socket is ready (`queue.empty()` ->
 // Attempt), so a Recv whose RPC was cancelled before it reached the engine
 // consumes bytes that nobody will ever see.
-TEST_F(EngineTest, TokenCancelledBeforeSubmitLeavesReadyDataInTheSocket) {
+TEST_P(EngineTest, TokenCancelledBeforeSubmitLeavesReadyDataInTheSocket) {
   Endpoint endpoint = NewEndpoint();
   WriteAll(endpoint.peer.get(), "keep me");
   CancelToken token;
@@ -632,7 +641,7 @@ TEST_F(EngineTest, TokenCancelledBeforeSubmitLeavesReadyDataInTheSocket) {
   EXPECT_EQ(later->data, "keep me") << later->status;
 }
 
-TEST_F(EngineTest, CloseEndsWaitingOpsWithAborted) {
+TEST_P(EngineTest, CloseEndsWaitingOpsWithAborted) {
   Endpoint endpoint = NewEndpoint();
   auto read = std::make_shared<Outcome>();
   auto timed = std::make_shared<Outcome>();
@@ -655,7 +664,7 @@ TEST_F(EngineTest, CloseEndsWaitingOpsWithAborted) {
   EXPECT_EQ(::recv(endpoint.peer.get(), &byte, 1, 0), 0);
 }
 
-TEST_F(EngineTest, SubmitAfterCloseFailsWithFailedPreconditionAndEbadf) {
+TEST_P(EngineTest, SubmitAfterCloseFailsWithFailedPreconditionAndEbadf) {
   Endpoint endpoint = NewEndpoint();
   engine_->Close(*endpoint.io);
   engine_->Close(*endpoint.io);  // idempotent
@@ -673,7 +682,7 @@ TEST_F(EngineTest, SubmitAfterCloseFailsWithFailedPreconditionAndEbadf) {
       endpoint.io->WithFd([](int) { FAIL() << "fd of closed socket"; }));
 }
 
-TEST_F(EngineTest, ShutdownEndsWaitingOpsAndLaterSubmitsWithUnavailable) {
+TEST_P(EngineTest, ShutdownEndsWaitingOpsAndLaterSubmitsWithUnavailable) {
   Endpoint first = NewEndpoint();
   Endpoint second = NewEndpoint();
   auto read = std::make_shared<Outcome>();
@@ -705,7 +714,7 @@ TEST_F(EngineTest, ShutdownEndsWaitingOpsAndLaterSubmitsWithUnavailable) {
   engine_->Shutdown();  // idempotent
 }
 
-TEST_F(EngineTest, RegisterAfterShutdownIsUnavailableAndClosesTheFd) {
+TEST_P(EngineTest, RegisterAfterShutdownIsUnavailableAndClosesTheFd) {
   engine_->Shutdown();
   int fds[2];
   ASSERT_EQ(
@@ -721,7 +730,7 @@ TEST_F(EngineTest, RegisterAfterShutdownIsUnavailableAndClosesTheFd) {
   EXPECT_EQ(::recv(peer.get(), &byte, 1, 0), 0) << "registered fd leaked";
 }
 
-TEST_F(EngineTest, WaitingOpsCountsOnlyOpsThatWait) {
+TEST_P(EngineTest, WaitingOpsCountsOnlyOpsThatWait) {
   Endpoint a = NewEndpoint();
   Endpoint b = NewEndpoint();
   EXPECT_EQ(engine_->waiting_ops(), 0u);
@@ -758,7 +767,7 @@ TEST_F(EngineTest, WaitingOpsCountsOnlyOpsThatWait) {
 // (AgentCore's Recv with MSG_PEEK | MSG_WAITALL waiting for more bytes does
 // exactly that), the edge-triggered readiness was already consumed and the next
 // op waits forever although its data sits in the socket.
-TEST_F(EngineTest, ExpiredHeadOpThatDeclinedDataHandsItToTheNextOp) {
+TEST_P(EngineTest, ExpiredHeadOpThatDeclinedDataHandsItToTheNextOp) {
   Endpoint endpoint = NewEndpoint();
   WriteAll(endpoint.peer.get(), "hello");
   auto head = std::make_shared<Outcome>();
@@ -778,7 +787,7 @@ TEST_F(EngineTest, ExpiredHeadOpThatDeclinedDataHandsItToTheNextOp) {
   EXPECT_EQ(next->data, "hello");
 }
 
-TEST_F(EngineTest, ShutdownThenDestructionCompletesEachWaitingOpOnce) {
+TEST_P(EngineTest, ShutdownThenDestructionCompletesEachWaitingOpOnce) {
   auto pending = std::make_shared<Outcome>();
   {
     Endpoint endpoint = NewEndpoint();
@@ -797,7 +806,7 @@ TEST_F(EngineTest, ShutdownThenDestructionCompletesEachWaitingOpOnce) {
 // exactly once" promise (a gRPC reactor behind such an op is never finished, so
 // Server::Shutdown hangs). AgentCore is safe only because its ops keep their
 // socket alive.
-TEST_F(EngineTest, DroppingTheLastReferenceEndsWaitingOpsOnce) {
+TEST_P(EngineTest, DroppingTheLastReferenceEndsWaitingOpsOnce) {
   auto pending = std::make_shared<Outcome>();
   Endpoint endpoint = NewEndpoint();
   SubmitRead(endpoint, pending);
@@ -814,7 +823,7 @@ TEST_F(EngineTest, DroppingTheLastReferenceEndsWaitingOpsOnce) {
 // SO_LINGER {on, 60 s} with data the peer never reads would make close(2)
 // block the closing thread for a minute (a Close RPC, the session reaper,
 // shutdown); the engine closes such a socket in the background instead.
-TEST_F(EngineTest, CloseOfALingeringSocketDoesNotWaitForThePeer) {
+TEST_P(EngineTest, CloseOfALingeringSocketDoesNotWaitForThePeer) {
   Endpoint endpoint = NewLingeringTcpEndpoint(linger{1, 60});
   ASSERT_NE(endpoint.io, nullptr);
   EXPECT_TRUE(ClosesWithoutWaiting([&] { engine_->Close(*endpoint.io); },
@@ -822,7 +831,7 @@ TEST_F(EngineTest, CloseOfALingeringSocketDoesNotWaitForThePeer) {
       << "Engine::Close waited for SO_LINGER";
 }
 
-TEST_F(EngineTest, ReleaseOfALingeringSocketDoesNotWaitForThePeer) {
+TEST_P(EngineTest, ReleaseOfALingeringSocketDoesNotWaitForThePeer) {
   Endpoint endpoint = NewLingeringTcpEndpoint(linger{1, 60});
   ASSERT_NE(endpoint.io, nullptr);
   EXPECT_TRUE(ClosesWithoutWaiting([&] { endpoint.io.reset(); }, endpoint.peer))
@@ -830,7 +839,7 @@ TEST_F(EngineTest, ReleaseOfALingeringSocketDoesNotWaitForThePeer) {
 }
 
 // SO_LINGER {on, 0} keeps its meaning: close(2) resets the connection.
-TEST_F(EngineTest, CloseWithZeroLingerStillResetsTheConnection) {
+TEST_P(EngineTest, CloseWithZeroLingerStillResetsTheConnection) {
   Endpoint endpoint = NewLingeringTcpEndpoint(linger{1, 0});
   ASSERT_NE(endpoint.io, nullptr);
   engine_->Close(*endpoint.io);
@@ -851,7 +860,7 @@ TEST_F(EngineTest, CloseWithZeroLingerStillResetsTheConnection) {
 // Every op must complete exactly once; the engine is destroyed (its thread
 // joined) before the completions are counted, so no late second completion
 // can slip past the check.
-TEST_F(EngineTest, EveryOpCompletesExactlyOnceUnderRandomCancelCloseAndData) {
+TEST_P(EngineTest, EveryOpCompletesExactlyOnceUnderRandomCancelCloseAndData) {
   constexpr int kSockets = 40;
   constexpr int kThreads = 4;
   constexpr int kOpsPerThread = 250;
@@ -998,6 +1007,188 @@ TEST_F(EngineTest, EveryOpCompletesExactlyOnceUnderRandomCancelCloseAndData) {
   EXPECT_EQ(never, 0);
   EXPECT_EQ(twice, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Shards, EngineTest, ::testing::Values(1, 3),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == 1
+                                      ? std::string("OneShard")
+                                      : absl::StrCat(info.param, "Shards");
+                         });
+
+// Completes once data arrives and reports the thread it completed on; the
+// completion then holds that thread until `release` (bounded).
+class HoldingReadOp final : public IoOp {
+ public:
+  HoldingReadOp(std::shared_ptr<Outcome> outcome, absl::Notification* release)
+      : outcome_(std::move(outcome)), release_(release) {}
+  std::optional<absl::Status> Attempt(int fd) override {
+    char byte;
+    if (::recv(fd, &byte, 1, 0) < 0) return std::nullopt;
+    return absl::OkStatus();
+  }
+  void Complete(absl::Status status) override {
+    if (outcome_->completions.fetch_add(1) == 0) {
+      outcome_->status = std::move(status);
+      outcome_->thread = std::this_thread::get_id();
+      outcome_->done.Notify();
+    }
+    release_->WaitForNotificationWithTimeout(kWait);
+  }
+  const char* name() const override { return "recv"; }
+
+ private:
+  const std::shared_ptr<Outcome> outcome_;
+  absl::Notification* const release_;
+};
+
+using ShardedEngineTest = EngineTest;
+
+TEST(EngineCreateTest, RefusesAShardCountOutOfRange) {
+  for (int shards : {0, -1, Engine::kMaxShards + 1}) {
+    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(shards);
+    ASSERT_FALSE(engine.ok()) << shards;
+    EXPECT_EQ(engine.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(engine.status().message(), HasSubstr("shards"));
+  }
+}
+
+TEST_P(ShardedEngineTest, SocketsSpreadEvenlyAcrossShards) {
+  const size_t shards = engine_->shards();
+  std::vector<Endpoint> endpoints;
+  for (size_t i = 0; i < 2 * shards; ++i) endpoints.push_back(NewEndpoint());
+  for (size_t shard = 0; shard < shards; ++shard) {
+    EXPECT_EQ(engine_->sockets_on_shard(shard), 2u) << "shard " << shard;
+  }
+  // Two sockets registered one after the other (a connection's two ends)
+  // run on different threads.
+  EXPECT_NE(endpoints[0].io->shard(), endpoints[1].io->shard());
+
+  // Closing frees the place: the next socket goes to the emptied shard.
+  const size_t emptied = endpoints[1].io->shard();
+  for (Endpoint& endpoint : endpoints) {
+    if (endpoint.io->shard() == emptied) engine_->Close(*endpoint.io);
+  }
+  EXPECT_EQ(engine_->sockets_on_shard(emptied), 0u);
+  Endpoint next = NewEndpoint();
+  EXPECT_EQ(next.io->shard(), emptied);
+  EXPECT_EQ(engine_->sockets_on_shard(emptied), 1u);
+}
+
+// The point of sharding: a completion that takes its time on one shard's
+// thread does not hold up the sockets of another. With one engine thread
+// the second read could not complete until the first completion returned.
+TEST_P(ShardedEngineTest, OpOnOneShardCompletesWhileAnotherShardIsHeld) {
+  Endpoint held = NewEndpoint();
+  Endpoint free = NewEndpoint();
+  ASSERT_NE(held.io->shard(), free.io->shard());
+  absl::Notification release;
+  auto holding = std::make_shared<Outcome>();
+  engine_->Submit(held.io, Interest::kRead,
+                  std::make_unique<HoldingReadOp>(holding, &release), {});
+  WriteAll(held.peer.get(), "x");
+  ASSERT_TRUE(holding->Wait()) << "the held shard's op never completed";
+  ASSERT_NE(holding->thread, std::this_thread::get_id());
+
+  auto other = std::make_shared<Outcome>();
+  SubmitRead(free, other);
+  EXPECT_FALSE(other->completed()) << "no data yet: the read must wait";
+  WriteAll(free.peer.get(), "moving");
+  const bool completed = other->Wait();
+  release.Notify();
+  ASSERT_TRUE(completed) << "a held shard stalled another shard's socket";
+  EXPECT_TRUE(other->status.ok()) << other->status;
+  EXPECT_EQ(other->data, "moving");
+  EXPECT_NE(other->thread, holding->thread);
+}
+
+// Each shard runs its own timers and cancellations: a deadline and a cancel
+// on every shard end their ops, and the sockets stay usable.
+TEST_P(ShardedEngineTest, DeadlinesAndCancelWorkOnEveryShard) {
+  const size_t shards = engine_->shards();
+  std::vector<Endpoint> endpoints;
+  for (size_t i = 0; i < shards; ++i) endpoints.push_back(NewEndpoint());
+  std::vector<bool> seen(shards, false);
+  for (const Endpoint& endpoint : endpoints) seen[endpoint.io->shard()] = true;
+  ASSERT_EQ(std::count(seen.begin(), seen.end(), true),
+            static_cast<long>(shards));
+
+  std::vector<std::shared_ptr<Outcome>> timed;
+  for (const Endpoint& endpoint : endpoints) {
+    WaitOptions options;
+    options.deadline = absl::Now() + absl::Milliseconds(50);
+    timed.push_back(std::make_shared<Outcome>());
+    SubmitRead(endpoint, timed.back(), options);
+  }
+  for (size_t i = 0; i < shards; ++i) {
+    ASSERT_TRUE(timed[i]->Wait()) << "shard " << endpoints[i].io->shard();
+    EXPECT_EQ(timed[i]->status.code(), absl::StatusCode::kDeadlineExceeded)
+        << timed[i]->status;
+  }
+
+  std::vector<std::unique_ptr<CancelToken>> tokens;
+  std::vector<std::shared_ptr<Outcome>> cancelled;
+  for (const Endpoint& endpoint : endpoints) {
+    tokens.push_back(std::make_unique<CancelToken>());
+    WaitOptions options;
+    options.cancel = tokens.back().get();
+    cancelled.push_back(std::make_shared<Outcome>());
+    SubmitRead(endpoint, cancelled.back(), options);
+  }
+  EXPECT_EQ(engine_->waiting_ops(), shards);
+  for (auto& token : tokens) token->Cancel();
+  for (size_t i = 0; i < shards; ++i) {
+    ASSERT_TRUE(cancelled[i]->Wait());
+    EXPECT_EQ(cancelled[i]->status.code(), absl::StatusCode::kCancelled);
+  }
+  EXPECT_EQ(engine_->waiting_ops(), 0u);
+
+  for (const Endpoint& endpoint : endpoints) {
+    auto after = std::make_shared<Outcome>();
+    SubmitRead(endpoint, after);
+    WriteAll(endpoint.peer.get(), "still");
+    ASSERT_TRUE(after->Wait());
+    EXPECT_EQ(after->data, "still");
+  }
+}
+
+// Closing a socket ends only its own ops; the other shards keep theirs.
+// Shutdown then ends what waits on every shard.
+TEST_P(ShardedEngineTest, CloseEndsItsOwnOpsAndShutdownEndsEveryShards) {
+  const size_t shards = engine_->shards();
+  std::vector<Endpoint> endpoints;
+  std::vector<std::shared_ptr<Outcome>> outcomes;
+  for (size_t i = 0; i < shards; ++i) {
+    endpoints.push_back(NewEndpoint());
+    outcomes.push_back(std::make_shared<Outcome>());
+    SubmitRead(endpoints.back(), outcomes.back());
+  }
+  EXPECT_EQ(engine_->waiting_ops(), shards);
+  engine_->Close(*endpoints[0].io);
+  ASSERT_TRUE(outcomes[0]->Wait());
+  EXPECT_EQ(outcomes[0]->status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(engine_->waiting_ops(), shards - 1);
+  for (size_t i = 1; i < shards; ++i) EXPECT_FALSE(outcomes[i]->completed());
+
+  engine_->Shutdown();
+  for (size_t i = 1; i < shards; ++i) {
+    ASSERT_TRUE(outcomes[i]->Wait());
+    EXPECT_EQ(outcomes[i]->status.code(), absl::StatusCode::kUnavailable)
+        << outcomes[i]->status;
+  }
+  EXPECT_EQ(engine_->waiting_ops(), 0u);
+  for (const Endpoint& endpoint : endpoints) {
+    auto late = std::make_shared<Outcome>();
+    SubmitRead(endpoint, late);
+    ASSERT_TRUE(late->completed());
+    EXPECT_EQ(late->status.code(), absl::StatusCode::kUnavailable)
+        << late->status;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shards, ShardedEngineTest, ::testing::Values(2, 4),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return absl::StrCat(info.param, "Shards");
+                         });
 
 }  // namespace
 }  // namespace sockagent
