@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -136,6 +137,13 @@ absl::Duration ParseDurationOrDie(const std::string& text) {
   return d;
 }
 
+// --io-threads' default: one engine thread per hardware thread, at most 4
+// (the two ends of a transfer need two; more rarely pay on a shared host).
+int DefaultIoThreads() {
+  const unsigned hardware = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(hardware, 1u, 4u));
+}
+
 // Lets the agent hold many sockets: raise the soft descriptor limit to the
 // hard one.
 void RaiseFileLimit() {
@@ -200,6 +208,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-message-bytes", max_message,
                  "largest payload of one Send/Recv call")
       ->check(CLI::Range(1024, 64 << 20))
+      ->capture_default_str();
+  options.core.io_threads = DefaultIoThreads();
+  app.add_option("--io-threads", options.core.io_threads,
+                 "engine threads (epoll loops) sharing out the sockets, so "
+                 "both ends of a transfer can run at once; 1 = one loop "
+                 "for everything (default: hardware threads, at most 4)")
+      ->check(CLI::Range(1, sockagent::Engine::kMaxShards))
       ->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout,
                  "on SIGTERM, how long calls may take to finish")
@@ -484,9 +499,10 @@ int main(int argc, char** argv) {
                  (*server)->health_port());
   }
   const std::string incarnation = (*server)->core().incarnation();
-  spdlog::info("sockagentd {} serving on {} (port {}), incarnation {}",
-               sockagent::kAgentVersion, options.listen_address,
-               (*server)->port(), incarnation);
+  spdlog::info(
+      "sockagentd {} serving on {} (port {}), incarnation {}, {} io threads",
+      sockagent::kAgentVersion, options.listen_address, (*server)->port(),
+      incarnation, options.core.io_threads);
   if (!port_file.empty()) {
     const std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << (*server)->port() << "\n";

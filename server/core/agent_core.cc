@@ -4,6 +4,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/duration_codec.h"
 #include "server/core/core_status.h"
@@ -32,7 +33,13 @@ WaitingCalls::Limits WaitingLimits(const AgentCore::Options& options) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AgentCore>> AgentCore::Create(Options options) {
-  absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create();
+  if (options.io_threads < 1 || options.io_threads > Engine::kMaxShards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("io_threads: ", options.io_threads,
+                     " is not between 1 and ", Engine::kMaxShards));
+  }
+  absl::StatusOr<std::unique_ptr<Engine>> engine =
+      Engine::Create(options.io_threads);
   if (!engine.ok()) return engine.status();
   return std::unique_ptr<AgentCore>(new AgentCore(options, *std::move(engine)));
 }
@@ -353,6 +360,7 @@ v1::GetAgentInfoResponse AgentCore::GetAgentInfo() {
   stats->set_sessions(static_cast<uint32_t>(sessions_.size()));
   stats->set_open_sockets(sessions_.table().socket_count());
   stats->set_waiting_operations(engine_->waiting_ops());
+  stats->set_io_threads(static_cast<uint32_t>(engine_->shards()));
   stats->set_refused_sources(gate_.refused_sources());
   stats->set_policy_reloads_rejected(policy_.rejected_loads());
   if (auto hostname = GetHostname(); hostname.ok()) {

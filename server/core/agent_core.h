@@ -89,6 +89,11 @@ class AgentCore {
     // unless set; where namespaces are looked up.
     bool allow_network_namespaces = false;
     NetnsResolver::Options netns;
+    // Engine threads (sockagentd --io-threads): sockets are shared out
+    // among them, each runs its sockets' readiness and deadlines. 1 ..
+    // Engine::kMaxShards; otherwise Create is INVALID_ARGUMENT naming
+    // io_threads.
+    int io_threads = 1;
   };
 
   // Starts the engine and the session reaper.

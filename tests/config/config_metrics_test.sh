@@ -54,6 +54,7 @@ log_format: "json"
 log_level: "debug"
 metrics_listen: "127.0.0.1:0"
 health_listen: "127.0.0.1:0"
+io_threads: 3
 CFG
 echo '{"sessionTtl": "9s", "maxSessions": 44, "logLevel": "warn"}' >"$TMP/good.json"
 printf 'log_level: "info"\nsesion_ttl: "5s"\n' >"$TMP/typo.textproto"
@@ -61,6 +62,7 @@ printf '# comment\nsession_ttl: "soon"\n' >"$TMP/bad_duration.textproto"
 printf '{\n  "max_sessions": 0\n}\n' >"$TMP/bad_range.json"
 printf '{\n  "log_level": "info",\n  "sesion_ttl": "5s"\n}\n' >"$TMP/typo.json"
 printf 'session_ttl: \n' >"$TMP/syntax.textproto"
+printf 'io_threads: 0\n' >"$TMP/bad_io_threads.textproto"
 
 "$SOCKAGENTD" --check-config "$TMP/good.textproto" >"$TMP/check.out" \
   || fail "good.textproto rejected: $(cat "$TMP/check.out")"
@@ -81,6 +83,11 @@ expect_invalid "$TMP/typo.json" '3: unknown field "sesion_ttl" \(did you mean "s
 expect_invalid "$TMP/bad_duration.textproto" '2: session_ttl: not a positive duration'
 expect_invalid "$TMP/bad_range.json" '2: max_sessions: .*range'
 expect_invalid "$TMP/syntax.textproto" '2:1: '
+expect_invalid "$TMP/bad_io_threads.textproto" '1: io_threads: Value 0 not in range 1 to 256'
+rc=0
+"$SOCKAGENTD" --io-threads 300 >"$TMP/check.out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- '^sockagentd: --io-threads: Value 300 not in range' "$TMP/check.out" ||
+  fail "--io-threads 300: exit $rc: $(cat "$TMP/check.out")"
 rc=0
 "$SOCKAGENTD" --check-config "$TMP/missing.textproto" >"$TMP/check.out" 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "missing file: exit $rc, want 2"
@@ -95,6 +102,8 @@ AGENT=$!
 PIDS+=("$AGENT")
 wait_for "$TMP/port" '[0-9]'
 wait_for "$TMP/agent.log" 'metrics on'
+grep -q 'incarnation [0-9a-f]*, 3 io threads' "$TMP/agent.log" ||
+  fail "io_threads from the config file not applied: $(cat "$TMP/agent.log")"
 export SOCKAGENT_AGENT="127.0.0.1:$(cat "$TMP/port")"
 sc --json info >"$TMP/info.json"
 "$PYTHON" - "$TMP/info.json" <<'PY' || fail "limits: $(cat "$TMP/info.json")"
