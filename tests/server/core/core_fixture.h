@@ -67,6 +67,9 @@ class CoreFixture : public ::testing::Test {
     options.reap_interval = absl::Milliseconds(20);
     options.max_recv_bytes = kMaxRecvBytes;
     options.max_send_bytes = kMaxSendBytes;
+    // Two engine threads, as sockagentd runs on two cores: a connection's
+    // two ends are on different threads.
+    options.io_threads = 2;
     absl::StatusOr<std::unique_ptr<AgentCore>> core =
         AgentCore::Create(options);
     ASSERT_TRUE(core.ok()) << core.status();

@@ -95,7 +95,8 @@ std::string ReadExactly(int fd, size_t n) {
 class RelayTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create();
+    // Two shards: a relay's two sockets run on different engine threads.
+    absl::StatusOr<std::unique_ptr<Engine>> engine = Engine::Create(2);
     ASSERT_TRUE(engine.ok()) << engine.status();
     engine_ = *std::move(engine);
   }
