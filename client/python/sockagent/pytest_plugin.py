@@ -331,11 +331,15 @@ def sockagent_socket(sockagent_agent):
 
 
 @pytest.fixture
-def sockagent_proxy(sockagent_agent):
+def sockagent_proxy(sockagent_agents, _sockagent_targets):
     proxies = []
 
     def make(listen, upstream, *, agent=None, **options):
-        proxy = (agent or sockagent_agent).proxy(listen, upstream, **options)
+        # The default agent only when none is given: a suite of named
+        # agents has none.
+        if agent is None:
+            agent = sockagent_agents[_sockagent_targets.default_name()]
+        proxy = agent.proxy(listen, upstream, **options)
         proxies.append(proxy)
         return proxy
 
