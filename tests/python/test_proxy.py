@@ -356,3 +356,15 @@ def test_bad_arguments_name_the_argument(sockagent_agent):
         with pytest.raises(TypeError, match="to_upstream"):
             proxy.set_faults(to_upstream={"bogus": 1})
         assert proxy.faults == {"to_upstream": {}, "to_client": {}}
+
+
+def test_the_readme_example_is_the_example_file():
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    intro = "From [`examples/python/test_proxy_faults.py`]"
+    assert intro in readme
+    block = readme.split(intro, 1)[1].split("```python\n", 1)[1]
+    block = block.split("```", 1)[0]
+    example = (root / "examples/python/test_proxy_faults.py").read_text()
+    assert block.strip() and block in example
