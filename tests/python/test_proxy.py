@@ -368,3 +368,66 @@ def test_the_readme_example_is_the_example_file():
     block = block.split("```", 1)[0]
     example = (root / "examples/python/test_proxy_faults.py").read_text()
     assert block.strip() and block in example
+
+
+def test_the_asyncio_proxy(sockagent_agent):
+    import asyncio
+    import sockagent.aio
+
+    def exchange(address):
+        """A blocking client: a round trip, then half-close and EOF."""
+        with connect(address) as client:
+            took = round_trip(client)
+            client.shutdown(socket.SHUT_WR)
+            assert recv_all(client) == b""
+            return took
+
+    async def scenario(upstream):
+        async with sockagent.aio.Agent(sockagent_agent.target) as agent:
+            ended = []
+
+            async def on_end(connection):
+                ended.append(connection)
+
+            proxy = await agent.proxy(("127.0.0.1", 0), upstream.address,
+                                      to_upstream={"send_delay": 0.2},
+                                      on_end=on_end)
+            took = await asyncio.to_thread(exchange, proxy.address)
+            assert took >= 0.2
+            (first,) = await proxy.wait_connections(1, WAIT)
+            assert first.end == "relayed" and ended == [first]
+            assert first.to_upstream.bytes_sent == 4
+            with pytest.raises(sockagent.InvalidRequestError,
+                               match="faults.loss_percent"):
+                await proxy.set_faults(to_client={"loss_percent": 1})
+            await proxy.set_faults(to_upstream={},
+                                   to_client={"send_delay": 0.3})
+            assert await asyncio.to_thread(exchange, proxy.address) >= 0.3
+            await proxy.wait_connections(2, WAIT)
+            # A live connection cut by stop(); nothing left behind.
+            client = await asyncio.to_thread(connect, proxy.address)
+            await asyncio.to_thread(round_trip, client)
+            assert proxy.accepted == 3
+            await proxy.stop()
+            await proxy.stop()
+            client.close()
+            assert [c.end for c in proxy.connections] == \
+                ["relayed", "relayed", "stopped"]
+            assert proxy._tasks == []
+            response = await agent._stub.ListSockets(
+                pb.ListSocketsRequest(), metadata=agent._metadata)
+            assert list(response.sockets) == []
+            # A refused upstream: reported, and Agent.close() stops it.
+            refused = await agent.proxy(("127.0.0.1", 0),
+                                        ("127.0.0.1", free_closed_port()))
+            with await asyncio.to_thread(connect, refused.address) as c:
+                try:
+                    assert await asyncio.to_thread(c.recv, 10) == b""
+                except ConnectionResetError:
+                    pass
+            (done,) = await refused.wait_connections(1, WAIT)
+            assert isinstance(done.error, ConnectionRefusedError)
+        assert refused.stopped
+
+    with TcpUpstream(echo) as upstream:
+        asyncio.run(asyncio.wait_for(scenario(upstream), 120))

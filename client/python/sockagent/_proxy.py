@@ -170,6 +170,64 @@ def _close_quietly(sock):
         pass
 
 
+@dataclasses.dataclass(frozen=True)
+class _Arguments:
+    listen_family: int
+    upstream_family: int
+    to_upstream: dict
+    to_client: dict
+
+
+def check_arguments(listen, upstream, udp, to_upstream, to_client,
+                    reset_as_fin, idle_timeout, on_end):
+    """proxy()'s arguments checked (TypeError / ValueError naming the
+    argument); shared with sockagent.aio."""
+    call = "proxy()"
+    if not isinstance(udp, bool):
+        raise TypeError(f"proxy(): udp must be a bool, not "
+                        f"{type(udp).__name__}")
+    if not isinstance(reset_as_fin, bool):
+        raise TypeError(f"proxy(): reset_as_fin must be a bool, not "
+                        f"{type(reset_as_fin).__name__}")
+    if udp and reset_as_fin:
+        raise ValueError("proxy(): reset_as_fin applies to streams only "
+                         "(udp=False)")
+    if idle_timeout is not None:
+        if not udp:
+            raise ValueError("proxy(): idle_timeout applies to udp=True only")
+        if isinstance(idle_timeout, bool) or \
+                not isinstance(idle_timeout, (int, float)):
+            raise TypeError(f"proxy(): idle_timeout must be seconds (a "
+                            f"number), not {type(idle_timeout).__name__}")
+        if not idle_timeout > 0:
+            raise ValueError(f"proxy(): idle_timeout must be positive, not "
+                             f"{idle_timeout!r}")
+    if on_end is not None and not callable(on_end):
+        raise TypeError("proxy(): on_end must be callable")
+    return _Arguments(
+        listen_family=_check_address(listen, "listen"),
+        upstream_family=_check_address(upstream, "upstream"),
+        to_upstream=_check_faults(to_upstream, "to_upstream", call) or {},
+        to_client=_check_faults(to_client, "to_client", call) or {})
+
+
+def ended_connection(conn_id, client, result, error, stopped):
+    """The ProxyConnection of a relay that returned ``result`` or raised
+    ``error``; shared with sockagent.aio."""
+    if result is not None:
+        relay = result.relay
+        return ProxyConnection(
+            id=conn_id, client=client, end=result.end,
+            to_upstream=ProxyDirection._from_proto(relay.to_peer),
+            to_client=ProxyDirection._from_proto(relay.from_peer),
+            clients=relay.clients, refused_datagrams=relay.refused_datagrams,
+            result=result)
+    if stopped or (error is not None and _gone(error)):
+        return ProxyConnection(id=conn_id, client=client, end="stopped")
+    return ProxyConnection(id=conn_id, client=client, end="error",
+                           error=error)
+
+
 class _Live:
     """A connection being relayed: its two sockets."""
     __slots__ = ("client", "upstream")
@@ -186,40 +244,19 @@ class Proxy:
     def __init__(self, agent, listen, upstream, *, udp=False,
                  to_upstream=None, to_client=None, reset_as_fin=False,
                  idle_timeout=None, on_end=None):
-        call = "proxy()"
-        if not isinstance(udp, bool):
-            raise TypeError(f"proxy(): udp must be a bool, not "
-                            f"{type(udp).__name__}")
-        if not isinstance(reset_as_fin, bool):
-            raise TypeError(f"proxy(): reset_as_fin must be a bool, not "
-                            f"{type(reset_as_fin).__name__}")
-        if udp and reset_as_fin:
-            raise ValueError("proxy(): reset_as_fin applies to streams only "
-                             "(udp=False)")
-        if idle_timeout is not None:
-            if not udp:
-                raise ValueError("proxy(): idle_timeout applies to udp=True "
-                                 "only")
-            if isinstance(idle_timeout, bool) or \
-                    not isinstance(idle_timeout, (int, float)):
-                raise TypeError(f"proxy(): idle_timeout must be seconds (a "
-                                f"number), not {type(idle_timeout).__name__}")
-            if not idle_timeout > 0:
-                raise ValueError(f"proxy(): idle_timeout must be positive, "
-                                 f"not {idle_timeout!r}")
-        if on_end is not None and not callable(on_end):
-            raise TypeError("proxy(): on_end must be callable")
-        self._listen_family = _check_address(listen, "listen")
-        self._upstream_family = _check_address(upstream, "upstream")
+        options = check_arguments(listen, upstream, udp, to_upstream,
+                                  to_client, reset_as_fin, idle_timeout,
+                                  on_end)
+        self._listen_family = options.listen_family
+        self._upstream_family = options.upstream_family
         self._agent = agent
         self._upstream = upstream
         self._udp = udp
         self._reset_as_fin = reset_as_fin
         self._idle_timeout = idle_timeout
         self._on_end = on_end
-        self._to_upstream = _check_faults(to_upstream, "to_upstream", call) \
-            or {}
-        self._to_client = _check_faults(to_client, "to_client", call) or {}
+        self._to_upstream = options.to_upstream
+        self._to_client = options.to_client
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)
         self._set_lock = threading.Lock()  # one set_faults() at a time
@@ -390,20 +427,8 @@ class Proxy:
         self._report(0, None, result, error, stopped)
 
     def _report(self, conn_id, client, result, error, stopped):
-        if result is not None:
-            relay = result.relay
-            connection = ProxyConnection(
-                id=conn_id, client=client, end=result.end,
-                to_upstream=ProxyDirection._from_proto(relay.to_peer),
-                to_client=ProxyDirection._from_proto(relay.from_peer),
-                clients=relay.clients,
-                refused_datagrams=relay.refused_datagrams, result=result)
-        elif stopped or (error is not None and _gone(error)):
-            connection = ProxyConnection(id=conn_id, client=client,
-                                         end="stopped")
-        else:
-            connection = ProxyConnection(id=conn_id, client=client,
-                                         end="error", error=error)
+        connection = ended_connection(conn_id, client, result, error,
+                                      stopped)
         with self._lock:
             self._connections.append(connection)
             self._ended.notify_all()
