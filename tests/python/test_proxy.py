@@ -431,3 +431,73 @@ def test_the_asyncio_proxy(sockagent_agent):
 
     with TcpUpstream(echo) as upstream:
         asyncio.run(asyncio.wait_for(scenario(upstream), 120))
+
+
+def test_unix_stream_proxy_and_reset_as_fin(sockagent_proxy, tmp_path):
+    # The upstream resets its connection; with reset_as_fin the client sees
+    # an orderly EOF after the data instead of ECONNRESET.
+    def reply_then_reset(conn):
+        assert conn.recv(2) == b"hi"
+        conn.sendall(b"bye")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                        b"\1\0\0\0\0\0\0\0")  # l_onoff=1, l_linger=0: RST
+
+    path = str(tmp_path / "upstream.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    listener.settimeout(WAIT)
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            reply_then_reset(conn)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        proxy = sockagent_proxy(str(tmp_path / "proxy.sock"), path,
+                                reset_as_fin=True)
+        assert proxy.address == str(tmp_path / "proxy.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(WAIT)
+            client.connect(proxy.address)
+            client.sendall(b"hi")
+            assert recv_all(client) == b"bye"  # EOF, not a reset
+        (done,) = proxy.wait_connections(1, WAIT)
+    finally:
+        thread.join(WAIT)
+        listener.close()
+    assert done.end == "relayed"
+    assert done.to_client.bytes_sent == 3
+
+
+_LEFT_RUNNING = """
+import socket, sys
+import sockagent
+agent = sockagent.Agent(sys.argv[1])
+upstream = socket.create_server(("127.0.0.1", 0))
+proxy = agent.proxy(("127.0.0.1", 0), upstream.getsockname(),
+                    on_end=lambda c: print("ended", c.end, flush=True))
+client = socket.create_connection(proxy.address, timeout=30)
+conn, _ = upstream.accept()  # a live relay, and the proxy never stopped
+client.sendall(b"x")
+assert conn.recv(1) == b"x"
+print(proxy.address[1], flush=True)
+"""
+
+
+def test_interpreter_exit_stops_a_running_proxy(sockagent_agent):
+    import subprocess
+    import sys
+    child = subprocess.run(
+        [sys.executable, "-c", _LEFT_RUNNING, sockagent_agent.target],
+        capture_output=True, text=True, timeout=60)
+    assert child.returncode == 0, child.stderr
+    assert "Traceback" not in child.stderr, child.stderr
+    port, ended = child.stdout.split("\n", 1)
+    # Stopped at exit: the live connection was cut and reported.
+    assert ended == "ended stopped\n"
+    port = int(port)
+    with pytest.raises(ConnectionRefusedError):  # the listener is gone
+        socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
