@@ -202,10 +202,13 @@ def test_a_reset_fault_gives_the_client_connection_reset(sockagent_proxy):
     assert done.to_client.end == "fault"
 
 
-def udp_lost(agent, proxies, seed, n=200):
+def udp_lost(agent, proxies, seed, n=150):
     """Runs n numbered datagrams through a fresh udp proxy losing 30 % of
-    what goes upstream (seeded); returns how many the upstream missed."""
+    what goes upstream (seeded); returns how many the upstream missed.
+    n small datagrams fit in the default receive buffers (212992 bytes) even
+    when a reader is descheduled, so only the fault drops any."""
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     server.bind(("127.0.0.1", 0))
     server.settimeout(WAIT)
     upstream = server.getsockname()
@@ -258,9 +261,9 @@ def test_udp_loss_with_a_seed_replays_exactly(sockagent_agent):
     first = udp_lost(sockagent_agent, proxies, seed=7)
     second = udp_lost(sockagent_agent, proxies, seed=7)
     assert first == second
-    # Binomial(200, 0.3): mean 60, sd 6.5; the seed fixes one draw, which
+    # Binomial(150, 0.3): mean 45, sd 5.6; the seed fixes one draw, which
     # lies within 4 sd of the mean.
-    assert 34 <= first <= 86
+    assert 23 <= first <= 67
     for proxy in proxies:
         (relay,) = proxy.connections  # recorded at stop
         assert relay.client is None and relay.end == "stopped"
