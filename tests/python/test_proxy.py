@@ -504,3 +504,29 @@ def test_interpreter_exit_stops_a_running_proxy(sockagent_agent):
     port = int(port)
     with pytest.raises(ConnectionRefusedError):  # the listener is gone
         socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()
+
+
+def test_the_asyncio_udp_proxy_duplicates(sockagent_agent):
+    import asyncio
+    import sockagent.aio
+
+    async def scenario(upstream):
+        async with sockagent.aio.Agent(sockagent_agent.target) as agent:
+            async with await agent.proxy(
+                    ("127.0.0.1", 0), upstream.getsockname(), udp=True,
+                    idle_timeout=5,
+                    to_upstream={"duplicate_percent": 100}) as proxy:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                    c.sendto(b"once", proxy.address)
+                    got = [await asyncio.to_thread(upstream.recvfrom, 10)
+                           for _ in range(2)]
+                assert [data for data, _ in got] == [b"once", b"once"]
+                with pytest.raises(sockagent.InvalidRequestError,
+                                   match="faults.slice_bytes"):
+                    await proxy.set_faults(to_client={"slice_bytes": 3})
+            assert [c.end for c in proxy.connections] == ["stopped"]
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+        upstream.bind(("127.0.0.1", 0))
+        upstream.settimeout(WAIT)
+        asyncio.run(asyncio.wait_for(scenario(upstream), 120))
