@@ -264,6 +264,8 @@ def test_udp_loss_with_a_seed_replays_exactly(sockagent_agent):
     # Binomial(150, 0.3): mean 45, sd 5.6; the seed fixes one draw, which
     # lies within 4 sd of the mean.
     assert 23 <= first <= 67
+    assert session_sockets(sockagent_agent) == []
+    assert proxy_threads() == []
     for proxy in proxies:
         (relay,) = proxy.connections  # recorded at stop
         assert relay.client is None and relay.end == "stopped"
