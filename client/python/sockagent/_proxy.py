@@ -404,12 +404,16 @@ class Proxy:
     def _apply_connection_faults(self, live):
         # Applied until no set_faults() ran meanwhile, so a change made while
         # this connection was being set up is never overwritten by the old.
+        fresh = True  # new sockets have no faults: {} needs no call
         while True:
             with self._lock:
                 generation = self._faults_generation
                 to_upstream, to_client = self._to_upstream, self._to_client
-            live.upstream.set_faults(**to_upstream)
-            live.client.set_faults(**to_client)
+            if to_upstream or not fresh:
+                live.upstream.set_faults(**to_upstream)
+            if to_client or not fresh:
+                live.client.set_faults(**to_client)
+            fresh = False
             with self._lock:
                 if generation == self._faults_generation:
                     return

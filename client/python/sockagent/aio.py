@@ -890,10 +890,15 @@ class Proxy:
         await self._report(conn_id, peer, result, error)
 
     async def _apply_connection_faults(self, live):
+        fresh = True  # new sockets have no faults: {} needs no call
         while True:
             generation = self._faults_generation
-            await live.upstream.set_faults(**self._to_upstream)
-            await live.client.set_faults(**self._to_client)
+            to_upstream, to_client = self._to_upstream, self._to_client
+            if to_upstream or not fresh:
+                await live.upstream.set_faults(**to_upstream)
+            if to_client or not fresh:
+                await live.client.set_faults(**to_client)
+            fresh = False
             if generation == self._faults_generation:
                 return
 
