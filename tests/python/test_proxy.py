@@ -532,3 +532,45 @@ def test_the_asyncio_udp_proxy_duplicates(sockagent_agent):
         upstream.bind(("127.0.0.1", 0))
         upstream.settimeout(WAIT)
         asyncio.run(asyncio.wait_for(scenario(upstream), 120))
+
+
+def test_stop_with_many_connections_in_every_state(sockagent_agent):
+    # Clients connect while stop() runs: accepted, connecting upstream,
+    # relaying. stop() returns with every accepted connection reported and
+    # nothing left on the agent or in this process.
+    with TcpUpstream(echo) as upstream:
+        proxy = sockagent_agent.proxy(("127.0.0.1", 0), upstream.address)
+        address = proxy.address
+        relaying = []
+        for _ in range(10):
+            client = connect(address)
+            round_trip(client)
+            relaying.append(client)
+        go = threading.Event()
+        outcomes = []
+
+        def late_client():
+            go.wait(WAIT)
+            try:
+                with connect(address) as client:
+                    client.sendall(b"x")
+                    outcomes.append(client.recv(10))
+            except OSError as e:  # refused, reset: the proxy is stopping
+                outcomes.append(type(e).__name__)
+
+        clients = [threading.Thread(target=late_client) for _ in range(10)]
+        for t in clients:
+            t.start()
+        go.set()
+        proxy.stop()
+        for t in clients:
+            t.join(WAIT)
+        assert not any(t.is_alive() for t in clients)
+        for client in relaying:
+            client.close()
+    assert len(outcomes) == 10
+    assert len(proxy.connections) == proxy.accepted >= 10
+    assert sorted({c.id for c in proxy.connections}) == \
+        list(range(1, proxy.accepted + 1))
+    assert proxy_threads() == []
+    assert session_sockets(sockagent_agent) == []
