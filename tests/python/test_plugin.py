@@ -150,3 +150,36 @@ def test_tls_and_token_options(tmp_path, secured_agent):
                            "--sockagent-tls-ca", secured_agent.ca,
                            "--sockagent-tls-server-name", "localhost")
     assert code == 1 and "AuthenticationError" in out, out
+
+
+def test_proxy_fixture_stops_its_proxies_at_teardown(tmp_path,
+                                                     sockagent_agent):
+    # The first test leaves its proxy running (and fails); the second,
+    # after the first's teardown, finds it stopped with its threads joined.
+    code, out = run_pytest(tmp_path, """
+        import socket
+        import threading
+
+        left = []
+
+        def test_leaves_a_running_proxy(sockagent_proxy):
+            upstream = socket.create_server(("127.0.0.1", 0))
+            proxy = sockagent_proxy(("127.0.0.1", 0), upstream.getsockname(),
+                                    to_upstream={"send_delay": 0.01})
+            left.append((proxy, upstream))
+            client = socket.create_connection(proxy.address, timeout=30)
+            conn, _ = upstream.accept()  # relayed: a live connection
+            left.append(client)
+            assert not proxy.stopped
+            assert False, "fails with the proxy running"
+
+        def test_the_proxy_was_stopped():
+            (proxy, upstream), client = left
+            assert proxy.stopped
+            assert [c.end for c in proxy.connections] == ["stopped"]
+            assert not [t for t in threading.enumerate()
+                        if t.name.startswith("sockagent-proxy-")]
+    """, "--sockagent", f"default={sockagent_agent.target}")
+    assert code == 1, out
+    assert "1 failed, 1 passed" in out, out
+    assert "fails with the proxy running" in out, out

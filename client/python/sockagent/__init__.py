@@ -11,13 +11,16 @@
 
 Every socket lives on the agent (sockagentd) and is closed there when the
 Agent's session ends. Errors are Python's own (see sockagent.errors).
-``agent.socket_module()`` stands in for the ``socket`` module. The pytest
+``agent.socket_module()`` stands in for the ``socket`` module;
+``agent.proxy(listen, upstream, ...)`` is a proxy with faults on the agent
+(sockagent.Proxy). The pytest
 plugin is ``sockagent.pytest_plugin``; ``sockagent.aio`` is the asyncio
 flavour (on grpc.aio).
 """
 
 from . import _stubs  # noqa: F401  (finds the generated code first)
 from ._agent import Agent, AgentInfo, TLS, SESSION_METADATA_KEY
+from ._proxy import Proxy, ProxyConnection, ProxyDirection
 from ._socket import RemoteSocket, TrafficResult
 from .errors import (AgentError, AgentUnavailableError, AuthenticationError,
                      HandleNotFoundError, InvalidRequestError,
@@ -27,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent", "AgentInfo", "TLS", "RemoteSocket", "TrafficResult",
+    "Proxy", "ProxyConnection", "ProxyDirection",
     "AgentError", "AgentUnavailableError", "AuthenticationError",
     "HandleNotFoundError", "InvalidRequestError", "PolicyDeniedError",
     "QuotaExceededError", "builtin_type", "SESSION_METADATA_KEY",

@@ -18,12 +18,14 @@ import os
 import socket as _socket
 import threading
 import types
+import weakref
 
 import grpc
 from google.protobuf import duration_pb2
 
 from . import _address
 from . import errors as _errors
+from ._proxy import Proxy
 from ._socket import RemoteSocket
 from ._stubs import pb, sockagent_pb2_grpc
 
@@ -134,6 +136,7 @@ class Agent:
                                                 options=options)
         self._closed = False
         self._lock = threading.Lock()
+        self._proxies = weakref.WeakSet()  # stopped by close()
         self._stop = threading.Event()
         self._renewer = None
         self._hold = None
@@ -258,6 +261,13 @@ class Agent:
         with self._lock:
             if self._closed:
                 return None
+        # Before the session ends: a proxy closes its sockets and joins its
+        # threads while the Agent can still reach them.
+        for proxy in list(self._proxies):
+            proxy.stop()
+        with self._lock:
+            if self._closed:
+                return None
             self._closed = True
         self._stop.set()
         closed = None
@@ -365,6 +375,29 @@ class Agent:
         """socket.create_server() on the agent: a listening RemoteSocket."""
         return _create_server(self.socket, address, family, backlog,
                               reuse_port, dualstack_ipv6)
+
+    def proxy(self, listen, upstream, *, udp=False, to_upstream=None,
+              to_client=None, reset_as_fin=False, idle_timeout=None,
+              on_end=None):
+        """A Toxiproxy-style proxy on the agent (a sockagent.Proxy, started):
+        it listens on ``listen`` ((host, port), port 0: any; see
+        ``.address``) and relays every accepted connection to ``upstream``
+        inside the agent; ``udp=True`` relays every client's datagrams
+        instead (one upstream socket per client, closed after
+        ``idle_timeout`` seconds unused, 60 by default). ``to_upstream`` and
+        ``to_client`` are the faults of each direction, dicts of
+        RemoteSocket.set_faults() keyword arguments (``{"send_delay": 0.1}``),
+        changed while it runs with ``.set_faults()``. ``reset_as_fin``
+        passes a client's or upstream's RST on as FIN. ``on_end(connection)``
+        runs on a proxy thread as each connection ends (see
+        ``.connections``). Stop it with ``.stop()`` or a ``with`` block;
+        the Agent's close() stops it too. Raises TypeError/ValueError for a
+        bad argument, the socket calls' errors (bind: OSError), and
+        sockagent.InvalidRequestError naming a fault the agent refuses."""
+        return Proxy(self, listen, upstream, udp=udp,
+                     to_upstream=to_upstream, to_client=to_client,
+                     reset_as_fin=reset_as_fin, idle_timeout=idle_timeout,
+                     on_end=on_end)
 
     def socket_module(self):
         """An object usable in place of the ``socket`` module whose sockets,

@@ -28,6 +28,10 @@ Fixtures:
   sockagent_socket   a factory: sockagent_socket(family, type, proto,
                      agent=None) -> RemoteSocket on the default (or given)
                      agent, closed when the test ends, pass or fail.
+  sockagent_proxy    a factory: sockagent_proxy(listen, upstream, *,
+                     agent=None, **options) -> sockagent.Proxy (see
+                     Agent.proxy) on the default (or given) agent, stopped
+                     when the test ends, pass or fail.
   sockagent_daemons  the local sockagentd processes started for the session
                      (name -> .pid, .target, .log_path).
 
@@ -324,6 +328,24 @@ def sockagent_socket(sockagent_agent):
             sock.close()
         except Exception:  # the session's end closes it anyway
             pass
+
+
+@pytest.fixture
+def sockagent_proxy(sockagent_agents, _sockagent_targets):
+    proxies = []
+
+    def make(listen, upstream, *, agent=None, **options):
+        # The default agent only when none is given: a suite of named
+        # agents has none.
+        if agent is None:
+            agent = sockagent_agents[_sockagent_targets.default_name()]
+        proxy = agent.proxy(listen, upstream, **options)
+        proxies.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in proxies:
+        proxy.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)
