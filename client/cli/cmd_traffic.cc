@@ -1,11 +1,14 @@
-// sockctl traffic echo|sink|source, abort, faults: agent-side traffic and
-// fault injection.
+// sockctl traffic echo|sink|source|relay, abort, faults: agent-side traffic
+// and fault injection.
 
+#include <algorithm>
 #include <cstdint>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -28,6 +31,7 @@
 namespace sockagent {
 namespace cli {
 
+using ::sockagent::vocab::FormatRelayDirection;
 using ::sockagent::vocab::FormatTraffic;
 using ::sockagent::vocab::JsonObject;
 using ::sockagent::vocab::ParseByteCount;
@@ -54,8 +58,18 @@ int PrintTraffic(const Cli& cli, const char* context,
   if (!result.ok()) return cli.Fail(context, result.status());
   if (cli.json()) {
     std::cout << TrafficJson(*result) << std::endl;
-  } else {
-    std::cout << FormatTraffic(*result) << std::endl;
+    return kExitOk;
+  }
+  std::cout << FormatTraffic(*result) << std::endl;
+  if (result->has_relay()) {
+    const v1::RelayFigures& relay = result->relay();
+    std::cout << "to_peer: " << FormatRelayDirection(relay.to_peer()) << "\n"
+              << "from_peer: " << FormatRelayDirection(relay.from_peer());
+    if (relay.clients() != 0 || relay.refused_datagrams() != 0) {
+      std::cout << "\nclients=" << relay.clients()
+                << " refused_datagrams=" << relay.refused_datagrams();
+    }
+    std::cout << std::endl;
   }
   return kExitOk;
 }
@@ -120,6 +134,86 @@ int Traffic(const Cli& cli, const std::string& kind, const std::string& handle,
   });
 }
 
+// `sockctl traffic relay A B`.
+struct RelayFlags {
+  std::string peer;
+  bool reset_as_fin = false;
+  std::string idle_timeout;
+  std::string upstream;
+  std::string duration;
+};
+
+// Parses an optional positive duration flag.
+absl::Status OptionalDuration(const std::string& text, const char* flag,
+                              std::optional<absl::Duration>* out) {
+  if (text.empty()) return absl::OkStatus();
+  absl::StatusOr<absl::Duration> d = ParseDurationText(text);
+  if (!d.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": ", d.status().message()));
+  }
+  if (*d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " must be positive"));
+  }
+  *out = *d;
+  return absl::OkStatus();
+}
+
+int Relay(const Cli& cli, const std::string& handle, const RelayFlags& flags) {
+  std::optional<absl::Duration> idle_timeout, duration;
+  for (absl::Status s :
+       {OptionalDuration(flags.idle_timeout, "--idle-timeout", &idle_timeout),
+        OptionalDuration(flags.duration, "--duration", &duration)}) {
+    if (!s.ok()) return cli.Usage(s);
+  }
+  std::optional<v1::Address> upstream;
+  if (!flags.upstream.empty()) {
+    absl::StatusOr<v1::Address> parsed = ParseAddressArg(flags.upstream);
+    if (!parsed.ok()) return cli.Usage(parsed.status());
+    upstream = *parsed;
+  }
+  return cli.WithSocket(handle, [&](Agent& agent, Socket& socket) {
+    // The kind of relay follows A's socket type.
+    absl::StatusOr<std::vector<v1::SocketInfo>> sockets = agent.ListSockets();
+    if (!sockets.ok()) return cli.Fail("traffic relay", sockets.status());
+    auto info = std::find_if(
+        sockets->begin(), sockets->end(),
+        [&](const v1::SocketInfo& s) { return s.handle() == handle; });
+    const bool datagram =
+        info != sockets->end() && info->type() == v1::SOCKET_TYPE_DGRAM;
+    if (!datagram) {
+      if (!flags.idle_timeout.empty() || upstream.has_value()) {
+        return cli.Usage(absl::InvalidArgumentError(absl::StrCat(
+            flags.idle_timeout.empty() ? "--upstream" : "--idle-timeout",
+            ": only for datagram relays (A is a stream socket)")));
+      }
+      return PrintTraffic(cli, "traffic relay",
+                          socket.Relay(flags.peer, flags.reset_as_fin, duration,
+                                       cli.deadline()));
+    }
+    if (flags.reset_as_fin) {
+      return cli.Usage(absl::InvalidArgumentError(
+          "--reset-as-fin: only for stream relays (A is a datagram socket)"));
+    }
+    if (!upstream.has_value()) {
+      // B connected to the upstream names it.
+      absl::StatusOr<v1::Address> peer =
+          agent.AttachSocket(flags.peer).GetPeerName();
+      if (!peer.ok()) {
+        return cli.Usage(absl::InvalidArgumentError(absl::StrCat(
+            "--upstream: needed for a datagram relay unless B is connected "
+            "(getpeername of B: ",
+            peer.status().message(), ")")));
+      }
+      upstream = *peer;
+    }
+    return PrintTraffic(
+        cli, "traffic relay",
+        socket.RelayDatagrams(*upstream, flags.peer, idle_timeout, duration,
+                              cli.deadline()));
+  });
+}
+
 int Abort(const Cli& cli, const std::string& handle) {
   return cli.WithSocket(handle, [&](Agent&, Socket& socket) {
     absl::Status status = socket.Abort();
@@ -164,9 +258,10 @@ void RegisterTrafficCommands(Cli& cli) {
   std::string& handle = cli.Own<std::string>();
   CLI::App* traffic = cli.AddCommand(
       "traffic",
-      "Run an echo, sink or source inside the agent; the bytes never cross "
-      "the control channel. Waits until it ends, then prints what it did: "
-      "why it ended (eof, bytes, duration, fault), bytes and datagrams each "
+      "Run an echo, sink or source inside the agent, or relay between two "
+      "of its sockets; the bytes never cross the control channel. Waits "
+      "until it ends, then prints what it did: why it ended (eof, bytes, "
+      "duration, fault, relayed), bytes and datagrams each "
       "way, elapsed, throughput and the XXH3-64 checksum of the bytes "
       "received (echo, sink) or sent (source). A source and a sink of the "
       "same transfer print the same checksum. Sizes: 64K = 64KiB = 65536, "
@@ -223,6 +318,38 @@ void RegisterTrafficCommands(Cli& cli) {
       return Traffic(cli, kind, handle, traffic_flags);
     });
   }
+
+  RelayFlags& relay_flags = cli.Own<RelayFlags>();
+  CLI::App* relay = cli.AddCommand(
+      traffic, "relay",
+      "Relay between two sockets of the session inside the agent until both "
+      "directions end, then print the figures: the line of the other kinds, "
+      "then to_peer (A -> B) and from_peer (B -> A) with bytes and datagrams "
+      "read and sent, those the faults dropped, duplicated, reordered or "
+      "swallowed, and how each direction ended. Each socket's faults shape "
+      "what the agent sends on it. Stream sockets (TCP, Unix): A and B are "
+      "connected; EOF and half-close pass on in order, an RST as an RST "
+      "(--reset-as-fin: as a FIN). Datagram sockets: A is bound and gets "
+      "the clients' datagrams, each client gets an upstream socket of its "
+      "own (closed after --idle-timeout unused, default 60s) toward "
+      "--upstream, or B's peer when B is connected; B's faults shape what "
+      "goes upstream. Closing A or B ends the relay with an error."
+      "\n\nExample:\n  sockctl traffic relay $A $B\n  sockctl --json "
+      "traffic relay $U $V --upstream 127.0.0.1:5353 --idle-timeout 10s");
+  AddHandle(relay, &handle);
+  relay->add_option("B", relay_flags.peer, "the other socket's handle")
+      ->required();
+  relay->add_flag("--reset-as-fin", relay_flags.reset_as_fin,
+                  "streams: pass an RST on as an orderly FIN");
+  relay->add_option("--idle-timeout", relay_flags.idle_timeout,
+                    "datagrams: close a client's upstream socket after this "
+                    "long unused (default 60s)");
+  relay->add_option("--upstream", relay_flags.upstream,
+                    "datagrams: where the clients' datagrams go (default: "
+                    "B's peer)");
+  relay->add_option("--duration", relay_flags.duration,
+                    "end after this long, e.g. 10s");
+  cli.OnRun(relay, [&] { return Relay(cli, handle, relay_flags); });
 
   CLI::App* abort = cli.AddCommand(
       "abort",

@@ -73,6 +73,17 @@ absl::StatusOr<int> ParseRecvFlags(absl::string_view text) {
   return flags;
 }
 
+absl::StatusOr<double> ParsePercent(absl::string_view text) {
+  absl::string_view number = text;
+  absl::ConsumeSuffix(&number, "%");
+  double value = 0;
+  if (!absl::SimpleAtod(number, &value) || !(value >= 0 && value <= 100)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" is not a percentage from 0 to 100"));
+  }
+  return value;
+}
+
 RE2::Options RegexOptions() {
   RE2::Options options;
   options.set_encoding(RE2::Options::EncodingLatin1);
@@ -126,6 +137,15 @@ absl::Status CheckArg(ArgType type, absl::string_view value) {
       }
       return absl::InvalidArgumentError(
           absl::StrCat("\"", value, "\": expected sequence, random or zero"));
+    }
+    case ArgType::kPercent:
+      return ParsePercent(value).status();
+    case ArgType::kDirection: {
+      if (value == "both" || value == "upstream" || value == "downstream") {
+        return absl::OkStatus();
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", value, "\": expected both, upstream or downstream"));
     }
   }
   return absl::InvalidArgumentError("unknown argument type");

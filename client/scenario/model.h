@@ -57,9 +57,11 @@ enum class ArgType {
   kHow,
   kOption,
   kOptionValue,
-  kFlags,    // a list (or comma list) of peek, waitall, oob, dontwait
-  kMode,     // echo | sink | source
-  kPattern,  // sequence | random | zero
+  kFlags,      // a list (or comma list) of peek, waitall, oob, dontwait
+  kMode,       // echo | sink | source
+  kPattern,    // sequence | random | zero
+  kPercent,    // 0..100, optionally with a trailing %
+  kDirection,  // both | upstream | downstream (a proxy's faults)
 };
 
 // Bytes to send or to compare against. Exactly one of text, hex or size is
@@ -164,6 +166,8 @@ absl::Status CheckArg(ArgType type, absl::string_view value);
 absl::StatusOr<uint64_t> ParseSize(absl::string_view text);
 absl::StatusOr<bool> ParseBool(absl::string_view text);
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text);
+// "5", "5%", "0.5": a percentage from 0 to 100.
+absl::StatusOr<double> ParsePercent(absl::string_view text);
 // MSG_* bits for "peek,waitall" (also with spaces).
 absl::StatusOr<int> ParseRecvFlags(absl::string_view text);
 // How `matches` patterns are compiled: byte-wise (Latin-1, so received

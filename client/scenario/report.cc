@@ -295,6 +295,10 @@ std::string ResultsJson(const std::vector<ScenarioResult>& results) {
       }
       object.AddRaw("checks",
                     absl::StrCat("[", absl::StrJoin(checks, ","), "]"));
+      if (!step.figures.empty()) {
+        object.AddRaw("figures",
+                      absl::StrCat("[", absl::StrJoin(step.figures, ","), "]"));
+      }
       steps.push_back(object.Build());
     }
     scenarios.push_back(

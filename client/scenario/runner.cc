@@ -124,6 +124,14 @@ class Run : public RunControl {
   void Signal(const std::string& name) override;
   absl::Status WaitFor(const std::string& name, absl::Time deadline) override;
   bool SleepUnlessStopped(absl::Duration duration) override;
+  absl::Status Hold(const std::string& name, const std::string& agent,
+                    std::shared_ptr<Held> held) override;
+  std::shared_ptr<Held> Find(const std::string& name) override;
+  std::shared_ptr<Held> Release(const std::string& name) override;
+  // Stops everything this run (or scope) still holds on `agent` ("" = on
+  // every agent), newest first; appends their summaries and figures.
+  void StopHeld(const std::string& agent, std::vector<std::string>* lines,
+                std::vector<std::string>* figures);
   // `order` places a matrix pair's entry after the group's (first_leaf) key.
   // Keyed by (key_index, order); key_index -1 means result.index.
   void Record(StepResult result, int key_index = -1, int order = 0);
@@ -166,6 +174,13 @@ class Run : public RunControl {
   // first_leaf of a matrix -> its table.
   std::map<int, MatrixResult> matrices_ ABSL_GUARDED_BY(mu_);
   std::vector<StepResult> cleanup_ ABSL_GUARDED_BY(mu_);
+  // What steps started and the run stops at its end (Hold), in order.
+  struct HeldEntry {
+    std::string name;
+    std::string agent;
+    std::shared_ptr<Held> held;
+  };
+  std::vector<HeldEntry> held_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex report_mu_;  // serializes on_step
 };
@@ -455,6 +470,8 @@ StepResult Run::RunScope(const Step& group, const std::string& name,
   if (stopping()) scope.Stop("stopped", false);
   scope.RunSteps(group.children);
   scope.MarkSkipped(group.children);
+  std::vector<std::string> held_lines, held_figures;
+  scope.StopHeld("", &held_lines, &held_figures);
   scope.CloseAllHandles();
   {
     absl::MutexLock lock(&children_mu_);
@@ -813,6 +830,7 @@ void Run::RunLeaf(const Step& step) {
     if (held || (error.ok() && outcome.status.ok())) {
       Save(step, agent_name, outcome);
     }
+    r.figures = outcome.figures;
     if (held) {
       r.status = StepStatus::kPassed;
       if (!outcome.status.ok()) {
@@ -864,6 +882,63 @@ void Run::RunLeaf(const Step& step) {
                                           StepStatusName(r.status));
   Record(std::move(r));
   if (failed) Stop(reason, false);
+}
+
+absl::Status Run::Hold(const std::string& name, const std::string& agent,
+                       std::shared_ptr<Held> held) {
+  absl::MutexLock lock(&mu_);
+  for (const HeldEntry& entry : held_) {
+    if (entry.name == name) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("\"", name, "\" is already running"));
+    }
+  }
+  held_.push_back(HeldEntry{name, agent, std::move(held)});
+  return absl::OkStatus();
+}
+
+std::shared_ptr<Held> Run::Find(const std::string& name) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (const HeldEntry& entry : held_) {
+      if (entry.name == name) return entry.held;
+    }
+  }
+  return parent_ == nullptr ? nullptr : parent_->Find(name);
+}
+
+std::shared_ptr<Held> Run::Release(const std::string& name) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      if (it->name == name) {
+        std::shared_ptr<Held> held = std::move(it->held);
+        held_.erase(it);
+        return held;
+      }
+    }
+  }
+  return parent_ == nullptr ? nullptr : parent_->Release(name);
+}
+
+void Run::StopHeld(const std::string& agent, std::vector<std::string>* lines,
+                   std::vector<std::string>* figures) {
+  std::vector<HeldEntry> stopping;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (agent.empty() || it->agent == agent) {
+        stopping.push_back(std::move(*it));
+        it = held_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto it = stopping.rbegin(); it != stopping.rend(); ++it) {
+    lines->push_back(
+        absl::StrCat("stopped ", it->name, ": ", it->held->Stop(figures)));
+  }
 }
 
 bool Run::SleepUnlessStopped(absl::Duration duration) {
@@ -990,6 +1065,10 @@ void Run::Cleanup() {
     r.name = absl::StrCat("cleanup on ", spec.name);
     r.attempts = 1;
     const absl::Time start = absl::Now();
+    // What steps started on this agent (proxies) ends first, while the
+    // session still holds its sockets.
+    std::vector<std::string> stopped;
+    StopHeld(spec.name, &stopped, &r.figures);
     int closed = 0;
     std::vector<std::string> problems;
     std::vector<std::string> handles;
@@ -1022,6 +1101,9 @@ void Run::Cleanup() {
                                    " open handle(s); session closed (",
                                    *session_closed, " socket(s) left in it)")
                     : absl::StrJoin(problems, "; ");
+    if (!stopped.empty()) {
+      r.message = absl::StrCat(absl::StrJoin(stopped, "; "), "; ", r.message);
+    }
     Record(std::move(r));
   }
 }

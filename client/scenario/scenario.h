@@ -86,6 +86,9 @@ struct StepResult {
   absl::Duration duration = absl::ZeroDuration();
   int attempts = 0;
   std::vector<Check> checks;
+  // JSON objects the step reports beside its message (proxy_stop and a
+  // cleanup that stopped a proxy: one per relayed connection).
+  std::vector<std::string> figures;
 };
 
 // A matrix: group as a from x to table. Each pair that ran is also an entry

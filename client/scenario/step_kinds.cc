@@ -12,6 +12,7 @@ const StepKinds& StepKinds::Get() {
     AddSocketSteps(&r->kinds_);
     AddTrafficSteps(&r->kinds_);
     AddControlSteps(&r->kinds_);
+    AddProxySteps(&r->kinds_);
     return r;
   }();
   return *registry;

@@ -11,9 +11,17 @@
 // AddSocketSteps in socket_steps.cc), and document it in docs/scenarios.md.
 // To add a family: write <family>_steps.cc with Add<Family>Steps, declare it
 // below, and add one line to StepKinds::Get() (step_kinds.cc).
+//
+// A step that starts something lasting (a proxy) hands it to the run with
+// RunControl::Hold: later steps find it by name (Find), a step that ends it
+// takes it back (Release), and whatever is still held when the run ends —
+// passed, failed or interrupted — or when the matrix/for_each scope that
+// started it ends, is stopped by the run (Held::Stop), before the sessions
+// close. That is the registry's cleanup hook.
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +46,18 @@ struct Outcome {
   bool closed_socket = false;
   // The runner could not make the call (a bad value after substitution).
   absl::Status runner_error;
+  // JSON objects reported with the step (StepResult::figures).
+  std::vector<std::string> figures;
+};
+
+// Something a step started that outlives the step, kept by the run.
+// Implementations are thread-safe.
+class Held {
+ public:
+  virtual ~Held() = default;
+  // Ends it and releases everything it holds on the agent; idempotent.
+  // Returns a one-line summary and JSON objects for the report.
+  virtual std::string Stop(std::vector<std::string>* figures) = 0;
 };
 
 // What the runner offers the steps that coordinate rather than call an
@@ -53,6 +73,15 @@ class RunControl {
                                absl::Time deadline) = 0;
   // Sleeps up to `duration`; false if the run was stopped meanwhile.
   virtual bool SleepUnlessStopped(absl::Duration duration) = 0;
+  // Keeps `held` (living on agent `agent`) under `name` until Release or
+  // the end of the run or scope; ALREADY_EXISTS when the name is taken.
+  virtual absl::Status Hold(const std::string& name, const std::string& agent,
+                            std::shared_ptr<Held> held) = 0;
+  // What is held under `name` (this scope, then the enclosing ones); null
+  // when nothing is.
+  virtual std::shared_ptr<Held> Find(const std::string& name) = 0;
+  // Like Find, and the run forgets it (the caller stops it).
+  virtual std::shared_ptr<Held> Release(const std::string& name) = 0;
 };
 
 // One attempt's inputs, valid during the handler call.
@@ -174,6 +203,10 @@ class StepKinds {
 void AddSocketSteps(std::vector<StepKind>* kinds);   // socket_steps.cc
 void AddTrafficSteps(std::vector<StepKind>* kinds);  // traffic_steps.cc
 void AddControlSteps(std::vector<StepKind>* kinds);  // control_steps.cc
+void AddProxySteps(std::vector<StepKind>* kinds);    // proxy_steps.cc
+
+// Adds the fault arguments (FaultsFromArgs in traffic_steps.h) to `kind`.
+void AddFaultArgs(StepKind& kind);
 
 // Result fields shared by the handlers: "bytes" and "checksum" of `data`;
 // "address", "host", "port" of `address` (with `prefix`: "peer",

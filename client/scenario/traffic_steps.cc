@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -105,33 +106,92 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
 
 absl::Status RunAbortStep(Socket& socket) { return socket.Abort(); }
 
-absl::Status RunFaultsStep(Socket& socket, const StepArgs& args) {
+absl::StatusOr<v1::Faults> FaultsFromArgs(const StepArgs& args) {
   v1::Faults faults;
-  absl::Duration send_delay, slice_delay;
-  bool has_send_delay = false, has_slice_delay = false;
-  uint64_t rate = 0, slice = 0, close_after = 0;
-  bool reset = false, stop_reading = false;
-  for (absl::Status s :
-       {Optional(args, "send_delay", ParseDurationText, &send_delay,
-                 &has_send_delay),
-        Optional(args, "slice_delay", ParseDurationText, &slice_delay,
-                 &has_slice_delay),
-        Optional(args, "send_rate", ParseSize, &rate),
-        Optional(args, "slice_bytes", ParseSize, &slice),
-        Optional(args, "close_after_bytes", ParseSize, &close_after),
-        Optional(args, "close_with_reset", ParseBool, &reset),
-        Optional(args, "stop_reading", ParseBool, &stop_reading)}) {
-    if (!s.ok()) return s;
+  for (const auto& [key, field] :
+       {std::pair{"send_delay", faults.mutable_send_delay()},
+        std::pair{"send_delay_jitter", faults.mutable_send_delay_jitter()},
+        std::pair{"slice_delay", faults.mutable_slice_delay()},
+        std::pair{"close_after_time", faults.mutable_close_after_time()},
+        std::pair{"close_delay", faults.mutable_close_delay()}}) {
+    absl::Duration d;
+    bool present = false;
+    if (absl::Status s = Optional(args, key, ParseDurationText, &d, &present);
+        !s.ok()) {
+      return s;
+    }
+    if (present) SetProtoDuration(d, field);
   }
-  if (has_send_delay) SetProtoDuration(send_delay, faults.mutable_send_delay());
-  if (has_slice_delay)
-    SetProtoDuration(slice_delay, faults.mutable_slice_delay());
-  faults.set_send_rate_bytes_per_second(rate);
-  faults.set_slice_bytes(static_cast<uint32_t>(slice));
-  faults.set_close_after_bytes(close_after);
-  faults.set_close_with_reset(reset);
-  faults.set_stop_reading(stop_reading);
-  return socket.SetFaults(faults);
+  for (const auto& [key, setter] :
+       {std::pair{"send_rate", &v1::Faults::set_send_rate_bytes_per_second},
+        std::pair{"close_after_bytes", &v1::Faults::set_close_after_bytes},
+        std::pair{"seed", &v1::Faults::set_seed}}) {
+    uint64_t n = 0;
+    if (absl::Status s = Optional(
+            args, key, std::string(key) == "seed" ? ParseUint : ParseSize, &n);
+        !s.ok()) {
+      return s;
+    }
+    (faults.*setter)(n);
+  }
+  for (const auto& [key, setter] :
+       {std::pair{"slice_bytes", &v1::Faults::set_slice_bytes},
+        std::pair{"slice_bytes_variation",
+                  &v1::Faults::set_slice_bytes_variation}}) {
+    uint64_t n = 0;
+    if (absl::Status s = Optional(args, key, ParseSize, &n); !s.ok()) return s;
+    if (n > UINT32_MAX) {
+      return Bad(key, absl::InvalidArgumentError("too large"));
+    }
+    (faults.*setter)(static_cast<uint32_t>(n));
+  }
+  for (const auto& [key, setter] :
+       {std::pair{"close_with_reset", &v1::Faults::set_close_with_reset},
+        std::pair{"blackhole", &v1::Faults::set_blackhole},
+        std::pair{"stop_reading", &v1::Faults::set_stop_reading}}) {
+    bool on = false;
+    if (absl::Status s = Optional(args, key, ParseBool, &on); !s.ok()) {
+      return s;
+    }
+    (faults.*setter)(on);
+  }
+  for (const auto& [key, setter] :
+       {std::pair{"loss_percent", &v1::Faults::set_loss_percent},
+        std::pair{"duplicate_percent", &v1::Faults::set_duplicate_percent},
+        std::pair{"reorder_percent", &v1::Faults::set_reorder_percent}}) {
+    double percent = 0;
+    if (absl::Status s = Optional(args, key, ParsePercent, &percent); !s.ok()) {
+      return s;
+    }
+    (faults.*setter)(percent);
+  }
+  return faults;
+}
+
+void AddFaultArgs(StepKind& kind) {
+  using T = ArgType;
+  kind.Optional("send_delay", T::kDuration)
+      .Optional("send_delay_jitter", T::kDuration)
+      .Optional("send_rate", T::kSize)
+      .Optional("slice_bytes", T::kSize)
+      .Optional("slice_bytes_variation", T::kSize)
+      .Optional("slice_delay", T::kDuration)
+      .Optional("close_after_bytes", T::kSize)
+      .Optional("close_after_time", T::kDuration)
+      .Optional("close_delay", T::kDuration)
+      .Optional("close_with_reset", T::kBool)
+      .Optional("blackhole", T::kBool)
+      .Optional("stop_reading", T::kBool)
+      .Optional("loss_percent", T::kPercent)
+      .Optional("duplicate_percent", T::kPercent)
+      .Optional("reorder_percent", T::kPercent)
+      .Optional("seed", T::kUint);
+}
+
+absl::Status RunFaultsStep(Socket& socket, const StepArgs& args) {
+  absl::StatusOr<v1::Faults> faults = FaultsFromArgs(args);
+  if (!faults.ok()) return faults.status();
+  return socket.SetFaults(*faults);
 }
 
 namespace {
@@ -188,15 +248,9 @@ void AddTrafficSteps(std::vector<StepKind>* kinds) {
                        .OnSocket()
                        .Checked(SourceHasAnEnd));
   kinds->push_back(StepKind("abort", Abort).Shorthand("socket").OnSocket());
-  kinds->push_back(StepKind("faults", Faults)
-                       .Optional("send_delay", T::kDuration)
-                       .Optional("send_rate", T::kSize)
-                       .Optional("slice_bytes", T::kSize)
-                       .Optional("slice_delay", T::kDuration)
-                       .Optional("close_after_bytes", T::kSize)
-                       .Optional("close_with_reset", T::kBool)
-                       .Optional("stop_reading", T::kBool)
-                       .OnSocket());
+  StepKind faults("faults", Faults);
+  AddFaultArgs(faults);
+  kinds->push_back(std::move(faults.OnSocket()));
 }
 
 }  // namespace sockagent::scenario

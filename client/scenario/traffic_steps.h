@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "client/socket.h"
 
@@ -25,6 +26,11 @@ absl::Status RunTrafficStep(Socket& socket, const StepArgs& args,
                             absl::Time deadline, StepFields* fields);
 absl::Status RunAbortStep(Socket& socket);
 absl::Status RunFaultsStep(Socket& socket, const StepArgs& args);
+
+// The fault arguments shared by `faults`, `proxy` and `proxy_faults` (the
+// names of sockagent.v1.Faults' fields, send_rate for its bytes per second):
+// the Faults they describe (absent = off); INVALID_ARGUMENT naming the key.
+absl::StatusOr<v1::Faults> FaultsFromArgs(const StepArgs& args);
 
 }  // namespace sockagent::scenario
 

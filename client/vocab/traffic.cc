@@ -30,8 +30,8 @@ std::string FormatTraffic(const v1::TrafficResponse& response) {
 }
 
 std::string TrafficJson(const v1::TrafficResponse& response) {
-  return JsonObject()
-      .AddString("end", TrafficEndName(response.end()))
+  JsonObject object;
+  object.AddString("end", TrafficEndName(response.end()))
       .AddInt("bytes_received", static_cast<int64_t>(response.bytes_received()))
       .AddInt("bytes_sent", static_cast<int64_t>(response.bytes_sent()))
       .AddInt("datagrams_received",
@@ -39,8 +39,23 @@ std::string TrafficJson(const v1::TrafficResponse& response) {
       .AddInt("datagrams_sent", static_cast<int64_t>(response.datagrams_sent()))
       .AddRaw("elapsed_s", DurationSeconds(ElapsedOf(response)))
       .AddRaw("bytes_per_second", absl::StrCat(response.bytes_per_second()))
-      .AddString("checksum", response.checksum())
-      .Build();
+      .AddString("checksum", response.checksum());
+  if (response.has_relay()) {
+    object.AddRaw("relay", MessageJson(response.relay()));
+  }
+  return object.Build();
+}
+
+std::string FormatRelayDirection(const v1::RelayDirection& d) {
+  return absl::StrCat(
+      "bytes_received=", d.bytes_received(), " bytes_sent=", d.bytes_sent(),
+      " datagrams_received=", d.datagrams_received(),
+      " datagrams_sent=", d.datagrams_sent(), " lost=", d.datagrams_lost(),
+      " duplicated=", d.datagrams_duplicated(),
+      " reordered=", d.datagrams_reordered(),
+      " blackholed=", d.bytes_blackholed(), " end=",
+      EnumWord(
+          *v1::RelayDirectionEnd_descriptor()->FindValueByNumber(d.end())));
 }
 
 }  // namespace vocab

@@ -17,7 +17,14 @@ namespace vocab {
 std::string FormatTraffic(const v1::TrafficResponse& response);
 // The same as a JSON object: counts as numbers, elapsed as "elapsed_s"
 // (seconds, a number).
+// With a relay's figures (response.has_relay()), also "relay": the
+// RelayFigures message in proto3 JSON form (to_peer, from_peer, clients,
+// refused_datagrams).
 std::string TrafficJson(const v1::TrafficResponse& response);
+// One relay direction as key=value pairs: "bytes_received=10 bytes_sent=10
+// datagrams_received=0 datagrams_sent=0 lost=0 duplicated=0 reordered=0
+// blackholed=0 end=eof".
+std::string FormatRelayDirection(const v1::RelayDirection& direction);
 
 }  // namespace vocab
 }  // namespace sockagent
