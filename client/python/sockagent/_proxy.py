@@ -12,6 +12,11 @@ The agent listens on ``listen`` and relays every accepted connection (with
 ``sockagent::Proxy``: the bytes never cross the control channel, and each
 direction is shaped by the faults of the socket the agent sends on. Its
 sockets belong to the Agent's session, so they go when the session ends.
+Beyond the C++ Proxy: faults are checked by the agent (on a probe socket)
+before anything starts or changes; set_faults() may leave a direction as it
+is (None); SO_REUSEADDR is best effort. A UDP proxy's one relay is cut by
+stop() and the agent reports no figures for a relay ended by a close, so
+its entry reads "stopped" without figures.
 
 Threading: thread-safe. One thread waits in accept (udp: in the datagram
 relay) and one per live connection waits in its relay; stop() (also the
