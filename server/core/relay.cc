@@ -241,6 +241,9 @@ class RelayRun : public std::enable_shared_from_this<RelayRun> {
 
   void End(v1::TrafficEnd end) {
     if (finished_) return;
+    // Both ends saw EOF because the session closed its sockets one by one:
+    // the relay was ended by the session, not by its peers.
+    if (socket_->session_ended()) return Fail(ClosedError());
     v1::TrafficResponse response;
     const absl::Duration elapsed = absl::Now() - start_;
     ToProto(elapsed, response.mutable_elapsed());

@@ -157,7 +157,11 @@ std::vector<std::shared_ptr<ManagedSocket>> Session::Close() {
   closed_ = true;
   std::vector<std::shared_ptr<ManagedSocket>> sockets;
   sockets.reserve(sockets_.size());
-  for (auto& [handle, socket] : sockets_) sockets.push_back(std::move(socket));
+  // Every socket is marked before the caller closes the first one.
+  for (auto& [handle, socket] : sockets_) {
+    socket->mark_session_ended();
+    sockets.push_back(std::move(socket));
+  }
   sockets_.clear();
   return sockets;
 }

@@ -40,6 +40,16 @@ class ManagedSocket {
   const std::string& handle() const { return handle_; }
   const std::shared_ptr<IoSocket>& io() const { return io_; }
 
+  // Set when the socket's session ends, before any of its sockets closes: a
+  // call that sees a peer's EOF can then tell the session's end from the
+  // peer's own close.
+  bool session_ended() const {
+    return session_ended_.load(std::memory_order_acquire);
+  }
+  void mark_session_ended() {
+    session_ended_.store(true, std::memory_order_release);
+  }
+
   // Python's settimeout: nullopt = blocking, zero = non-blocking.
   std::optional<absl::Duration> timeout() const {
     absl::MutexLock lock(&mu_);
@@ -139,6 +149,7 @@ class ManagedSocket {
   std::optional<std::pair<std::string, std::optional<std::string>>>
       held_datagram_ ABSL_GUARDED_BY(mu_);
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> session_ended_{false};
 };
 
 // Runs once when a session ends while a call waits on its behalf, with why:

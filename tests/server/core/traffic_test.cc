@@ -910,7 +910,8 @@ TEST_F(TrafficTest, ClosingTheSessionEndsARelayAborted) {
   Waiter<v1::TrafficResponse> running = Start(relay, b);
   v1::CloseSessionRequest close;
   ASSERT_TRUE(core_->CloseSession(ctx_, close).ok());
-  EXPECT_TRUE(absl::IsAborted(running.Wait().status()));
+  const absl::Status status = running.Wait().status();
+  EXPECT_TRUE(absl::IsAborted(status)) << status;
 }
 
 }  // namespace
