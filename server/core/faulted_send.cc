@@ -156,7 +156,17 @@ class FaultedSendRun : public std::enable_shared_from_this<FaultedSendRun> {
         if (auto held = socket_->SwapHeldDatagram(std::nullopt)) {
           SendHeld(std::move(*held));
         }
+        // The datagram that reached close_after_bytes went; now the socket
+        // closes, as a stream's does at its limit.
+        if (faults.close_after_bytes() != 0 &&
+            socket_->bytes_since_faults() >= faults.close_after_bytes()) {
+          close_(faults.close_with_reset());
+        }
         return Finish(send_.data.size());
+      }
+      if (faults.close_after_bytes() != 0 &&
+          socket_->bytes_since_faults() >= faults.close_after_bytes()) {
+        return CloseForFault(faults.close_with_reset(), "close_after_bytes");
       }
     } else if (left == 0 || (sent_any_ && stop_after_one_)) {
       return Finish(offset_);

@@ -31,6 +31,8 @@ constexpr size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 constexpr size_t kDatagramBuffer = 64 * 1024;
 // How often a relay paused by Faults.stop_reading looks again.
 constexpr absl::Duration kStopReadingPoll = absl::Milliseconds(10);
+// How soon an idle datagram relay sees a close fault set while it runs.
+constexpr absl::Duration kDatagramFaultPoll = absl::Milliseconds(100);
 
 void ToProto(absl::Duration d, google::protobuf::Duration* out) {
   const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
@@ -774,8 +776,54 @@ class DatagramRelay final : public RelayRun {
     return d == 0 ? options_.peer.get() : socket_.get();
   }
 
+  // When a shaper's close_after_time closes it (InfiniteFuture: never).
+  static absl::Time CloseAt(const ManagedSocket& shaper,
+                            const v1::Faults& faults) {
+    const absl::Duration after = ToAbsl(faults.close_after_time());
+    return after > absl::ZeroDuration() ? shaper.faults_set_at() + after
+                                        : absl::InfiniteFuture();
+  }
+
+  // close_after_time and close_after_bytes, as a stream relay obeys them: the
+  // shaper whose fault fires is closed and the relay ends (TRAFFIC_END_FAULT)
+  // with its figures. Returns true when the relay ended.
+  bool CloseFaultFired() {
+    const absl::Time now = absl::Now();
+    for (int d = 0; d < 2; ++d) {
+      ManagedSocket* shaper = Shaper(d);
+      if (shaper == nullptr) continue;
+      const v1::Faults faults = shaper->faults();
+      const bool time_up = now >= CloseAt(*shaper, faults);
+      const bool bytes_up =
+          faults.close_after_bytes() != 0 &&
+          shaper->bytes_since_faults() >= faults.close_after_bytes();
+      if (!time_up && !bytes_up) continue;
+      std::shared_ptr<ManagedSocket> owned = d == 0 ? options_.peer : socket_;
+      if (hooks_.close) {
+        hooks_.close(owned, faults.close_with_reset());
+      } else {
+        engine_.Close(*owned->io());
+      }
+      End(v1::TRAFFIC_END_FAULT);
+      return true;
+    }
+    return false;
+  }
+
+  // The client reader's wake-up: the next close_after_time, polled so that
+  // one set while the relay runs is seen.
+  absl::Time NextFaultCheck() {
+    absl::Time at = absl::Now() + kDatagramFaultPoll;
+    for (int d = 0; d < 2; ++d) {
+      if (ManagedSocket* shaper = Shaper(d); shaper != nullptr) {
+        at = std::min(at, CloseAt(*shaper, shaper->faults()));
+      }
+    }
+    return at;
+  }
+
   void ReadClients() {
-    if (finished_ || reader_.busy) return;
+    if (finished_ || reader_.busy || CloseFaultFired()) return;
     if (socket_->faults().stop_reading()) {
       Submit(reader_, socket_->io(), Interest::kRead,
              MakeOp(OpKind::kWait,
@@ -795,7 +843,8 @@ class DatagramRelay final : public RelayRun {
         OpKind::kRecvFrom,
         [this](IoResult result) { OnClientDatagram(std::move(result)); });
     op->set_buffer(std::string(kDatagramBuffer, '\0'));
-    Submit(reader_, socket_->io(), Interest::kRead, std::move(op));
+    Submit(reader_, socket_->io(), Interest::kRead, std::move(op),
+           NextFaultCheck());
   }
 
   void OnClientDatagram(IoResult result) {
@@ -1014,13 +1063,19 @@ class DatagramRelay final : public RelayRun {
       const size_t n = result.bytes;
       dir.figures.set_bytes_sent(dir.figures.bytes_sent() + n);
       dir.figures.set_datagrams_sent(dir.figures.datagrams_sent() + 1);
-      if (d == 1) socket_->bytes_sent += n;
+      // The shaper's counters: its close_after_bytes counts what it shaped.
+      if (d == 1) {
+        socket_->bytes_sent += n;
+      } else if (options_.peer != nullptr) {
+        options_.peer->bytes_sent += n;
+      }
       dir.pacer.Sent(n, rate, started);
       it->second.mapping->last_used = absl::Now();
     }
     // A datagram that failed (ECONNREFUSED, EMSGSIZE) is dropped, as the
     // network would.
     dir.queue.erase(it);
+    if (CloseFaultFired()) return;
     PumpWriter(d);
   }
 

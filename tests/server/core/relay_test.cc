@@ -547,5 +547,52 @@ TEST_F(DatagramRelayTest, DurationEndsAnIdleRelayWithFigures) {
   EXPECT_EQ(result->checksum(), StreamChecksumHex("once"));
 }
 
+TEST_F(DatagramRelayTest, CloseAfterTimeSetWhileIdleEndsItWithFigures) {
+  const int upstream = Udp();
+  const int bound_fd = Udp();
+  const uint16_t relay_port = PortOf(bound_fd);
+  fds_.pop_back();
+  std::shared_ptr<ManagedSocket> bound = Manage(bound_fd, AF_INET, SOCK_DGRAM);
+  Waiter<v1::TrafficResponse> relay = RelayTo(bound, upstream);
+  const int client = Udp();
+  SendTo(client, "before", relay_port);
+  EXPECT_EQ(RecvFrom(upstream), "before");
+  // Set on the bound socket while the relay waits for clients: it is seen
+  // without any further datagram.
+  v1::Faults close;
+  SetMillis(1, close.mutable_close_after_time());
+  bound->set_faults(close);
+  absl::StatusOr<v1::TrafficResponse> result = relay.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->end(), v1::TRAFFIC_END_FAULT);
+  EXPECT_EQ(result->relay().to_peer().datagrams_sent(), 1u);
+  EXPECT_EQ(result->relay().clients(), 1u);
+  EXPECT_TRUE(bound->io()->closed());
+}
+
+TEST_F(DatagramRelayTest, CloseAfterBytesOnTheShaperEndsItAtTheLimit) {
+  const int upstream = Udp();
+  const int bound_fd = Udp();
+  const uint16_t relay_port = PortOf(bound_fd);
+  fds_.pop_back();
+  std::shared_ptr<ManagedSocket> bound = Manage(bound_fd, AF_INET, SOCK_DGRAM);
+  std::shared_ptr<ManagedSocket> shaper =
+      Manage(::socket(AF_INET, SOCK_DGRAM, 0), AF_INET, SOCK_DGRAM);
+  v1::Faults limit;
+  limit.set_close_after_bytes(10);
+  shaper->set_faults(limit);
+  Waiter<v1::TrafficResponse> relay = RelayTo(bound, upstream, shaper);
+  const int client = Udp();
+  SendTo(client, "12345", relay_port);
+  EXPECT_EQ(RecvFrom(upstream), "12345");
+  SendTo(client, "67890", relay_port);  // the 10th byte: the limit
+  EXPECT_EQ(RecvFrom(upstream), "67890");
+  absl::StatusOr<v1::TrafficResponse> result = relay.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->end(), v1::TRAFFIC_END_FAULT);
+  EXPECT_EQ(result->relay().to_peer().bytes_sent(), 10u);
+  EXPECT_TRUE(shaper->io()->closed());
+}
+
 }  // namespace
 }  // namespace sockagent

@@ -838,6 +838,30 @@ TEST_F(TrafficTest, SendToDropsEveryDatagramAtFullLossUntilCleared) {
             "kept");  // the first to arrive: every "lost" was dropped
 }
 
+TEST_F(TrafficTest, SendToStopsAtCloseAfterBytes) {
+  const std::string socket = MustSocket(SOCK_DGRAM);
+  KernelPeer peer(SOCK_DGRAM);
+  const uint32_t port = peer.Bind();
+  v1::Faults faults;
+  faults.set_close_after_bytes(10);
+  ASSERT_TRUE(SetFaults(socket, faults).ok());
+  v1::SendToRequest send;
+  send.set_handle(socket);
+  *send.mutable_address() = Loopback(port);
+  send.set_data("0123456789");  // reaches the limit: sent, then closed
+  Waiter<v1::SendToResponse> sent;
+  core_->SendTo(ctx_, send, sent.callback());
+  absl::StatusOr<v1::SendToResponse> result = sent.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->bytes_sent(), 10u);
+  char buffer[16];
+  peer.SetRecvTimeout(kWait);
+  EXPECT_EQ(::recv(peer.fd(), buffer, sizeof(buffer), 0), 10);
+  Waiter<v1::SendToResponse> again;
+  core_->SendTo(ctx_, send, again.callback());
+  EXPECT_EQ(ErrnoOf(again.Wait().status()), EBADF);
+}
+
 // --- Relay through the core ---
 
 TEST_F(TrafficTest, RelayJoinsAnAcceptedAndAConnectedSocket) {
