@@ -266,9 +266,15 @@ def test_udp_loss_with_a_seed_replays_exactly(sockagent_agent):
     assert 23 <= first <= 67
     assert session_sockets(sockagent_agent) == []
     assert proxy_threads() == []
-    for proxy in proxies:
-        (relay,) = proxy.connections  # recorded at stop
+    for proxy, lost in zip(proxies, (first, second)):
+        (relay,) = proxy.connections  # recorded at stop, with its figures
         assert relay.client is None and relay.end == "stopped"
+        assert relay.result is not None
+        # The agent's own count: the numbered datagrams the upstream never
+        # saw, plus any lost marker.
+        assert relay.to_upstream.datagrams_lost >= lost
+        assert relay.to_upstream.datagrams_received >= 150
+        assert relay.clients == 1
 
 
 def test_stop_leaves_no_socket_and_no_thread(sockagent_agent):

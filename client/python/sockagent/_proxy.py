@@ -14,9 +14,9 @@ direction is shaped by the faults of the socket the agent sends on. Its
 sockets belong to the Agent's session, so they go when the session ends.
 Beyond the C++ Proxy: faults are checked by the agent (on a probe socket)
 before anything starts or changes; set_faults() may leave a direction as it
-is (None); SO_REUSEADDR is best effort. A UDP proxy's one relay is cut by
-stop() and the agent reports no figures for a relay ended by a close, so
-its entry reads "stopped" without figures.
+is (None); SO_REUSEADDR is best effort. A UDP proxy's one relay is ended by
+stop() with a close fault on its bound socket, so the agent reports its
+figures: its entry reads "stopped" with them.
 
 Threading: thread-safe. One thread waits in accept (udp: in the datagram
 relay) and one per live connection waits in its relay; stop() (also the
@@ -90,8 +90,8 @@ class ProxyConnection:
     ("relayed": both directions ended; "fault": a fault closed a side;
     "duration"), "error" (``error`` holds the exception: the upstream
     refused or the policy denied it, and the client was reset), or "stopped"
-    (stop() or the session's end cut it; the agent reports no figures
-    then). ``to_upstream`` / ``to_client`` are the figures per direction;
+    (stop() or the session's end cut it; figures only for a UDP proxy's
+    relay, which stop() ends with a close fault). ``to_upstream`` / ``to_client`` are the figures per direction;
     ``clients`` and ``refused_datagrams`` count a datagram relay's client
     addresses and the datagrams the policy refused. ``result`` is the
     relay's TrafficResult (None unless it ended on its own)."""
@@ -218,11 +218,14 @@ def check_arguments(listen, upstream, udp, to_upstream, to_client,
 
 def ended_connection(conn_id, client, result, error, stopped):
     """The ProxyConnection of a relay that returned ``result`` or raised
-    ``error``; shared with sockagent.aio."""
+    ``error``; shared with sockagent.aio. A datagram relay that stop() ended
+    (with a close fault, so the agent reports its figures) reads
+    "stopped" with its figures."""
     if result is not None:
         relay = result.relay
         return ProxyConnection(
-            id=conn_id, client=client, end=result.end,
+            id=conn_id, client=client,
+            end="stopped" if stopped and result.end == "fault" else result.end,
             to_upstream=ProxyDirection._from_proto(relay.to_peer),
             to_client=ProxyDirection._from_proto(relay.from_peer),
             clients=relay.clients, refused_datagrams=relay.refused_datagrams,
@@ -532,6 +535,25 @@ class Proxy:
                 if to_client is not None:
                     self._apply_or_gone(client, to_client, "to_client")
 
+    # How long stop() lets a datagram relay end with its figures (the agent
+    # checks a close fault set while the relay idles every 0.1 s).
+    _DATAGRAM_STOP_WAIT = 5.0
+
+    def _end_datagrams(self):
+        """Ends the datagram relay with a close fault on the bound socket,
+        so the agent reports its figures, and waits (bounded) for it; the
+        caller then closes whatever is left."""
+        with self._lock:
+            spec = dict(self._to_client or {})
+            threads = [t for t in self._threads if t.name.endswith("udp")]
+        spec["close_after_time"] = 0.001
+        try:
+            self._listener.set_faults(**spec)
+        except Exception:
+            return  # gone already: closing ends the relay
+        for thread in threads:
+            thread.join(self._DATAGRAM_STOP_WAIT)
+
     def _apply_or_gone(self, sock, spec, name):
         try:
             self._apply(sock, spec, name)
@@ -548,6 +570,8 @@ class Proxy:
             self._stopped = True
             self._ended.notify_all()
         _RUNNING.discard(self)
+        if not already and self._udp:
+            self._end_datagrams()
         if not already:
             _close_quietly(self._listener)
             _close_quietly(self._shaper)

@@ -993,6 +993,8 @@ class Proxy:
         tasks. Idempotent."""
         already = self._stopped
         self._stopped = True
+        if not already and self._udp:
+            await self._end_datagrams()
         if not already:
             await _close_quietly(self._listener)
             await _close_quietly(self._shaper)
@@ -1006,6 +1008,20 @@ class Proxy:
             if not tasks:
                 return
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _end_datagrams(self):
+        """As sockagent.Proxy's: a close fault on the bound socket ends the
+        datagram relay with its figures; awaited for at most
+        _proxy.Proxy._DATAGRAM_STOP_WAIT seconds."""
+        spec = dict(self._to_client or {})
+        spec["close_after_time"] = 0.001
+        try:
+            await self._listener.set_faults(**spec)
+        except Exception:
+            return  # gone already: closing ends the relay
+        udp = [t for t in self._tasks if t.get_name().endswith("udp")]
+        if udp:
+            await asyncio.wait(udp, timeout=_proxy.Proxy._DATAGRAM_STOP_WAIT)
 
     async def __aenter__(self):
         return self
