@@ -73,21 +73,39 @@ void FillPattern(v1::TrafficPattern pattern, uint64_t seed,
       std::memset(out, 0, n);
       return;
     case v1::TRAFFIC_PATTERN_RANDOM: {
+      // Byte b of word k is stream byte 8k + b (little-endian order).
       size_t i = 0;
-      while (i < n) {
-        const uint64_t position = stream_offset + i;
+      auto bytes_of_word = [&](uint64_t position) {
         const uint64_t word = SplitMix64At(seed, position / 8);
         for (uint64_t b = position % 8; b < 8 && i < n; ++b, ++i) {
           out[i] = static_cast<char>((word >> (8 * b)) & 0xff);
         }
+      };
+      if ((stream_offset % 8) != 0) bytes_of_word(stream_offset);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      // Whole words at once: their bytes in memory are the same.
+      for (; n - i >= 8; i += 8) {
+        const uint64_t word = SplitMix64At(seed, (stream_offset + i) / 8);
+        std::memcpy(out + i, &word, sizeof(word));
+      }
+#endif
+      while (i < n) bytes_of_word(stream_offset + i);
+      return;
+    }
+    default: {
+      // The sequence repeats every 256 bytes: write one period, then copy
+      // what is written onto what follows, doubling each time.
+      const size_t first = n < 256 ? n : 256;
+      for (size_t i = 0; i < first; ++i) {
+        out[i] = static_cast<char>((stream_offset + i) & 0xff);
+      }
+      for (size_t done = first; done < n;) {
+        const size_t copy = done < n - done ? done : n - done;
+        std::memcpy(out + done, out, copy);
+        done += copy;
       }
       return;
     }
-    default:
-      for (size_t i = 0; i < n; ++i) {
-        out[i] = static_cast<char>((stream_offset + i) & 0xff);
-      }
-      return;
   }
 }
 

@@ -87,6 +87,44 @@ TEST(FillPatternTest, EveryPatternIsIndependentOfChunking) {
   }
 }
 
+// The patterns' definitions, a byte at a time (what the proto documents).
+char ReferenceByte(v1::TrafficPattern pattern, uint64_t seed,
+                   uint64_t position) {
+  switch (pattern) {
+    case v1::TRAFFIC_PATTERN_ZERO:
+      return 0;
+    case v1::TRAFFIC_PATTERN_RANDOM: {
+      uint64_t z = seed + (position / 8 + 1) * 0x9e3779b97f4a7c15ULL;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      z ^= z >> 31;
+      return static_cast<char>((z >> (8 * (position % 8))) & 0xff);
+    }
+    default:
+      return static_cast<char>(position & 0xff);
+  }
+}
+
+TEST(FillPatternTest, LargeAndUnalignedFillsMatchTheBytewiseDefinition) {
+  for (v1::TrafficPattern pattern :
+       {v1::TRAFFIC_PATTERN_SEQUENCE, v1::TRAFFIC_PATTERN_RANDOM,
+        v1::TRAFFIC_PATTERN_ZERO}) {
+    for (uint64_t offset : {0ull, 1ull, 7ull, 8ull, 255ull, 256ull, 257ull,
+                            65535ull, (1ull << 40) + 3}) {
+      for (size_t n :
+           {0u, 1u, 9u, 255u, 256u, 257u, 511u, 4096u, 65536u, 70001u}) {
+        const std::string got = Pattern(pattern, 99, offset, n);
+        ASSERT_EQ(got.size(), n);
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(got[i], ReferenceByte(pattern, 99, offset + i))
+              << "pattern " << pattern << " offset " << offset << " n " << n
+              << " byte " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(FillPatternTest, RandomDependsOnTheSeedAndIsStable) {
   const std::string a = Pattern(v1::TRAFFIC_PATTERN_RANDOM, 1, 0, 64);
   EXPECT_EQ(a, Pattern(v1::TRAFFIC_PATTERN_RANDOM, 1, 0, 64));
