@@ -7,6 +7,10 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#ifdef SOCKAGENT_XXH3_AVX2
+#include "proto/xxh3_avx2.h"
+#endif
+
 namespace sockagent {
 namespace {
 
@@ -35,6 +39,12 @@ StreamChecksum::~StreamChecksum() = default;
 
 void StreamChecksum::Update(absl::string_view data) {
   if (data.empty()) return;
+#ifdef SOCKAGENT_XXH3_AVX2
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (avx2) {
+    return internal::Xxh3UpdateAvx2(&state_->xxh, data.data(), data.size());
+  }
+#endif
   XXH3_64bits_update(&state_->xxh, data.data(), data.size());
 }
 

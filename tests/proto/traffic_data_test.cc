@@ -5,6 +5,11 @@
 
 #include "gtest/gtest.h"
 
+// xxHash's portable build, to check StreamChecksum (which may use its AVX2
+// build) against.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace sockagent {
 namespace {
 
@@ -40,6 +45,20 @@ TEST(StreamChecksumTest, IncrementalUpdatesEqualOneUpdate) {
       pieces.Update(absl::string_view(whole).substr(offset, chunk));
     }
     EXPECT_EQ(pieces.Hex(), StreamChecksumHex(whole)) << "chunk " << chunk;
+  }
+}
+
+// Whatever code path the CPU selects, chunked updates give XXH3's one-shot
+// value for long inputs (the stripes and blocks of XXH3's long mode).
+TEST(StreamChecksumTest, LongChunkedInputsEqualPortableXxh3) {
+  const std::string whole = Pattern(v1::TRAFFIC_PATTERN_RANDOM, 11, 3, 3 << 20);
+  const uint64_t want = XXH3_64bits(whole.data(), whole.size());
+  for (size_t chunk : {7u, 4096u, 65536u, 200000u, 3u << 20}) {
+    StreamChecksum pieces;
+    for (size_t offset = 0; offset < whole.size(); offset += chunk) {
+      pieces.Update(absl::string_view(whole).substr(offset, chunk));
+    }
+    EXPECT_EQ(pieces.value(), want) << "chunk " << chunk;
   }
 }
 
