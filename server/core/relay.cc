@@ -65,6 +65,10 @@ class RelayOp final : public IoOp {
 
   // kRecv/kRecvFrom: receive into `buffer` (its size is the cap).
   void set_buffer(std::string buffer) { result_.buffer = std::move(buffer); }
+  // kRecv/kRecvFrom of one datagram (up to kDatagramBuffer bytes): the
+  // result's buffer holds exactly its bytes. Received into the calling
+  // thread's scratch buffer, so a datagram costs no 64 KiB buffer of its own.
+  void set_datagram() { datagram_ = true; }
   // kSend: send [data, data + len) (to `to` when set). The bytes must stay
   // put until the op completes.
   void set_send(const char* data, size_t len, const SockAddr* to) {
@@ -79,12 +83,12 @@ class RelayOp final : public IoOp {
       case OpKind::kWait:
         return std::nullopt;
       case OpKind::kRecv:
-        rc = ops_.Recv(fd, result_.buffer.data(), result_.buffer.size(), 0);
+        rc = ops_.Recv(fd, RecvBuffer(), RecvCapacity(), 0);
         break;
       case OpKind::kRecvFrom:
         result_.from = SockAddr();
         result_.from.length = sizeof(result_.from.storage);
-        rc = ops_.RecvFrom(fd, result_.buffer.data(), result_.buffer.size(), 0,
+        rc = ops_.RecvFrom(fd, RecvBuffer(), RecvCapacity(), 0,
                            result_.from.mutable_get(), &result_.from.length);
         break;
       case OpKind::kSend:
@@ -96,6 +100,9 @@ class RelayOp final : public IoOp {
     if (rc.would_block()) return std::nullopt;
     result_.error = rc.error;
     if (rc.ok()) result_.bytes = static_cast<size_t>(rc.value);
+    if (datagram_ && rc.ok()) {
+      result_.buffer.assign(Scratch(), result_.bytes);
+    }
     return absl::OkStatus();
   }
 
@@ -115,9 +122,21 @@ class RelayOp final : public IoOp {
   }
 
  private:
+  // This thread's datagram buffer: Attempt runs on one thread at a time and
+  // copies what it received before returning.
+  static char* Scratch() {
+    thread_local std::unique_ptr<char[]> buffer(new char[kDatagramBuffer]);
+    return buffer.get();
+  }
+  char* RecvBuffer() { return datagram_ ? Scratch() : result_.buffer.data(); }
+  size_t RecvCapacity() const {
+    return datagram_ ? kDatagramBuffer : result_.buffer.size();
+  }
+
   std::shared_ptr<RelayRun> run_;
   SocketOps& ops_;
   const OpKind kind_;
+  bool datagram_ = false;
   absl::AnyInvocable<void(IoResult)> handler_;
   IoResult result_;
   const char* data_ = nullptr;
@@ -842,7 +861,7 @@ class DatagramRelay final : public RelayRun {
     std::unique_ptr<RelayOp> op = MakeOp(
         OpKind::kRecvFrom,
         [this](IoResult result) { OnClientDatagram(std::move(result)); });
-    op->set_buffer(std::string(kDatagramBuffer, '\0'));
+    op->set_datagram();
     Submit(reader_, socket_->io(), Interest::kRead, std::move(op),
            NextFaultCheck());
   }
@@ -911,7 +930,7 @@ class DatagramRelay final : public RelayRun {
         MakeOp(OpKind::kRecv, [this, mapping](IoResult result) {
           OnUpstreamDatagram(mapping, std::move(result));
         });
-    op->set_buffer(std::string(kDatagramBuffer, '\0'));
+    op->set_datagram();
     Submit(mapping->reader, mapping->io, Interest::kRead, std::move(op),
            mapping->last_used + options_.idle_timeout);
   }
