@@ -23,7 +23,7 @@
 // (socket timeout or call deadline), CANCELLED (the CallContext's token),
 // ABORTED (the socket was closed meanwhile) or UNAVAILABLE (shutdown). The
 // callback may run before the call returns, on the caller's thread, or later
-// on the engine thread, and must not block.
+// on the socket's engine thread, and must not block.
 
 #include <map>
 #include <memory>
