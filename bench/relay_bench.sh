@@ -6,7 +6,10 @@
 #   source -> echo -> sink and source -> relay -> sink on one agent;
 #   iperf3 through socat and through `sockctl proxy`.
 # - UDP datagrams/s at 1400 B: iperf3 direct, through socat, through
-#   `sockctl proxy --udp`.
+#   bench/udp_floor_relay (one recvfrom + one send per datagram: the floor
+#   of any user-space relay) and through `sockctl proxy --udp`.
+# BENCH_IO_THREADS=N starts the agent with --io-threads N (default: the
+# agent's own default); the report names the count the agent ran with.
 # Loopback only; every process started here is stopped by its pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +18,9 @@ build=${1:-$root/build-bench}
 if [[ ! -x $build/server/sockagentd ]]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DSOCKAGENT_BUILD_TESTS=OFF -DSOCKAGENT_BUILD_BENCH=ON >/dev/null
-  ninja -C "$build" sockagentd sockctl
+  ninja -C "$build" sockagentd sockctl udp_floor_relay
 fi
+load_start=$(cat /proc/loadavg)
 SOCKCTL=$build/client/sockctl
 secs=${BENCH_SECONDS:-3}
 bytes=${BENCH_BYTES:-2G}
@@ -55,8 +59,9 @@ start_iperf() {  # start_iperf PORT
 }
 
 "$build/server/sockagentd" --listen 127.0.0.1:0 --port-file "$work/agent.port" \
-  --log-level warn & pids+=($!)
+  --log-level warn ${BENCH_IO_THREADS:+--io-threads "$BENCH_IO_THREADS"} & pids+=($!)
 export SOCKAGENT_AGENT=127.0.0.1:$(wait_file "$work/agent.port")
+io_threads=$("$SOCKCTL" --json info | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["stats"].get("io_threads", 1))')
 
 up=$(free_port); start_iperf "$up"
 emit tcp.iperf3 "$(iperf_tcp "$up")" MB/s
@@ -113,15 +118,23 @@ wait_file "$work/p1" >/dev/null; wait_file "$work/p2" >/dev/null
 emit tcp.iperf3_via_sockagent_proxy "$(iperf_tcp "$p2")" MB/s
 emit udp.iperf3 "$(iperf_udp "$up")" datagrams/s
 emit udp.iperf3_via_socat "$(iperf_udp "$p")" datagrams/s
+if [[ -x $build/bench/udp_floor_relay ]]; then
+  p3=$(free_port)
+  socat TCP-LISTEN:"$p3",bind=127.0.0.1,reuseaddr,fork TCP:127.0.0.1:"$up" & pids+=($!)
+  "$build/bench/udp_floor_relay" "$p3" "$up" & pids+=($!)
+  sleep 0.3
+  emit udp.iperf3_via_floor_relay "$(iperf_udp "$p3")" datagrams/s
+fi
 emit udp.iperf3_via_sockagent_proxy "$(iperf_udp "$p2")" datagrams/s
 
 mkdir -p bench/results
-/usr/bin/python3 - "$work/raw.jsonl" "$(cat /proc/loadavg)" >bench/results/relay.md <<'PY'
+/usr/bin/python3 - "$work/raw.jsonl" "$(cat /proc/loadavg)" "$load_start" "$io_threads" >bench/results/relay.md <<'PY'
 import json, sys
 rows = {r["case"]: r for r in map(json.loads, open(sys.argv[1]))}
 def v(k): return rows[k]["value"]
 print("# Pumps and relay beside iperf3 and socat (bench/relay_bench.sh)\n")
-print("One run on loopback; load average at the end: %s.\n" % sys.argv[2])
+print("One run on loopback, the agent with %s io threads; load average at "
+      "the start: %s; at the end: %s.\n" % (sys.argv[4], sys.argv[3], sys.argv[2]))
 print("| case | value | vs |")
 print("| --- | --- | --- |")
 for k, r in rows.items():
@@ -134,6 +147,9 @@ for k, r in rows.items():
         ref = "%.0f %% of iperf3" % (100 * r["value"] / v("udp.iperf3"))
     if k == "udp.iperf3_via_sockagent_proxy":
         ref += ", %.2fx socat" % (r["value"] / v("udp.iperf3_via_socat"))
+        if "udp.iperf3_via_floor_relay" in rows:
+            ref += ", %.2fx the floor relay" % (
+                r["value"] / v("udp.iperf3_via_floor_relay"))
     print("| %s | %s %s | %s |" % (k, r["value"], r["unit"], ref))
 PY
 cat bench/results/relay.md
