@@ -67,6 +67,18 @@ absl::Status Proxy::Open() {
         });
     return absl::OkStatus();
   }
+  // A stream socket that never connects checks every fault profile before
+  // any connection gets it, so a fault the connections cannot obey is
+  // refused by Start and SetFaults instead of resetting clients later.
+  absl::StatusOr<Socket> checker =
+      agent_.CreateSocket(FamilyOf(options_.upstream), type);
+  if (!checker.ok()) return checker.status();
+  checker_handle_ = checker->handle();
+  checker_ = *std::move(checker);
+  for (const v1::Faults* faults :
+       {&options_.to_upstream, &options_.to_client}) {
+    if (absl::Status s = checker_.SetFaults(*faults); !s.ok()) return s;
+  }
   if (absl::Status s = listener->Listen(); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
   threads_.emplace_back(
@@ -136,15 +148,35 @@ void Proxy::Report(ProxyConnection connection) {
 
 absl::Status Proxy::SetFaults(const v1::Faults& to_upstream,
                               const v1::Faults& to_client) {
+  // Checked first: a fault the sockets cannot obey changes nothing.
   std::vector<std::pair<std::string, const v1::Faults*>> targets;
+  if (options_.udp) {
+    Socket shaper = agent_.AttachSocket(shaper_handle_);
+    v1::Faults previous;
+    {
+      absl::MutexLock lock(&mu_);
+      previous = to_upstream_;
+    }
+    if (absl::Status s = shaper.SetFaults(to_upstream); !s.ok()) return s;
+    if (absl::Status s =
+            agent_.AttachSocket(listener_handle_).SetFaults(to_client);
+        !s.ok()) {
+      shaper.SetFaults(previous).IgnoreError();
+      return s;
+    }
+  } else {
+    for (const v1::Faults* faults : {&to_upstream, &to_client}) {
+      if (absl::Status s =
+              agent_.AttachSocket(checker_handle_).SetFaults(*faults);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     to_upstream_ = to_upstream;
     to_client_ = to_client;
-    if (options_.udp) {
-      targets.emplace_back(shaper_handle_, &to_upstream);
-      targets.emplace_back(listener_handle_, &to_client);
-    }
     for (const auto& [id, live] : live_) {
       targets.emplace_back(live.client_handle, &to_client);
       if (!live.upstream_handle.empty()) {
@@ -170,6 +202,7 @@ void Proxy::Stop() {
     stopped_ = true;
     handles.push_back(listener_handle_);
     if (!shaper_handle_.empty()) handles.push_back(shaper_handle_);
+    if (!checker_handle_.empty()) handles.push_back(checker_handle_);
     for (const auto& [id, live] : live_) {
       handles.push_back(live.client_handle);
       if (!live.upstream_handle.empty()) {

@@ -76,6 +76,8 @@ class Proxy {
   const v1::Address& bound() const { return bound_; }
 
   // Replaces the faults of every live connection and of those to come.
+  // INVALID_ARGUMENT naming a fault the sockets cannot obey (nothing
+  // changes then).
   absl::Status SetFaults(const v1::Faults& to_upstream,
                          const v1::Faults& to_client);
 
@@ -105,6 +107,9 @@ class Proxy {
   v1::Address bound_;
   std::string listener_handle_;
   std::string shaper_handle_;
+  // Streams: an unconnected socket that checks fault profiles (Open).
+  Socket checker_;
+  std::string checker_handle_;
 
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
