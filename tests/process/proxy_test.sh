@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Process-level test of `sockctl proxy`: a real client process -> the agent's
 # proxy -> a real server process (tests/process/proxy_peers.py), with
-# latency, bandwidth, reset and loss applied, faults changed while it runs,
-# --json figures, SIGTERM, and the policy refusing the upstream and a source.
+# latency, bandwidth, reset and loss applied, faults changed while it runs
+# (stdin, and `sockctl proxy-faults` through --control), --json figures,
+# SIGTERM, and the policy refusing the upstream and a source.
 #   proxy_test.sh SOCKAGENTD SOCKCTL
 # Loopback only; bounds are wide (timings belong in bench/); every process
 # started here is stopped by pid.
@@ -213,5 +214,51 @@ grep -q "faults.loss_percent" "$TMP/loss.err" || fail "--loss refusal does not n
 "$SOCKCTL" session close >/dev/null
 unset SOCKAGENT_SESSION SOCKAGENT_AGENT
 pass "faults: send waited $took s for --send-delay 500ms; --loss on TCP refused by name"
+
+# 8. A second process changes the faults: `sockctl proxy --control PATH`
+#    and `sockctl proxy-faults --control PATH` (the stdin lines' syntax).
+CTL=$TMP/ctl.sock
+start_proxy ctl --listen 127.0.0.1:0 --upstream "$TCP_UP" --control "$CTL"
+[ -S "$CTL" ] || fail "--control: no socket at $CTL"
+[ "$(stat -c %a "$CTL")" == 600 ] || fail "--control: mode $(stat -c %a "$CTL"), expected 600"
+"$SOCKCTL" proxy-faults --control "$CTL" --latency 300ms --direction upstream \
+  >"$TMP/pf.out" || fail "proxy-faults: exit $?"
+[ "$(cat "$TMP/pf.out")" == "faults set" ] || fail "proxy-faults printed '$(cat "$TMP/pf.out")'"
+rtt=$(peer rtt "$PROXY_ADDR")
+ge "$rtt" 0.3 || fail "proxy-faults --latency 300ms: round trip $rtt s < 0.3 s"
+"$SOCKCTL" --json proxy-faults --control "$CTL" --clear >"$TMP/pf.json" ||
+  fail "proxy-faults --clear: exit $?"
+"$PYTHON" - "$TMP/pf.json" <<'PY' || fail "proxy-faults --json: $(cat "$TMP/pf.json")"
+import json, sys
+event = json.load(open(sys.argv[1]))
+assert event["event"] == "faults", event
+assert "send_delay" not in event["to_upstream"], event
+PY
+rc=0
+"$SOCKCTL" proxy-faults --control "$CTL" --loss 5 2>"$TMP/pf.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "proxy-faults --loss on a TCP proxy was accepted"
+grep -q "faults.loss_percent" "$TMP/pf.err" || fail "proxy-faults: the refusal does not name the fault: $(cat "$TMP/pf.err")"
+# The proxy still carries data, without the refused fault.
+peer rtt "$PROXY_ADDR" >/dev/null || fail "the proxy after a refused change"
+rc=0
+"$SOCKCTL" --agent "$AGENT" proxy --listen 127.0.0.1:0 --upstream "$TCP_UP" \
+  --control "$CTL" </dev/null >/dev/null 2>"$TMP/second.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "a second proxy on a live --control path started"
+grep -q -- "--control" "$TMP/second.err" || fail "the refusal does not name --control: $(cat "$TMP/second.err")"
+stop_proxy "$PROXY_PID"
+[ ! -e "$CTL" ] || fail "--control: $CTL left behind at exit"
+rc=0
+"$SOCKCTL" proxy-faults --control "$CTL" --clear 2>"$TMP/none.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "proxy-faults with nothing listening exited 0"
+grep -q -- "--control $CTL: no proxy listens there" "$TMP/none.err" ||
+  fail "proxy-faults with nothing listening: $(cat "$TMP/none.err")"
+# A socket file left by a proxy killed outright is replaced.
+start_proxy ctl2 --listen 127.0.0.1:0 --upstream "$TCP_UP" --control "$CTL"
+kill -KILL "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+[ -S "$CTL" ] || fail "SIGKILL removed the socket file (expected it left behind)"
+start_proxy ctl3 --listen 127.0.0.1:0 --upstream "$TCP_UP" --control "$CTL"
+"$SOCKCTL" proxy-faults --control "$CTL" --latency 1ms >/dev/null || fail "proxy-faults after a stale socket"
+stop_proxy "$PROXY_PID"
+pass "--control: proxy-faults from another process (latency, --json, refused --loss), one proxy per path, removed at exit, stale file replaced"
 
 echo "PASS"
