@@ -5,6 +5,10 @@
 namespace sockagent {
 namespace {
 
+// How long Stop lets live connections end with their figures before it
+// closes them.
+constexpr absl::Duration kStopGrace = absl::Seconds(2);
+
 // The socket family an address needs: Unix, or IPv6 for a host with a colon.
 v1::Family FamilyOf(const v1::Address& address) {
   if (address.has_unix()) return v1::FAMILY_UNIX;
@@ -195,37 +199,49 @@ absl::Status Proxy::SetFaults(const v1::Faults& to_upstream,
 }
 
 void Proxy::Stop() {
-  std::vector<std::string> handles;
+  std::vector<std::string> live;
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
-    handles.push_back(listener_handle_);
-    if (!shaper_handle_.empty()) handles.push_back(shaper_handle_);
-    if (!checker_handle_.empty()) handles.push_back(checker_handle_);
-    for (const auto& [id, live] : live_) {
-      handles.push_back(live.client_handle);
-      if (!live.upstream_handle.empty()) {
-        handles.push_back(live.upstream_handle);
-      }
+    for (const auto& [id, connection] : live_) {
+      live.push_back(connection.client_handle);
+      live.push_back(connection.upstream_handle);
     }
   }
-  for (const std::string& handle : handles) {
-    if (!handle.empty()) agent_.AttachSocket(handle).Close().IgnoreError();
+  // No new connection (and for udp, the relay ends: ABORTED, the agent
+  // reports no figures for a datagram relay whose socket was closed).
+  for (const std::string* handle :
+       {&listener_handle_, &shaper_handle_, &checker_handle_}) {
+    if (!handle->empty()) agent_.AttachSocket(*handle).Close().IgnoreError();
+  }
+  // Live connections end as if both sides had closed: each relay passes
+  // the EOFs on and reports its figures. One that cannot end so (a fault
+  // that stops reading) is closed after kStopGrace.
+  for (const std::string& handle : live) {
+    if (!handle.empty()) {
+      agent_.AttachSocket(handle).Shutdown(v1::SHUTDOWN_HOW_BOTH).IgnoreError();
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return live_.empty();
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&ended), kStopGrace);
   }
   // Threads started after the snapshot see stopped_ and end on their own;
   // join until none is left.
   for (;;) {
     std::vector<std::thread> threads;
+    std::vector<std::string> handles;
     {
       absl::MutexLock lock(&mu_);
       threads.swap(threads_);
       // A connection accepted just before Stop may still be connecting.
-      for (const auto& [id, live] : live_) {
-        handles.push_back(live.client_handle);
-        if (!live.upstream_handle.empty()) {
-          handles.push_back(live.upstream_handle);
-        }
+      for (const auto& [id, connection] : live_) {
+        handles.push_back(connection.client_handle);
+        handles.push_back(connection.upstream_handle);
       }
     }
     if (threads.empty()) return;

@@ -52,7 +52,8 @@ struct ProxyConnection {
   uint64_t id = 0;
   v1::Address client;  // unset for udp
   // The relay's figures, or why it ended otherwise (ABORTED when the proxy
-  // stopped; the upstream's errno when connecting to it failed).
+  // stopped a udp relay or a connection that did not end in time; the
+  // upstream's errno when connecting to it failed).
   absl::StatusOr<v1::TrafficResponse> result;
 };
 
@@ -81,8 +82,11 @@ class Proxy {
   absl::Status SetFaults(const v1::Faults& to_upstream,
                          const v1::Faults& to_client);
 
-  // Closes the listener and every connection, then waits for the relays to
-  // end. Idempotent.
+  // Closes the listener, ends every live connection as if both sides had
+  // closed (shutdown both ways, so each reports its figures; one that does
+  // not end within 2 s is closed and reports ABORTED), then waits for the
+  // relays to end. A udp proxy's relay reports ABORTED: the agent gives no
+  // figures for a datagram relay whose socket was closed. Idempotent.
   void Stop();
 
   // Connections accepted so far (udp: clients are counted by the relay).

@@ -192,6 +192,26 @@ def case_udp_ping(target):
     print(data.decode())
 
 
+def case_hold(target, ready_file):
+    """Echoes one message through the proxy, says so in READY_FILE, then
+    holds the connection until the proxy ends it; prints how it ended."""
+    s = connect(target)
+    s.sendall(b"echo\nabc")
+    got = b""
+    while len(got) < 3:
+        chunk = s.recv(3 - len(got))
+        if not chunk:
+            print("eof-early")
+            return
+        got += chunk
+    write_port(ready_file, 1)
+    try:
+        rest = s.recv(100)
+        print("eof" if not rest else "data")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e)))
+
+
 def case_partition(target):
     """Through an echo, sends a numbered line every 20 ms and reads the
     echoes, until some lines were lost (a partition swallowed them) and 5

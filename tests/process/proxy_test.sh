@@ -129,6 +129,27 @@ PY
 stop_proxy "$PROXY_PID"
 pass "bandwidth 400K: 200 KiB in $secs s; --json connection figures"
 
+# 3b. A connection still live at SIGTERM ends in order (EOF to the client)
+#     and its figures are printed.
+start_proxy live --json --listen 127.0.0.1:0 --upstream "$TCP_UP"
+peer hold "$PROXY_ADDR" "$TMP/hold.ready" >"$TMP/hold.out" &
+hold=$!
+PIDS+=("$hold")
+wait_for "$TMP/hold.ready" .
+stop_proxy "$PROXY_PID"
+wait "$hold" || fail "hold client: exit $?"
+[ "$(cat "$TMP/hold.out")" == eof ] || fail "live connection at SIGTERM: client saw '$(cat "$TMP/hold.out")'"
+"$PYTHON" - "$TMP/live.out" <<'PY' || fail "live connection at SIGTERM: --json figures"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+end = [e for e in events if e["event"] == "connection_end"]
+assert len(end) == 1, events
+assert end[0]["end"] == "relayed", end
+assert end[0]["relay"]["to_peer"]["bytes_sent"] == 8, end   # "echo\nabc"
+assert end[0]["relay"]["from_peer"]["bytes_sent"] == 3, end
+PY
+pass "SIGTERM with a live connection: the client gets EOF, --json prints its figures"
+
 # 4. Reset: the client sees the bytes up to the limit, then ECONNRESET. The
 #    limit counts the client socket's bytes both ways: the 7 of the request
 #    ("send 4\n") and 3 of the reply.
