@@ -282,4 +282,50 @@ start_proxy ctl3 --listen 127.0.0.1:0 --upstream "$TCP_UP" --control "$CTL"
 stop_proxy "$PROXY_PID"
 pass "--control: proxy-faults from another process (latency, --json, refused --loss), one proxy per path, removed at exit, stale file replaced"
 
+# 9. `sockctl traffic relay A B` over UDP: A bound, B connected to a real
+#    UDP server (B's peer is the upstream); figures per direction in --json.
+#    The flags of the other kind of relay are usage errors naming them.
+export SOCKAGENT_AGENT=$AGENT
+export SOCKAGENT_SESSION=$("$SOCKCTL" session open --ttl 2m)
+A=$("$SOCKCTL" socket --type dgram)
+RELAY_ADDR=$("$SOCKCTL" bind "$A" 127.0.0.1:0)
+B=$("$SOCKCTL" socket --type dgram)
+"$SOCKCTL" connect "$B" "$UDP_UP" >/dev/null
+rc=0
+"$SOCKCTL" traffic relay "$A" "$B" --reset-as-fin 2>"$TMP/rf.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--reset-as-fin" "$TMP/rf.err" ||
+  fail "traffic relay --reset-as-fin on UDP: exit $rc, $(cat "$TMP/rf.err")"
+"$SOCKCTL" --json traffic relay "$A" "$B" --duration 3s --idle-timeout 1s \
+  >"$TMP/relay.json" &
+relay=$!
+PIDS+=("$relay")
+# The relay may start after the first ping: ping until a pong comes back.
+ok=0
+for _ in $(seq 20); do
+  if timeout 5 "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+host, port = sys.argv[1].rsplit(":", 1)
+s.sendto(b"ping", (host, int(port)))
+sys.exit(0 if s.recvfrom(100)[0] == b"pong" else 1)' "$RELAY_ADDR" 2>/dev/null; then ok=1; break; fi
+done
+[ "$ok" -eq 1 ] || fail "traffic relay over UDP: no pong through the relay"
+wait "$relay" || fail "traffic relay over UDP: exit $?"
+"$PYTHON" - "$TMP/relay.json" <<'PY' || fail "traffic relay --json: $(cat "$TMP/relay.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["end"] == "duration", r
+assert r["relay"]["clients"] >= 1, r
+assert r["relay"]["to_peer"]["datagrams_sent"] >= 1, r
+assert r["relay"]["from_peer"]["datagrams_sent"] >= 1, r
+PY
+T=$("$SOCKCTL" socket)
+rc=0
+"$SOCKCTL" traffic relay "$T" "$B" --idle-timeout 1s 2>"$TMP/it.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--idle-timeout" "$TMP/it.err" ||
+  fail "traffic relay --idle-timeout on TCP: exit $rc, $(cat "$TMP/it.err")"
+"$SOCKCTL" session close >/dev/null
+unset SOCKAGENT_SESSION SOCKAGENT_AGENT
+pass "traffic relay over UDP (B's peer upstream): pong through it, --json figures; wrong-kind flags refused by name"
+
 echo "PASS"
