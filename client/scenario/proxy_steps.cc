@@ -35,9 +35,10 @@ class HeldProxy : public Held {
     std::vector<ProxyConnection> ended ABSL_GUARDED_BY(mu);
   };
 
-  HeldProxy(std::unique_ptr<Proxy> proxy, std::shared_ptr<Log> log,
-            const ProxyOptions& options)
-      : proxy_(std::move(proxy)),
+  HeldProxy(std::string agent, std::unique_ptr<Proxy> proxy,
+            std::shared_ptr<Log> log, const ProxyOptions& options)
+      : agent_(std::move(agent)),
+        proxy_(std::move(proxy)),
         log_(std::move(log)),
         to_upstream_(options.to_upstream),
         to_client_(options.to_client) {}
@@ -102,6 +103,9 @@ class HeldProxy : public Held {
     return summary;
   }
 
+  // The name of the agent it runs on.
+  const std::string& agent() const { return agent_; }
+
   // Waits until at least `n` connections ended; false at `deadline`.
   bool AwaitEnded(uint64_t n, absl::Time deadline) {
     absl::MutexLock lock(&log_->mu);
@@ -118,6 +122,7 @@ class HeldProxy : public Held {
   }
 
  private:
+  const std::string agent_;
   std::unique_ptr<Proxy> proxy_;
   std::shared_ptr<Log> log_;
   absl::Mutex mu_;  // serializes Change and Stop
@@ -176,7 +181,8 @@ Outcome StartProxy(const StepCall& call) {
     return out;
   }
   const v1::Address bound = (*proxy)->bound();
-  auto held = std::make_shared<HeldProxy>(*std::move(proxy), log, options);
+  auto held = std::make_shared<HeldProxy>(call.agent_name, *std::move(proxy),
+                                          log, options);
   out.status = call.run.Hold(call.step.save_as, call.agent_name, held);
   if (!out.status.ok()) {
     held->Stop(nullptr);
@@ -194,6 +200,7 @@ std::shared_ptr<HeldProxy> Named(const StepCall& call, bool release,
   std::shared_ptr<Held> held =
       release ? call.run.Release(name) : call.run.Find(name);
   auto proxy = std::dynamic_pointer_cast<HeldProxy>(held);
+  if (proxy != nullptr) out->agent = proxy->agent();
   if (proxy == nullptr) {
     out->runner_error = absl::InvalidArgumentError(absl::StrCat(
         "proxy: \"", name,
