@@ -118,16 +118,19 @@ void ReportConnection(const ProxyConnection& c, bool json) {
     PrintLine(object.Build());
     return;
   }
+  // A udp proxy's one relay has no client address of its own.
+  const std::string who =
+      c.client.has_inet() || c.client.has_unix()
+          ? absl::StrCat("connection ", c.id, " ", FormatAddress(c.client))
+          : std::string("datagram relay");
   if (c.result.ok()) {
     PrintLine(absl::StrCat(
-        "connection ", c.id, " ", FormatAddress(c.client), " ended ",
-        TrafficEndName(c.result->end()), ": to upstream ",
+        who, " ended ", TrafficEndName(c.result->end()), ": to upstream ",
         DirectionText(c.result->relay().to_peer()), "; to client ",
         DirectionText(c.result->relay().from_peer())));
   } else {
-    PrintLine(
-        absl::StrCat("connection ", c.id, " ", FormatAddress(c.client),
-                     " ended: ", DescribeError("relay", c.result.status())));
+    PrintLine(absl::StrCat(
+        who, " ended: ", DescribeError("relay", c.result.status())));
   }
 }
 
