@@ -5,9 +5,9 @@
 namespace sockagent {
 namespace {
 
-// How long Stop lets live connections end with their figures before it
-// closes them.
-constexpr absl::Duration kStopGrace = absl::Seconds(2);
+// How long Stop lets live connections (and a datagram relay) end with their
+// figures before it closes them.
+constexpr absl::Duration kStopGrace = absl::Seconds(3);
 
 // The socket family an address needs: Unix, or IPv6 for a host with a colon.
 v1::Family FamilyOf(const v1::Address& address) {
@@ -141,6 +141,10 @@ void Proxy::RunDatagrams(Socket bound, Socket shaper) {
   ProxyConnection done;
   done.result = bound.RelayDatagrams(options_.upstream, shaper.handle(),
                                      options_.idle_timeout);
+  {
+    absl::MutexLock lock(&mu_);
+    datagrams_ended_ = true;
+  }
   Report(std::move(done));
 }
 
@@ -209,8 +213,25 @@ void Proxy::Stop() {
       live.push_back(connection.upstream_handle);
     }
   }
-  // No new connection (and for udp, the relay ends: ABORTED, the agent
-  // reports no figures for a datagram relay whose socket was closed).
+  if (options_.udp) {
+    // A close fault on the bound socket ends the datagram relay with its
+    // figures (the agent checks one set while the relay idles every 0.1 s);
+    // closing the socket would end it ABORTED, without them.
+    v1::Faults closing;
+    {
+      absl::MutexLock lock(&mu_);
+      closing = to_client_;
+    }
+    closing.mutable_close_after_time()->set_nanos(1000000);
+    if (agent_.AttachSocket(listener_handle_).SetFaults(closing).ok()) {
+      absl::MutexLock lock(&mu_);
+      auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return datagrams_ended_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&ended), kStopGrace);
+    }
+  }
+  // No new connection (a datagram relay not ended above ends ABORTED).
   for (const std::string* handle :
        {&listener_handle_, &shaper_handle_, &checker_handle_}) {
     if (!handle->empty()) agent_.AttachSocket(*handle).Close().IgnoreError();

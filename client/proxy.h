@@ -52,8 +52,8 @@ struct ProxyConnection {
   uint64_t id = 0;
   v1::Address client;  // unset for udp
   // The relay's figures, or why it ended otherwise (ABORTED when the proxy
-  // stopped a udp relay or a connection that did not end in time; the
-  // upstream's errno when connecting to it failed).
+  // stopped a connection that did not end in time; the upstream's errno
+  // when connecting to it failed).
   absl::StatusOr<v1::TrafficResponse> result;
 };
 
@@ -84,9 +84,10 @@ class Proxy {
 
   // Closes the listener, ends every live connection as if both sides had
   // closed (shutdown both ways, so each reports its figures; one that does
-  // not end within 2 s is closed and reports ABORTED), then waits for the
-  // relays to end. A udp proxy's relay reports ABORTED: the agent gives no
-  // figures for a datagram relay whose socket was closed. Idempotent.
+  // not end within 3 s is closed and reports ABORTED), then waits for the
+  // relays to end. A udp proxy's relay is ended by a close fault on its
+  // bound socket, so it reports its figures (end TRAFFIC_END_FAULT).
+  // Idempotent.
   void Stop();
 
   // Connections accepted so far (udp: clients are counted by the relay).
@@ -120,6 +121,7 @@ class Proxy {
   v1::Faults to_upstream_ ABSL_GUARDED_BY(mu_);
   v1::Faults to_client_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool datagrams_ended_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, Live> live_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   absl::Mutex report_mu_;

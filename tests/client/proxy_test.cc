@@ -119,6 +119,41 @@ TEST_F(ProxyTest, StopReportsTheFiguresOfALiveConnection) {
   EXPECT_EQ(*got, "");
 }
 
+TEST_F(ProxyTest, StopReportsTheFiguresOfTheDatagramRelay) {
+  Socket upstream = MustSocket(v1::SOCKET_TYPE_DGRAM);
+  absl::StatusOr<v1::Address> bound =
+      upstream.Bind(InetAddress("127.0.0.1", 0));
+  ASSERT_TRUE(bound.ok()) << bound.status();
+
+  Ended ended;
+  ProxyOptions options;
+  options.listen = InetAddress("127.0.0.1", 0);
+  options.upstream = *bound;
+  options.udp = true;
+  absl::StatusOr<std::unique_ptr<Proxy>> proxy =
+      Proxy::Start(*agent_, options, Record(&ended));
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  Socket client = MustSocket(v1::SOCKET_TYPE_DGRAM);
+  ASSERT_TRUE(client.Connect((*proxy)->bound()).ok());
+  ASSERT_TRUE(client.Send("ping").ok());
+  absl::StatusOr<Datagram> got = upstream.RecvFrom(16);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(upstream.SendTo("pong!", got->address).ok());
+  absl::StatusOr<std::string> reply = client.Recv(16);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(*reply, "pong!");
+
+  (*proxy)->Stop();
+  ASSERT_EQ(ended.size(), 1u);
+  const ProxyConnection c = ended.at(0);
+  ASSERT_TRUE(c.result.ok()) << c.result.status();
+  EXPECT_EQ(c.result->end(), v1::TRAFFIC_END_FAULT);
+  EXPECT_EQ(c.result->relay().clients(), 1u);
+  EXPECT_EQ(c.result->relay().to_peer().datagrams_sent(), 1u);
+  EXPECT_EQ(c.result->relay().to_peer().bytes_sent(), 4u);
+  EXPECT_EQ(c.result->relay().from_peer().bytes_sent(), 5u);
+}
+
 TEST_F(ProxyTest, AFaultTheSocketsCannotObeyIsRefusedAndChangesNothing) {
   Socket upstream_listener = MustSocket();
   absl::StatusOr<v1::Address> upstream =

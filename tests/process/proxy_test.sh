@@ -163,11 +163,20 @@ pass "close-after-bytes 10 --reset: client got 'bbb' then ECONNRESET"
 # 5. Loss: the count is inside the seed's bound and replays exactly.
 counts=()
 for run in 1 2; do
-  start_proxy "loss$run" --udp --listen 127.0.0.1:0 --upstream "$UDP_UP" \
+  start_proxy "loss$run" --json --udp --listen 127.0.0.1:0 --upstream "$UDP_UP" \
     --loss 30 --seed 7 --direction upstream
   n=$(peer udp-loss "$PROXY_ADDR" 200)
   counts+=("$n")
   stop_proxy "$PROXY_PID"
+  # Stopped, the datagram relay still reports its figures.
+  "$PYTHON" - "$TMP/loss$run.out" <<'PY' || fail "udp stop: --json figures"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+end = [e for e in events if e["event"] == "connection_end"]
+assert len(end) == 1 and end[0]["end"] == "fault", events
+assert end[0]["relay"]["to_peer"]["datagrams_lost"] > 0, end
+assert end[0]["relay"]["clients"] >= 1, end
+PY
 done
 [ "${counts[0]}" == "${counts[1]}" ] || fail "loss: seed 7 gave ${counts[*]}"
 # 30 % of 200 lost: mean 140 arrive, standard deviation 6.5.
