@@ -3,7 +3,8 @@
 # proxy_stop): a real `sockctl run` against a real agent puts a proxy
 # between a real client process and a real server process
 # (tests/process/proxy_peers.py), partitions it for 2 s, heals it and stops
-# it; the cleanup stops a proxy that a failed or an interrupted run left
+# it; a UDP proxy with seeded loss reports its relay's figures; the cleanup
+# stops a proxy that a failed or an interrupted run left
 # running, and no socket is left on the agent in any case.
 #   proxy_scenario_test.sh SOCKAGENTD SOCKCTL
 # Loopback only; no timing is asserted; every process started here is
@@ -161,7 +162,10 @@ steps:
   - wait: never
     timeout: 120s
 EOF
-timeout 150 "$SOCKCTL" run "$TMP/interrupted.yaml" >"$TMP/interrupted.out" 2>&1 &
+# Not under timeout(1): it would pass the SIGINT on twice (to the child and
+# to its process group), and a second SIGINT skips the cleanup. The wait
+# step's own timeout bounds the run.
+"$SOCKCTL" run "$TMP/interrupted.yaml" >"$TMP/interrupted.out" 2>&1 &
 run=$!
 PIDS+=("$run")
 for _ in $(seq 300); do accepts "$PROXY_PORT" && break; sleep 0.1; done
@@ -174,5 +178,48 @@ grep -q "stopped p: " "$TMP/interrupted.out" || fail "the cleanup did not stop t
 if accepts "$PROXY_PORT"; then fail "the proxy still listens after the interrupted run"; fi
 [ "$(open_sockets)" == 0 ] || fail "interrupted scenario left $(open_sockets) socket(s)"
 pass "interrupted run (SIGINT, exit 130): proxy stopped, its port closed, 0 sockets left"
+
+# 4. A UDP proxy with seeded loss toward the upstream: a source of 200
+#    datagrams through it to a sink; proxy_stop reports the datagram
+#    relay's figures (it ends with a close fault, so the agent gives them).
+cat >"$TMP/udp.yaml" <<'EOF'
+name: udp proxy with loss
+agents:
+  a: ${env.SOCKAGENT_AGENT}
+defaults:
+  timeout: 30s
+steps:
+  - {agent: a, socket: {type: dgram}, save_as: server}
+  - bind: {socket: server, address: "127.0.0.1:0"}
+  - agent: a
+    proxy: {listen: "127.0.0.1:0", upstream: "${server.address}", udp: true,
+            direction: upstream, loss_percent: 30, seed: 7}
+    save_as: p
+  - {agent: a, socket: {type: dgram}, save_as: client}
+  - parallel:
+      - traffic: {socket: server, mode: sink, duration: 3s}
+      - traffic: {socket: client, mode: source, bytes: 20000,
+                  datagram_bytes: 100, rate: 200K, destination: "${p.address}"}
+        expect: {values: {datagrams_sent: 200}}
+  - proxy_stop: p
+    expect: {values: {connections: 1, errors: 0}}
+EOF
+rc=0
+timeout 120 "$SOCKCTL" --json run "$TMP/udp.yaml" >"$TMP/udp.out" 2>"$TMP/udp.err" || rc=$?
+[ "$rc" -eq 0 ] || fail "udp scenario: exit $rc"
+"$PYTHON" - "$TMP/udp.out" <<'PY' || fail "udp scenario: figures"
+import json, sys
+steps = json.load(open(sys.argv[1]))["scenarios"][0]["steps"]
+stop = [s for s in steps if s["kind"] == "proxy_stop"][0]
+relay = stop["figures"][0]["relay"]
+up = relay["to_peer"]
+assert stop["figures"][0]["end"] == "fault", stop
+assert relay["clients"] == 1, relay
+# Every datagram the relay read was sent or lost to the seeded fault.
+assert up["datagrams_received"] == up["datagrams_sent"] + up["datagrams_lost"], up
+assert up["datagrams_lost"] > 0 and up["datagrams_sent"] > 0, up
+PY
+[ "$(open_sockets)" == 0 ] || fail "udp scenario left $(open_sockets) socket(s)"
+pass "udp proxy with loss 30% in a scenario: the relay's figures at proxy_stop, 0 sockets left"
 
 echo "PASS"
