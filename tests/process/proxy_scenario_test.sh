@@ -222,4 +222,28 @@ PY
 [ "$(open_sockets)" == 0 ] || fail "udp scenario left $(open_sockets) socket(s)"
 pass "udp proxy with loss 30% in a scenario: the relay's figures at proxy_stop, 0 sockets left"
 
+# 5. A proxy started inside a for_each pair is stopped when that pair ends
+#    (its name is the pair's own), before the steps after the group.
+cat >"$TMP/scope.yaml" <<'EOF'
+name: a for_each pair stops its proxy
+agents:
+  a: ${env.SOCKAGENT_AGENT}
+steps:
+  - for_each:
+      agents: "*"
+      steps:
+        - agent: "${agent}"
+          proxy: {listen: "127.0.0.1:0", upstream: "${env.UPSTREAM}"}
+          save_as: p
+        - proxy_faults: {proxy: p, send_delay: 10ms}
+  - name: nothing of the pair's proxy is left
+    agent: a
+    list_sockets:
+    expect: {values: {count: 0}}
+EOF
+rc=0
+timeout 60 "$SOCKCTL" run "$TMP/scope.yaml" >"$TMP/scope.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || fail "for_each scenario: exit $rc"
+pass "a proxy started in a for_each pair is stopped when the pair ends"
+
 echo "PASS"

@@ -272,6 +272,12 @@ grep -q "faults.loss_percent" "$TMP/pf.err" || fail "proxy-faults: the refusal d
 peer rtt "$PROXY_ADDR" >/dev/null || fail "the proxy after a refused change"
 rc=0
 "$SOCKCTL" --agent "$AGENT" proxy --listen 127.0.0.1:0 --upstream "$TCP_UP" \
+  --control "$TMP/$(printf 'x%.0s' $(seq 120))" </dev/null >/dev/null \
+  2>"$TMP/long.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q -- "--control" "$TMP/long.err" ||
+  fail "a --control path too long for a Unix socket: exit $rc, $(cat "$TMP/long.err")"
+rc=0
+"$SOCKCTL" --agent "$AGENT" proxy --listen 127.0.0.1:0 --upstream "$TCP_UP" \
   --control "$CTL" </dev/null >/dev/null 2>"$TMP/second.err" || rc=$?
 [ "$rc" -ne 0 ] || fail "a second proxy on a live --control path started"
 grep -q -- "--control" "$TMP/second.err" || fail "the refusal does not name --control: $(cat "$TMP/second.err")"
