@@ -4,6 +4,7 @@
 // and reports each connection's figures. A proxy still running when the run
 // (or its matrix/for_each scope) ends is stopped by the run.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -240,10 +241,20 @@ Outcome StopProxy(const StepCall& call) {
   }
   std::shared_ptr<HeldProxy> proxy = Named(call, true, &out);
   if (proxy == nullptr) return out;
-  // Waiting is bounded by the step's deadline; the proxy stops either way.
-  if (!proxy->AwaitEnded(connections, call.deadline)) {
-    out.status = absl::DeadlineExceededError(absl::StrCat(
-        "proxy_stop: fewer than ", connections, " connection(s) ended"));
+  // Waiting is bounded by the step's deadline and ends when the run stops;
+  // the proxy stops either way.
+  while (!proxy->AwaitEnded(
+      connections,
+      std::min(call.deadline, absl::Now() + absl::Milliseconds(50)))) {
+    if (absl::Now() >= call.deadline) {
+      out.status = absl::DeadlineExceededError(absl::StrCat(
+          "proxy_stop: fewer than ", connections, " connection(s) ended"));
+      break;
+    }
+    if (!call.run.SleepUnlessStopped(absl::ZeroDuration())) {
+      out.status = absl::CancelledError("run stopped");
+      break;
+    }
   }
   proxy->Stop(&out.figures);
   out.fields = proxy->fields();

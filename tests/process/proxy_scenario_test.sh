@@ -179,6 +179,33 @@ if accepts "$PROXY_PORT"; then fail "the proxy still listens after the interrupt
 [ "$(open_sockets)" == 0 ] || fail "interrupted scenario left $(open_sockets) socket(s)"
 pass "interrupted run (SIGINT, exit 130): proxy stopped, its port closed, 0 sockets left"
 
+# 3b. SIGINT while proxy_stop waits for connections that never come: the
+#     wait ends with the run (well before its 120 s timeout) and the proxy
+#     is stopped.
+cat >"$TMP/waiting.yaml" <<'EOF'
+name: an interrupted proxy_stop wait
+agents:
+  a: ${env.SOCKAGENT_AGENT}
+steps:
+  - agent: a
+    proxy: {listen: "127.0.0.1:0", upstream: "${env.UPSTREAM}"}
+    save_as: p
+  - proxy_stop: {proxy: p, connections: 1}
+    timeout: 120s
+EOF
+"$SOCKCTL" run "$TMP/waiting.yaml" >"$TMP/waiting.out" 2>&1 &
+run=$!
+PIDS+=("$run")
+wait_for "$TMP/waiting.out" "PASS .*proxy p"
+kill -INT "$run"
+for _ in $(seq 200); do kill -0 "$run" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$run" 2>/dev/null; then fail "proxy_stop kept waiting after SIGINT"; fi
+rc=0
+wait "$run" || rc=$?
+[ "$rc" -eq 130 ] || fail "interrupted proxy_stop: exit $rc, expected 130"
+[ "$(open_sockets)" == 0 ] || fail "interrupted proxy_stop left $(open_sockets) socket(s)"
+pass "SIGINT during proxy_stop's wait: the run ends (exit 130), 0 sockets left"
+
 # 4. A UDP proxy with seeded loss toward the upstream: a source of 200
 #    datagrams through it to a sink; proxy_stop reports the datagram
 #    relay's figures (it ends with a close fault, so the agent gives them).
