@@ -65,6 +65,7 @@ absl::Status Proxy::Open() {
     }
     shaper_handle_ = shaper->handle();
     absl::MutexLock lock(&mu_);
+    datagrams_ended_ = false;
     threads_.emplace_back(
         [this, l = *std::move(listener), s = *std::move(shaper)]() mutable {
           RunDatagrams(std::move(l), std::move(s));

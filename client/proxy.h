@@ -121,7 +121,8 @@ class Proxy {
   v1::Faults to_upstream_ ABSL_GUARDED_BY(mu_);
   v1::Faults to_client_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
-  bool datagrams_ended_ ABSL_GUARDED_BY(mu_) = false;
+  // False while the datagram relay runs (udp).
+  bool datagrams_ended_ ABSL_GUARDED_BY(mu_) = true;
   std::map<uint64_t, Live> live_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   absl::Mutex report_mu_;

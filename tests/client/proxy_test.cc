@@ -197,6 +197,22 @@ TEST_F(ProxyTest, AFaultTheSocketsCannotObeyIsRefusedAndChangesNothing) {
   EXPECT_EQ(ended.size(), 1u);
 }
 
+TEST_F(ProxyTest, AUdpProxyRefusesAStreamFaultAndLeavesNoSocket) {
+  const size_t before = SocketCount();
+  ProxyOptions options;
+  options.listen = InetAddress("127.0.0.1", 0);
+  options.upstream = InetAddress("127.0.0.1", 9);
+  options.udp = true;
+  options.to_client.set_slice_bytes(10);
+  absl::StatusOr<std::unique_ptr<Proxy>> refused =
+      Proxy::Start(*agent_, options);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("slice_bytes"), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(SocketCount(), before);
+}
+
 TEST_F(ProxyTest, StopLeavesNoSocketOfTheProxy) {
   Socket upstream_listener = MustSocket();
   absl::StatusOr<v1::Address> upstream =
