@@ -5,6 +5,10 @@
 namespace sockagent {
 namespace {
 
+// How long Stop lets live connections (and a datagram relay) end with their
+// figures before it closes them.
+constexpr absl::Duration kStopGrace = absl::Seconds(3);
+
 // The socket family an address needs: Unix, or IPv6 for a host with a colon.
 v1::Family FamilyOf(const v1::Address& address) {
   if (address.has_unix()) return v1::FAMILY_UNIX;
@@ -61,11 +65,24 @@ absl::Status Proxy::Open() {
     }
     shaper_handle_ = shaper->handle();
     absl::MutexLock lock(&mu_);
+    datagrams_ended_ = false;
     threads_.emplace_back(
         [this, l = *std::move(listener), s = *std::move(shaper)]() mutable {
           RunDatagrams(std::move(l), std::move(s));
         });
     return absl::OkStatus();
+  }
+  // A stream socket that never connects checks every fault profile before
+  // any connection gets it, so a fault the connections cannot obey is
+  // refused by Start and SetFaults instead of resetting clients later.
+  absl::StatusOr<Socket> checker =
+      agent_.CreateSocket(FamilyOf(options_.upstream), type);
+  if (!checker.ok()) return checker.status();
+  checker_handle_ = checker->handle();
+  checker_ = *std::move(checker);
+  for (const v1::Faults* faults :
+       {&options_.to_upstream, &options_.to_client}) {
+    if (absl::Status s = checker_.SetFaults(*faults); !s.ok()) return s;
   }
   if (absl::Status s = listener->Listen(); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
@@ -125,6 +142,10 @@ void Proxy::RunDatagrams(Socket bound, Socket shaper) {
   ProxyConnection done;
   done.result = bound.RelayDatagrams(options_.upstream, shaper.handle(),
                                      options_.idle_timeout);
+  {
+    absl::MutexLock lock(&mu_);
+    datagrams_ended_ = true;
+  }
   Report(std::move(done));
 }
 
@@ -136,15 +157,35 @@ void Proxy::Report(ProxyConnection connection) {
 
 absl::Status Proxy::SetFaults(const v1::Faults& to_upstream,
                               const v1::Faults& to_client) {
+  // Checked first: a fault the sockets cannot obey changes nothing.
   std::vector<std::pair<std::string, const v1::Faults*>> targets;
+  if (options_.udp) {
+    Socket shaper = agent_.AttachSocket(shaper_handle_);
+    v1::Faults previous;
+    {
+      absl::MutexLock lock(&mu_);
+      previous = to_upstream_;
+    }
+    if (absl::Status s = shaper.SetFaults(to_upstream); !s.ok()) return s;
+    if (absl::Status s =
+            agent_.AttachSocket(listener_handle_).SetFaults(to_client);
+        !s.ok()) {
+      shaper.SetFaults(previous).IgnoreError();
+      return s;
+    }
+  } else {
+    for (const v1::Faults* faults : {&to_upstream, &to_client}) {
+      if (absl::Status s =
+              agent_.AttachSocket(checker_handle_).SetFaults(*faults);
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     to_upstream_ = to_upstream;
     to_client_ = to_client;
-    if (options_.udp) {
-      targets.emplace_back(shaper_handle_, &to_upstream);
-      targets.emplace_back(listener_handle_, &to_client);
-    }
     for (const auto& [id, live] : live_) {
       targets.emplace_back(live.client_handle, &to_client);
       if (!live.upstream_handle.empty()) {
@@ -163,36 +204,66 @@ absl::Status Proxy::SetFaults(const v1::Faults& to_upstream,
 }
 
 void Proxy::Stop() {
-  std::vector<std::string> handles;
+  std::vector<std::string> live;
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
-    handles.push_back(listener_handle_);
-    if (!shaper_handle_.empty()) handles.push_back(shaper_handle_);
-    for (const auto& [id, live] : live_) {
-      handles.push_back(live.client_handle);
-      if (!live.upstream_handle.empty()) {
-        handles.push_back(live.upstream_handle);
-      }
+    for (const auto& [id, connection] : live_) {
+      live.push_back(connection.client_handle);
+      live.push_back(connection.upstream_handle);
     }
   }
-  for (const std::string& handle : handles) {
-    if (!handle.empty()) agent_.AttachSocket(handle).Close().IgnoreError();
+  if (options_.udp) {
+    // A close fault on the bound socket ends the datagram relay with its
+    // figures (the agent checks one set while the relay idles every 0.1 s);
+    // closing the socket would end it ABORTED, without them.
+    v1::Faults closing;
+    {
+      absl::MutexLock lock(&mu_);
+      closing = to_client_;
+    }
+    closing.mutable_close_after_time()->set_nanos(1000000);
+    if (agent_.AttachSocket(listener_handle_).SetFaults(closing).ok()) {
+      absl::MutexLock lock(&mu_);
+      auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return datagrams_ended_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&ended), kStopGrace);
+    }
+  }
+  // No new connection (a datagram relay not ended above ends ABORTED).
+  for (const std::string* handle :
+       {&listener_handle_, &shaper_handle_, &checker_handle_}) {
+    if (!handle->empty()) agent_.AttachSocket(*handle).Close().IgnoreError();
+  }
+  // Live connections end as if both sides had closed: each relay passes
+  // the EOFs on and reports its figures. One that cannot end so (a fault
+  // that stops reading) is closed after kStopGrace.
+  for (const std::string& handle : live) {
+    if (!handle.empty()) {
+      agent_.AttachSocket(handle).Shutdown(v1::SHUTDOWN_HOW_BOTH).IgnoreError();
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return live_.empty();
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&ended), kStopGrace);
   }
   // Threads started after the snapshot see stopped_ and end on their own;
   // join until none is left.
   for (;;) {
     std::vector<std::thread> threads;
+    std::vector<std::string> handles;
     {
       absl::MutexLock lock(&mu_);
       threads.swap(threads_);
       // A connection accepted just before Stop may still be connecting.
-      for (const auto& [id, live] : live_) {
-        handles.push_back(live.client_handle);
-        if (!live.upstream_handle.empty()) {
-          handles.push_back(live.upstream_handle);
-        }
+      for (const auto& [id, connection] : live_) {
+        handles.push_back(connection.client_handle);
+        handles.push_back(connection.upstream_handle);
       }
     }
     if (threads.empty()) return;

@@ -52,7 +52,8 @@ struct ProxyConnection {
   uint64_t id = 0;
   v1::Address client;  // unset for udp
   // The relay's figures, or why it ended otherwise (ABORTED when the proxy
-  // stopped; the upstream's errno when connecting to it failed).
+  // stopped a connection that did not end in time; the upstream's errno
+  // when connecting to it failed).
   absl::StatusOr<v1::TrafficResponse> result;
 };
 
@@ -76,11 +77,17 @@ class Proxy {
   const v1::Address& bound() const { return bound_; }
 
   // Replaces the faults of every live connection and of those to come.
+  // INVALID_ARGUMENT naming a fault the sockets cannot obey (nothing
+  // changes then).
   absl::Status SetFaults(const v1::Faults& to_upstream,
                          const v1::Faults& to_client);
 
-  // Closes the listener and every connection, then waits for the relays to
-  // end. Idempotent.
+  // Closes the listener, ends every live connection as if both sides had
+  // closed (shutdown both ways, so each reports its figures; one that does
+  // not end within 3 s is closed and reports ABORTED), then waits for the
+  // relays to end. A udp proxy's relay is ended by a close fault on its
+  // bound socket, so it reports its figures (end TRAFFIC_END_FAULT).
+  // Idempotent.
   void Stop();
 
   // Connections accepted so far (udp: clients are counted by the relay).
@@ -105,12 +112,17 @@ class Proxy {
   v1::Address bound_;
   std::string listener_handle_;
   std::string shaper_handle_;
+  // Streams: an unconnected socket that checks fault profiles (Open).
+  Socket checker_;
+  std::string checker_handle_;
 
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   v1::Faults to_upstream_ ABSL_GUARDED_BY(mu_);
   v1::Faults to_client_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
+  // False while the datagram relay runs (udp).
+  bool datagrams_ended_ ABSL_GUARDED_BY(mu_) = true;
   std::map<uint64_t, Live> live_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   absl::Mutex report_mu_;

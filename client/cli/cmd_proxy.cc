@@ -11,17 +11,21 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "client/address.h"
 #include "client/agent.h"
 #include "client/cli/cli.h"
 #include "client/cli/commands.h"
 #include "client/cli/errors.h"
 #include "client/cli/fault_flags.h"
+#include "client/cli/proxy_control.h"
 #include "client/proxy.h"
 #include "client/vocab/json.h"
 #include "client/vocab/quantities.h"
@@ -48,6 +52,15 @@ struct ProxyFlags {
   std::string direction = "both";
   bool reset_as_fin = false;
   std::string idle_timeout;
+  std::string control;
+  FaultFlagText faults;
+};
+
+// `sockctl proxy-faults`.
+struct ProxyFaultsFlags {
+  std::string control;
+  std::string direction = "both";
+  bool clear = false;
   FaultFlagText faults;
 };
 
@@ -59,7 +72,9 @@ constexpr char kProxyHelp[] =
     "= toward --upstream, downstream = back to the client). Prints the "
     "bound address, then runs until SIGINT or SIGTERM, which close every "
     "socket. While it runs, each line on stdin replaces the faults: fault "
-    "flags (with an optional --direction), or `clear`. With --json, one "
+    "flags (with an optional --direction), or `clear`; with --control PATH, "
+    "`sockctl proxy-faults --control PATH ...` does the same from another "
+    "process. With --json, one "
     "object per event: listening, faults, and connection_end with each "
     "connection's figures.\n\nExample:\n  sockctl proxy --listen "
     "127.0.0.1:0 --upstream 127.0.0.1:5432 --latency 100ms --jitter 10ms\n  "
@@ -103,37 +118,88 @@ void ReportConnection(const ProxyConnection& c, bool json) {
     PrintLine(object.Build());
     return;
   }
+  // A udp proxy's one relay has no client address of its own.
+  const std::string who =
+      c.client.has_inet() || c.client.has_unix()
+          ? absl::StrCat("connection ", c.id, " ", FormatAddress(c.client))
+          : std::string("datagram relay");
   if (c.result.ok()) {
     PrintLine(absl::StrCat(
-        "connection ", c.id, " ", FormatAddress(c.client), " ended ",
-        TrafficEndName(c.result->end()), ": to upstream ",
+        who, " ended ", TrafficEndName(c.result->end()), ": to upstream ",
         DirectionText(c.result->relay().to_peer()), "; to client ",
         DirectionText(c.result->relay().from_peer())));
   } else {
-    PrintLine(
-        absl::StrCat("connection ", c.id, " ", FormatAddress(c.client),
-                     " ended: ", DescribeError("relay", c.result.status())));
+    PrintLine(absl::StrCat(
+        who, " ended: ", DescribeError("relay", c.result.status())));
   }
 }
 
-// Applies `flags` to the faults of the directions it names.
-absl::Status ApplyDirection(const std::string& direction,
-                            const v1::Faults& faults, v1::Faults* up,
-                            v1::Faults* down) {
-  if (direction == "both" || direction.empty()) {
-    *up = faults;
-    *down = faults;
-  } else if (direction == "upstream") {
-    *up = faults;
-  } else if (direction == "downstream") {
-    *down = faults;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--direction: \"", direction,
-                     "\" is not one of both, upstream, downstream"));
+// The running proxy's faults, changed line by line from stdin and from
+// --control requests alike (ParseFaultChange). Thread-safe.
+class FaultControl {
+ public:
+  FaultControl(Proxy* proxy, v1::Faults up, v1::Faults down, bool json)
+      : proxy_(proxy),
+        up_(std::move(up)),
+        down_(std::move(down)),
+        json_(json) {}
+
+  // Applies one change line, prints the outcome as the proxy's event, and
+  // returns the "faults" event as JSON (the answer to a --control request).
+  std::string Apply(absl::string_view line) {
+    absl::Status status;
+    v1::Faults up, down;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      absl::StatusOr<FaultChange> change = ParseFaultChange(line);
+      up = up_;
+      down = down_;
+      if (!change.ok()) {
+        status = change.status();
+      } else if (proxy_ == nullptr) {
+        status = absl::UnavailableError("the proxy is stopping");
+      } else {
+        ApplyFaultChange(*change, &up, &down);
+        status = proxy_->SetFaults(up, down);
+        if (status.ok()) {
+          up_ = up;
+          down_ = down;
+        }
+      }
+    }
+    JsonObject event;
+    event.AddString("event", "faults");
+    if (status.ok()) {
+      event.AddRaw("to_upstream", MessageJson(up))
+          .AddRaw("to_client", MessageJson(down));
+    } else {
+      event.AddRaw("error", ErrorJson(status));
+    }
+    const std::string answer = event.Build();
+    if (json_) {
+      PrintLine(answer);
+    } else if (status.ok()) {
+      PrintLine("faults set");
+    } else {
+      std::lock_guard<std::mutex> lock(OutputMutex());
+      std::cerr << "sockctl: proxy faults: " << status.message() << std::endl;
+    }
+    return answer;
   }
-  return absl::OkStatus();
-}
+
+  // Later changes are refused (the proxy is stopping).
+  void Detach() {
+    std::lock_guard<std::mutex> lock(mu_);
+    proxy_ = nullptr;
+  }
+
+ private:
+  std::mutex mu_;
+  Proxy* proxy_;
+  v1::Faults up_;
+  v1::Faults down_;
+  const bool json_;
+};
 
 int RunProxy(
     const std::function<absl::StatusOr<std::unique_ptr<Agent>>()>& connect,
@@ -179,10 +245,25 @@ int RunProxy(
   }
   absl::StatusOr<v1::Faults> faults = FaultsFromFlags(flags.faults);
   if (!faults.ok()) return usage(faults.status());
-  if (absl::Status s = ApplyDirection(flags.direction, *faults,
-                                      &options.to_upstream, &options.to_client);
-      !s.ok()) {
-    return usage(s);
+  if (flags.direction != "both" && flags.direction != "upstream" &&
+      flags.direction != "downstream") {
+    return usage(absl::InvalidArgumentError(
+        absl::StrCat("--direction: \"", flags.direction,
+                     "\" is not one of both, upstream, downstream")));
+  }
+  FaultChange initial;
+  initial.direction = flags.direction;
+  initial.faults = *faults;
+  ApplyFaultChange(initial, &options.to_upstream, &options.to_client);
+
+  // The control socket comes first: a path another proxy holds is refused
+  // before anything is opened on the agent.
+  std::unique_ptr<ControlSocket> control_socket;
+  if (!flags.control.empty()) {
+    absl::StatusOr<std::unique_ptr<ControlSocket>> listening =
+        ControlSocket::Listen(flags.control);
+    if (!listening.ok()) return fail("proxy", listening.status());
+    control_socket = *std::move(listening);
   }
 
   // SIGINT and SIGTERM are taken by sigwait below; every thread started
@@ -209,79 +290,98 @@ int RunProxy(
     PrintLine(FormatAddress((*proxy)->bound()));
   }
 
-  // Fault changes from stdin, one line at a time, until EOF. The thread is
-  // left blocked in read at exit.
-  v1::Faults up = options.to_upstream;
-  v1::Faults down = options.to_client;
-  // The proxy the control thread may use; null once it is stopped.
-  static std::mutex running_mu;
-  static Proxy* running = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(running_mu);
-    running = proxy->get();
-  }
-  std::thread control([json, up, down]() mutable {
+  // Fault changes from stdin, one line at a time, until EOF, and from the
+  // control socket. The stdin thread is left blocked in read at exit; it
+  // only touches `control`, which lives as long as the process.
+  static FaultControl* control = nullptr;
+  control = new FaultControl(proxy->get(), options.to_upstream,
+                             options.to_client, json);
+  std::thread stdin_reader([] {
     std::string line;
     while (std::getline(std::cin, line)) {
-      std::vector<std::string> words =
-          absl::StrSplit(line, ' ', absl::SkipWhitespace());
-      if (words.empty()) continue;
-      ProxyFlags change;
-      absl::Status status;
-      if (words.size() == 1 && words[0] == "clear") {
-        up = v1::Faults();
-        down = v1::Faults();
-      } else {
-        CLI::App parser("faults", "proxy-faults");
-        AddFaultFlags(&parser, &change.faults);
-        parser.add_option("--direction", change.direction);
-        std::vector<std::string> args(words.rbegin(), words.rend());
-        try {
-          parser.parse(args);
-        } catch (const CLI::ParseError& e) {
-          status = absl::InvalidArgumentError(e.what());
-        }
-        absl::StatusOr<v1::Faults> parsed =
-            status.ok() ? FaultsFromFlags(change.faults)
-                        : absl::StatusOr<v1::Faults>(status);
-        if (!parsed.ok()) {
-          status = parsed.status();
-        } else {
-          status = ApplyDirection(change.direction, *parsed, &up, &down);
-        }
-      }
-      if (status.ok()) {
-        std::lock_guard<std::mutex> lock(running_mu);
-        if (running == nullptr) return;
-        status = running->SetFaults(up, down);
-      }
-      if (json) {
-        JsonObject object;
-        object.AddString("event", "faults");
-        if (status.ok()) {
-          object.AddRaw("to_upstream", MessageJson(up))
-              .AddRaw("to_client", MessageJson(down));
-        } else {
-          object.AddRaw("error", ErrorJson(status));
-        }
-        PrintLine(object.Build());
-      } else if (status.ok()) {
-        PrintLine("faults set");
-      } else {
-        std::lock_guard<std::mutex> lock(OutputMutex());
-        std::cerr << "sockctl: proxy faults: " << status.message() << std::endl;
-      }
+      if (absl::StripAsciiWhitespace(line).empty()) continue;
+      control->Apply(line);
     }
   });
-  control.detach();
+  stdin_reader.detach();
+  if (control_socket != nullptr) {
+    control_socket->Serve(
+        [](absl::string_view line) { return control->Apply(line); });
+  }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  {
-    std::lock_guard<std::mutex> lock(running_mu);
-    running = nullptr;
-  }
+  control->Detach();
+  control_socket.reset();  // stops serving and removes the socket file
   (*proxy)->Stop();
+  return kExitOk;
+}
+
+// How long proxy-faults waits for the proxy's answer.
+constexpr absl::Duration kControlTimeout = absl::Seconds(30);
+
+// The status an answer's "error" ({"error": {"code": ..., "message":
+// ...}}, as ErrorJson writes it) carries.
+absl::Status AnswerError(const nlohmann::json& answer) {
+  // The event holds ErrorJson's object, itself {"error": {...}}.
+  const nlohmann::json& error =
+      answer.contains("error") && answer["error"].is_object() ? answer["error"]
+                                                              : answer;
+  const std::string code = error.value("code", "UNKNOWN");
+  const std::string message = error.value("message", "");
+  for (int c = 0; c <= static_cast<int>(absl::StatusCode::kUnauthenticated);
+       ++c) {
+    if (absl::StatusCodeToString(static_cast<absl::StatusCode>(c)) == code) {
+      return absl::Status(static_cast<absl::StatusCode>(c), message);
+    }
+  }
+  return absl::UnknownError(message);
+}
+
+int ProxyFaults(const Cli& cli, const ProxyFaultsFlags& flags) {
+  if (flags.control.empty()) {
+    return cli.Usage(absl::InvalidArgumentError(
+        "--control: give the PATH the proxy was started with (sockctl "
+        "proxy --control PATH)"));
+  }
+  if (flags.clear == flags.faults.any()) {
+    return cli.Usage(absl::InvalidArgumentError(
+        flags.clear ? "--clear takes no other fault flag"
+                    : "give at least one fault flag, or --clear"));
+  }
+  // The line the proxy's stdin would take; checked here first, so a
+  // malformed flag is a usage error that never reaches the proxy.
+  std::vector<std::string> words = FaultFlagWords(flags.faults);
+  if (flags.clear) words.push_back("--clear");
+  words.push_back("--direction");
+  words.push_back(flags.direction);
+  const std::string line = absl::StrJoin(words, " ");
+  if (absl::StatusOr<FaultChange> change = ParseFaultChange(line);
+      !change.ok()) {
+    return cli.Usage(change.status());
+  }
+  absl::StatusOr<std::string> answer =
+      SendControlLine(flags.control, line, kControlTimeout);
+  if (!answer.ok()) return cli.Fail("proxy-faults", answer.status());
+  nlohmann::json event = nlohmann::json::parse(*answer, nullptr, false);
+  if (event.is_discarded() || !event.is_object()) {
+    return cli.Fail("proxy-faults", absl::InternalError(absl::StrCat(
+                                        "--control ", flags.control,
+                                        ": not a proxy's answer: ", *answer)));
+  }
+  if (event.contains("error")) {
+    const absl::Status status = AnswerError(event["error"]);
+    if (cli.json()) {
+      std::cout << *answer << std::endl;
+      return ExitCodeFor(status);
+    }
+    return cli.Fail("proxy faults", status);
+  }
+  if (cli.json()) {
+    std::cout << *answer << std::endl;
+  } else {
+    std::cout << "faults set" << std::endl;
+  }
   return kExitOk;
 }
 
@@ -308,6 +408,10 @@ void RegisterProxyCommands(Cli& cli) {
   proxy->add_option("--idle-timeout", flags.idle_timeout,
                     "--udp: close a client's upstream socket after this "
                     "long unused (default 60s)");
+  proxy->add_option("--control", flags.control,
+                    "PATH of a Unix socket on this host where `sockctl "
+                    "proxy-faults --control PATH` changes the faults (mode "
+                    "0600, removed at exit)");
   AddFaultFlags(proxy, &flags.faults);
   cli.OnRun(proxy, [&cli, &flags] {
     return RunProxy(
@@ -331,6 +435,35 @@ void RegisterProxyCommands(Cli& cli) {
         },
         flags, cli.json());
   });
+
+  ProxyFaultsFlags& change = cli.Own<ProxyFaultsFlags>();
+  CLI::App* proxy_faults = cli.AddCommand(
+      "proxy-faults",
+      "Change the faults of a running `sockctl proxy --control PATH` from "
+      "another process: replaces the faults of --direction (both, "
+      "upstream = toward the upstream, downstream = back to the client) "
+      "with the fault flags (those of `sockctl proxy`), or removes them "
+      "with --clear. Prints the proxy's answer: `faults set`, or with "
+      "--json its faults event ({\"event\":\"faults\",\"to_upstream\":..., "
+      "\"to_client\":...}); a fault the proxy's sockets cannot obey is "
+      "the proxy's error, named, with a non-zero exit.\n\nExample:\n  "
+      "sockctl proxy --listen 127.0.0.1:0 --upstream 127.0.0.1:5432 "
+      "--control /tmp/db.proxy &\n  sockctl proxy-faults --control "
+      "/tmp/db.proxy --blackhole        # partition\n  sockctl proxy-faults "
+      "--control /tmp/db.proxy --clear            # heal\n  sockctl "
+      "proxy-faults --control /tmp/db.proxy --latency 100ms --direction "
+      "upstream");
+  proxy_faults
+      ->add_option("--control", change.control,
+                   "PATH given to `sockctl proxy --control`")
+      ->required();
+  proxy_faults->add_option("--direction", change.direction,
+                           "which faults change: both (default), upstream, "
+                           "downstream");
+  proxy_faults->add_flag("--clear", change.clear,
+                         "remove the direction's faults");
+  AddFaultFlags(proxy_faults, &change.faults);
+  cli.OnRun(proxy_faults, [&cli, &change] { return ProxyFaults(cli, change); });
 }
 
 }  // namespace cli

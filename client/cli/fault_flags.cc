@@ -1,10 +1,13 @@
 #include "client/cli/fault_flags.h"
 
 #include <cstdint>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "client/vocab/quantities.h"
 #include "proto/duration_codec.h"
 #include "proto/units.h"
@@ -38,51 +41,126 @@ absl::StatusOr<double> ParsePercent(const std::string& text, const char* flag) {
   return value;
 }
 
-}  // namespace
+// Every fault flag: its names (the first is the one FaultFlagWords
+// writes), its help, and where its text (or on/off) lives.
+struct TextFlag {
+  const char* names;
+  const char* help;
+  std::string FaultFlagText::*field;
+};
+struct OnOffFlag {
+  const char* names;
+  const char* help;
+  bool FaultFlagText::*field;
+};
 
-bool FaultFlagText::any() const {
-  return !send_delay.empty() || !jitter.empty() || !rate.empty() ||
-         !slice_bytes.empty() || !slice_variation.empty() ||
-         !slice_delay.empty() || !close_after_bytes.empty() ||
-         !close_after_time.empty() || !close_delay.empty() || reset ||
-         blackhole || stop_reading || !loss.empty() || !duplicate.empty() ||
-         !reorder.empty() || !seed.empty();
+constexpr TextFlag kTextFlags[] = {
+    {"--send-delay,--latency", "wait before each send (latency), e.g. 100ms",
+     &FaultFlagText::send_delay},
+    {"--jitter", "latency varies by up to this much either way",
+     &FaultFlagText::jitter},
+    {"--rate", "bandwidth: most bytes per second sent, e.g. 1M",
+     &FaultFlagText::rate},
+    {"--slice-bytes", "slicer: cut sends into slices of this size",
+     &FaultFlagText::slice_bytes},
+    {"--slice-variation", "slice sizes vary by up to this much either way",
+     &FaultFlagText::slice_variation},
+    {"--slice-delay", "pause between slices", &FaultFlagText::slice_delay},
+    {"--close-after-bytes", "limit_data: close after this many bytes",
+     &FaultFlagText::close_after_bytes},
+    {"--close-after-time",
+     "reset_peer/timeout: close this long after the faults are set",
+     &FaultFlagText::close_after_time},
+    {"--close-delay", "slow_close: delay a relayed FIN by this much",
+     &FaultFlagText::close_delay},
+    {"--loss", "datagrams: percent dropped, e.g. 5", &FaultFlagText::loss},
+    {"--duplicate", "datagrams: percent sent twice", &FaultFlagText::duplicate},
+    {"--reorder", "datagrams: percent held back behind the next one",
+     &FaultFlagText::reorder},
+    {"--seed", "seed of every random choice (replays exactly)",
+     &FaultFlagText::seed},
+};
+
+constexpr OnOffFlag kOnOffFlags[] = {
+    {"--reset", "close with RST instead of FIN", &FaultFlagText::reset},
+    {"--blackhole", "timeout: swallow what would be sent, keep the connection",
+     &FaultFlagText::blackhole},
+    {"--stop-reading", "stop reading (the peer's window fills)",
+     &FaultFlagText::stop_reading},
+};
+
+// "--send-delay,--latency" -> "--send-delay".
+std::string FirstName(const char* names) {
+  return std::string(
+      absl::string_view(names).substr(0, absl::string_view(names).find(',')));
 }
 
+}  // namespace
+
+bool FaultFlagText::any() const { return !FaultFlagWords(*this).empty(); }
+
 void AddFaultFlags(CLI::App* command, FaultFlagText* flags) {
-  command->add_option("--send-delay,--latency", flags->send_delay,
-                      "wait before each send (latency), e.g. 100ms");
-  command->add_option("--jitter", flags->jitter,
-                      "latency varies by up to this much either way");
-  command->add_option("--rate", flags->rate,
-                      "bandwidth: most bytes per second sent, e.g. 1M");
-  command->add_option("--slice-bytes", flags->slice_bytes,
-                      "slicer: cut sends into slices of this size");
-  command->add_option("--slice-variation", flags->slice_variation,
-                      "slice sizes vary by up to this much either way");
-  command->add_option("--slice-delay", flags->slice_delay,
-                      "pause between slices");
-  command->add_option("--close-after-bytes", flags->close_after_bytes,
-                      "limit_data: close after this many bytes");
-  command->add_option("--close-after-time", flags->close_after_time,
-                      "reset_peer/timeout: close this long after the faults "
-                      "are set");
-  command->add_option("--close-delay", flags->close_delay,
-                      "slow_close: delay a relayed FIN by this much");
-  command->add_flag("--reset", flags->reset, "close with RST instead of FIN");
-  command->add_flag("--blackhole", flags->blackhole,
-                    "timeout: swallow what would be sent, keep the "
-                    "connection");
-  command->add_flag("--stop-reading", flags->stop_reading,
-                    "stop reading (the peer's window fills)");
-  command->add_option("--loss", flags->loss,
-                      "datagrams: percent dropped, e.g. 5");
-  command->add_option("--duplicate", flags->duplicate,
-                      "datagrams: percent sent twice");
-  command->add_option("--reorder", flags->reorder,
-                      "datagrams: percent held back behind the next one");
-  command->add_option("--seed", flags->seed,
-                      "seed of every random choice (replays exactly)");
+  for (const TextFlag& flag : kTextFlags) {
+    command->add_option(flag.names, flags->*flag.field, flag.help);
+  }
+  for (const OnOffFlag& flag : kOnOffFlags) {
+    command->add_flag(flag.names, flags->*flag.field, flag.help);
+  }
+}
+
+std::vector<std::string> FaultFlagWords(const FaultFlagText& flags) {
+  std::vector<std::string> words;
+  for (const TextFlag& flag : kTextFlags) {
+    if ((flags.*flag.field).empty()) continue;
+    words.push_back(FirstName(flag.names));
+    words.push_back(flags.*flag.field);
+  }
+  for (const OnOffFlag& flag : kOnOffFlags) {
+    if (flags.*flag.field) words.push_back(FirstName(flag.names));
+  }
+  return words;
+}
+
+absl::StatusOr<FaultChange> ParseFaultChange(absl::string_view line) {
+  std::vector<std::string> words =
+      absl::StrSplit(line, absl::ByAnyChar(" \t\r\n"), absl::SkipWhitespace());
+  FaultChange change;
+  if (words.size() == 1 && words[0] == "clear") {
+    change.clear = true;
+    return change;
+  }
+  FaultFlagText text;
+  CLI::App parser("faults", "proxy-faults");
+  AddFaultFlags(&parser, &text);
+  parser.add_option("--direction", change.direction);
+  parser.add_flag("--clear", change.clear);
+  // CLI11 takes the arguments in reverse order.
+  std::vector<std::string> args(words.rbegin(), words.rend());
+  try {
+    parser.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return absl::InvalidArgumentError(e.what());
+  }
+  if (change.clear && text.any()) {
+    return absl::InvalidArgumentError("--clear takes no other fault flag");
+  }
+  absl::StatusOr<v1::Faults> faults = FaultsFromFlags(text);
+  if (!faults.ok()) return faults.status();
+  change.faults = *faults;
+  if (change.direction != "both" && change.direction != "upstream" &&
+      change.direction != "downstream") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--direction: \"", change.direction,
+                     "\" is not one of both, upstream, downstream"));
+  }
+  return change;
+}
+
+void ApplyFaultChange(const FaultChange& change, v1::Faults* to_upstream,
+                      v1::Faults* to_client) {
+  const v1::Faults faults = change.clear ? v1::Faults() : change.faults;
+  if (change.direction != "downstream") *to_upstream = faults;
+  if (change.direction != "upstream") *to_client = faults;
 }
 
 absl::StatusOr<v1::Faults> FaultsFromFlags(const FaultFlagText& flags) {

@@ -4,6 +4,7 @@
 // and reports each connection's figures. A proxy still running when the run
 // (or its matrix/for_each scope) ends is stopped by the run.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,9 +36,10 @@ class HeldProxy : public Held {
     std::vector<ProxyConnection> ended ABSL_GUARDED_BY(mu);
   };
 
-  HeldProxy(std::unique_ptr<Proxy> proxy, std::shared_ptr<Log> log,
-            const ProxyOptions& options)
-      : proxy_(std::move(proxy)),
+  HeldProxy(std::string agent, std::unique_ptr<Proxy> proxy,
+            std::shared_ptr<Log> log, const ProxyOptions& options)
+      : agent_(std::move(agent)),
+        proxy_(std::move(proxy)),
         log_(std::move(log)),
         to_upstream_(options.to_upstream),
         to_client_(options.to_client) {}
@@ -102,6 +104,9 @@ class HeldProxy : public Held {
     return summary;
   }
 
+  // The name of the agent it runs on.
+  const std::string& agent() const { return agent_; }
+
   // Waits until at least `n` connections ended; false at `deadline`.
   bool AwaitEnded(uint64_t n, absl::Time deadline) {
     absl::MutexLock lock(&log_->mu);
@@ -118,6 +123,7 @@ class HeldProxy : public Held {
   }
 
  private:
+  const std::string agent_;
   std::unique_ptr<Proxy> proxy_;
   std::shared_ptr<Log> log_;
   absl::Mutex mu_;  // serializes Change and Stop
@@ -176,7 +182,8 @@ Outcome StartProxy(const StepCall& call) {
     return out;
   }
   const v1::Address bound = (*proxy)->bound();
-  auto held = std::make_shared<HeldProxy>(*std::move(proxy), log, options);
+  auto held = std::make_shared<HeldProxy>(call.agent_name, *std::move(proxy),
+                                          log, options);
   out.status = call.run.Hold(call.step.save_as, call.agent_name, held);
   if (!out.status.ok()) {
     held->Stop(nullptr);
@@ -194,6 +201,7 @@ std::shared_ptr<HeldProxy> Named(const StepCall& call, bool release,
   std::shared_ptr<Held> held =
       release ? call.run.Release(name) : call.run.Find(name);
   auto proxy = std::dynamic_pointer_cast<HeldProxy>(held);
+  if (proxy != nullptr) out->agent = proxy->agent();
   if (proxy == nullptr) {
     out->runner_error = absl::InvalidArgumentError(absl::StrCat(
         "proxy: \"", name,
@@ -233,10 +241,20 @@ Outcome StopProxy(const StepCall& call) {
   }
   std::shared_ptr<HeldProxy> proxy = Named(call, true, &out);
   if (proxy == nullptr) return out;
-  // Waiting is bounded by the step's deadline; the proxy stops either way.
-  if (!proxy->AwaitEnded(connections, call.deadline)) {
-    out.status = absl::DeadlineExceededError(absl::StrCat(
-        "proxy_stop: fewer than ", connections, " connection(s) ended"));
+  // Waiting is bounded by the step's deadline and ends when the run stops;
+  // the proxy stops either way.
+  while (!proxy->AwaitEnded(
+      connections,
+      std::min(call.deadline, absl::Now() + absl::Milliseconds(50)))) {
+    if (absl::Now() >= call.deadline) {
+      out.status = absl::DeadlineExceededError(absl::StrCat(
+          "proxy_stop: fewer than ", connections, " connection(s) ended"));
+      break;
+    }
+    if (!call.run.SleepUnlessStopped(absl::ZeroDuration())) {
+      out.status = absl::CancelledError("run stopped");
+      break;
+    }
   }
   proxy->Stop(&out.figures);
   out.fields = proxy->fields();

@@ -831,6 +831,7 @@ void Run::RunLeaf(const Step& step) {
       Save(step, agent_name, outcome);
     }
     r.figures = outcome.figures;
+    if (!outcome.agent.empty()) r.agent = outcome.agent;
     if (held) {
       r.status = StepStatus::kPassed;
       if (!outcome.status.ok()) {

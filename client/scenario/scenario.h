@@ -182,7 +182,8 @@ class Scenario {
 // vars and cleanup entries are test cases only when they failed.
 std::string JUnitXml(const std::vector<ScenarioResult>& results);
 // One JSON object: {"ok":..,"scenarios":[{"name","file","ok","interrupted",
-// "duration_s","counts":{..},"steps":[{..}]}]}.
+// "duration_s","counts":{..},"steps":[{..}]}]}; a step with figures
+// (StepResult::figures) has them as "figures": [{..}].
 std::string ResultsJson(const std::vector<ScenarioResult>& results);
 // A right-padded text table: #, STEP, AGENT, STATUS, TIME, DETAIL, then a
 // totals line, then MatrixTable of each matrix.

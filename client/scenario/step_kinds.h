@@ -48,6 +48,9 @@ struct Outcome {
   absl::Status runner_error;
   // JSON objects reported with the step (StepResult::figures).
   std::vector<std::string> figures;
+  // The agent the step acted on, for one that names no agent of its own
+  // (proxy_faults, proxy_stop: the proxy's); "" = the step's.
+  std::string agent;
 };
 
 // Something a step started that outlives the step, kept by the run.

@@ -33,8 +33,8 @@ std::string ParseError(const std::string& steps) {
 }
 
 TEST(ScenarioParserTest, ShippedExamplesParse) {
-  for (const char* name :
-       {"tcp_transfer_reset", "udp_exchange", "parallel_barrier_retry"}) {
+  for (const char* name : {"tcp_transfer_reset", "udp_exchange",
+                           "parallel_barrier_retry", "proxy_partition_heal"}) {
     const std::string path = absl::StrCat(
         SOCKAGENT_SOURCE_DIR, "/examples/scenarios/", name, ".yaml");
     absl::StatusOr<Scenario> scenario = Scenario::ParseFile(path);
@@ -83,6 +83,11 @@ TEST(ScenarioParserTest, EveryStepKindParses) {
   - traffic: {socket: c, mode: sink, max_bytes: 10, duration: 1s}
   - faults: {socket: c, send_delay: 10ms, send_rate: 1MiB, slice_bytes: 10, slice_delay: 1ms, close_after_bytes: 100, close_with_reset: true, stop_reading: false}
   - abort: c
+  - {agent: a, proxy: {listen: "127.0.0.1:0", upstream: "127.0.0.1:9", udp: true, idle_timeout: 5s, direction: upstream, loss_percent: "5%", duplicate_percent: 1, reorder_percent: 0.5, seed: 7}, save_as: p}
+  - proxy_faults: {proxy: p, direction: downstream, send_delay: 10ms, send_delay_jitter: 1ms, blackhole: true, close_after_time: 1s, close_delay: 1ms}
+  - proxy_faults: {proxy: p, clear: true}
+  - proxy_stop: {proxy: p, connections: 1}
+  - proxy_stop: p
   - close: l
   - parallel:
       - steps:
@@ -110,7 +115,7 @@ TEST(ScenarioParserTest, EveryStepKindParses) {
   absl::StatusOr<Scenario> scenario =
       Scenario::ParseString(absl::StrCat(kHeader, steps), "t.yaml");
   ASSERT_TRUE(scenario.ok()) << scenario.status();
-  EXPECT_EQ(scenario->step_count(), 34);
+  EXPECT_EQ(scenario->step_count(), 39);
   EXPECT_EQ(scenario->name(), "t");
 }
 
@@ -225,6 +230,30 @@ TEST(ScenarioParserTest, SelfReferencingAliasIsAnError) {
   absl::StrAppend(&deep, "{agent: a, gethostname: }");
   for (int i = 0; i < 65; ++i) absl::StrAppend(&deep, "]}");
   EXPECT_THAT(ParseError(deep + "\n"), HasSubstr("nested more than 64 deep"));
+}
+
+TEST(ScenarioParserTest, ProxyStepErrorsNameTheirKey) {
+  EXPECT_THAT(ParseError("  - {agent: a, proxy: {listen: \"127.0.0.1:0\", "
+                         "upstream: \"127.0.0.1:9\"}}\n"),
+              HasSubstr("save_as: proxy needs save_as:"));
+  EXPECT_THAT(ParseError("  - {proxy: {listen: \"127.0.0.1:0\", upstream: "
+                         "\"127.0.0.1:9\"}, save_as: p}\n"),
+              HasSubstr("agent: proxy needs agent:"));
+  EXPECT_THAT(ParseError("  - {agent: a, proxy: {listen: \"127.0.0.1:0\"}, "
+                         "save_as: p}\n"),
+              HasSubstr("missing upstream:"));
+  EXPECT_THAT(ParseError("  - proxy_faults: {proxy: p, direction: sideways}\n"),
+              HasSubstr("direction: \"sideways\": expected both, upstream or "
+                        "downstream"));
+  EXPECT_THAT(ParseError("  - proxy_faults: {proxy: p, loss_percent: 120}\n"),
+              HasSubstr("loss_percent: \"120\" is not a percentage from 0 to "
+                        "100"));
+  EXPECT_THAT(
+      ParseError(
+          "  - proxy_faults: {proxy: p, clear: true, blackhole: true}\n"),
+      HasSubstr("clear: takes no fault argument (blackhole:)"));
+  EXPECT_THAT(ParseError("  - proxy_stop: {proxy: p, connections: -1}\n"),
+              HasSubstr("connections:"));
 }
 
 TEST(ScenarioParserTest, StepErrorsNameLineColumnAndKey) {

@@ -192,6 +192,75 @@ def case_udp_ping(target):
     print(data.decode())
 
 
+def case_hold(target, ready_file):
+    """Echoes one message through the proxy, says so in READY_FILE, then
+    holds the connection until the proxy ends it; prints how it ended."""
+    s = connect(target)
+    s.sendall(b"echo\nabc")
+    got = b""
+    while len(got) < 3:
+        chunk = s.recv(3 - len(got))
+        if not chunk:
+            print("eof-early")
+            return
+        got += chunk
+    write_port(ready_file, 1)
+    try:
+        rest = s.recv(100)
+        print("eof" if not rest else "data")
+    except OSError as e:
+        print(errno.errorcode.get(e.errno, str(e)))
+
+
+def case_partition(target):
+    """Through an echo, sends a numbered line every 20 ms and reads the
+    echoes, until some lines were lost (a partition swallowed them) and 5
+    later ones came back (healed); then closes in order. Connects as soon as
+    the proxy listens (bounded). Prints "lost=N after=M echoed=K"."""
+    import select
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            s = connect(target)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                print("no-proxy")
+                return
+            time.sleep(0.05)
+    s.sendall(b"echo\n")
+    sent, got, buf, i = set(), set(), b"", 0
+    next_send = time.monotonic()
+    while time.monotonic() < deadline:
+        if time.monotonic() >= next_send:
+            s.sendall(b"%d\n" % i)
+            sent.add(i)
+            i += 1
+            next_send += 0.02
+        ready, _, _ = select.select([s], [], [], 0.02)
+        if ready:
+            data = s.recv(65536)
+            if not data:
+                break
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            got.update(int(l) for l in lines if l.isdigit())
+        if got:
+            lost = [n for n in sent if n < max(got) and n not in got]
+            if lost and len([n for n in got if n > max(lost)]) >= 5:
+                break
+    lost = [n for n in sent if got and n < max(got) and n not in got]
+    after = [n for n in got if lost and n > max(lost)]
+    try:
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+    except OSError as e:
+        print("close: %s" % errno.errorcode.get(e.errno, e), file=sys.stderr)
+    s.close()
+    print("lost=%d after=%d echoed=%d" % (len(lost), len(after), len(got)))
+
+
 def main():
     role = sys.argv[1]
     if role == "tcp-server":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Process-level test of `sockctl proxy`: a real client process -> the agent's
 # proxy -> a real server process (tests/process/proxy_peers.py), with
-# latency, bandwidth, reset and loss applied, faults changed while it runs,
-# --json figures, SIGTERM, and the policy refusing the upstream and a source.
+# latency, bandwidth, reset and loss applied, faults changed while it runs
+# (stdin, and `sockctl proxy-faults` through --control), --json figures,
+# SIGTERM, and the policy refusing the upstream and a source.
 #   proxy_test.sh SOCKAGENTD SOCKCTL
 # Loopback only; bounds are wide (timings belong in bench/); every process
 # started here is stopped by pid.
@@ -128,6 +129,27 @@ PY
 stop_proxy "$PROXY_PID"
 pass "bandwidth 400K: 200 KiB in $secs s; --json connection figures"
 
+# 3b. A connection still live at SIGTERM ends in order (EOF to the client)
+#     and its figures are printed.
+start_proxy live --json --listen 127.0.0.1:0 --upstream "$TCP_UP"
+peer hold "$PROXY_ADDR" "$TMP/hold.ready" >"$TMP/hold.out" &
+hold=$!
+PIDS+=("$hold")
+wait_for "$TMP/hold.ready" .
+stop_proxy "$PROXY_PID"
+wait "$hold" || fail "hold client: exit $?"
+[ "$(cat "$TMP/hold.out")" == eof ] || fail "live connection at SIGTERM: client saw '$(cat "$TMP/hold.out")'"
+"$PYTHON" - "$TMP/live.out" <<'PY' || fail "live connection at SIGTERM: --json figures"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+end = [e for e in events if e["event"] == "connection_end"]
+assert len(end) == 1, events
+assert end[0]["end"] == "relayed", end
+assert end[0]["relay"]["to_peer"]["bytes_sent"] == 8, end   # "echo\nabc"
+assert end[0]["relay"]["from_peer"]["bytes_sent"] == 3, end
+PY
+pass "SIGTERM with a live connection: the client gets EOF, --json prints its figures"
+
 # 4. Reset: the client sees the bytes up to the limit, then ECONNRESET. The
 #    limit counts the client socket's bytes both ways: the 7 of the request
 #    ("send 4\n") and 3 of the reply.
@@ -141,11 +163,20 @@ pass "close-after-bytes 10 --reset: client got 'bbb' then ECONNRESET"
 # 5. Loss: the count is inside the seed's bound and replays exactly.
 counts=()
 for run in 1 2; do
-  start_proxy "loss$run" --udp --listen 127.0.0.1:0 --upstream "$UDP_UP" \
+  start_proxy "loss$run" --json --udp --listen 127.0.0.1:0 --upstream "$UDP_UP" \
     --loss 30 --seed 7 --direction upstream
   n=$(peer udp-loss "$PROXY_ADDR" 200)
   counts+=("$n")
   stop_proxy "$PROXY_PID"
+  # Stopped, the datagram relay still reports its figures.
+  "$PYTHON" - "$TMP/loss$run.out" <<'PY' || fail "udp stop: --json figures"
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1])]
+end = [e for e in events if e["event"] == "connection_end"]
+assert len(end) == 1 and end[0]["end"] == "fault", events
+assert end[0]["relay"]["to_peer"]["datagrams_lost"] > 0, end
+assert end[0]["relay"]["clients"] >= 1, end
+PY
 done
 [ "${counts[0]}" == "${counts[1]}" ] || fail "loss: seed 7 gave ${counts[*]}"
 # 30 % of 200 lost: mean 140 arrive, standard deviation 6.5.
@@ -213,5 +244,103 @@ grep -q "faults.loss_percent" "$TMP/loss.err" || fail "--loss refusal does not n
 "$SOCKCTL" session close >/dev/null
 unset SOCKAGENT_SESSION SOCKAGENT_AGENT
 pass "faults: send waited $took s for --send-delay 500ms; --loss on TCP refused by name"
+
+# 8. A second process changes the faults: `sockctl proxy --control PATH`
+#    and `sockctl proxy-faults --control PATH` (the stdin lines' syntax).
+CTL=$TMP/ctl.sock
+start_proxy ctl --listen 127.0.0.1:0 --upstream "$TCP_UP" --control "$CTL"
+[ -S "$CTL" ] || fail "--control: no socket at $CTL"
+[ "$(stat -c %a "$CTL")" == 600 ] || fail "--control: mode $(stat -c %a "$CTL"), expected 600"
+"$SOCKCTL" proxy-faults --control "$CTL" --latency 300ms --direction upstream \
+  >"$TMP/pf.out" || fail "proxy-faults: exit $?"
+[ "$(cat "$TMP/pf.out")" == "faults set" ] || fail "proxy-faults printed '$(cat "$TMP/pf.out")'"
+rtt=$(peer rtt "$PROXY_ADDR")
+ge "$rtt" 0.3 || fail "proxy-faults --latency 300ms: round trip $rtt s < 0.3 s"
+"$SOCKCTL" --json proxy-faults --control "$CTL" --clear >"$TMP/pf.json" ||
+  fail "proxy-faults --clear: exit $?"
+"$PYTHON" - "$TMP/pf.json" <<'PY' || fail "proxy-faults --json: $(cat "$TMP/pf.json")"
+import json, sys
+event = json.load(open(sys.argv[1]))
+assert event["event"] == "faults", event
+assert "send_delay" not in event["to_upstream"], event
+PY
+rc=0
+"$SOCKCTL" proxy-faults --control "$CTL" --loss 5 2>"$TMP/pf.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "proxy-faults --loss on a TCP proxy was accepted"
+grep -q "faults.loss_percent" "$TMP/pf.err" || fail "proxy-faults: the refusal does not name the fault: $(cat "$TMP/pf.err")"
+# The proxy still carries data, without the refused fault.
+peer rtt "$PROXY_ADDR" >/dev/null || fail "the proxy after a refused change"
+rc=0
+"$SOCKCTL" --agent "$AGENT" proxy --listen 127.0.0.1:0 --upstream "$TCP_UP" \
+  --control "$TMP/$(printf 'x%.0s' $(seq 120))" </dev/null >/dev/null \
+  2>"$TMP/long.err" || rc=$?
+[ "$rc" -ne 0 ] && grep -q -- "--control" "$TMP/long.err" ||
+  fail "a --control path too long for a Unix socket: exit $rc, $(cat "$TMP/long.err")"
+rc=0
+"$SOCKCTL" --agent "$AGENT" proxy --listen 127.0.0.1:0 --upstream "$TCP_UP" \
+  --control "$CTL" </dev/null >/dev/null 2>"$TMP/second.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "a second proxy on a live --control path started"
+grep -q -- "--control" "$TMP/second.err" || fail "the refusal does not name --control: $(cat "$TMP/second.err")"
+stop_proxy "$PROXY_PID"
+[ ! -e "$CTL" ] || fail "--control: $CTL left behind at exit"
+rc=0
+"$SOCKCTL" proxy-faults --control "$CTL" --clear 2>"$TMP/none.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "proxy-faults with nothing listening exited 0"
+grep -q -- "--control $CTL: no proxy listens there" "$TMP/none.err" ||
+  fail "proxy-faults with nothing listening: $(cat "$TMP/none.err")"
+# A socket file left by a proxy killed outright is replaced.
+start_proxy ctl2 --listen 127.0.0.1:0 --upstream "$TCP_UP" --control "$CTL"
+kill -KILL "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true
+[ -S "$CTL" ] || fail "SIGKILL removed the socket file (expected it left behind)"
+start_proxy ctl3 --listen 127.0.0.1:0 --upstream "$TCP_UP" --control "$CTL"
+"$SOCKCTL" proxy-faults --control "$CTL" --latency 1ms >/dev/null || fail "proxy-faults after a stale socket"
+stop_proxy "$PROXY_PID"
+pass "--control: proxy-faults from another process (latency, --json, refused --loss), one proxy per path, removed at exit, stale file replaced"
+
+# 9. `sockctl traffic relay A B` over UDP: A bound, B connected to a real
+#    UDP server (B's peer is the upstream); figures per direction in --json.
+#    The flags of the other kind of relay are usage errors naming them.
+export SOCKAGENT_AGENT=$AGENT
+export SOCKAGENT_SESSION=$("$SOCKCTL" session open --ttl 2m)
+A=$("$SOCKCTL" socket --type dgram)
+RELAY_ADDR=$("$SOCKCTL" bind "$A" 127.0.0.1:0)
+B=$("$SOCKCTL" socket --type dgram)
+"$SOCKCTL" connect "$B" "$UDP_UP" >/dev/null
+rc=0
+"$SOCKCTL" traffic relay "$A" "$B" --reset-as-fin 2>"$TMP/rf.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--reset-as-fin" "$TMP/rf.err" ||
+  fail "traffic relay --reset-as-fin on UDP: exit $rc, $(cat "$TMP/rf.err")"
+"$SOCKCTL" --json traffic relay "$A" "$B" --duration 3s --idle-timeout 1s \
+  >"$TMP/relay.json" &
+relay=$!
+PIDS+=("$relay")
+# The relay may start after the first ping: ping until a pong comes back.
+ok=0
+for _ in $(seq 20); do
+  if timeout 5 "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+host, port = sys.argv[1].rsplit(":", 1)
+s.sendto(b"ping", (host, int(port)))
+sys.exit(0 if s.recvfrom(100)[0] == b"pong" else 1)' "$RELAY_ADDR" 2>/dev/null; then ok=1; break; fi
+done
+[ "$ok" -eq 1 ] || fail "traffic relay over UDP: no pong through the relay"
+wait "$relay" || fail "traffic relay over UDP: exit $?"
+"$PYTHON" - "$TMP/relay.json" <<'PY' || fail "traffic relay --json: $(cat "$TMP/relay.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["end"] == "duration", r
+assert r["relay"]["clients"] >= 1, r
+assert r["relay"]["to_peer"]["datagrams_sent"] >= 1, r
+assert r["relay"]["from_peer"]["datagrams_sent"] >= 1, r
+PY
+T=$("$SOCKCTL" socket)
+rc=0
+"$SOCKCTL" traffic relay "$T" "$B" --idle-timeout 1s 2>"$TMP/it.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--idle-timeout" "$TMP/it.err" ||
+  fail "traffic relay --idle-timeout on TCP: exit $rc, $(cat "$TMP/it.err")"
+"$SOCKCTL" session close >/dev/null
+unset SOCKAGENT_SESSION SOCKAGENT_AGENT
+pass "traffic relay over UDP (B's peer upstream): pong through it, --json figures; wrong-kind flags refused by name"
 
 echo "PASS"
