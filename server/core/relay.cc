@@ -31,8 +31,9 @@ constexpr size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 constexpr size_t kDatagramBuffer = 64 * 1024;
 // How often a relay paused by Faults.stop_reading looks again.
 constexpr absl::Duration kStopReadingPoll = absl::Milliseconds(10);
-// How soon an idle datagram relay sees a close fault set while it runs.
-constexpr absl::Duration kDatagramFaultPoll = absl::Milliseconds(100);
+// How soon an idle relay sees a close fault set while it runs (SetFaults
+// does not wake a relay; an idle one looks again this often).
+constexpr absl::Duration kIdleFaultPoll = absl::Milliseconds(100);
 
 void ToProto(absl::Duration d, google::protobuf::Duration* out) {
   const int64_t seconds = absl::IDivDuration(d, absl::Seconds(1), &d);
@@ -571,10 +572,17 @@ class StreamRelay final : public RelayRun {
       close_at = pipe.dst->faults_set_at() + ToAbsl(faults.close_after_time());
       if (now >= close_at) return FaultClose(index, faults.close_with_reset());
     }
+    // close_after_bytes counts both ways: the other direction's reads on
+    // this socket may reach it while this one is idle.
+    if (faults.close_after_bytes() != 0 &&
+        pipe.dst->bytes_since_faults() >= faults.close_after_bytes()) {
+      return FaultClose(index, faults.close_with_reset());
+    }
     if (pipe.queue.empty()) {
-      if (close_at != absl::InfiniteFuture()) {
-        WriterWait(index, close_at, /*idle=*/true);
-      }
+      // Idle: new data cancels this wait; the poll sees a close fault set
+      // while nothing flows.
+      WriterWait(index, std::min(close_at, now + kIdleFaultPoll),
+                 /*idle=*/true);
       return;
     }
     Chunk& front = pipe.queue.front();
@@ -832,7 +840,7 @@ class DatagramRelay final : public RelayRun {
   // The client reader's wake-up: the next close_after_time, polled so that
   // one set while the relay runs is seen.
   absl::Time NextFaultCheck() {
-    absl::Time at = absl::Now() + kDatagramFaultPoll;
+    absl::Time at = absl::Now() + kIdleFaultPoll;
     for (int d = 0; d < 2; ++d) {
       if (ManagedSocket* shaper = Shaper(d); shaper != nullptr) {
         at = std::min(at, CloseAt(*shaper, shaper->faults()));

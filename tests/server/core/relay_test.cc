@@ -362,6 +362,29 @@ TEST_F(RelayTest, SlicerCutsTheStreamIntoSlicesAndBlackholeSwallows) {
   EXPECT_EQ(result->relay().to_peer().bytes_blackholed(), 4u);
 }
 
+TEST_F(RelayTest, AResetSetWhileTheRelayIdlesIsObeyed) {
+  auto [client, a] = TcpPair();
+  auto [server, b] = TcpPair();
+  Waiter<v1::TrafficResponse> relay = Relay(a, b);
+  ASSERT_EQ(::send(client, "hi", 2, 0), 2);
+  SetRecvTimeout(server, kWait);
+  char buffer[8];
+  ASSERT_EQ(::recv(server, buffer, sizeof(buffer), 0), 2);
+  // Nothing flows from here on: Toxiproxy's reset_peer on an idle link.
+  v1::Faults reset;
+  SetMillis(1, reset.mutable_close_after_time());
+  reset.set_close_with_reset(true);
+  b->set_faults(reset);
+  absl::StatusOr<v1::TrafficResponse> result = relay.Wait();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->end(), v1::TRAFFIC_END_FAULT);
+  int error = 0;
+  ReadAll(server, &error);
+  EXPECT_EQ(error, ECONNRESET);
+  ReadAll(client, &error);
+  EXPECT_EQ(error, ECONNRESET);  // passed on to the client as a proxy would
+}
+
 TEST_F(RelayTest, ClosingEitherSocketEndsTheRelayAborted) {
   for (int which = 0; which < 2; ++which) {
     auto [client, a] = TcpPair();
