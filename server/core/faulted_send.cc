@@ -127,16 +127,25 @@ class FaultedSendRun : public std::enable_shared_from_this<FaultedSendRun> {
       if (fate.lost) return Finish(send_.data.size());
       copies_ = fate.duplicated ? 2 : 1;
       delay = fate.delay;
-      if (fate.reordered) {
-        std::optional<std::string> to;
-        if (send_.to.has_value()) {
-          to = std::string(reinterpret_cast<const char*>(&send_.to->storage),
-                           send_.to->length);
-        }
-        auto previous = socket_->SwapHeldDatagram(
-            std::make_pair(send_.data, std::move(to)));
-        // An earlier held datagram stays behind this one: it goes now.
-        if (previous.has_value()) SendHeld(std::move(*previous));
+      std::optional<std::string> to;
+      if (fate.reordered && send_.to.has_value()) {
+        to = std::string(reinterpret_cast<const char*>(&send_.to->storage),
+                         send_.to->length);
+      }
+      // Held until the next datagram goes (Next sends it after that one),
+      // or, with none, alone once the hold limit passes. While one is held
+      // this one is not: it goes now, and the held one after it.
+      if (std::optional<uint64_t> ticket =
+              fate.reordered ? socket_->TryHoldDatagram(
+                                   std::make_pair(send_.data, std::move(to)))
+                             : std::nullopt) {
+        engine_.RunAt(
+            *socket_->io(), now + delay + kReorderHoldLimit,
+            [self = shared_from_this(), ticket = *ticket] {
+              if (auto held = self->socket_->TakeHeldDatagram(ticket)) {
+                self->SendHeld(std::move(*held));
+              }
+            });
         return Finish(send_.data.size());
       }
     }

@@ -66,6 +66,10 @@ struct DatagramFate {
   bool reordered = false;
   absl::Duration delay;
 };
+// A datagram held back by reorder_percent goes out right after the next
+// datagram on its socket, or alone (in order) once it has waited this long.
+inline constexpr absl::Duration kReorderHoldLimit = absl::Milliseconds(50);
+
 // Draws loss, then (if kept) duplication and reordering, then the delay.
 DatagramFate DrawDatagramFate(const v1::Faults& faults, FaultDice& dice);
 

@@ -1009,7 +1009,7 @@ class DatagramRelay final : public RelayRun {
                                           1);
       dir.held = std::move(pending);
       dir.held_due = due;
-      return;
+      return PumpWriter(d);  // an idle writer waits out the hold limit
     }
     dir.queue.emplace(due, std::move(pending));
     if (dir.held.has_value()) {
@@ -1024,6 +1024,21 @@ class DatagramRelay final : public RelayRun {
   void PumpWriter(int d) {
     Direction& dir = directions_[d];
     if (finished_ || dir.writer.busy) return;
+    if (dir.queue.empty() && dir.held.has_value()) {
+      // No next datagram came: the held one goes alone once the hold limit
+      // passes (a new datagram cancels this wait and goes first).
+      const std::shared_ptr<Mapping>& mapping = dir.held->mapping;
+      const absl::Time release = dir.held_due + kReorderHoldLimit;
+      if (mapping->closed) {
+        dir.held.reset();
+      } else if (absl::Now() < release) {
+        dir.writer_idle_wait = true;
+        return WriterWait(d, d == 0 ? mapping->io : socket_->io(), release);
+      } else {
+        dir.queue.emplace(release, *std::move(dir.held));
+        dir.held.reset();
+      }
+    }
     while (!dir.queue.empty()) {
       auto it = dir.queue.begin();
       const std::shared_ptr<Mapping>& mapping = it->second.mapping;
@@ -1060,6 +1075,7 @@ class DatagramRelay final : public RelayRun {
            MakeOp(OpKind::kWait,
                   [this, d](IoResult result) {
                     directions_[d].writer.busy = false;
+                    directions_[d].writer_idle_wait = false;
                     bool timer = false;
                     if (!Usable(result, &timer) && !timer) {
                       // The mapping closed under the wait: its datagrams

@@ -106,11 +106,34 @@ class ManagedSocket {
   }
   // A datagram held back by Faults.reorder_percent: it goes out after the
   // next datagram sent on the socket. Swap in a new one, take the old one.
-  std::optional<std::pair<std::string, std::optional<std::string>>>
-  SwapHeldDatagram(
-      std::optional<std::pair<std::string, std::optional<std::string>>> held) {
+  using HeldDatagram = std::pair<std::string, std::optional<std::string>>;
+  std::optional<HeldDatagram> SwapHeldDatagram(
+      std::optional<HeldDatagram> held) {
     absl::MutexLock lock(&mu_);
+    if (held.has_value()) ++held_ticket_;
     std::swap(held, held_datagram_);
+    return held;
+  }
+  // Holds `held` and returns its ticket, unless a datagram is held already
+  // (then nullopt: `held` goes now, and the held one right after it).
+  std::optional<uint64_t> TryHoldDatagram(HeldDatagram held) {
+    absl::MutexLock lock(&mu_);
+    if (held_datagram_.has_value()) return std::nullopt;
+    held_datagram_ = std::move(held);
+    return ++held_ticket_;
+  }
+  bool has_held_datagram() const {
+    absl::MutexLock lock(&mu_);
+    return held_datagram_.has_value();
+  }
+  // Takes the held datagram if it is still the one given `ticket`.
+  std::optional<HeldDatagram> TakeHeldDatagram(uint64_t ticket) {
+    absl::MutexLock lock(&mu_);
+    if (ticket != held_ticket_ || !held_datagram_.has_value()) {
+      return std::nullopt;
+    }
+    std::optional<HeldDatagram> held = std::move(held_datagram_);
+    held_datagram_.reset();
     return held;
   }
   // Reserves `n` random draws of the profile; returns the first index.
@@ -148,6 +171,7 @@ class ManagedSocket {
   // Data, and the destination's raw sockaddr bytes (unset: connected).
   std::optional<std::pair<std::string, std::optional<std::string>>>
       held_datagram_ ABSL_GUARDED_BY(mu_);
+  uint64_t held_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> session_ended_{false};
 };

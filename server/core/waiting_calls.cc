@@ -169,9 +169,10 @@ void WaitingCalls::StartSend(ResolvedSocket call, absl::string_view data,
   WaitOptions wait = call.WaitFromNow();
   if (DontWait(flags, call)) wait.nonblocking = true;
   std::shared_ptr<ManagedSocket> socket = call.socket;
-  if (ShapesSends(socket->faults())) {
+  if (ShapesSends(socket->faults()) || socket->has_held_datagram()) {
     // Faults are never silently ignored: the data goes out as the
-    // socket's fault profile says (faulted_send.h).
+    // socket's fault profile says (faulted_send.h), and a datagram an
+    // earlier profile held back goes right after it.
     FaultedSend send;
     send.data = std::string(data);
     send.flags = flags;

@@ -301,6 +301,10 @@ void Engine::Forget(const IoSocket& socket) {
 
 void Engine::Shutdown() {
   if (shutting_down_.exchange(true)) return;
+  // RunAt's callbacks run now, before the sockets they may use are drained.
+  for (auto& shard : shards_) {
+    for (auto& fn : TakeCallbacks(*shard, absl::Now(), /*all=*/true)) fn();
+  }
   // Register checks the flag under its shard's lock, so a socket either is
   // in a map collected below or was refused.
   for (auto& shard : shards_) {
@@ -390,6 +394,38 @@ void Engine::Deliver(Shard& shard, Batch& batch) {
   }
 }
 
+void Engine::RunAt(const IoSocket& socket, absl::Time when,
+                   absl::AnyInvocable<void()> fn) {
+  Shard& shard = *shards_[socket.shard_];
+  {
+    absl::MutexLock lock(&shard.mu);
+    // Checked under the lock Shutdown takes to drain the callbacks, so a
+    // callback is either drained there or run here.
+    if (!shutting_down_) {
+      const bool earliest = shard.callbacks.empty() ||
+                            when < shard.callbacks.begin()->first.first;
+      shard.callbacks.emplace(TimerKey(when, shard.next_op_id++),
+                              std::move(fn));
+      if (earliest) Wake(shard);
+      return;
+    }
+  }
+  fn();
+}
+
+std::vector<absl::AnyInvocable<void()>> Engine::TakeCallbacks(Shard& shard,
+                                                              absl::Time now,
+                                                              bool all) {
+  std::vector<absl::AnyInvocable<void()>> due;
+  absl::MutexLock lock(&shard.mu);
+  while (!shard.callbacks.empty() &&
+         (all || shard.callbacks.begin()->first.first <= now)) {
+    due.push_back(std::move(shard.callbacks.begin()->second));
+    shard.callbacks.erase(shard.callbacks.begin());
+  }
+  return due;
+}
+
 void Engine::ExpireTimers(Shard& shard, absl::Time now) {
   std::vector<std::pair<uint64_t, std::weak_ptr<IoSocket>>> expired;
   {
@@ -403,6 +439,7 @@ void Engine::ExpireTimers(Shard& shard, absl::Time now) {
   for (auto& [op_id, socket] : expired) {
     EndWaiting(socket, op_id, absl::DeadlineExceededError("timed out"));
   }
+  for (auto& fn : TakeCallbacks(shard, now, /*all=*/false)) fn();
 }
 
 void Engine::Run(Shard& shard) {
@@ -412,6 +449,9 @@ void Engine::Run(Shard& shard) {
     {
       absl::MutexLock lock(&shard.mu);
       if (!shard.timers.empty()) next = shard.timers.begin()->first.first;
+      if (!shard.callbacks.empty()) {
+        next = std::min(next, shard.callbacks.begin()->first.first);
+      }
     }
     const int n = ::epoll_wait(shard.epoll_fd.get(), events, kMaxEvents,
                                WaitMillis(absl::Now(), next));

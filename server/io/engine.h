@@ -22,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -157,6 +158,13 @@ class Engine {
   // Closes the descriptor; waiting ops end with ABORTED. Idempotent.
   void Close(IoSocket& socket);
 
+  // Runs `fn` once, with no lock held: on `socket`'s shard thread at or
+  // after `when`, or earlier, on the thread that calls Shutdown(); at once
+  // on the caller's thread when the engine is already shutting down. It
+  // neither waits in nor blocks the socket's queues (a timer, not an op).
+  void RunAt(const IoSocket& socket, absl::Time when,
+             absl::AnyInvocable<void()> fn);
+
   // Ends every waiting op and every later Submit with UNAVAILABLE, on every
   // shard. Sockets stay open until closed. Idempotent.
   void Shutdown();
@@ -196,6 +204,9 @@ class Engine {
     absl::flat_hash_map<uint64_t, std::weak_ptr<IoSocket>> sockets
         ABSL_GUARDED_BY(mu);
     std::map<TimerKey, std::weak_ptr<IoSocket>> timers ABSL_GUARDED_BY(mu);
+    // RunAt's callbacks, keyed like the timers.
+    std::map<TimerKey, absl::AnyInvocable<void()>> callbacks
+        ABSL_GUARDED_BY(mu);
     std::thread thread;
   };
 
@@ -211,6 +222,10 @@ class Engine {
   static void Wake(Shard& shard);
   void OnEvents(Shard& shard, uint64_t socket_id, uint32_t events);
   void ExpireTimers(Shard& shard, absl::Time now);
+  // Takes the callbacks due at `now` (all of them when `all`).
+  static std::vector<absl::AnyInvocable<void()>> TakeCallbacks(Shard& shard,
+                                                               absl::Time now,
+                                                               bool all);
   // Attempts the queue's ops in order until one must keep waiting.
   void RunQueueLocked(IoSocket& socket, Interest interest, Batch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(socket.mu_);

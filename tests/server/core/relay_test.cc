@@ -570,6 +570,27 @@ TEST_F(DatagramRelayTest, DurationEndsAnIdleRelayWithFigures) {
   EXPECT_EQ(result->checksum(), StreamChecksumHex("once"));
 }
 
+TEST_F(DatagramRelayTest, AReorderedDatagramWithNoSuccessorStillGoes) {
+  const int upstream = Udp();
+  const int bound_fd = Udp();
+  const uint16_t relay_port = PortOf(bound_fd);
+  fds_.pop_back();
+  std::shared_ptr<ManagedSocket> bound = Manage(bound_fd, AF_INET, SOCK_DGRAM);
+  std::shared_ptr<ManagedSocket> shaper =
+      Manage(::socket(AF_INET, SOCK_DGRAM, 0), AF_INET, SOCK_DGRAM);
+  v1::Faults reorder;
+  reorder.set_reorder_percent(100);
+  shaper->set_faults(reorder);
+  Waiter<v1::TrafficResponse> relay = RelayTo(bound, upstream, shaper);
+  const int client = Udp();
+  SendTo(client, "alone", relay_port);
+  // Held for a next datagram that never comes: it goes after the limit.
+  EXPECT_EQ(RecvFrom(upstream), "alone");
+  cancel_.Cancel();
+  absl::StatusOr<v1::TrafficResponse> result = relay.Wait();
+  EXPECT_TRUE(absl::IsCancelled(result.status())) << result.status();
+}
+
 TEST_F(DatagramRelayTest, CloseAfterTimeSetWhileIdleEndsItWithFigures) {
   const int upstream = Udp();
   const int bound_fd = Udp();

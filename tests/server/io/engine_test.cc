@@ -714,6 +714,40 @@ TEST_P(EngineTest, ShutdownEndsWaitingOpsAndLaterSubmitsWithUnavailable) {
   engine_->Shutdown();  // idempotent
 }
 
+TEST_P(EngineTest, RunAtRunsOnTheSocketsShardWithoutBlockingItsQueues) {
+  Endpoint endpoint = NewEndpoint();
+  absl::Notification ran;
+  absl::Time ran_at;
+  std::thread::id ran_on;
+  const absl::Time when = absl::Now() + absl::Milliseconds(20);
+  engine_->RunAt(*endpoint.io, when, [&] {
+    ran_at = absl::Now();
+    ran_on = std::this_thread::get_id();
+    ran.Notify();
+  });
+  // A read submitted after the timer is not queued behind it.
+  auto read = std::make_shared<Outcome>();
+  SubmitRead(endpoint, read);
+  WriteAll(endpoint.peer.get(), "x");
+  ASSERT_TRUE(read->Wait());
+  EXPECT_TRUE(read->status.ok()) << read->status;
+  ASSERT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_GE(ran_at, when);
+  EXPECT_NE(ran_on, std::this_thread::get_id());  // an engine thread
+}
+
+TEST_P(EngineTest, ShutdownRunsPendingRunAtCallbacksOnceAndLaterOnesAtOnce) {
+  Endpoint endpoint = NewEndpoint();
+  int runs = 0;
+  engine_->RunAt(*endpoint.io, absl::Now() + absl::Hours(1), [&] { ++runs; });
+  engine_->Shutdown();
+  EXPECT_EQ(runs, 1);
+  engine_->RunAt(*endpoint.io, absl::Now() + absl::Hours(1), [&] { ++runs; });
+  EXPECT_EQ(runs, 2);
+  engine_->Shutdown();
+  EXPECT_EQ(runs, 2);
+}
+
 TEST_P(EngineTest, RegisterAfterShutdownIsUnavailableAndClosesTheFd) {
   engine_->Shutdown();
   int fds[2];
