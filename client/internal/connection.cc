@@ -1,5 +1,6 @@
 #include "client/internal/connection.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "proto/status_codec.h"
@@ -24,6 +25,14 @@ std::unique_ptr<grpc::ClientContext> Connection::MakeContext(
   if (kind == CallKind::kImmediate &&
       call_timeout_ != absl::InfiniteDuration()) {
     deadline = std::min(deadline, absl::Now() + call_timeout_);
+  }
+  if (kind == CallKind::kWaiting && deadline != absl::InfiniteFuture()) {
+    // Were the RPC cut at the deadline, the agent could still take data
+    // before the cancel reached it, and that data would be lost.
+    const absl::Duration wait =
+        std::max(deadline - absl::Now(), absl::ZeroDuration());
+    context->AddMetadata(kWaitTimeoutMetadataKey, absl::FormatDuration(wait));
+    deadline += kWaitAnswerGrace;
   }
   SetDeadline(context.get(), deadline);
   return context;

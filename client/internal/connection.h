@@ -22,6 +22,13 @@ namespace internal {
 
 // The request metadata key naming the session.
 inline constexpr char kSessionMetadataKey[] = "sockagent-session";
+// The request metadata key giving a waiting call's own deadline, as a
+// duration from when the agent receives it ("250ms", "2s"; absl's syntax).
+inline constexpr char kWaitTimeoutMetadataKey[] = "sockagent-wait-timeout";
+// How much longer than a waiting call's own deadline its RPC may take: the
+// agent ends the call at that deadline and the answer (data taken, or
+// DEADLINE_EXCEEDED) still arrives, so no data is taken unseen.
+inline constexpr absl::Duration kWaitAnswerGrace = absl::Seconds(5);
 
 // Whether a call may wait for the socket (Accept, Recv, ...). Waiting calls
 // get no deadline unless the caller gives one; the others get the
@@ -44,7 +51,9 @@ class Connection {
 
   // A context carrying the session metadata and the deadline for a call of
   // `kind`: the earlier of `deadline` and (for kImmediate) now + the default
-  // call timeout. An infinite result sets no deadline.
+  // call timeout. An infinite result sets no deadline. A kWaiting call with
+  // a deadline tells the agent to end the wait then
+  // (kWaitTimeoutMetadataKey) and gets kWaitAnswerGrace more for the answer.
   std::unique_ptr<grpc::ClientContext> MakeContext(
       CallKind kind, absl::Time deadline = absl::InfiniteFuture()) const;
 

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "proto/duration_codec.h"
 #include "proto/status_codec.h"
 
@@ -54,6 +55,19 @@ CallContext ContextOf(const grpc::CallbackServerContext& ctx,
   if (deadline <
       std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 10)) {
     call.deadline = absl::FromChrono(deadline);
+  }
+  if (auto it = metadata.find(kWaitTimeoutMetadataKey); it != metadata.end()) {
+    absl::Duration wait;
+    if (!absl::ParseDuration(
+            absl::string_view(it->second.data(), it->second.size()), &wait) ||
+        wait < absl::ZeroDuration()) {
+      *refused = absl::InvalidArgumentError(
+          absl::StrCat("metadata ", kWaitTimeoutMetadataKey, ": \"",
+                       absl::string_view(it->second.data(), it->second.size()),
+                       "\" is not a duration such as 250ms or 2s"));
+      return call;
+    }
+    call.deadline = std::min(call.deadline, absl::Now() + wait);
   }
   call.cancel = cancel;
   *refused = service.core()->Authorize(call, method);

@@ -18,6 +18,10 @@ namespace sockagent {
 
 // Request metadata carrying the session id.
 inline constexpr char kSessionMetadataKey[] = "sockagent-session";
+// A waiting call's own deadline, as a duration from its arrival ("250ms",
+// "2s"): the call ends then even if the RPC's deadline is later, so a
+// client that allows time for the answer learns what the wait took.
+inline constexpr char kWaitTimeoutMetadataKey[] = "sockagent-wait-timeout";
 
 class SocketAgentService final : public v1::SocketAgent::CallbackService {
  public:

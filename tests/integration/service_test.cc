@@ -267,6 +267,29 @@ TEST_F(AgentTest, AcceptWithASocketTimeoutIsDeadlineExceeded) {
   EXPECT_TRUE(accepted.ok()) << accepted.status();
 }
 
+TEST_F(AgentTest, AWaitTimeoutInTheMetadataEndsTheWaitBeforeTheRpcDeadline) {
+  auto [listener, port] = ListeningTcp();
+  // The RPC may take 60 s; the wait itself ends after 100 ms, at the agent,
+  // which answers: the caller learns the wait took nothing.
+  v1::AcceptRequest request;
+  request.set_handle(listener);
+  v1::AcceptResponse response;
+  std::unique_ptr<grpc::ClientContext> ctx = Ctx();
+  ctx->AddMetadata(kWaitTimeoutMetadataKey, "100ms");
+  const absl::Status status =
+      FromGrpcStatus(stub_->Accept(ctx.get(), request, &response));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("timed out"));
+
+  std::unique_ptr<grpc::ClientContext> bad = Ctx();
+  bad->AddMetadata(kWaitTimeoutMetadataKey, "soon");
+  const absl::Status refused =
+      FromGrpcStatus(stub_->Accept(bad.get(), request, &response));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("sockagent-wait-timeout"));
+}
+
 TEST_F(AgentTest, ConnectRefusedCarriesEconnrefused) {
   // A port that was just free: bind, read it back, close.
   uint16_t port = 0;

@@ -132,7 +132,8 @@ PY
 cd "$SOURCE_DIR"
 SOCKAGENT_AGENT_A=$A SOCKAGENT_AGENT_B=$B run examples/scenarios/*.yaml \
   --junit "$TMP/examples.xml" >"$TMP/examples.out" 2>"$TMP/examples.err"
-[ "$RC" -eq 0 ] || fail "examples: exit $RC"
+[ "$RC" -eq 0 ] ||
+  fail "examples: exit $RC: $(grep -E '^\[ *[0-9-]+\] (FAIL|ERROR)' "$TMP/examples.err")"
 grep -q "^PASSED: " "$TMP/examples.out" || fail "examples: no PASSED line"
 grep -q "A sees ECONNRESET" "$TMP/examples.out" || fail "examples: table"
 grep -q "PASS  a        A receives 1 MiB intact" "$TMP/examples.err" ||
