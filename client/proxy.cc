@@ -112,17 +112,27 @@ void Proxy::RunConnection(uint64_t id, Socket client, v1::Address peer) {
   done.client = peer;
   absl::StatusOr<Socket> upstream =
       agent_.CreateSocket(FamilyOf(options_.upstream), v1::SOCKET_TYPE_STREAM);
-  v1::Faults to_upstream, to_client;
   {
     absl::MutexLock lock(&mu_);
     if (upstream.ok()) live_[id].upstream_handle = upstream->handle();
-    to_upstream = to_upstream_;
-    to_client = to_client_;
   }
   absl::Status ready = upstream.status();
   if (ready.ok()) ready = upstream->Connect(options_.upstream).status();
-  if (ready.ok()) ready = upstream->SetFaults(to_upstream);
-  if (ready.ok()) ready = client.SetFaults(to_client);
+  // The faults of the moment; a SetFaults that ran meanwhile may have been
+  // overwritten here by older ones, so they are applied again until no
+  // change came in between.
+  for (uint64_t applied = 0; ready.ok();) {
+    v1::Faults to_upstream, to_client;
+    {
+      absl::MutexLock lock(&mu_);
+      if (applied == faults_generation_ && applied != 0) break;
+      applied = faults_generation_;
+      to_upstream = to_upstream_;
+      to_client = to_client_;
+    }
+    ready = upstream->SetFaults(to_upstream);
+    if (ready.ok()) ready = client.SetFaults(to_client);
+  }
   if (ready.ok()) {
     done.result = client.Relay(upstream->handle(), options_.reset_as_fin);
   } else {
@@ -186,6 +196,7 @@ absl::Status Proxy::SetFaults(const v1::Faults& to_upstream,
     absl::MutexLock lock(&mu_);
     to_upstream_ = to_upstream;
     to_client_ = to_client;
+    ++faults_generation_;
     for (const auto& [id, live] : live_) {
       targets.emplace_back(live.client_handle, &to_client);
       if (!live.upstream_handle.empty()) {

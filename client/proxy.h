@@ -120,6 +120,9 @@ class Proxy {
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   v1::Faults to_upstream_ ABSL_GUARDED_BY(mu_);
   v1::Faults to_client_ ABSL_GUARDED_BY(mu_);
+  // Counts SetFaults calls from 1, so a connection being set up can tell
+  // whether the faults it applied are still the current ones.
+  uint64_t faults_generation_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
   // False while the datagram relay runs (udp).
   bool datagrams_ended_ ABSL_GUARDED_BY(mu_) = true;
