@@ -112,7 +112,7 @@ int ListSockets(const Cli& cli) {
   }
   std::vector<std::vector<std::string>> rows = {
       {"HANDLE", "FAMILY", "TYPE", "STATE", "LOCAL", "PEER", "SENT", "RECEIVED",
-       "TIMEOUT"}};
+       "TIMEOUT", "NETNS"}};
   for (const v1::SocketInfo& info : *sockets) {
     rows.push_back(
         {info.handle(), FamilyName(info.family()), SocketTypeName(info.type()),
@@ -121,7 +121,8 @@ int ListSockets(const Cli& cli) {
          info.has_peer() ? FormatAddress(info.peer()) : "-",
          absl::StrCat(info.bytes_sent()), absl::StrCat(info.bytes_received()),
          info.has_timeout() ? DurationText(FromProtoDuration(info.timeout()))
-                            : "none"});
+                            : "none",
+         info.network_namespace().empty() ? "-" : info.network_namespace()});
   }
   std::cout << FormatTable(rows);
   return kExitOk;

@@ -50,6 +50,17 @@ class ManagedSocket {
     session_ended_.store(true, std::memory_order_release);
   }
 
+  // The network namespace the socket was made in (empty: the agent's own),
+  // as NetnsTarget::description says it. Set once, right after creation.
+  std::string network_namespace() const {
+    absl::MutexLock lock(&mu_);
+    return network_namespace_;
+  }
+  void set_network_namespace(std::string description) {
+    absl::MutexLock lock(&mu_);
+    network_namespace_ = std::move(description);
+  }
+
   // Python's settimeout: nullopt = blocking, zero = non-blocking.
   std::optional<absl::Duration> timeout() const {
     absl::MutexLock lock(&mu_);
@@ -172,6 +183,7 @@ class ManagedSocket {
   std::optional<std::pair<std::string, std::optional<std::string>>>
       held_datagram_ ABSL_GUARDED_BY(mu_);
   uint64_t held_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string network_namespace_ ABSL_GUARDED_BY(mu_);
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> session_ended_{false};
 };

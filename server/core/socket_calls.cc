@@ -63,6 +63,7 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
     return capped;
   }
   SysCallInt rc{-1, 0};
+  std::string netns_description;
   if (request.has_network_namespace()) {
     if (netns_ == nullptr) {
       return absl::FailedPreconditionError(
@@ -85,6 +86,7 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
         !allowed.ok()) {
       return allowed;
     }
+    netns_description = target->description;
     absl::Status entered = RunInNetns(target->fd.get(), [&] {
       rc = ops_.Socket(family, type, request.protocol());
     });
@@ -102,6 +104,9 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
   if (!socket.ok()) return socket.status();
   if ((type_flags & SOCK_NONBLOCK) != 0) {
     (*socket)->set_timeout(absl::ZeroDuration());
+  }
+  if (!netns_description.empty()) {
+    (*socket)->set_network_namespace(std::move(netns_description));
   }
   v1::SocketResponse response;
   response.set_handle((*socket)->handle());
@@ -361,6 +366,7 @@ absl::StatusOr<v1::ListSocketsResponse> SocketCalls::ListSockets(
     info->set_state(socket->state());
     info->set_bytes_sent(socket->bytes_sent);
     info->set_bytes_received(socket->bytes_received);
+    info->set_network_namespace(socket->network_namespace());
     if (std::optional<absl::Duration> timeout = socket->timeout()) {
       SetProtoDuration(*timeout, info->mutable_timeout());
     }

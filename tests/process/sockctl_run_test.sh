@@ -325,7 +325,7 @@ for sig in INT TERM; do
     sleep 0.1
   done
   grep -q "PASS  b        B is ready" "$TMP/hang.err" ||
-    fail "SIG$sig: the run did not get to its waiting steps"
+    fail "SIG$sig: the run did not get to its waiting steps: $(cat "$TMP/hang.err")"
   # Both waiting calls have reached their agents once each agent counts a
   # waiting call (session list's WAITING, the fifth column from the end).
   for agent in "$A" "$B"; do

@@ -238,9 +238,16 @@ TEST_F(NetnsTargetingTest, ASocketMadeInANamedNamespaceLivesThere) {
   ASSERT_TRUE(own.ok());
   EXPECT_EQ(GetErrno(BindOnlyThere(own->handle()).status())->number,
             EADDRNOTAVAIL);
-  // Audited with the namespace.
+  // Audited with the namespace, and listed with it.
   EXPECT_THAT(AuditText(),
               HasSubstr(absl::StrCat("\"remote\":\"netns ", name_, "\"")));
+  absl::StatusOr<v1::ListSocketsResponse> listed = core_->ListSockets(ctx_);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  for (const v1::SocketInfo& info : listed->sockets()) {
+    EXPECT_EQ(info.network_namespace(),
+              info.handle() == *handle ? absl::StrCat("netns ", name_) : "")
+        << info.handle();
+  }
   // Closing releases everything; no descriptor leaks through the helper
   // thread.
   for (const std::string& h : {*handle, own->handle()}) {
