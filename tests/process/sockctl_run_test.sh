@@ -316,6 +316,9 @@ steps:
 EOF
 for sig in INT TERM; do
   want=$([ "$sig" = INT ] && echo 130 || echo 143)
+  # The background run truncates its files only once it starts: the last
+  # iteration's lines must be gone before the waits below read them.
+  rm -f "$TMP/hang.out" "$TMP/hang.err" "$TMP/hang.xml"
   "$SOCKCTL" run "$TMP/hang.yaml" --agent-a="$A" --agent-b="$B" \
     --junit "$TMP/hang.xml" >"$TMP/hang.out" 2>"$TMP/hang.err" &
   RUN_PID=$!
