@@ -716,14 +716,19 @@ TEST_P(EngineTest, ShutdownEndsWaitingOpsAndLaterSubmitsWithUnavailable) {
 
 TEST_P(EngineTest, RunAtRunsOnTheSocketsShardWithoutBlockingItsQueues) {
   Endpoint endpoint = NewEndpoint();
-  absl::Notification ran;
-  absl::Time ran_at;
-  std::thread::id ran_on;
+  // Shared with the callback: the shard thread may still be in Notify when
+  // the test ends.
+  struct Ran {
+    absl::Notification done;
+    absl::Time at;
+    std::thread::id on;
+  };
+  auto ran = std::make_shared<Ran>();
   const absl::Time when = absl::Now() + absl::Milliseconds(20);
-  engine_->RunAt(*endpoint.io, when, [&] {
-    ran_at = absl::Now();
-    ran_on = std::this_thread::get_id();
-    ran.Notify();
+  engine_->RunAt(*endpoint.io, when, [ran] {
+    ran->at = absl::Now();
+    ran->on = std::this_thread::get_id();
+    ran->done.Notify();
   });
   // A read submitted after the timer is not queued behind it.
   auto read = std::make_shared<Outcome>();
@@ -731,9 +736,9 @@ TEST_P(EngineTest, RunAtRunsOnTheSocketsShardWithoutBlockingItsQueues) {
   WriteAll(endpoint.peer.get(), "x");
   ASSERT_TRUE(read->Wait());
   EXPECT_TRUE(read->status.ok()) << read->status;
-  ASSERT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  EXPECT_GE(ran_at, when);
-  EXPECT_NE(ran_on, std::this_thread::get_id());  // an engine thread
+  ASSERT_TRUE(ran->done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_GE(ran->at, when);
+  EXPECT_NE(ran->on, std::this_thread::get_id());  // an engine thread
 }
 
 TEST_P(EngineTest, ShutdownRunsPendingRunAtCallbacksOnceAndLaterOnesAtOnce) {
@@ -1053,8 +1058,11 @@ INSTANTIATE_TEST_SUITE_P(Shards, EngineTest, ::testing::Values(1, 3),
 // completion then holds that thread until `release` (bounded).
 class HoldingReadOp final : public IoOp {
  public:
-  HoldingReadOp(std::shared_ptr<Outcome> outcome, absl::Notification* release)
-      : outcome_(std::move(outcome)), release_(release) {}
+  // Shares `release`: the shard thread may still be inside the wait after
+  // the test notified it and returned.
+  HoldingReadOp(std::shared_ptr<Outcome> outcome,
+                std::shared_ptr<absl::Notification> release)
+      : outcome_(std::move(outcome)), release_(std::move(release)) {}
   std::optional<absl::Status> Attempt(int fd) override {
     char byte;
     if (::recv(fd, &byte, 1, 0) < 0) return std::nullopt;
@@ -1072,7 +1080,7 @@ class HoldingReadOp final : public IoOp {
 
  private:
   const std::shared_ptr<Outcome> outcome_;
-  absl::Notification* const release_;
+  const std::shared_ptr<absl::Notification> release_;
 };
 
 using ShardedEngineTest = EngineTest;
@@ -1115,10 +1123,10 @@ TEST_P(ShardedEngineTest, OpOnOneShardCompletesWhileAnotherShardIsHeld) {
   Endpoint held = NewEndpoint();
   Endpoint free = NewEndpoint();
   ASSERT_NE(held.io->shard(), free.io->shard());
-  absl::Notification release;
+  auto release = std::make_shared<absl::Notification>();
   auto holding = std::make_shared<Outcome>();
   engine_->Submit(held.io, Interest::kRead,
-                  std::make_unique<HoldingReadOp>(holding, &release), {});
+                  std::make_unique<HoldingReadOp>(holding, release), {});
   WriteAll(held.peer.get(), "x");
   ASSERT_TRUE(holding->Wait()) << "the held shard's op never completed";
   ASSERT_NE(holding->thread, std::this_thread::get_id());
@@ -1128,7 +1136,7 @@ TEST_P(ShardedEngineTest, OpOnOneShardCompletesWhileAnotherShardIsHeld) {
   EXPECT_FALSE(other->completed()) << "no data yet: the read must wait";
   WriteAll(free.peer.get(), "moving");
   const bool completed = other->Wait();
-  release.Notify();
+  release->Notify();
   ASSERT_TRUE(completed) << "a held shard stalled another shard's socket";
   EXPECT_TRUE(other->status.ok()) << other->status;
   EXPECT_EQ(other->data, "moving");
