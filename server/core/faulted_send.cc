@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "proto/errno_status.h"
 #include "server/core/faults.h"
+#include "server/core/serial_events.h"
 
 namespace sockagent {
 namespace {
@@ -85,25 +86,7 @@ class FaultedSendRun : public std::enable_shared_from_this<FaultedSendRun> {
 
  private:
   void Post(absl::AnyInvocable<void()> event) {
-    {
-      absl::MutexLock lock(&mu_);
-      events_.push_back(std::move(event));
-      if (running_) return;
-      running_ = true;
-    }
-    for (;;) {
-      absl::AnyInvocable<void()> next;
-      {
-        absl::MutexLock lock(&mu_);
-        if (events_.empty()) {
-          running_ = false;
-          return;
-        }
-        next = std::move(events_.front());
-        events_.pop_front();
-      }
-      next();
-    }
+    events_.Post(std::move(event));
   }
 
   const char* syscall() const {
@@ -325,9 +308,7 @@ class FaultedSendRun : public std::enable_shared_from_this<FaultedSendRun> {
   Callback<uint64_t> done_;
   const bool stream_;
 
-  absl::Mutex mu_;
-  std::deque<absl::AnyInvocable<void()>> events_ ABSL_GUARDED_BY(mu_);
-  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  SerialEvents events_;
 
   // Used by one event at a time (Post serializes them).
   bool finished_ = false;

@@ -19,6 +19,7 @@
 #include "proto/errno_status.h"
 #include "proto/traffic_data.h"
 #include "server/core/faults.h"
+#include "server/core/serial_events.h"
 
 namespace sockagent {
 namespace {
@@ -178,25 +179,7 @@ class RelayRun : public std::enable_shared_from_this<RelayRun> {
 
   // Runs `event` now, or after the event being handled.
   void Post(absl::AnyInvocable<void()> event) {
-    {
-      absl::MutexLock lock(&mu_);
-      events_.push_back(std::move(event));
-      if (running_) return;
-      running_ = true;
-    }
-    for (;;) {
-      absl::AnyInvocable<void()> next;
-      {
-        absl::MutexLock lock(&mu_);
-        if (events_.empty()) {
-          running_ = false;
-          return;
-        }
-        next = std::move(events_.front());
-        events_.pop_front();
-      }
-      next();
-    }
+    events_.Post(std::move(event));
   }
 
  protected:
@@ -307,9 +290,7 @@ class RelayRun : public std::enable_shared_from_this<RelayRun> {
   StreamChecksum checksum_;
 
  private:
-  absl::Mutex mu_;
-  std::deque<absl::AnyInvocable<void()>> events_ ABSL_GUARDED_BY(mu_);
-  bool running_ ABSL_GUARDED_BY(mu_) = false;
+  SerialEvents events_;
 };
 
 void RelayOp::Complete(absl::Status status) {
