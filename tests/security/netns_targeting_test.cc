@@ -255,7 +255,9 @@ TEST_F(NetnsTargetingTest, ASocketMadeInANamedNamespaceLivesThere) {
     close.set_handle(h);
     ASSERT_TRUE(core_->Close(ctx_, close).ok());
   }
-  EXPECT_EQ(OpenFds(), fds_before);
+  EXPECT_TRUE(test::WaitFor([&] { return OpenFds() == fds_before; },
+                            test::kDefaultWait, "the fd count"))
+      << OpenFds() << " fds open, " << fds_before << " before";
 }
 
 TEST_F(NetnsTargetingTest, APidAndAPodTargetTheirProcessNamespace) {
@@ -386,7 +388,9 @@ TEST_F(NetnsTargetingTest, BadTargetsNameTheField) {
     EXPECT_THAT(socket.status().message(), HasSubstr(c.text))
         << c.netns.ShortDebugString();
   }
-  EXPECT_EQ(OpenFds(), fds_before);
+  EXPECT_TRUE(test::WaitFor([&] { return OpenFds() == fds_before; },
+                            test::kDefaultWait, "the fd count"))
+      << OpenFds() << " fds open, " << fds_before << " before";
 }
 
 TEST(NetnsPolicyTest, AMalformedNetworkNamespacesEntryIsRefusedAtLoad) {
