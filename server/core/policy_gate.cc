@@ -1,5 +1,7 @@
 #include "server/core/policy_gate.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "server/core/address.h"
 #include "server/core/socket_fd.h"
@@ -143,6 +145,11 @@ bool PolicyGate::Forbids(const std::string& owner, ManagedSocket& socket,
   if (!policy_.configured() || policy_.report_only()) return false;
   const IoSocket& io = *socket.io();
   if (!policy_.CheckSocket(owner, io.family(), io.type()).allowed) return true;
+  if (std::optional<NetworkNamespaceQuery> netns = socket.network_namespace();
+      netns.has_value() &&
+      !policy_.CheckNetworkNamespace(owner, *netns).allowed) {
+    return true;
+  }
   if (socket.state() != v1::SOCKET_STATE_CONNECTED) return false;
   SockAddr peer;
   peer.length = sizeof(peer.storage);

@@ -84,8 +84,9 @@ class PolicyGate {
                   const ManagedSocket& socket, const char* reason);
 
   // True when the policy in force no longer allows `owner` the socket: its
-  // family/type, the peer it connected to (connect rules) or the peer it
-  // accepted (accept filters). False without a policy or in report-only.
+  // family/type, the network namespace it was made in (network_namespaces),
+  // the peer it connected to (connect rules) or the peer it accepted
+  // (accept filters). False without a policy or in report-only.
   bool Forbids(const std::string& owner, ManagedSocket& socket,
                SocketOps& ops) const;
 

@@ -26,6 +26,7 @@
 #include "server/core/closed_handles.h"
 #include "server/core/ids.h"
 #include "server/io/engine.h"
+#include "server/policy/network_namespace_query.h"
 #include "sockagent/v1/sockagent.pb.h"
 
 namespace sockagent {
@@ -50,15 +51,16 @@ class ManagedSocket {
     session_ended_.store(true, std::memory_order_release);
   }
 
-  // The network namespace the socket was made in (empty: the agent's own),
-  // as NetnsTarget::description says it. Set once, right after creation.
-  std::string network_namespace() const {
+  // The network namespace the socket was made in (nullopt: the agent's
+  // own), as the policy judged it; a reload judges it again. Set once,
+  // right after creation.
+  std::optional<NetworkNamespaceQuery> network_namespace() const {
     absl::MutexLock lock(&mu_);
     return network_namespace_;
   }
-  void set_network_namespace(std::string description) {
+  void set_network_namespace(NetworkNamespaceQuery netns) {
     absl::MutexLock lock(&mu_);
-    network_namespace_ = std::move(description);
+    network_namespace_ = std::move(netns);
   }
 
   // Python's settimeout: nullopt = blocking, zero = non-blocking.
@@ -183,7 +185,7 @@ class ManagedSocket {
   std::optional<std::pair<std::string, std::optional<std::string>>>
       held_datagram_ ABSL_GUARDED_BY(mu_);
   uint64_t held_ticket_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string network_namespace_ ABSL_GUARDED_BY(mu_);
+  std::optional<NetworkNamespaceQuery> network_namespace_ ABSL_GUARDED_BY(mu_);
   bool accepted_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> session_ended_{false};
 };

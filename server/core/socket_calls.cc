@@ -63,7 +63,7 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
     return capped;
   }
   SysCallInt rc{-1, 0};
-  std::string netns_description;
+  std::optional<NetworkNamespaceQuery> netns;
   if (request.has_network_namespace()) {
     if (netns_ == nullptr) {
       return absl::FailedPreconditionError(
@@ -73,7 +73,7 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
     absl::StatusOr<NetnsTarget> target =
         netns_->Resolve(request.network_namespace());
     if (!target.ok()) return target.status();
-    PolicyEngine::NetworkNamespaceQuery query;
+    NetworkNamespaceQuery query;
     query.kind = target->kind;
     query.value = target->value;
     query.kube_namespace = target->kube_namespace;
@@ -86,7 +86,7 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
         !allowed.ok()) {
       return allowed;
     }
-    netns_description = target->description;
+    netns = std::move(query);
     absl::Status entered = RunInNetns(target->fd.get(), [&] {
       rc = ops_.Socket(family, type, request.protocol());
     });
@@ -105,9 +105,7 @@ absl::StatusOr<v1::SocketResponse> SocketCalls::Socket(
   if ((type_flags & SOCK_NONBLOCK) != 0) {
     (*socket)->set_timeout(absl::ZeroDuration());
   }
-  if (!netns_description.empty()) {
-    (*socket)->set_network_namespace(std::move(netns_description));
-  }
+  if (netns.has_value()) (*socket)->set_network_namespace(*std::move(netns));
   v1::SocketResponse response;
   response.set_handle((*socket)->handle());
   return response;
@@ -366,7 +364,10 @@ absl::StatusOr<v1::ListSocketsResponse> SocketCalls::ListSockets(
     info->set_state(socket->state());
     info->set_bytes_sent(socket->bytes_sent);
     info->set_bytes_received(socket->bytes_received);
-    info->set_network_namespace(socket->network_namespace());
+    if (std::optional<NetworkNamespaceQuery> netns =
+            socket->network_namespace()) {
+      info->set_network_namespace(netns->description);
+    }
     if (std::optional<absl::Duration> timeout = socket->timeout()) {
       SetProtoDuration(*timeout, info->mutable_timeout());
     }

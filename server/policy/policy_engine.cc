@@ -301,8 +301,7 @@ bool Glob(const std::string& pattern, const std::string& text) {
 }
 
 // Whether `entry` grants the namespace `q` (protected: see the header).
-bool GrantsNamespace(const std::string& entry,
-                     const PolicyEngine::NetworkNamespaceQuery& q,
+bool GrantsNamespace(const std::string& entry, const NetworkNamespaceQuery& q,
                      bool is_protected) {
   if (entry == "*") return !is_protected;
   if (entry == "host") return q.host;

@@ -40,6 +40,7 @@
 #include "absl/time/time.h"
 #include "server/policy/cidr.h"
 #include "server/policy/hard_deny.h"
+#include "server/policy/network_namespace_query.h"
 #include "server/policy/rate_limiter.h"
 #include "sockagent/v1/policy.pb.h"
 #include "sockagent/v1/sockagent.pb.h"
@@ -131,13 +132,6 @@ class PolicyEngine {
   // but a protected one is allowed; a protected one (`host`, or a pod of
   // kube-system, kube-public or kube-node-lease) only by an entry naming it
   // without a wildcard.
-  struct NetworkNamespaceQuery {
-    std::string kind;   // "name", "pid" or "pod"
-    std::string value;  // the name, pid or pod UID
-    std::string kube_namespace;
-    bool host = false;
-    std::string description;
-  };
   PolicyDecision CheckNetworkNamespace(
       absl::string_view identity, const NetworkNamespaceQuery& query) const;
   PolicyDecision CheckSockOpt(absl::string_view identity,

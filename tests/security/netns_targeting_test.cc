@@ -354,6 +354,55 @@ TEST_F(NetnsTargetingTest,
   EXPECT_THAT(AuditText(), HasSubstr("\"decision\":\"deny\""));
 }
 
+TEST_F(NetnsTargetingTest,
+       AReloadThatNoLongerGrantsTheNamespaceClosesItsSockets) {
+  if (!MakeNamespace()) GTEST_SKIP() << "needs root to make a namespace";
+  StartCore(/*allow=*/true);
+  const std::string rule = R"pb(
+    rules {
+      name: "harness"
+      identities: "anonymous"
+      allow_rpcs: "*"
+      families: [ FAMILY_INET ]
+      types: [ SOCKET_TYPE_STREAM ]
+      bind_allow { cidr: "0.0.0.0/0" }
+      network_namespaces: [ "GRANT" ]
+    }
+  )pb";
+  const auto with_grant = [&](const std::string& grant) {
+    std::string text = rule;
+    text.replace(text.find("GRANT"), 5, grant);
+    return text;
+  };
+  LoadPolicy(with_grant("name:sa-nt-*"));
+  absl::StatusOr<std::string> there = SocketIn(Named(name_));
+  ASSERT_TRUE(there.ok()) << there.status();
+  ASSERT_TRUE(BindOnlyThere(*there).ok());
+  v1::SocketRequest own_request;
+  own_request.set_family(v1::FAMILY_INET);
+  own_request.set_type(v1::SOCKET_TYPE_STREAM);
+  absl::StatusOr<v1::SocketResponse> own = core_->Socket(ctx_, own_request);
+  ASSERT_TRUE(own.ok()) << own.status();
+
+  // Still granted (another wildcard that matches): both stay.
+  LoadPolicy(with_grant("name:sa-*"));
+  v1::GetSockNameRequest name;
+  name.set_handle(*there);
+  EXPECT_TRUE(core_->GetSockName(ctx_, name).ok());
+
+  LoadPolicy(with_grant("name:other-*"));
+  // Closed by the agent, as a connect a reload no longer allows is: calls on
+  // the handle are EBADF, the audit log says why, the agent's own socket
+  // stays.
+  EXPECT_EQ(core_->GetSockName(ctx_, name).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(AuditText(), HasSubstr("\"close_reason\":\"policy_revoked\""));
+  absl::StatusOr<v1::ListSocketsResponse> listed = core_->ListSockets(ctx_);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->sockets_size(), 1);
+  EXPECT_EQ(listed->sockets(0).handle(), own->handle());
+}
+
 TEST_F(NetnsTargetingTest, BadTargetsNameTheField) {
   StartCore(/*allow=*/true);
   const int fds_before = OpenFds();
