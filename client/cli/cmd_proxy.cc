@@ -113,7 +113,7 @@ void ReportConnection(const ProxyConnection& c, bool json) {
           .AddRaw("elapsed_s",
                   DurationSeconds(FromProtoDuration(c.result->elapsed())));
     } else {
-      object.AddRaw("error", ErrorJson(c.result.status()));
+      object.AddRaw("error", ErrorObjectJson(c.result.status()));
     }
     PrintLine(object.Build());
     return;
@@ -173,7 +173,7 @@ class FaultControl {
       event.AddRaw("to_upstream", MessageJson(up))
           .AddRaw("to_client", MessageJson(down));
     } else {
-      event.AddRaw("error", ErrorJson(status));
+      event.AddRaw("error", ErrorObjectJson(status));
     }
     const std::string answer = event.Build();
     if (json_) {
@@ -320,13 +320,10 @@ int RunProxy(
 // How long proxy-faults waits for the proxy's answer.
 constexpr absl::Duration kControlTimeout = absl::Seconds(30);
 
-// The status an answer's "error" ({"error": {"code": ..., "message":
-// ...}}, as ErrorJson writes it) carries.
-absl::Status AnswerError(const nlohmann::json& answer) {
-  // The event holds ErrorJson's object, itself {"error": {...}}.
-  const nlohmann::json& error =
-      answer.contains("error") && answer["error"].is_object() ? answer["error"]
-                                                              : answer;
+// The status an answer's "error" ({"code": ..., "message": ...}, as
+// ErrorObjectJson writes it) carries.
+absl::Status AnswerError(const nlohmann::json& error) {
+  if (!error.is_object()) return absl::UnknownError(error.dump());
   const std::string code = error.value("code", "UNKNOWN");
   const std::string message = error.value("message", "");
   for (int c = 0; c <= static_cast<int>(absl::StatusCode::kUnauthenticated);

@@ -59,6 +59,10 @@ std::string DescribeError(absl::string_view context,
 }
 
 std::string ErrorJson(const absl::Status& status) {
+  return JsonObject().AddRaw("error", ErrorObjectJson(status)).Build();
+}
+
+std::string ErrorObjectJson(const absl::Status& status) {
   JsonObject error;
   error.AddString("code", absl::StatusCodeToString(status.code()));
   error.AddString("message", status.message());
@@ -67,7 +71,7 @@ std::string ErrorJson(const absl::Status& status) {
     error.AddString("errno_name", info->name);
     error.AddString("syscall", info->syscall);
   }
-  return JsonObject().AddRaw("error", error.Build()).Build();
+  return error.Build();
 }
 
 }  // namespace cli

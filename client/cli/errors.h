@@ -38,6 +38,9 @@ std::string DescribeError(absl::string_view context,
 //           "errno_name":"ECONNREFUSED","syscall":"connect"}}
 // (the errno fields only when the status carries one).
 std::string ErrorJson(const absl::Status& status);
+// ErrorJson's inner object, {"code":...,"message":...}, for an event that
+// carries its error as one of its fields ("error": ErrorObjectJson(...)).
+std::string ErrorObjectJson(const absl::Status& status);
 
 }  // namespace cli
 }  // namespace sockagent

@@ -268,6 +268,17 @@ rc=0
 "$SOCKCTL" proxy-faults --control "$CTL" --loss 5 2>"$TMP/pf.err" || rc=$?
 [ "$rc" -ne 0 ] || fail "proxy-faults --loss on a TCP proxy was accepted"
 grep -q "faults.loss_percent" "$TMP/pf.err" || fail "proxy-faults: the refusal does not name the fault: $(cat "$TMP/pf.err")"
+# With --json the refusal is the proxy's faults event, its error one object.
+rc=0
+"$SOCKCTL" --json proxy-faults --control "$CTL" --loss 5 >"$TMP/pf.json" || rc=$?
+[ "$rc" -ne 0 ] || fail "proxy-faults --json --loss on a TCP proxy was accepted"
+"$PYTHON" - "$TMP/pf.json" <<'PY' || fail "proxy-faults --json refusal: $(cat "$TMP/pf.json")"
+import json, sys
+event = json.load(open(sys.argv[1]))
+assert event["event"] == "faults", event
+assert event["error"]["code"] == "INVALID_ARGUMENT", event
+assert "faults.loss_percent" in event["error"]["message"], event
+PY
 # The proxy still carries data, without the refused fault.
 peer rtt "$PROXY_ADDR" >/dev/null || fail "the proxy after a refused change"
 rc=0
