@@ -123,6 +123,21 @@ class NetnsTargetingTest : public ::testing::Test {
     ASSERT_TRUE(policy_.Load(policy).ok());
   }
 
+  // The harness's rule: TCP over IPv4, any bind, and the network
+  // namespaces `grants` lists (quoted entries, comma-separated).
+  static std::string HarnessRule(absl::string_view grants) {
+    return absl::StrCat(R"pb(
+                          rules {
+                            name: "harness"
+                            identities: "anonymous"
+                            allow_rpcs: "*"
+                            families: [ FAMILY_INET ]
+                            types: [ SOCKET_TYPE_STREAM ]
+                            bind_allow { cidr: "0.0.0.0/0" }
+                            network_namespaces: [)pb",
+                        grants, "] }");
+  }
+
   absl::StatusOr<std::string> SocketIn(const v1::NetworkNamespace& netns) {
     v1::SocketRequest request;
     request.set_family(v1::FAMILY_INET);
@@ -307,17 +322,7 @@ TEST_F(NetnsTargetingTest,
     EXPECT_THAT(refused.status().message(), HasSubstr("is protected"));
   }
 
-  const std::string rule = R"pb(
-    rules {
-      name: "harness"
-      identities: "anonymous"
-      allow_rpcs: "*"
-      families: [ FAMILY_INET ]
-      types: [ SOCKET_TYPE_STREAM ]
-      network_namespaces: [ "name:sa-nt-*", "pid:*", "pod:*", "k8s:kube-*" ]
-    }
-  )pb";
-  LoadPolicy(rule);
+  LoadPolicy(HarnessRule(R"("name:sa-nt-*", "pid:*", "pod:*", "k8s:kube-*")"));
   EXPECT_TRUE(SocketIn(Named(name_)).ok());
   // Wildcards never reach protected namespaces.
   absl::StatusOr<std::string> denied = SocketIn(host);
@@ -330,24 +335,13 @@ TEST_F(NetnsTargetingTest,
               HasSubstr("harness.network_namespaces"));
 
   // Named without a wildcard, they are granted.
-  std::string named = rule;
-  named.replace(named.find("\"k8s:kube-*\""), 12,
-                "\"k8s:kube-system\", \"host\"");
-  LoadPolicy(named);
+  LoadPolicy(HarnessRule(
+      R"("name:sa-nt-*", "pid:*", "pod:*", "k8s:kube-system", "host")"));
   EXPECT_TRUE(SocketIn(host).ok());
   EXPECT_TRUE(SocketIn(pod).ok());
 
   // A name the rule does not grant.
-  LoadPolicy(R"pb(
-    rules {
-      name: "harness"
-      identities: "anonymous"
-      allow_rpcs: "*"
-      families: [ FAMILY_INET ]
-      types: [ SOCKET_TYPE_STREAM ]
-      network_namespaces: [ "name:other-*" ]
-    }
-  )pb");
+  LoadPolicy(HarnessRule(R"("name:other-*")"));
   denied = SocketIn(Named(name_));
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(denied.status().message(), HasSubstr("is not granted"));
@@ -358,23 +352,7 @@ TEST_F(NetnsTargetingTest,
        AReloadThatNoLongerGrantsTheNamespaceClosesItsSockets) {
   if (!MakeNamespace()) GTEST_SKIP() << "needs root to make a namespace";
   StartCore(/*allow=*/true);
-  const std::string rule = R"pb(
-    rules {
-      name: "harness"
-      identities: "anonymous"
-      allow_rpcs: "*"
-      families: [ FAMILY_INET ]
-      types: [ SOCKET_TYPE_STREAM ]
-      bind_allow { cidr: "0.0.0.0/0" }
-      network_namespaces: [ "GRANT" ]
-    }
-  )pb";
-  const auto with_grant = [&](const std::string& grant) {
-    std::string text = rule;
-    text.replace(text.find("GRANT"), 5, grant);
-    return text;
-  };
-  LoadPolicy(with_grant("name:sa-nt-*"));
+  LoadPolicy(HarnessRule(R"("name:sa-nt-*")"));
   absl::StatusOr<std::string> there = SocketIn(Named(name_));
   ASSERT_TRUE(there.ok()) << there.status();
   ASSERT_TRUE(BindOnlyThere(*there).ok());
@@ -385,12 +363,12 @@ TEST_F(NetnsTargetingTest,
   ASSERT_TRUE(own.ok()) << own.status();
 
   // Still granted (another wildcard that matches): both stay.
-  LoadPolicy(with_grant("name:sa-*"));
+  LoadPolicy(HarnessRule(R"("name:sa-*")"));
   v1::GetSockNameRequest name;
   name.set_handle(*there);
   EXPECT_TRUE(core_->GetSockName(ctx_, name).ok());
 
-  LoadPolicy(with_grant("name:other-*"));
+  LoadPolicy(HarnessRule(R"("name:other-*")"));
   // Closed by the agent, as a connect a reload no longer allows is: calls on
   // the handle are EBADF, the audit log says why, the agent's own socket
   // stays.
