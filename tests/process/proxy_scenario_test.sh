@@ -13,33 +13,8 @@ set -euo pipefail
 
 SOCKAGENTD=${1:?usage: $0 SOCKAGENTD SOCKCTL}
 SOCKCTL=${2:?usage: $0 SOCKAGENTD SOCKCTL}
-PYTHON=${PYTHON:-/usr/bin/python3}
-PEERS="$(cd "$(dirname "$0")" && pwd)/proxy_peers.py"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$TMP"/*.out "$TMP"/*.err "$TMP"/*.log; do
-    [ -s "$f" ] && { echo "--- $f" >&2; tail -n 30 "$f" >&2; }
-  done
-  exit 1
-}
-pass() { echo "ok: $*"; }
-wait_for() {  # wait_for FILE PATTERN: bounded wait for a line in a file
-  local i
-  for i in $(seq 300); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "timed out waiting for '$2' in $1"
-}
+# shellcheck source=tests/process/proxy_harness.sh
+source "$(dirname "$0")/proxy_harness.sh"
 free_port() {
   "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -52,16 +27,11 @@ accepts() {
   "$PYTHON" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5).close()' "$1" 2>/dev/null
 }
 
-"$SOCKAGENTD" --listen 127.0.0.1:0 --port-file "$TMP/agent.port" \
-  >"$TMP/agent.log" 2>&1 &
-PIDS+=($!)
-wait_for "$TMP/agent.port" .
-AGENT=127.0.0.1:$(cat "$TMP/agent.port")
-"$PYTHON" "$PEERS" tcp-server "$TMP/tcp.port" 2>"$TMP/tcp-server.err" &
-PIDS+=($!)
-wait_for "$TMP/tcp.port" .
+start_agent agent
+AGENT=$AGENT_ADDR
+start_peer_server tcp tcp
 export SOCKAGENT_AGENT=$AGENT
-export UPSTREAM=127.0.0.1:$(cat "$TMP/tcp.port")
+export UPSTREAM=$PEER_ADDR
 
 # 1. Partition for 2 s, then heal, between a real client and a real server.
 #    The client connects as soon as the proxy listens; the scenario sees its

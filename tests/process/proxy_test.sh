@@ -11,59 +11,19 @@ set -euo pipefail
 
 SOCKAGENTD=${1:?usage: $0 SOCKAGENTD SOCKCTL}
 SOCKCTL=${2:?usage: $0 SOCKAGENTD SOCKCTL}
-PYTHON=${PYTHON:-/usr/bin/python3}
-PEERS="$(cd "$(dirname "$0")" && pwd)/proxy_peers.py"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$TMP"/*.out "$TMP"/*.err "$TMP"/*.log; do
-    [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-  done
-  exit 1
-}
-pass() { echo "ok: $*"; }
+# shellcheck source=tests/process/proxy_harness.sh
+source "$(dirname "$0")/proxy_harness.sh"
 peer() { timeout 60 "$PYTHON" "$PEERS" "$@"; }
-# wait_for FILE PATTERN: bounded wait for a line in a file.
-wait_for() {
-  local i
-  for i in $(seq 300); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "timed out waiting for '$2' in $1"
-}
 # ge A B: A >= B (decimals).
 ge() { "$PYTHON" -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)' "$1" "$2"; }
 
-# start_agent NAME [ARGS...]: sets AGENT_ADDR. Not called in $(...): the
-# pid must reach PIDS in this shell, or cleanup would leave the agent running.
-start_agent() {
-  local name=$1; shift
-  "$SOCKAGENTD" --listen 127.0.0.1:0 --port-file "$TMP/$name.port" "$@" \
-    >"$TMP/$name.log" 2>&1 &
-  PIDS+=($!)
-  wait_for "$TMP/$name.port" .
-  AGENT_ADDR="127.0.0.1:$(cat "$TMP/$name.port")"
-}
 start_agent agent
 AGENT=$AGENT_ADDR
 
-"$PYTHON" "$PEERS" tcp-server "$TMP/tcp.port" 2>"$TMP/tcp-server.err" &
-PIDS+=($!)
-"$PYTHON" "$PEERS" udp-server "$TMP/udp.port" 2>"$TMP/udp-server.err" &
-PIDS+=($!)
-wait_for "$TMP/tcp.port" .
-wait_for "$TMP/udp.port" .
-TCP_UP=127.0.0.1:$(cat "$TMP/tcp.port")
-UDP_UP=127.0.0.1:$(cat "$TMP/udp.port")
+start_peer_server tcp tcp
+TCP_UP=$PEER_ADDR
+start_peer_server udp udp
+UDP_UP=$PEER_ADDR
 
 # start_proxy NAME ARGS...: runs sockctl proxy with its stdin on a fifo
 # (NAME.in, kept open) and waits for the bound address; sets PROXY_ADDR and
@@ -209,10 +169,8 @@ stop_proxy "$PROXY_PID"
 pass "policy: a denied upstream resets the client (PERMISSION_DENIED reported)"
 # A second server the policy allows; a client from 127.0.0.2 is refused at
 # accept (closed by the agent), one from 127.0.0.1 gets through.
-"$PYTHON" "$PEERS" tcp-server "$TMP/tcp2.port" 2>"$TMP/tcp2-server.err" &
-PIDS+=($!)
-wait_for "$TMP/tcp2.port" .
-start_proxy src --listen 127.0.0.1:0 --upstream "127.0.0.1:$(cat "$TMP/tcp2.port")"
+start_peer_server tcp tcp2
+start_proxy src --listen 127.0.0.1:0 --upstream "$PEER_ADDR"
 got=$(peer refused-source "$PROXY_ADDR")
 case $got in ECONNRESET|EPIPE|eof) ;; *) fail "refused source: client got '$got'";; esac
 rtt=$(peer rtt "$PROXY_ADDR") || fail "an allowed source through the policy agent"
