@@ -23,10 +23,17 @@ def pair(agent):
     return server, client, conn
 
 
+# Bound and never listening, so a connect to their ports is refused; kept
+# bound until the tests end, so no other process of a parallel run can take
+# a port in between and answer.
+_refusing = []
+
+
 def free_closed_port():
-    with socket.socket() as s:  # bound, never listening: refused
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _refusing.append(s)
+    return s.getsockname()[1]
 
 
 def test_errors_name_the_agent_the_call_and_the_errno(sockagent_agent):
