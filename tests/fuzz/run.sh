@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Replays every committed corpus (tests/fuzz/corpus/<target>/), then fuzzes
 # each target for a bounded time or number of executions, one target at a
-# time (libFuzzer, one job, nice 10). Prints executions and exec/s per
+# time unless --jobs says more (libFuzzer, one job per target, nice 10).
+# Prints executions and exec/s per
 # target and a final line "fuzz: N targets, M executions, K crashes" (a
 # failed replay counts as a crash); exits non-zero if anything crashed. New inputs and crash
 # artifacts go to <build>/fuzz-work/<target>/, never into the committed
 # corpus: copy a crash input into corpus/<target>/ by hand with its fix.
 #
 # Usage: tests/fuzz/run.sh [--build DIR] [--time SECONDS | --runs N]
-#                          [--replay-only] [TARGET...]
+#                          [--replay-only] [--jobs N] [TARGET...]
 #   --build DIR    build tree with SOCKAGENT_FUZZ=ON (default build-fuzz;
 #                  configured with clang, ASan + UBSan and built if needed)
 #   --time S       fuzz each target for S seconds (default 30)
 #   --runs N       fuzz each target for N executions instead (10^6: the
 #                  documented long run, `tests/fuzz/run.sh --runs 1000000`)
+#   --jobs N       replay and fuzz N targets at a time (default 1)
 #   TARGET         address policy config scenario sockopt dispatcher (default
 #                  all)
 set -euo pipefail
@@ -24,6 +26,7 @@ build=build-fuzz
 seconds=30
 runs=
 replay_only=0
+jobs=1
 targets=()
 while (($#)); do
   case $1 in
@@ -31,7 +34,8 @@ while (($#)); do
     --time) seconds=$2; runs=; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --replay-only) replay_only=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -63,10 +67,10 @@ stat() {  # stat NAME LOG: a final-stats value of libFuzzer's log
   sed -n "s/^stat::$1: *\([0-9]*\).*/\1/p" "$2" | tail -n 1
 }
 
-failures=0
-total_runs=0
-crashes=0
-for t in "${targets[@]}"; do
+# fuzz_one TARGET: replays and fuzzes one target; prints its report lines
+# and writes "<executions> <crashes>" to <work>/result.
+fuzz_one() {
+  local t=$1 bin corpus work files limit rc execs rate found crashed=0
   bin=$build/tests/fuzz/${t}_fuzz
   corpus=tests/fuzz/corpus/$t
   work=$build/fuzz-work/$t
@@ -81,11 +85,13 @@ for t in "${targets[@]}"; do
   else
     echo "fuzz: $t: REPLAY FAILED (log: $work/replay.log)"
     tail -n 30 "$work/replay.log"
-    failures=$((failures + 1))
-    crashes=$((crashes + 1))
-    continue
+    echo "0 1" >"$work/result"
+    return
   fi
-  ((replay_only)) && continue
+  if ((replay_only)); then
+    echo "0 0" >"$work/result"
+    return
+  fi
 
   # 2. Fuzz, bounded, starting from the committed corpus.
   if [[ -n $runs ]]; then limit=(-runs="$runs"); else limit=(-max_total_time="$seconds"); fi
@@ -96,9 +102,8 @@ for t in "${targets[@]}"; do
   execs=$(stat number_of_executed_units "$work/fuzz.log")
   rate=$(stat average_exec_per_sec "$work/fuzz.log")
   found=$(find "$work/artifacts" -type f | wc -l)
-  total_runs=$((total_runs + ${execs:-0}))
   if ((rc != 0 || found != 0)); then
-    crashes=$((crashes + (found > 0 ? found : 1)))
+    crashed=$((found > 0 ? found : 1))
     echo "fuzz: $t: ${execs:-?} executions, ${rate:-?} exec/s, CRASH (exit $rc; log: $work/fuzz.log)"
     grep -E "ERROR|invariant broken|SUMMARY|Test unit written" "$work/fuzz.log" | head -n 10 || true
     for a in "$work"/artifacts/*; do
@@ -107,7 +112,29 @@ for t in "${targets[@]}"; do
   else
     echo "fuzz: $t: ${execs:-?} executions, ${rate:-?} exec/s, 0 crashes, $(find "$work/corpus" -type f | wc -l) new corpus inputs"
   fi
+  echo "${execs:-0} $crashed" >"$work/result"
+}
+
+# Up to $jobs targets at a time; each target's lines are printed together,
+# in the order the targets were named.
+pids=()
+for i in "${!targets[@]}"; do
+  t=${targets[$i]}
+  mkdir -p "$build/fuzz-work"
+  fuzz_one "$t" >"$build/fuzz-work/$t.out" 2>&1 &
+  pids[$i]=$!
+  while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+done
+total_runs=0
+crashes=0
+for i in "${!targets[@]}"; do
+  t=${targets[$i]}
+  wait "${pids[$i]}" || true
+  cat "$build/fuzz-work/$t.out"
+  read -r n c <"$build/fuzz-work/$t/result" 2>/dev/null || { n=0; c=1; }
+  total_runs=$((total_runs + n))
+  crashes=$((crashes + c))
 done
 
 echo "fuzz: ${#targets[@]} targets, $total_runs executions, $crashes crashes"
-((failures == 0 && crashes == 0))
+((crashes == 0))
