@@ -198,10 +198,12 @@ if ((clang)); then
     background fuzz bash tests/fuzz/run.sh --build build-clang --jobs 2 \
       --time "${SOCKAGENT_FUZZ_SECONDS:-30}"
   fi
+  # -j4: the suite mostly waits (on processes, timers, the network), so
+  # four tests at a time still leave CPU to the fuzzing beside it.
   stage "tests (clang, ASan + UBSan)"
   (cd build-clang &&
     LSAN_OPTIONS="suppressions=$PWD/../tests/sanitizers/lsan.supp" \
-      ctest --output-on-failure --timeout 900 -j2)
+      ctest --output-on-failure --timeout 900 -j4)
   stage ""
   [[ "${SOCKAGENT_SKIP_FUZZ:-0}" == 1 ]] || join fuzz
 elif [[ "${SOCKAGENT_SKIP_FUZZ:-0}" != 1 ]]; then
