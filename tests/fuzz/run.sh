@@ -122,7 +122,7 @@ for i in "${!targets[@]}"; do
   t=${targets[$i]}
   mkdir -p "$build/fuzz-work"
   fuzz_one "$t" >"$build/fuzz-work/$t.out" 2>&1 &
-  pids[$i]=$!
+  pids[i]=$!
   while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
 done
 total_runs=0
