@@ -18,6 +18,7 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/status.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -106,6 +107,19 @@ class AgentProcessTest : public ::testing::Test {
                          });
   }
 
+  // Cancels the calls still waiting and waits (bounded) until every one of
+  // `calls` has ended, so none completes into a freed PendingRecv.
+  static void EndCalls(std::vector<std::unique_ptr<PendingRecv>>& calls,
+                       const std::atomic<int>& done) {
+    if (done == static_cast<int>(calls.size())) return;
+    for (const std::unique_ptr<PendingRecv>& call : calls) {
+      call->ctx.TryCancel();
+    }
+    EXPECT_TRUE(
+        test::WaitFor([&] { return done == static_cast<int>(calls.size()); },
+                      test::kDefaultWait, "the cancelled calls to end"));
+  }
+
   AgentProcess agent_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::SocketAgent::Stub> stub_;
@@ -121,6 +135,9 @@ TEST_F(AgentProcessTest, TenThousandWaitingRecvsHoldNoThreads) {
 
   std::atomic<int> done{0};
   std::vector<std::unique_ptr<PendingRecv>> calls;
+  // Runs before `calls` is destroyed, also when an ASSERT returns early:
+  // no call may outlive its PendingRecv.
+  absl::Cleanup end_calls = [&] { EndCalls(calls, done); };
   for (int i = 0; i < kFew; ++i) {
     calls.push_back(std::make_unique<PendingRecv>());
     StartRecv(calls.back().get(), sockets[i].first, &done);
@@ -179,7 +196,10 @@ TEST_F(AgentProcessTest, TenThousandWaitingRecvsHoldNoThreads) {
 TEST_F(AgentProcessTest, SigtermEndsWaitingCallsWithUnavailableAndExitsZero) {
   auto [handle, port] = BoundUdp();
   std::atomic<int> done{0};
-  PendingRecv call;
+  std::vector<std::unique_ptr<PendingRecv>> calls;
+  calls.push_back(std::make_unique<PendingRecv>());
+  PendingRecv& call = *calls.back();
+  absl::Cleanup end_calls = [&] { EndCalls(calls, done); };
   StartRecv(&call, handle, &done);
   ASSERT_TRUE(WaitForWaiting(1));
   EXPECT_EQ(agent_.StopWith(SIGTERM), 0) << agent_.Log();
