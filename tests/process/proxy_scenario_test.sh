@@ -22,6 +22,17 @@ free_port() {
 open_sockets() {
   "$SOCKCTL" --agent "$AGENT" info | sed -n 's/.*open_sockets=\([0-9]*\).*/\1/p'
 }
+# interrupt_run WHAT: SIGINT to the background `sockctl run` $run, which
+# must end within 20 s with exit 130 and leave no socket on the agent.
+interrupt_run() {
+  local rc=0
+  kill -INT "$run"
+  for _ in $(seq 200); do kill -0 "$run" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$run" 2>/dev/null; then fail "$1 kept running after SIGINT"; fi
+  wait "$run" || rc=$?
+  [ "$rc" -eq 130 ] || fail "$1: exit $rc, expected 130"
+  [ "$(open_sockets)" == 0 ] || fail "$1 left $(open_sockets) socket(s)"
+}
 # accepts PORT: whether something listens on 127.0.0.1:PORT.
 accepts() {
   "$PYTHON" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5).close()' "$1" 2>/dev/null
@@ -140,13 +151,9 @@ run=$!
 PIDS+=("$run")
 for _ in $(seq 300); do accepts "$PROXY_PORT" && break; sleep 0.1; done
 accepts "$PROXY_PORT" || fail "the interrupted scenario's proxy never listened"
-kill -INT "$run"
-rc=0
-wait "$run" || rc=$?
-[ "$rc" -eq 130 ] || fail "interrupted scenario: exit $rc, expected 130"
+interrupt_run "interrupted scenario"
 grep -q "stopped p: " "$TMP/interrupted.out" || fail "the cleanup did not stop the interrupted run's proxy"
 if accepts "$PROXY_PORT"; then fail "the proxy still listens after the interrupted run"; fi
-[ "$(open_sockets)" == 0 ] || fail "interrupted scenario left $(open_sockets) socket(s)"
 pass "interrupted run (SIGINT, exit 130): proxy stopped, its port closed, 0 sockets left"
 
 # 3b. SIGINT while proxy_stop waits for connections that never come: the
@@ -167,13 +174,7 @@ EOF
 run=$!
 PIDS+=("$run")
 wait_for "$TMP/waiting.out" "PASS .*proxy p"
-kill -INT "$run"
-for _ in $(seq 200); do kill -0 "$run" 2>/dev/null || break; sleep 0.1; done
-if kill -0 "$run" 2>/dev/null; then fail "proxy_stop kept waiting after SIGINT"; fi
-rc=0
-wait "$run" || rc=$?
-[ "$rc" -eq 130 ] || fail "interrupted proxy_stop: exit $rc, expected 130"
-[ "$(open_sockets)" == 0 ] || fail "interrupted proxy_stop left $(open_sockets) socket(s)"
+interrupt_run "interrupted proxy_stop"
 pass "SIGINT during proxy_stop's wait: the run ends (exit 130), 0 sockets left"
 
 # 4. A UDP proxy with seeded loss toward the upstream: a source of 200
